@@ -1,0 +1,852 @@
+//! The broker state machine.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use beckon_proto::pb::{self, client_frame, reply, request, server_frame};
+use beckon_proto::{CallError, ErrorCode, PROTOCOL_VERSION, codec, validate};
+use beckon_token::{Privileges, TokenError};
+
+use crate::config::{AppConfig, BrokerConfig};
+use crate::frame::{BodyField, EventBody, OutFrame};
+use crate::invoke;
+use crate::store::{PushOutcome, Store, StoredMessage};
+use crate::{ConnId, SessionId};
+
+/// What the broker asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Output {
+    /// Write this frame to the connection.
+    Send { conn: ConnId, frame: OutFrame },
+    /// Flush what was queued for the connection, then close it. The broker has forgotten it.
+    Close { conn: ConnId, reason: CloseReason },
+}
+
+/// Why the broker closed a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndReason {
+    /// The client logged out and acknowledged everything.
+    Logout,
+    /// The connection went away (or was closed by the broker).
+    Lost,
+    /// Another login of the same account took over.
+    Kicked,
+}
+
+/// Counters for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    pub connections: usize,
+    pub sessions: usize,
+    pub logins: u64,
+    pub login_failures: u64,
+    pub kicks: u64,
+    pub messages_delivered: u64,
+    pub messages_stored: u64,
+    pub slow_consumer_disconnects: u64,
+    /// Offline messages dropped at delivery because they outlived the app's TTL.
+    pub offline_expired: u64,
+    pub store_errors: u64,
+}
+
+#[derive(Debug)]
+struct Conn {
+    opened_at: Instant,
+    last_rx: Instant,
+    session: Option<SessionId>,
+}
+
+#[derive(Debug)]
+struct Retained {
+    seq: u64,
+    frame: OutFrame,
+    /// A p2p message goes back to the offline store if its session ends before the ack.
+    message: Option<StoredMessage>,
+}
+
+#[derive(Debug)]
+struct Session {
+    app: Arc<AppConfig>,
+    account: Arc<str>,
+    conn: ConnId,
+    privileges: Privileges,
+    next_seq: u64,
+    unacked: VecDeque<Retained>,
+    unacked_bytes: usize,
+    last_applied_request: u64,
+    /// The logout reply was sent; the session ends when the client acknowledges it.
+    logging_out: Option<u64>,
+}
+
+#[derive(Debug)]
+struct AppState {
+    config: Arc<AppConfig>,
+    online: HashMap<Arc<str>, SessionId>,
+}
+
+/// The sans-IO broker core.
+///
+/// It owns every session, the presence table and the store, and never performs I/O or reads a
+/// clock. Its methods come in four kinds:
+/// - inputs: [`connect`](Self::connect), [`handle_frame`](Self::handle_frame),
+///   [`disconnect`](Self::disconnect), [`handle_timeout`](Self::handle_timeout);
+/// - outputs, to drain after every input: [`poll_output`](Self::poll_output), then
+///   [`poll_timeout`](Self::poll_timeout) to arm the one timer;
+/// - getters: [`stats`](Self::stats), [`is_online`](Self::is_online), [`store`](Self::store).
+#[derive(Debug)]
+pub struct Broker<S> {
+    config: BrokerConfig,
+    store: S,
+    epoch: Instant,
+    epoch_unix_ms: u64,
+    conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<SessionId, Session>,
+    apps: HashMap<String, AppState>,
+    next_session: u64,
+    next_message: u64,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    outputs: VecDeque<Output>,
+    stats: BrokerStats,
+}
+
+impl<S: Store> Broker<S> {
+    /// A broker whose clock reads `epoch_unix_ms` (Unix milliseconds) at `epoch`.
+    pub fn new(config: BrokerConfig, store: S, epoch: Instant, epoch_unix_ms: u64) -> Self {
+        Self {
+            config,
+            store,
+            epoch,
+            epoch_unix_ms,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            apps: HashMap::new(),
+            next_session: 1,
+            next_message: 0,
+            timers: BinaryHeap::new(),
+            outputs: VecDeque::new(),
+            stats: BrokerStats::default(),
+        }
+    }
+
+    // ---- getters ------------------------------------------------------------------------------
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> BrokerStats {
+        BrokerStats {
+            connections: self.conns.len(),
+            sessions: self.sessions.len(),
+            ..self.stats
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether `account` of `app_id` has a session.
+    pub fn is_online(&self, app_id: &str, account: &str) -> bool {
+        self.apps
+            .get(app_id)
+            .is_some_and(|a| a.online.contains_key(account))
+    }
+
+    /// The privileges the session of `account` logged in with, if it is online.
+    pub fn privileges(&self, app_id: &str, account: &str) -> Option<Privileges> {
+        let sid = self.apps.get(app_id)?.online.get(account)?;
+        self.sessions.get(sid).map(|s| s.privileges)
+    }
+
+    /// Accounts online in `app_id`, in no particular order.
+    pub fn online_accounts(&self, app_id: &str) -> Vec<String> {
+        self.apps
+            .get(app_id)
+            .map(|a| a.online.keys().map(|k| k.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    // ---- inputs -------------------------------------------------------------------------------
+
+    /// A new connection was accepted. It must log in within the login timeout.
+    pub fn connect(&mut self, conn: ConnId, now: Instant) {
+        self.conns.insert(
+            conn,
+            Conn {
+                opened_at: now,
+                last_rx: now,
+                session: None,
+            },
+        );
+        self.timers
+            .push(Reverse((now + self.config.login_timeout, conn)));
+    }
+
+    /// The connection is gone (closed by the peer or by the driver).
+    pub fn disconnect(&mut self, conn: ConnId, _now: Instant) {
+        if let Some(c) = self.conns.remove(&conn)
+            && let Some(sid) = c.session
+        {
+            self.end_session(sid, EndReason::Lost);
+        }
+    }
+
+    /// One whole frame arrived on `conn`.
+    pub fn handle_frame(&mut self, conn: ConnId, payload: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return; // Closed already; frames still in flight are dropped.
+        };
+        c.last_rx = now;
+        let session = c.session;
+        let kind = match codec::decode_client(payload) {
+            Ok(kind) => kind,
+            Err(e) => {
+                self.protocol_violation(conn, format!("undecodable frame: {e}"));
+                return;
+            }
+        };
+        match (kind, session) {
+            (client_frame::Kind::Login(login), None) => self.handle_login(conn, login, now),
+            (client_frame::Kind::Login(_), Some(_)) => {
+                self.protocol_violation(conn, "login on a connection that is logged in".into())
+            }
+            (client_frame::Kind::Ping(p), _) => self.send(
+                conn,
+                OutFrame::server(server_frame::Kind::Pong(pb::Pong { nonce: p.nonce })),
+            ),
+            (client_frame::Kind::Pong(_), _) => {}
+            (client_frame::Kind::Request(req), Some(sid)) => self.handle_request(sid, req, now),
+            (client_frame::Kind::Ack(ack), Some(sid)) => self.handle_ack(sid, ack.up_to),
+            (client_frame::Kind::Request(_) | client_frame::Kind::Ack(_), None) => {
+                self.protocol_violation(conn, "request before login".into())
+            }
+        }
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let silence = self.config.heartbeat_interval * 3;
+        while let Some(Reverse((at, conn))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            let due = match c.session {
+                None => c.opened_at + self.config.login_timeout,
+                Some(_) => c.last_rx + silence,
+            };
+            if due <= now {
+                let message = match c.session {
+                    None => "no login within the login timeout",
+                    Some(_) => "no heartbeat within three intervals",
+                };
+                self.close(conn, ErrorCode::LogoutNet, message.into());
+            } else {
+                self.timers.push(Reverse((due, conn)));
+            }
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------------------------
+
+    /// The next thing for the driver to do.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    // ---- login --------------------------------------------------------------------------------
+
+    fn handle_login(&mut self, conn: ConnId, login: pb::Login, now: Instant) {
+        match self.check_login(&login, now) {
+            Ok((app, privileges)) => self.open_session(conn, app, &login.account, privileges, now),
+            Err((code, message, retry_after_ms)) => {
+                self.stats.login_failures += 1;
+                self.send(
+                    conn,
+                    OutFrame::server(server_frame::Kind::LoginFailed(pb::LoginFailed {
+                        code: code.code(),
+                        message: message.clone(),
+                        retry_after_ms,
+                    })),
+                );
+                self.close(conn, code, message);
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check_login(
+        &mut self,
+        login: &pb::Login,
+        now: Instant,
+    ) -> Result<(Arc<AppConfig>, Privileges), (ErrorCode, String, u32)> {
+        let fail = |e: CallError| (e.code, e.message, 0);
+        let defaults = beckon_proto::Limits::default();
+        defaults.account("App ID", &login.app_id).map_err(fail)?;
+        let app = self.app(&login.app_id).ok_or_else(|| {
+            (
+                ErrorCode::LoginFailed,
+                format!("unknown App ID {:?}", login.app_id),
+                0,
+            )
+        })?;
+        app.limits.account("account", &login.account).map_err(fail)?;
+        if login.token == beckon_proto::NO_TOKEN {
+            if !app.allow_no_token {
+                return Err((
+                    ErrorCode::LoginTokenWrong,
+                    "this app requires a SignalingToken; _no_need_token is not allowed".into(),
+                    0,
+                ));
+            }
+            return Ok((app, Privileges::NONE));
+        }
+        let Some(cert) = app.certificate.as_deref() else {
+            // Development mode: no certificate, nothing to verify against.
+            let privileges = beckon_token::peek(&login.token)
+                .map(|c| c.privileges)
+                .unwrap_or(Privileges::NONE);
+            return Ok((app, privileges));
+        };
+        let now_unix = self.unix_ms(now) / 1000;
+        match beckon_token::verify(cert, &login.token, &login.app_id, &login.account, now_unix) {
+            Ok(claims) => Ok((app, claims.privileges)),
+            Err(e @ TokenError::Expired { .. }) => {
+                Err((ErrorCode::LoginTokenExpired, e.to_string(), 0))
+            }
+            Err(e) => Err((ErrorCode::LoginTokenWrong, e.to_string(), 0)),
+        }
+    }
+
+    fn app(&mut self, app_id: &str) -> Option<Arc<AppConfig>> {
+        if let Some(a) = self.apps.get(app_id) {
+            return Some(a.config.clone());
+        }
+        let config = Arc::new(self.config.apps.lookup(app_id)?);
+        self.apps.insert(
+            app_id.to_owned(),
+            AppState {
+                config: config.clone(),
+                online: HashMap::new(),
+            },
+        );
+        Some(config)
+    }
+
+    fn open_session(
+        &mut self,
+        conn: ConnId,
+        app: Arc<AppConfig>,
+        account: &str,
+        privileges: Privileges,
+        now: Instant,
+    ) {
+        // One session per account: a second login kicks the first.
+        let previous = self
+            .apps
+            .get(&app.app_id)
+            .and_then(|a| a.online.get(account).copied());
+        if let Some(old) = previous {
+            self.stats.kicks += 1;
+            if let Some(old_conn) = self.sessions.get(&old).map(|s| s.conn) {
+                self.send(
+                    old_conn,
+                    OutFrame::server(server_frame::Kind::Kick(pb::Kick {
+                        code: ErrorCode::LogoutKicked.code(),
+                        message: "the account logged in elsewhere".into(),
+                    })),
+                );
+                if let Some(c) = self.conns.remove(&old_conn) {
+                    debug_assert_eq!(c.session, Some(old));
+                }
+                self.outputs.push_back(Output::Close {
+                    conn: old_conn,
+                    reason: CloseReason {
+                        code: ErrorCode::LogoutKicked,
+                        message: "the account logged in elsewhere".into(),
+                    },
+                });
+            }
+            self.end_session(old, EndReason::Kicked);
+        }
+
+        let sid = SessionId(self.next_session);
+        self.next_session += 1;
+        let account: Arc<str> = Arc::from(account);
+        let uid = uid_for(&app.app_id, &account);
+        let secret = self.resume_secret(sid);
+        self.sessions.insert(
+            sid,
+            Session {
+                app: app.clone(),
+                account: account.clone(),
+                conn,
+                privileges,
+                next_seq: 1,
+                unacked: VecDeque::new(),
+                unacked_bytes: 0,
+                last_applied_request: 0,
+                logging_out: None,
+            },
+        );
+        if let Some(a) = self.apps.get_mut(&app.app_id) {
+            a.online.insert(account.clone(), sid);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(sid);
+        }
+        self.stats.logins += 1;
+        self.send(
+            conn,
+            OutFrame::server(server_frame::Kind::LoginOk(pb::LoginOk {
+                uid,
+                session_id: sid.0,
+                resume_secret: secret.into(),
+                heartbeat_interval_ms: u32::try_from(
+                    self.config.heartbeat_interval.as_millis(),
+                )
+                .unwrap_or(u32::MAX),
+                resumed: false,
+                last_applied_request_id: 0,
+                protocol_version: PROTOCOL_VERSION,
+                limits: Some(app.limits.to_wire()),
+            })),
+        );
+
+        // Messages stored while the account was offline, oldest first.
+        match self.store.take_offline(&app.app_id, &account) {
+            Ok(stored) => {
+                let ttl_ms = u64::try_from(app.offline.ttl.as_millis()).unwrap_or(u64::MAX);
+                let now_ms = self.unix_ms(now);
+                for m in stored {
+                    if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
+                        self.stats.offline_expired += 1;
+                        continue;
+                    }
+                    self.deliver_instant(sid, m, true);
+                }
+            }
+            // The messages stay in the store for the next login.
+            Err(_) => self.stats.store_errors += 1,
+        }
+    }
+
+    fn resume_secret(&self, sid: SessionId) -> Vec<u8> {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.config.server_secret)
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"beckon resume secret");
+        mac.update(&sid.0.to_be_bytes());
+        mac.finalize().into_bytes()[..16].to_vec()
+    }
+
+    // ---- requests -----------------------------------------------------------------------------
+
+    fn handle_request(&mut self, sid: SessionId, req: pb::Request, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if req.id <= s.last_applied_request {
+            return; // A resend of a request already applied; its reply is in the event stream.
+        }
+        s.last_applied_request = req.id;
+        if s.logging_out.is_some() {
+            let r = error_reply(
+                req.id,
+                CallError::new(ErrorCode::GeneralNotLogin, "the session is logging out"),
+            );
+            self.emit(sid, BodyField::Reply, &r, None);
+            return;
+        }
+        let app = s.app.clone();
+        let account = s.account.clone();
+        let Some(op) = req.op else {
+            let r = error_reply(
+                req.id,
+                CallError::new(ErrorCode::GeneralWrongParam, "unknown request kind"),
+            );
+            self.emit(sid, BodyField::Reply, &r, None);
+            return;
+        };
+        let result = match op {
+            request::Op::Logout(_) => {
+                let r = ok_reply(req.id, None);
+                let seq = self.emit(sid, BodyField::Reply, &r, None);
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.logging_out = seq;
+                    if s.unacked.is_empty() {
+                        // Nothing to wait for (the reply itself is unacked, so this is rare).
+                        let conn = s.conn;
+                        self.close_after_logout(sid, conn);
+                    }
+                }
+                return;
+            }
+            request::Op::SendInstantMessage(m) => self.send_instant(&app, &account, m, now),
+            request::Op::QueryUserStatus(q) => app
+                .limits
+                .account("account", &q.account)
+                .map(|()| {
+                    Some(reply::Result::UserStatus(pb::UserStatus {
+                        online: self.is_online(&app.app_id, &q.account),
+                    }))
+                }),
+            request::Op::SetUserAttr(a) => self
+                .set_user_attr(&app, &account, &a.name, &a.value)
+                .map(|()| None),
+            request::Op::GetUserAttr(g) => self
+                .get_user_attr(&app, &g.account, &g.name)
+                .map(|value| Some(reply::Result::AttrValue(pb::AttrValue { value }))),
+            request::Op::GetUserAttrAll(g) => self
+                .get_user_attr_all(&app, &g.account)
+                .map(|json| Some(reply::Result::AttrAll(pb::AttrAll { json }))),
+            request::Op::Invoke(i) => {
+                let (err, resp) = invoke::run(self, &app, &account, &i.name, &i.req);
+                Ok(Some(reply::Result::InvokeResult(pb::InvokeResult {
+                    err: err.map(|c| c.code().to_string()).unwrap_or_default(),
+                    resp,
+                })))
+            }
+        };
+        let r = match result {
+            Ok(res) => ok_reply(req.id, res),
+            Err(e) => error_reply(req.id, e),
+        };
+        self.emit(sid, BodyField::Reply, &r, None);
+    }
+
+    fn handle_ack(&mut self, sid: SessionId, up_to: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        while s.unacked.front().is_some_and(|r| r.seq <= up_to) {
+            if let Some(r) = s.unacked.pop_front() {
+                s.unacked_bytes -= r.frame.len();
+            }
+        }
+        if let Some(logout_seq) = s.logging_out
+            && up_to >= logout_seq
+        {
+            let conn = s.conn;
+            self.close_after_logout(sid, conn);
+        }
+    }
+
+    fn close_after_logout(&mut self, sid: SessionId, conn: ConnId) {
+        self.conns.remove(&conn);
+        self.outputs.push_back(Output::Close {
+            conn,
+            reason: CloseReason {
+                code: ErrorCode::LogoutUser,
+                message: "logged out".into(),
+            },
+        });
+        self.end_session(sid, EndReason::Logout);
+    }
+
+    pub(crate) fn send_instant(
+        &mut self,
+        app: &AppConfig,
+        sender: &str,
+        m: pb::SendInstantMessage,
+        now: Instant,
+    ) -> Result<Option<reply::Result>, CallError> {
+        app.limits.account("recipient account", &m.account)?;
+        app.limits.message("message", &m.msg)?;
+        app.limits.id("message id", &m.msg_id)?;
+        let stored = StoredMessage {
+            sender: sender.to_owned(),
+            msg: m.msg,
+            server_msg_id: self.message_id(),
+            sent_at_ms: self.unix_ms(now),
+        };
+        let target = self
+            .apps
+            .get(&app.app_id)
+            .and_then(|a| a.online.get(m.account.as_str()).copied());
+        if let Some(target) = target {
+            self.deliver_instant(target, stored, false);
+            self.stats.messages_delivered += 1;
+            return Ok(None);
+        }
+        if !app.offline.enabled {
+            return Err(CallError::new(
+                ErrorCode::SendMessagePeerOffline,
+                format!("{} is offline and this app keeps no offline messages", m.account),
+            ));
+        }
+        match self.store.push_offline(
+            &app.app_id,
+            &m.account,
+            stored,
+            Some(app.offline.max_per_account),
+        ) {
+            Ok(PushOutcome::Stored) => {
+                self.stats.messages_stored += 1;
+                Ok(None)
+            }
+            Ok(PushOutcome::Full) => Err(CallError::new(
+                ErrorCode::SendMessageOther,
+                format!(
+                    "{} is offline and already has {} stored messages",
+                    m.account, app.offline.max_per_account
+                ),
+            )),
+            Err(e) => Err(CallError::new(ErrorCode::GeneralFailed, e.to_string())),
+        }
+    }
+
+    fn deliver_instant(&mut self, target: SessionId, m: StoredMessage, offline: bool) {
+        let body = pb::InstantMessage {
+            sender: m.sender.clone(),
+            msg: m.msg.clone(),
+            server_msg_id: m.server_msg_id,
+            sent_at_ms: m.sent_at_ms,
+            offline,
+        };
+        self.emit(target, BodyField::InstantMessage, &body, Some(m));
+    }
+
+    pub(crate) fn set_user_attr(
+        &mut self,
+        app: &AppConfig,
+        account: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), CallError> {
+        validate::user_attr_write(&app.limits, name, value)?;
+        let failed = |e: crate::store::StoreError| CallError::new(ErrorCode::GeneralFailed, e.to_string());
+        if value.is_empty() {
+            return self
+                .store
+                .set_user_attr(&app.app_id, account, name, None)
+                .map_err(failed);
+        }
+        let exists = self
+            .store
+            .user_attr(&app.app_id, account, name)
+            .map_err(failed)?
+            .is_some();
+        if !exists
+            && self
+                .store
+                .user_attr_count(&app.app_id, account)
+                .map_err(failed)?
+                >= app.max_user_attrs
+        {
+            return Err(CallError::new(
+                ErrorCode::GeneralFailed,
+                format!("an account may hold at most {} attributes", app.max_user_attrs),
+            ));
+        }
+        self.store
+            .set_user_attr(&app.app_id, account, name, Some(value))
+            .map_err(failed)
+    }
+
+    pub(crate) fn get_user_attr(
+        &self,
+        app: &AppConfig,
+        account: &str,
+        name: &str,
+    ) -> Result<String, CallError> {
+        app.limits.account("account", account)?;
+        app.limits.attr_name("attribute name", name)?;
+        self.store
+            .user_attr(&app.app_id, account, name)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| CallError::new(ErrorCode::GeneralFailed, e.to_string()))
+    }
+
+    pub(crate) fn get_user_attr_all(
+        &self,
+        app: &AppConfig,
+        account: &str,
+    ) -> Result<String, CallError> {
+        app.limits.account("account", account)?;
+        let attrs = self
+            .store
+            .user_attrs(&app.app_id, account)
+            .map_err(|e| CallError::new(ErrorCode::GeneralFailed, e.to_string()))?;
+        let map: serde_json::Map<String, serde_json::Value> = attrs
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        Ok(serde_json::Value::Object(map).to_string())
+    }
+
+    // ---- plumbing -----------------------------------------------------------------------------
+
+    /// Appends an event to a session's stream; returns its sequence number.
+    fn emit<M: prost::Message>(
+        &mut self,
+        sid: SessionId,
+        field: BodyField,
+        body: &M,
+        message: Option<StoredMessage>,
+    ) -> Option<u64> {
+        let body = EventBody::new(field, body);
+        self.emit_encoded(sid, &body, message)
+    }
+
+    fn emit_encoded(
+        &mut self,
+        sid: SessionId,
+        body: &EventBody,
+        message: Option<StoredMessage>,
+    ) -> Option<u64> {
+        let s = self.sessions.get_mut(&sid)?;
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        let frame = body.frame(seq);
+        s.unacked_bytes += frame.len();
+        s.unacked.push_back(Retained {
+            seq,
+            frame: frame.clone(),
+            message,
+        });
+        let conn = s.conn;
+        let over = s.unacked.len() > self.config.max_unacked_events
+            || s.unacked_bytes > self.config.max_unacked_bytes;
+        self.outputs.push_back(Output::Send { conn, frame });
+        if over {
+            self.stats.slow_consumer_disconnects += 1;
+            self.close(
+                conn,
+                ErrorCode::LogoutNet,
+                "slow consumer: too many unacknowledged events".into(),
+            );
+        }
+        Some(seq)
+    }
+
+    fn send(&mut self, conn: ConnId, frame: OutFrame) {
+        self.outputs.push_back(Output::Send { conn, frame });
+    }
+
+    /// Closes a connection and ends its session as lost.
+    fn close(&mut self, conn: ConnId, code: ErrorCode, message: String) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.outputs.push_back(Output::Close {
+            conn,
+            reason: CloseReason { code, message },
+        });
+        if let Some(sid) = c.session {
+            self.end_session(sid, EndReason::Lost);
+        }
+    }
+
+    fn protocol_violation(&mut self, conn: ConnId, message: String) {
+        self.send(
+            conn,
+            OutFrame::server(server_frame::Kind::Kick(pb::Kick {
+                code: ErrorCode::LogoutPacket.code(),
+                message: message.clone(),
+            })),
+        );
+        self.close(conn, ErrorCode::LogoutPacket, message);
+    }
+
+    fn end_session(&mut self, sid: SessionId, reason: EndReason) {
+        let Some(s) = self.sessions.remove(&sid) else {
+            return;
+        };
+        if let Some(a) = self.apps.get_mut(&s.app.app_id)
+            && a.online.get(&*s.account) == Some(&sid)
+        {
+            a.online.remove(&*s.account);
+        }
+        if reason == EndReason::Logout {
+            return; // Everything was acknowledged.
+        }
+        // P2P messages the client never acknowledged wait for its next login.
+        for r in s.unacked {
+            if let Some(m) = r.message {
+                if self
+                    .store
+                    .push_offline(&s.app.app_id, &s.account, m, None)
+                    .is_err()
+                {
+                    self.stats.store_errors += 1;
+                }
+            }
+        }
+    }
+
+    fn message_id(&mut self) -> u64 {
+        self.next_message += 1;
+        let key = u64::from_be_bytes(
+            self.config.server_secret[..8]
+                .try_into()
+                .expect("the secret has 32 bytes"),
+        );
+        // A bijective mix: unique within a run, unpredictable across runs.
+        splitmix64(key ^ self.next_message)
+    }
+
+    pub(crate) fn unix_ms(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.epoch);
+        self.epoch_unix_ms + u64::try_from(since.as_millis()).unwrap_or(u64::MAX / 2)
+    }
+}
+
+fn ok_reply(request_id: u64, result: Option<reply::Result>) -> pb::Reply {
+    pb::Reply {
+        request_id,
+        code: 0,
+        message: String::new(),
+        result,
+    }
+}
+
+fn error_reply(request_id: u64, e: CallError) -> pb::Reply {
+    pb::Reply {
+        request_id,
+        code: e.code.code(),
+        message: e.message,
+        result: None,
+    }
+}
+
+/// The server-assigned uid of an account: stable per (app, account), never 0.
+pub fn uid_for(app_id: &str, account: &str) -> u32 {
+    let mut h = Sha256::new();
+    h.update(app_id.as_bytes());
+    h.update([0]);
+    h.update(account.as_bytes());
+    let d = h.finalize();
+    let uid = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+    if uid == 0 { 1 } else { uid }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,132 @@
+//! Broker configuration: the apps it serves and the session protocol's knobs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use beckon_proto::Limits;
+
+/// How offline p2p messages are kept (SPEC §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflinePolicy {
+    /// Off: a message to an offline account fails with `SENDMESSAGE_E_PEEROFFLINE`.
+    pub enabled: bool,
+    /// Messages stored per account; a message beyond it fails with `SENDMESSAGE_E_OTHER`.
+    pub max_per_account: usize,
+    /// How long a stored message waits; older ones are dropped at delivery time.
+    pub ttl: Duration,
+}
+
+impl Default for OfflinePolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_per_account: 100,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One app (tenant).
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub app_id: String,
+    /// The App Certificate that signs this app's tokens. `None` means tokens are not verified,
+    /// which only the development mode uses.
+    pub certificate: Option<Vec<u8>>,
+    /// Whether the token `_no_need_token` logs in without a check.
+    pub allow_no_token: bool,
+    pub limits: Limits,
+    pub offline: OfflinePolicy,
+    /// User attributes an account may hold (besides built-ins).
+    pub max_user_attrs: usize,
+}
+
+impl AppConfig {
+    /// A production app: tokens signed with `certificate` are required.
+    pub fn new(app_id: impl Into<String>, certificate: impl Into<Vec<u8>>) -> Self {
+        Self {
+            app_id: app_id.into(),
+            certificate: Some(certificate.into()),
+            allow_no_token: false,
+            limits: Limits::default(),
+            offline: OfflinePolicy::default(),
+            max_user_attrs: 256,
+        }
+    }
+
+    /// The development template: no certificate, `_no_need_token` allowed.
+    pub fn development(app_id: impl Into<String>) -> Self {
+        Self {
+            certificate: None,
+            allow_no_token: true,
+            ..Self::new(app_id, Vec::new())
+        }
+    }
+}
+
+/// Which apps the broker serves.
+#[derive(Clone, Debug, Default)]
+pub struct Apps {
+    configured: HashMap<String, AppConfig>,
+    /// When set, any App ID that is not configured is served with this template: the
+    /// zero-config development mode. Never use it in production.
+    pub development: Option<AppConfig>,
+}
+
+impl Apps {
+    /// The zero-config development mode: any App ID, any token, `_no_need_token` allowed.
+    pub fn development() -> Self {
+        Self {
+            configured: HashMap::new(),
+            development: Some(AppConfig::development("")),
+        }
+    }
+
+    pub fn insert(&mut self, app: AppConfig) {
+        self.configured.insert(app.app_id.clone(), app);
+    }
+
+    pub fn is_development(&self) -> bool {
+        self.development.is_some()
+    }
+
+    /// The configuration for `app_id`, if the broker serves it.
+    pub fn lookup(&self, app_id: &str) -> Option<AppConfig> {
+        if let Some(app) = self.configured.get(app_id) {
+            return Some(app.clone());
+        }
+        self.development.as_ref().map(|t| AppConfig {
+            app_id: app_id.to_owned(),
+            ..t.clone()
+        })
+    }
+}
+
+/// The broker's configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub apps: Apps,
+    /// How often clients ping; a connection silent for three intervals is declared lost.
+    pub heartbeat_interval: Duration,
+    /// How long a new connection may take to send its login.
+    pub login_timeout: Duration,
+    /// Events a session may hold unacknowledged before it is disconnected as a slow consumer.
+    pub max_unacked_events: usize,
+    /// Bytes a session may hold unacknowledged before it is disconnected as a slow consumer.
+    pub max_unacked_bytes: usize,
+    /// Secret that derives session resume secrets and message ids; random per server start.
+    pub server_secret: [u8; 32],
+}
+
+impl BrokerConfig {
+    pub fn new(apps: Apps, server_secret: [u8; 32]) -> Self {
+        Self {
+            apps,
+            heartbeat_interval: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(10),
+            max_unacked_events: 16 * 1024,
+            max_unacked_bytes: 8 * 1024 * 1024,
+            server_secret,
+        }
+    }
+}

@@ -1,0 +1,1070 @@
+//! The client state machine.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use beckon_proto::pb::{self, client_frame, event, reply, request, server_frame};
+use beckon_proto::{CallError, ErrorCode, Limits, PROTOCOL_VERSION, codec, validate};
+
+use crate::event::Event;
+
+/// The SDK version `getSdkVersion` reports (`1MMmmppbbb`): Beckon 0.1.0, build 0.
+pub const SDK_VERSION: u32 = beckon_proto::sdk_version_number(0, 1, 0, 0);
+
+/// Connection state as `getStatus()` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Status {
+    NotLoggedIn = 0,
+    LoggingIn = 1,
+    LoggedIn = 2,
+    Reconnecting = 3,
+}
+
+/// What the client asks its driver to do with the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionCommand {
+    /// Open a connection to the server, then call `handle_connected` (or `handle_disconnected`
+    /// if it fails).
+    Open,
+    /// Flush pending transmits, then close the connection. Do not report it back.
+    Close,
+}
+
+/// Tunables of the client.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Seeds the generator of message ids and reconnect jitter.
+    pub seed: u64,
+    /// How long an event may wait before it is acknowledged.
+    pub ack_delay: Duration,
+    /// Acknowledge at once when this many events are unacknowledged.
+    pub ack_every: u64,
+    /// How long connecting plus logging in may take before the attempt counts as failed.
+    pub connect_timeout: Duration,
+    /// First reconnect back-off; doubles per attempt, with jitter, up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Server message ids remembered to drop re-deliveries.
+    pub dedup_window: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0x5EED,
+            ack_delay: Duration::from_millis(20),
+            ack_every: 32,
+            connect_timeout: Duration::from_secs(10),
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            dedup_window: 4096,
+        }
+    }
+}
+
+/// Login defaults of the Rust and C++ SDKs (SPEC §5).
+pub const DEFAULT_RETRY_TIME_S: i32 = 30;
+pub const DEFAULT_RETRY_COUNT: i32 = 3;
+
+#[derive(Clone, Debug)]
+struct Credentials {
+    app_id: String,
+    account: String,
+    token: String,
+    device_id: String,
+    retry_time: Duration,
+    retry_count: u32,
+}
+
+#[derive(Clone, Debug)]
+struct SessionInfo {
+    id: u64,
+    secret: Bytes,
+    heartbeat: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// No connection.
+    Idle,
+    /// `Open` was issued; waiting for `handle_connected`.
+    Connecting,
+    /// The login frame was sent; waiting for the answer.
+    Handshaking,
+    /// Logged in on this connection.
+    Ready,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    InstantSend { message_id: String },
+    QueryUserStatus { account: String },
+    SetAttr,
+    GetAttr { account: String, name: String },
+    GetAttrAll { account: String },
+    Invoke { call_id: String },
+    Logout,
+}
+
+#[derive(Clone, Debug)]
+struct PendingRequest {
+    id: u64,
+    op: request::Op,
+    what: Pending,
+    sent: bool,
+}
+
+/// The sans-IO client: the Signaling API's state machine without sockets or clocks.
+///
+/// Methods come in four kinds:
+/// - API calls named after the seed's methods (`login2`, `message_instant_send`, …), which
+///   queue work and never block;
+/// - inputs from the driver: [`handle_connected`](Self::handle_connected),
+///   [`handle_frame`](Self::handle_frame), [`handle_disconnected`](Self::handle_disconnected),
+///   [`handle_timeout`](Self::handle_timeout);
+/// - outputs, drained after every call in this order: [`poll_connection`](Self::poll_connection),
+///   [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event), then
+///   [`poll_timeout`](Self::poll_timeout) to arm the one timer;
+/// - getters: [`status`](Self::status), [`uid`](Self::uid), [`account`](Self::account).
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    status: Status,
+    link: Link,
+    creds: Option<Credentials>,
+    session: Option<SessionInfo>,
+    uid: u32,
+    limits: Limits,
+    next_request_id: u64,
+    pending: VecDeque<PendingRequest>,
+    last_event_seq: u64,
+    acked_seq: u64,
+    ack_deadline: Option<Instant>,
+    last_tx: Instant,
+    last_rx: Instant,
+    link_deadline: Option<Instant>,
+    retry_at: Option<Instant>,
+    attempt: u32,
+    retry_started: Option<Instant>,
+    logging_out: bool,
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
+    rng: u64,
+    message_counter: u64,
+    transmits: VecDeque<Bytes>,
+    events: VecDeque<Event>,
+    commands: VecDeque<ConnectionCommand>,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig, now: Instant) -> Self {
+        let rng = config.seed ^ 0xD1B5_4A32_D192_ED03;
+        Self {
+            config,
+            status: Status::NotLoggedIn,
+            link: Link::Idle,
+            creds: None,
+            session: None,
+            uid: 0,
+            limits: Limits::default(),
+            next_request_id: 1,
+            pending: VecDeque::new(),
+            last_event_seq: 0,
+            acked_seq: 0,
+            ack_deadline: None,
+            last_tx: now,
+            last_rx: now,
+            link_deadline: None,
+            retry_at: None,
+            attempt: 0,
+            retry_started: None,
+            logging_out: false,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            rng,
+            message_counter: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            commands: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ------------------------------------------------------------------------------
+
+    /// `getStatus()`.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The uid of the logged-in account, 0 when not logged in.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// The account of the current login, if any.
+    pub fn account(&self) -> Option<&str> {
+        self.creds.as_ref().map(|c| c.account.as_str())
+    }
+
+    /// Requests sent or queued that have no reply yet.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    // ---- API ----------------------------------------------------------------------------------
+
+    /// `login(appId, account, token, uid, deviceID)`: `login2` with the default retry policy.
+    pub fn login(&mut self, app_id: &str, account: &str, token: &str, device_id: &str, now: Instant) {
+        self.login2(
+            app_id,
+            account,
+            token,
+            device_id,
+            DEFAULT_RETRY_TIME_S,
+            DEFAULT_RETRY_COUNT,
+            now,
+        );
+    }
+
+    /// `login2(appId, account, token, uid, deviceID, retry_time_in_s, retry_count)`.
+    ///
+    /// Ignored while logged in or logging in. Non-positive retry values take the defaults.
+    #[allow(clippy::too_many_arguments)]
+    pub fn login2(
+        &mut self,
+        app_id: &str,
+        account: &str,
+        token: &str,
+        device_id: &str,
+        retry_time_in_s: i32,
+        retry_count: i32,
+        now: Instant,
+    ) {
+        if self.status != Status::NotLoggedIn {
+            self.log("login ignored: already logged in or logging in");
+            return;
+        }
+        let checked = Limits::default()
+            .account("App ID", app_id)
+            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| {
+                if token.is_empty() {
+                    Err(CallError::new(
+                        ErrorCode::GeneralWrongParam,
+                        "token must not be empty (use _no_need_token where the app allows it)",
+                    ))
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = checked {
+            self.events.push_back(Event::LoginFailed {
+                ecode: e.code.code(),
+            });
+            self.error("login", &e);
+            return;
+        }
+        let retry_time = if retry_time_in_s > 0 {
+            retry_time_in_s
+        } else {
+            DEFAULT_RETRY_TIME_S
+        };
+        let retry_count = if retry_count > 0 {
+            retry_count
+        } else {
+            DEFAULT_RETRY_COUNT
+        };
+        self.creds = Some(Credentials {
+            app_id: app_id.to_owned(),
+            account: account.to_owned(),
+            token: token.to_owned(),
+            device_id: device_id.to_owned(),
+            retry_time: Duration::from_secs(retry_time.unsigned_abs().into()),
+            retry_count: retry_count.unsigned_abs(),
+        });
+        self.session = None;
+        self.status = Status::LoggingIn;
+        self.attempt = 1;
+        self.retry_started = Some(now);
+        self.open(now);
+    }
+
+    /// `logout()`: ends the session; `onLogout(LOGOUT_E_USER)` follows. During a login it cancels
+    /// the login (`onLoginFailed(LOGIN_E_CANCEL)`).
+    pub fn logout(&mut self, now: Instant) {
+        match self.status {
+            Status::NotLoggedIn => self.error(
+                "logout",
+                &CallError::new(ErrorCode::LogoutAlreadyLogout, "not logged in"),
+            ),
+            Status::LoggingIn => {
+                self.close_link();
+                self.finish(Event::LoginFailed {
+                    ecode: ErrorCode::LoginCancel.code(),
+                });
+            }
+            Status::Reconnecting => {
+                self.close_link();
+                self.finish(Event::Logout {
+                    ecode: ErrorCode::LogoutUser.code(),
+                });
+            }
+            Status::LoggedIn => {
+                if self.logging_out {
+                    return;
+                }
+                self.logging_out = true;
+                self.ack_now(now);
+                self.request(request::Op::Logout(pb::Logout {}), Pending::Logout, now);
+            }
+        }
+    }
+
+    /// `messageInstantSend(account, uid, msg, msgID)`: an empty `msg_id` gets a generated one,
+    /// which is returned so the caller can match the callbacks.
+    pub fn message_instant_send(&mut self, account: &str, msg: &str, msg_id: &str, now: Instant) -> String {
+        let message_id = if msg_id.is_empty() {
+            self.generate_message_id()
+        } else {
+            msg_id.to_owned()
+        };
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| self.limits.message("msg", msg))
+            .and_then(|()| self.limits.id("msgID", &message_id));
+        if let Err(e) = checked {
+            self.events.push_back(Event::MessageSendError {
+                message_id: message_id.clone(),
+                ecode: e.code.code(),
+            });
+            self.error("messageInstantSend", &e);
+            return message_id;
+        }
+        self.request(
+            request::Op::SendInstantMessage(pb::SendInstantMessage {
+                account: account.to_owned(),
+                msg: msg.to_owned(),
+                msg_id: message_id.clone(),
+            }),
+            Pending::InstantSend {
+                message_id: message_id.clone(),
+            },
+            now,
+        );
+        message_id
+    }
+
+    /// `queryUserStatus(account)`.
+    pub fn query_user_status(&mut self, account: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.account("account", account));
+        if let Err(e) = checked {
+            return self.error("queryUserStatus", &e);
+        }
+        self.request(
+            request::Op::QueryUserStatus(pb::QueryUserStatus {
+                account: account.to_owned(),
+            }),
+            Pending::QueryUserStatus {
+                account: account.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// `setAttr(name, value)`: sets an attribute of the logged-in account; "" deletes it.
+    pub fn set_attr(&mut self, name: &str, value: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| validate::user_attr_write(&self.limits, name, value));
+        if let Err(e) = checked {
+            return self.error("setAttr", &e);
+        }
+        self.request(
+            request::Op::SetUserAttr(pb::SetUserAttr {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            }),
+            Pending::SetAttr,
+            now,
+        );
+    }
+
+    /// `getAttr(name)`: an attribute of the logged-in account.
+    pub fn get_attr(&mut self, name: &str, now: Instant) {
+        let account = self.account().unwrap_or_default().to_owned();
+        self.user_attr("getAttr", &account, name, now);
+    }
+
+    /// `getAttrAll()`.
+    pub fn get_attr_all(&mut self, now: Instant) {
+        let account = self.account().unwrap_or_default().to_owned();
+        self.user_attr_all("getAttrAll", &account, now);
+    }
+
+    /// `getUserAttr(account, name)`.
+    pub fn get_user_attr(&mut self, account: &str, name: &str, now: Instant) {
+        self.user_attr("getUserAttr", account, name, now);
+    }
+
+    /// `getUserAttrAll(account)`.
+    pub fn get_user_attr_all(&mut self, account: &str, now: Instant) {
+        self.user_attr_all("getUserAttrAll", account, now);
+    }
+
+    /// `invoke(name, req, callID)`.
+    pub fn invoke(&mut self, name: &str, req: &str, call_id: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| {
+                if name.is_empty() {
+                    Err(CallError::new(ErrorCode::GeneralWrongParam, "name must not be empty"))
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| self.limits.message("req", req))
+            .and_then(|()| self.limits.id("callID", call_id));
+        if let Err(e) = checked {
+            self.events.push_back(Event::InvokeRet {
+                call_id: call_id.to_owned(),
+                err: e.code.code().to_string(),
+                resp: String::new(),
+            });
+            return self.error("invoke", &e);
+        }
+        self.request(
+            request::Op::Invoke(pb::Invoke {
+                name: name.to_owned(),
+                req: req.to_owned(),
+                call_id: call_id.to_owned(),
+            }),
+            Pending::Invoke {
+                call_id: call_id.to_owned(),
+            },
+            now,
+        );
+    }
+
+    fn user_attr(&mut self, what: &str, account: &str, name: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| self.limits.attr_name("name", name));
+        if let Err(e) = checked {
+            return self.error(what, &e);
+        }
+        self.request(
+            request::Op::GetUserAttr(pb::GetUserAttr {
+                account: account.to_owned(),
+                name: name.to_owned(),
+            }),
+            Pending::GetAttr {
+                account: account.to_owned(),
+                name: name.to_owned(),
+            },
+            now,
+        );
+    }
+
+    fn user_attr_all(&mut self, what: &str, account: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.account("account", account));
+        if let Err(e) = checked {
+            return self.error(what, &e);
+        }
+        self.request(
+            request::Op::GetUserAttrAll(pb::GetUserAttrAll {
+                account: account.to_owned(),
+            }),
+            Pending::GetAttrAll {
+                account: account.to_owned(),
+            },
+            now,
+        );
+    }
+
+    // ---- driver inputs ------------------------------------------------------------------------
+
+    /// The connection asked for by [`ConnectionCommand::Open`] is up.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.link != Link::Connecting {
+            return;
+        }
+        let Some(creds) = &self.creds else {
+            return;
+        };
+        let resume = self.session.as_ref().map(|s| pb::Resume {
+            session_id: s.id,
+            secret: s.secret.clone(),
+            last_event_seq: self.last_event_seq,
+        });
+        let login = pb::Login {
+            app_id: creds.app_id.clone(),
+            account: creds.account.clone(),
+            token: creds.token.clone(),
+            sdk_version: SDK_VERSION,
+            device_id: creds.device_id.clone(),
+            resume,
+            protocol_version: PROTOCOL_VERSION,
+        };
+        self.link = Link::Handshaking;
+        self.last_rx = now;
+        self.transmit(client_frame::Kind::Login(login), now);
+    }
+
+    /// The connection failed to open, or broke.
+    pub fn handle_disconnected(&mut self, now: Instant) {
+        if self.link == Link::Idle {
+            return;
+        }
+        self.link = Link::Idle;
+        self.link_deadline = None;
+        self.ack_deadline = None;
+        self.transmits.clear();
+        self.link_lost(now);
+    }
+
+    /// One whole frame from the server.
+    pub fn handle_frame(&mut self, payload: &[u8], now: Instant) {
+        if !matches!(self.link, Link::Handshaking | Link::Ready) {
+            return;
+        }
+        self.last_rx = now;
+        let kind = match codec::decode_server(payload) {
+            Ok(k) => k,
+            Err(e) => {
+                self.log(&format!("dropping the connection: {e}"));
+                self.close_link();
+                self.link_lost(now);
+                return;
+            }
+        };
+        match kind {
+            server_frame::Kind::LoginOk(ok) if self.link == Link::Handshaking => {
+                self.logged_in_ok(ok, now)
+            }
+            server_frame::Kind::LoginFailed(f) if self.link == Link::Handshaking => {
+                self.login_refused(f, now)
+            }
+            server_frame::Kind::Event(ev) if self.link == Link::Ready => self.handle_event(ev, now),
+            server_frame::Kind::Ping(p) => {
+                self.transmit(client_frame::Kind::Pong(pb::Pong { nonce: p.nonce }), now)
+            }
+            server_frame::Kind::Pong(_) => {}
+            server_frame::Kind::Kick(k) => {
+                self.log(&format!("kicked by the server: {}", k.message));
+                self.close_link();
+                let ecode = if k.code == 0 {
+                    ErrorCode::LogoutOther.code()
+                } else {
+                    k.code
+                };
+                self.finish(Event::Logout { ecode });
+            }
+            server_frame::Kind::GoAway(g) => {
+                self.log(&format!("server going away: {}", g.message));
+                self.close_link();
+                self.link_lost(now);
+                if let Some(at) = self.retry_at.as_mut() {
+                    *at = (*at).max(now + Duration::from_millis(g.reconnect_after_ms.into()));
+                }
+            }
+            other => {
+                self.log(&format!("dropping the connection: unexpected frame {other:?}"));
+                self.close_link();
+                self.link_lost(now);
+            }
+        }
+    }
+
+    /// Runs whatever timer is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            self.open(now);
+        }
+        if self.link_deadline.is_some_and(|t| t <= now) {
+            self.log("connecting took too long");
+            self.close_link();
+            self.link_lost(now);
+        }
+        if self.link == Link::Ready {
+            if self.ack_deadline.is_some_and(|t| t <= now) {
+                self.ack_now(now);
+            }
+            if let Some(hb) = self.session.as_ref().map(|s| s.heartbeat) {
+                if now.saturating_duration_since(self.last_rx) >= hb * 3 {
+                    self.log("no word from the server within three heartbeats");
+                    self.close_link();
+                    self.link_lost(now);
+                } else if now.saturating_duration_since(self.last_tx) >= hb {
+                    self.transmit(client_frame::Kind::Ping(pb::Ping { nonce: 0 }), now);
+                }
+            }
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------------------------
+
+    #[must_use]
+    pub fn poll_connection(&mut self) -> Option<ConnectionCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The next frame payload to send (without the stream length prefix).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmits.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = [self.retry_at, self.link_deadline, self.ack_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        if self.link == Link::Ready
+            && let Some(hb) = self.session.as_ref().map(|s| s.heartbeat)
+        {
+            let hb_at = (self.last_tx + hb).min(self.last_rx + hb * 3);
+            t = Some(t.map_or(hb_at, |t| t.min(hb_at)));
+        }
+        t
+    }
+
+    // ---- internals ----------------------------------------------------------------------------
+
+    fn logged_in(&self) -> Result<(), CallError> {
+        match self.status {
+            Status::LoggedIn | Status::Reconnecting if !self.logging_out => Ok(()),
+            _ => Err(CallError::new(ErrorCode::GeneralNotLogin, "not logged in")),
+        }
+    }
+
+    fn request(&mut self, op: request::Op, what: Pending, now: Instant) {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        let mut p = PendingRequest {
+            id,
+            op,
+            what,
+            sent: false,
+        };
+        if self.link == Link::Ready {
+            p.sent = true;
+            self.transmit(
+                client_frame::Kind::Request(pb::Request {
+                    id,
+                    op: Some(p.op.clone()),
+                }),
+                now,
+            );
+        }
+        self.pending.push_back(p);
+    }
+
+    fn transmit(&mut self, kind: client_frame::Kind, now: Instant) {
+        self.last_tx = now;
+        self.transmits.push_back(codec::encode_client(kind));
+    }
+
+    fn ack_now(&mut self, now: Instant) {
+        self.ack_deadline = None;
+        if self.last_event_seq > self.acked_seq && self.link == Link::Ready {
+            self.acked_seq = self.last_event_seq;
+            self.transmit(
+                client_frame::Kind::Ack(pb::Ack {
+                    up_to: self.last_event_seq,
+                }),
+                now,
+            );
+        }
+    }
+
+    fn open(&mut self, now: Instant) {
+        self.link = Link::Connecting;
+        self.link_deadline = Some(now + self.config.connect_timeout);
+        self.commands.push_back(ConnectionCommand::Open);
+    }
+
+    fn close_link(&mut self) {
+        if self.link != Link::Idle {
+            self.commands.push_back(ConnectionCommand::Close);
+        }
+        self.link = Link::Idle;
+        self.link_deadline = None;
+        self.ack_deadline = None;
+    }
+
+    /// The connection is gone (already marked idle): retry or give up per the login policy.
+    fn link_lost(&mut self, now: Instant) {
+        match self.status {
+            Status::NotLoggedIn => {}
+            Status::LoggedIn if self.logging_out => self.finish(Event::Logout {
+                ecode: ErrorCode::LogoutUser.code(),
+            }),
+            Status::LoggedIn => {
+                self.status = Status::Reconnecting;
+                self.attempt = 1;
+                self.retry_started = Some(now);
+                self.events.push_back(Event::Reconnecting { nretry: 1 });
+                self.open(now);
+            }
+            Status::LoggingIn | Status::Reconnecting => {
+                let Some(creds) = &self.creds else {
+                    return;
+                };
+                let started = self.retry_started.unwrap_or(now);
+                let out_of_time = now.saturating_duration_since(started) >= creds.retry_time;
+                if self.attempt >= creds.retry_count || out_of_time {
+                    let ev = if self.status == Status::LoggingIn {
+                        Event::LoginFailed {
+                            ecode: ErrorCode::LoginNet.code(),
+                        }
+                    } else {
+                        Event::Logout {
+                            ecode: ErrorCode::LogoutNet.code(),
+                        }
+                    };
+                    return self.finish(ev);
+                }
+                self.attempt += 1;
+                if self.status == Status::Reconnecting {
+                    self.events.push_back(Event::Reconnecting {
+                        nretry: self.attempt,
+                    });
+                }
+                let delay = self.backoff(self.attempt - 1);
+                self.retry_at = Some(now + delay);
+            }
+        }
+    }
+
+    /// Exponential back-off with full jitter in its upper half, so many clients of one
+    /// restarted server spread their reconnects.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let base = self
+            .config
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.max_backoff);
+        let half = base / 2;
+        let jitter = self.next_random() % (u64::try_from(half.as_micros()).unwrap_or(1).max(1));
+        half + Duration::from_micros(jitter)
+    }
+
+    fn logged_in_ok(&mut self, ok: pb::LoginOk, now: Instant) {
+        self.link = Link::Ready;
+        self.link_deadline = None;
+        if let Some(l) = &ok.limits {
+            self.limits = Limits::from_wire(l);
+        }
+        let heartbeat = Duration::from_millis(ok.heartbeat_interval_ms.max(100).into());
+        let was = self.status;
+        self.uid = ok.uid;
+        self.session = Some(SessionInfo {
+            id: ok.session_id,
+            secret: ok.resume_secret,
+            heartbeat,
+        });
+        self.status = Status::LoggedIn;
+        self.attempt = 0;
+        self.retry_started = None;
+        if ok.resumed {
+            // Requests the server applied have their replies in the replayed events; the rest
+            // are sent again, in order.
+            let resend: Vec<_> = self
+                .pending
+                .iter_mut()
+                .filter(|p| p.id > ok.last_applied_request_id)
+                .map(|p| {
+                    p.sent = true;
+                    pb::Request {
+                        id: p.id,
+                        op: Some(p.op.clone()),
+                    }
+                })
+                .collect();
+            for r in resend {
+                self.transmit(client_frame::Kind::Request(r), now);
+            }
+        } else {
+            // A fresh session: events and request ids start over. Requests that reached the
+            // old session may or may not have been applied, so they fail rather than repeat.
+            self.last_event_seq = 0;
+            self.acked_seq = 0;
+            self.next_request_id = 1;
+            let old = std::mem::take(&mut self.pending);
+            for p in old {
+                if p.sent {
+                    self.fail_request(&p.what, ErrorCode::GeneralFailed, "the connection was lost before the server answered");
+                } else {
+                    let id = self.next_request_id;
+                    self.next_request_id += 1;
+                    self.pending.push_back(PendingRequest { id, ..p });
+                }
+            }
+            let unsent: Vec<_> = self
+                .pending
+                .iter_mut()
+                .map(|p| {
+                    p.sent = true;
+                    pb::Request {
+                        id: p.id,
+                        op: Some(p.op.clone()),
+                    }
+                })
+                .collect();
+            for r in unsent {
+                self.transmit(client_frame::Kind::Request(r), now);
+            }
+        }
+        let ev = if was == Status::Reconnecting {
+            Event::Reconnected { fd: 0 }
+        } else {
+            Event::LoginSuccess { uid: ok.uid, fd: 0 }
+        };
+        // The login callback comes before any event of the new session.
+        self.events.push_back(ev);
+    }
+
+    fn login_refused(&mut self, f: pb::LoginFailed, now: Instant) {
+        self.close_link();
+        let code = ErrorCode::from_code(f.code).unwrap_or(ErrorCode::LoginFailed);
+        if f.retry_after_ms > 0 && matches!(code, ErrorCode::GeneralOverload) {
+            // Admission control: try again no sooner than the server asked.
+            self.link_lost(now);
+            if let Some(at) = self.retry_at.as_mut() {
+                *at = (*at).max(now + Duration::from_millis(f.retry_after_ms.into()));
+            }
+            return;
+        }
+        let desc = f.message;
+        if self.status == Status::Reconnecting {
+            let ecode = match code {
+                ErrorCode::LoginTokenExpired => ErrorCode::LogoutTokenExpired,
+                ErrorCode::LoginTokenWrong => ErrorCode::LogoutTokenWrong,
+                ErrorCode::LoginOldVersion => ErrorCode::LogoutOldVersion,
+                _ => ErrorCode::LogoutOther,
+            };
+            self.error("login", &CallError::new(code, desc));
+            self.finish(Event::Logout {
+                ecode: ecode.code(),
+            });
+        } else {
+            self.error("login", &CallError::new(code, desc));
+            self.finish(Event::LoginFailed { ecode: f.code });
+        }
+    }
+
+    fn handle_event(&mut self, ev: pb::Event, now: Instant) {
+        if ev.seq <= self.last_event_seq {
+            return; // Replayed after a resume and already applied.
+        }
+        self.last_event_seq = ev.seq;
+        match ev.body {
+            Some(event::Body::Reply(r)) => self.handle_reply(r, now),
+            Some(event::Body::InstantMessage(m)) => {
+                if self.remember(m.server_msg_id) {
+                    self.events.push_back(Event::MessageInstantReceive {
+                        account: m.sender,
+                        uid: 0,
+                        msg: m.msg,
+                    });
+                }
+            }
+            None => {}
+        }
+        if self.status == Status::NotLoggedIn {
+            return; // The logout reply finished the session.
+        }
+        if self.last_event_seq - self.acked_seq >= self.config.ack_every {
+            self.ack_now(now);
+        } else if self.ack_deadline.is_none() {
+            self.ack_deadline = Some(now + self.config.ack_delay);
+        }
+    }
+
+    /// Records a server message id; false if it was seen before.
+    fn remember(&mut self, id: u64) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.seen_order.push_back(id);
+        if self.seen_order.len() > self.config.dedup_window
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+
+    fn handle_reply(&mut self, r: pb::Reply, now: Instant) {
+        let Some(pos) = self.pending.iter().position(|p| p.id == r.request_id) else {
+            self.log(&format!("reply to unknown request {}", r.request_id));
+            return;
+        };
+        let Some(p) = self.pending.remove(pos) else {
+            return;
+        };
+        if r.code != 0 {
+            let code = ErrorCode::from_code(r.code).unwrap_or(ErrorCode::General);
+            return self.fail_request_code(&p.what, r.code, code, &r.message);
+        }
+        match (p.what, r.result) {
+            (Pending::InstantSend { message_id }, _) => {
+                self.events.push_back(Event::MessageSendSuccess { message_id })
+            }
+            (Pending::QueryUserStatus { account }, Some(reply::Result::UserStatus(s))) => {
+                self.events.push_back(Event::QueryUserStatusResult {
+                    name: account,
+                    status: if s.online { "1" } else { "0" }.into(),
+                })
+            }
+            (Pending::SetAttr, _) => {}
+            (Pending::GetAttr { account, name }, Some(reply::Result::AttrValue(v))) => {
+                self.events.push_back(Event::UserAttrResult {
+                    account,
+                    name,
+                    value: v.value,
+                })
+            }
+            (Pending::GetAttrAll { account }, Some(reply::Result::AttrAll(a))) => {
+                self.events.push_back(Event::UserAttrAllResult {
+                    account,
+                    value: a.json,
+                })
+            }
+            (Pending::Invoke { call_id }, Some(reply::Result::InvokeResult(res))) => {
+                if !res.err.is_empty() {
+                    let ecode = res.err.parse().unwrap_or(ErrorCode::General.code());
+                    self.events.push_back(Event::Error {
+                        name: "invoke".into(),
+                        ecode,
+                        desc: res.resp.clone(),
+                    });
+                }
+                self.events.push_back(Event::InvokeRet {
+                    call_id,
+                    err: res.err,
+                    resp: res.resp,
+                })
+            }
+            (Pending::Logout, _) => {
+                self.ack_now(now);
+                self.close_link();
+                self.finish(Event::Logout {
+                    ecode: ErrorCode::LogoutUser.code(),
+                });
+            }
+            (what, result) => {
+                self.log(&format!("malformed reply {result:?} to {what:?}"));
+                self.fail_request(&what, ErrorCode::GeneralFailed, "malformed reply from the server");
+            }
+        }
+    }
+
+    fn fail_request(&mut self, what: &Pending, code: ErrorCode, desc: &str) {
+        let code = match (what, code) {
+            (Pending::InstantSend { .. }, ErrorCode::GeneralFailed) => ErrorCode::SendMessageTimeout,
+            _ => code,
+        };
+        self.fail_request_code(what, code.code(), code, desc);
+    }
+
+    fn fail_request_code(&mut self, what: &Pending, ecode: i32, code: ErrorCode, desc: &str) {
+        let e = CallError::new(code, desc);
+        let name = match what {
+            Pending::InstantSend { message_id } => {
+                self.events.push_back(Event::MessageSendError {
+                    message_id: message_id.clone(),
+                    ecode,
+                });
+                "messageInstantSend"
+            }
+            Pending::QueryUserStatus { .. } => "queryUserStatus",
+            Pending::SetAttr => "setAttr",
+            Pending::GetAttr { .. } => "getUserAttr",
+            Pending::GetAttrAll { .. } => "getUserAttrAll",
+            Pending::Invoke { call_id } => {
+                self.events.push_back(Event::InvokeRet {
+                    call_id: call_id.clone(),
+                    err: ecode.to_string(),
+                    resp: String::new(),
+                });
+                "invoke"
+            }
+            Pending::Logout => "logout",
+        };
+        self.events.push_back(Event::Error {
+            name: name.into(),
+            ecode,
+            desc: e.message,
+        });
+    }
+
+    /// Ends the login or session: fails what is pending, reports `ev`, forgets the session.
+    fn finish(&mut self, ev: Event) {
+        let pending = std::mem::take(&mut self.pending);
+        for p in pending {
+            if !matches!(p.what, Pending::Logout) {
+                self.fail_request(&p.what, ErrorCode::GeneralFailed, "the session ended before the server answered");
+            }
+        }
+        self.status = Status::NotLoggedIn;
+        self.session = None;
+        self.uid = 0;
+        self.logging_out = false;
+        self.retry_at = None;
+        self.link_deadline = None;
+        self.ack_deadline = None;
+        self.attempt = 0;
+        self.retry_started = None;
+        self.last_event_seq = 0;
+        self.acked_seq = 0;
+        self.next_request_id = 1;
+        self.events.push_back(ev);
+    }
+
+    fn error(&mut self, name: &str, e: &CallError) {
+        self.events.push_back(Event::Error {
+            name: name.to_owned(),
+            ecode: e.code.code(),
+            desc: e.message.clone(),
+        });
+    }
+
+    fn log(&mut self, txt: &str) {
+        self.events.push_back(Event::Log {
+            txt: txt.to_owned(),
+        });
+    }
+
+    fn generate_message_id(&mut self) -> String {
+        self.message_counter += 1;
+        let r = self.next_random();
+        format!("{r:016x}-{}", self.message_counter)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: enough for ids and jitter; the seed comes from the driver.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}

@@ -1,0 +1,53 @@
+//! What the client reports to the application: one variant per callback of the seeds.
+
+/// An application-visible event, named after the seed's callback (`onLoginSuccess` →
+/// [`Event::LoginSuccess`]). Arguments keep the seeds' order and meaning; `uid` arguments of
+/// peers are always 0 (SPEC §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `onLoginSuccess(uid, fd)`; `fd` is always 0.
+    LoginSuccess { uid: u32, fd: i32 },
+    /// `onLoginFailed(ecode)`.
+    LoginFailed { ecode: i32 },
+    /// `onLogout(ecode)`.
+    Logout { ecode: i32 },
+    /// `onReconnecting(nretry)`, counting attempts from 1.
+    Reconnecting { nretry: u32 },
+    /// `onReconnected(fd)`; `fd` is always 0.
+    Reconnected { fd: i32 },
+    /// `onError(name, ecode, desc)`: `name` is the seed name of the call that failed.
+    Error {
+        name: String,
+        ecode: i32,
+        desc: String,
+    },
+    /// `onLog(txt)`.
+    Log { txt: String },
+    /// `onQueryUserStatusResult(name, status)` with status "1" online or "0" offline.
+    QueryUserStatusResult { name: String, status: String },
+    /// `onUserAttrResult(account, name, value)`; a missing attribute reads "".
+    UserAttrResult {
+        account: String,
+        name: String,
+        value: String,
+    },
+    /// `onUserAttrAllResult(account, value)`: `value` is a JSON object.
+    UserAttrAllResult { account: String, value: String },
+    /// `onMessageSendSuccess(messageID)`.
+    MessageSendSuccess { message_id: String },
+    /// `onMessageSendError(messageID, ecode)`.
+    MessageSendError { message_id: String, ecode: i32 },
+    /// `onMessageInstantReceive(account, uid, msg)`.
+    MessageInstantReceive {
+        account: String,
+        uid: u32,
+        msg: String,
+    },
+    /// `onInvokeRet(callID, err, resp)`: `err` is "" on success, else a decimal error code.
+    InvokeRet {
+        call_id: String,
+        err: String,
+        resp: String,
+    },
+}

@@ -1,0 +1,251 @@
+//! Parameter validation of SPEC §2, in one place for the client and the broker alike.
+//!
+//! The client checks locally so that a bad call fails at once without a round trip; the broker
+//! checks again, because it never trusts a client.
+
+use crate::error::{CallError, ErrorCode};
+
+/// Size limits of SPEC §2. The defaults are the spec's; every one is configurable per app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Accounts, channel names and attribute names, in characters.
+    pub max_name_chars: usize,
+    /// User attribute values, in characters.
+    pub max_user_attr_value_chars: usize,
+    /// Channel attribute values, in characters.
+    pub max_channel_attr_value_chars: usize,
+    /// P2P and channel message bodies and call `extra`, in bytes of UTF-8.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_name_chars: 128,
+            max_user_attr_value_chars: 1024,
+            max_channel_attr_value_chars: 8096,
+            max_message_bytes: 8192,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits as the login reply announces them.
+    pub fn to_wire(&self) -> crate::pb::Limits {
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        crate::pb::Limits {
+            max_name_chars: clamp(self.max_name_chars),
+            max_user_attr_value_chars: clamp(self.max_user_attr_value_chars),
+            max_channel_attr_value_chars: clamp(self.max_channel_attr_value_chars),
+            max_message_bytes: clamp(self.max_message_bytes),
+        }
+    }
+
+    /// Limits announced by a server; zero fields fall back to the defaults.
+    pub fn from_wire(w: &crate::pb::Limits) -> Self {
+        let d = Self::default();
+        let pick = |v: u32, def: usize| if v == 0 { def } else { v as usize };
+        Self {
+            max_name_chars: pick(w.max_name_chars, d.max_name_chars),
+            max_user_attr_value_chars: pick(w.max_user_attr_value_chars, d.max_user_attr_value_chars),
+            max_channel_attr_value_chars: pick(
+                w.max_channel_attr_value_chars,
+                d.max_channel_attr_value_chars,
+            ),
+            max_message_bytes: pick(w.max_message_bytes, d.max_message_bytes),
+        }
+    }
+
+    /// An account: 1..=max visible characters, no whitespace.
+    pub fn account(&self, what: &str, account: &str) -> Result<(), CallError> {
+        self.name(what, account)?;
+        if account.chars().any(char::is_whitespace) {
+            return Err(CallError::new(
+                ErrorCode::GeneralWrongParam,
+                format!("{what} must not contain whitespace"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A channel name: 1..=max visible characters.
+    pub fn channel(&self, what: &str, channel: &str) -> Result<(), CallError> {
+        self.name(what, channel)
+    }
+
+    /// An attribute name: 1..=max visible characters.
+    pub fn attr_name(&self, what: &str, name: &str) -> Result<(), CallError> {
+        self.name(what, name)
+    }
+
+    /// A user attribute value: visible characters (empty allowed: it deletes), bounded length.
+    pub fn user_attr_value(&self, what: &str, value: &str) -> Result<(), CallError> {
+        check_chars(what, value, self.max_user_attr_value_chars, true)
+    }
+
+    /// A channel attribute value.
+    pub fn channel_attr_value(&self, what: &str, value: &str) -> Result<(), CallError> {
+        check_chars(what, value, self.max_channel_attr_value_chars, true)
+    }
+
+    /// A p2p or channel message body: any text, empty allowed, bounded in bytes.
+    pub fn message(&self, what: &str, msg: &str) -> Result<(), CallError> {
+        if msg.len() > self.max_message_bytes {
+            return Err(CallError::new(
+                ErrorCode::GeneralLargeParam,
+                format!(
+                    "{what} is {} bytes; the limit is {} bytes",
+                    msg.len(),
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A client-chosen message id or call id: empty allowed, visible, bounded like a name.
+    pub fn id(&self, what: &str, id: &str) -> Result<(), CallError> {
+        check_chars(what, id, self.max_name_chars, true)
+    }
+
+    fn name(&self, what: &str, value: &str) -> Result<(), CallError> {
+        if value.is_empty() {
+            return Err(CallError::new(
+                ErrorCode::GeneralWrongParam,
+                format!("{what} must not be empty"),
+            ));
+        }
+        check_chars(what, value, self.max_name_chars, false)
+    }
+}
+
+/// Whether `c` counts as a visible character (SPEC §1: not a control character).
+pub fn is_visible(c: char) -> bool {
+    !c.is_control()
+}
+
+fn check_chars(what: &str, value: &str, max: usize, allow_empty: bool) -> Result<(), CallError> {
+    if !allow_empty && value.is_empty() {
+        return Err(CallError::new(
+            ErrorCode::GeneralWrongParam,
+            format!("{what} must not be empty"),
+        ));
+    }
+    if let Some(bad) = value.chars().find(|c| !is_visible(*c)) {
+        return Err(CallError::new(
+            ErrorCode::GeneralWrongParam,
+            format!("{what} contains the control character U+{:04X}", bad as u32),
+        ));
+    }
+    // Counting stops one past the limit so a huge value costs no more than a legal one.
+    let count = value.chars().take(max + 1).count();
+    if count > max {
+        return Err(CallError::new(
+            ErrorCode::GeneralLargeParam,
+            format!("{what} is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The one user attribute name starting with `_` that users may set (SPEC §6).
+pub const CONN_TIMEOUT_ATTR: &str = "_conn_timeout";
+
+/// Checks a user attribute write: built-in names are read-only except `_conn_timeout`, whose
+/// value must be a whole number of seconds (or empty, to delete).
+pub fn user_attr_write(limits: &Limits, name: &str, value: &str) -> Result<(), CallError> {
+    limits.attr_name("attribute name", name)?;
+    limits.user_attr_value("attribute value", value)?;
+    if name.starts_with('_') {
+        if name != CONN_TIMEOUT_ATTR {
+            return Err(CallError::new(
+                ErrorCode::GeneralWrongParam,
+                format!("attribute {name} is built-in and read-only; only {CONN_TIMEOUT_ATTR} may be set"),
+            ));
+        }
+        if !value.is_empty() && value.parse::<u32>().is_err() {
+            return Err(CallError::new(
+                ErrorCode::GeneralWrongParam,
+                format!("{CONN_TIMEOUT_ATTR} must be a whole number of seconds, not {value:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn code(r: Result<(), CallError>) -> i32 {
+        r.err().map_or(0, |e| e.code.code())
+    }
+
+    #[test]
+    fn accounts() {
+        let l = Limits::default();
+        assert_eq!(code(l.account("account", "alice")), 0);
+        assert_eq!(code(l.account("account", "")), 1004);
+        assert_eq!(code(l.account("account", "al ice")), 1004);
+        assert_eq!(code(l.account("account", "al\tice")), 1004);
+        assert_eq!(code(l.account("account", "al\u{7}ice")), 1004);
+        assert_eq!(code(l.account("account", &"a".repeat(128))), 0);
+        assert_eq!(code(l.account("account", &"a".repeat(129))), 1005);
+        // Characters, not bytes.
+        assert_eq!(code(l.account("account", &"é".repeat(128))), 0);
+        assert_eq!(code(l.account("account", &"é".repeat(129))), 1005);
+    }
+
+    #[test]
+    fn values_and_messages() {
+        let l = Limits::default();
+        assert_eq!(code(l.user_attr_value("v", "")), 0);
+        assert_eq!(code(l.user_attr_value("v", &"x".repeat(1024))), 0);
+        assert_eq!(code(l.user_attr_value("v", &"x".repeat(1025))), 1005);
+        assert_eq!(code(l.channel_attr_value("v", &"x".repeat(8096))), 0);
+        assert_eq!(code(l.channel_attr_value("v", &"x".repeat(8097))), 1005);
+        assert_eq!(code(l.message("m", &"x".repeat(8192))), 0);
+        assert_eq!(code(l.message("m", &"x".repeat(8193))), 1005);
+        // 8192 bytes of UTF-8, not characters.
+        assert_eq!(code(l.message("m", &"é".repeat(4097))), 1005);
+        assert_eq!(code(l.message("m", "line\nbreaks are fine")), 0);
+    }
+
+    #[test]
+    fn user_attr_names() {
+        let l = Limits::default();
+        assert_eq!(code(user_attr_write(&l, "color", "blue")), 0);
+        assert_eq!(code(user_attr_write(&l, "_conn_timeout", "30")), 0);
+        assert_eq!(code(user_attr_write(&l, "_conn_timeout", "")), 0);
+        assert_eq!(code(user_attr_write(&l, "_conn_timeout", "soon")), 1004);
+        assert_eq!(code(user_attr_write(&l, "_member_num", "3")), 1004);
+        assert_eq!(code(user_attr_write(&l, "", "3")), 1004);
+    }
+
+    #[test]
+    fn wire_round_trip() {
+        let l = Limits {
+            max_name_chars: 7,
+            ..Limits::default()
+        };
+        assert_eq!(Limits::from_wire(&l.to_wire()), l);
+        assert_eq!(Limits::from_wire(&Default::default()), Limits::default());
+    }
+
+    proptest! {
+        #[test]
+        fn account_validation_never_panics_and_is_consistent(s in ".{0,200}") {
+            let l = Limits::default();
+            match l.account("account", &s) {
+                Ok(()) => {
+                    prop_assert!(!s.is_empty());
+                    prop_assert!(s.chars().count() <= 128);
+                    prop_assert!(s.chars().all(|c| !c.is_whitespace() && !c.is_control()));
+                }
+                Err(e) => prop_assert!(matches!(e.code, ErrorCode::GeneralWrongParam | ErrorCode::GeneralLargeParam)),
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Property tests of the delivery contract (SPEC §5) over random schedules.
+//!
+//! Each case drives four clients (two of them the same account, so logins kick each other)
+//! through a random sequence of logins, logouts, messages, attribute writes, connection cuts
+//! and time jumps, then heals the network, logs every account in and checks:
+//! - every send ends in exactly one success or error callback at its sender;
+//! - no client receives a message twice, and each receives a sender's messages in send order;
+//! - every message reported as sent reaches some session of its recipient account;
+//! - kicks leave exactly one live session per account;
+//! - an attribute reads back the last value written (or a write whose outcome was unknown).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use beckon_client::{Event, Status};
+use beckon_testkit::{APP_ID, Sim};
+
+const ACCOUNTS: [&str; 4] = ["ann", "ben", "cid", "ann"];
+const ATTR_NAMES: [&str; 2] = ["color", "mood"];
+const ATTR_VALUES: [&str; 3] = ["", "red", "blue"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Login(usize),
+    Logout(usize),
+    Send { from: usize, to: usize },
+    SetAttr { client: usize, name: usize, value: usize },
+    Cut(usize),
+    Advance(u64),
+    Steps(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..4usize).prop_map(Op::Login),
+        1 => (0..4usize).prop_map(Op::Logout),
+        6 => (0..4usize, 0..4usize).prop_map(|(from, to)| Op::Send { from, to }),
+        2 => (0..4usize, 0..2usize, 0..3usize)
+            .prop_map(|(client, name, value)| Op::SetAttr { client, name, value }),
+        1 => (0..4usize).prop_map(Op::Cut),
+        1 => (0..4000u64).prop_map(Op::Advance),
+        3 => (0..20u8).prop_map(Op::Steps),
+    ]
+}
+
+#[derive(Debug)]
+struct Write {
+    account: &'static str,
+    name: &'static str,
+    value: &'static str,
+}
+
+fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut sim = Sim::new(seed);
+    for _ in ACCOUNTS {
+        sim.add_client();
+    }
+    let mut sent: Vec<(usize, String, &'static str)> = Vec::new(); // (sender, msg id, recipient account)
+    let mut counters = [0u32; 4];
+    let mut writes: Vec<Write> = Vec::new();
+
+    for op in ops {
+        match op {
+            Op::Login(c) => sim.login(c, ACCOUNTS[c]),
+            Op::Logout(c) => sim.act(c, |cl, now| cl.logout(now)),
+            Op::Send { from, to } => {
+                counters[from] += 1;
+                let id = format!("s{from}-{}", counters[from]);
+                let recipient = ACCOUNTS[to];
+                sim.act(from, |cl, now| cl.message_instant_send(recipient, &id, &id, now));
+                sent.push((from, id, recipient));
+            }
+            Op::SetAttr { client, name, value } => {
+                let logged_in = sim.act(client, |cl, _| matches!(cl.status(), Status::LoggedIn | Status::Reconnecting));
+                sim.act(client, |cl, now| {
+                    cl.set_attr(ATTR_NAMES[name], ATTR_VALUES[value], now)
+                });
+                if logged_in {
+                    writes.push(Write {
+                        account: ACCOUNTS[client],
+                        name: ATTR_NAMES[name],
+                        value: ATTR_VALUES[value],
+                    });
+                }
+            }
+            Op::Cut(c) => sim.cut(c),
+            Op::Advance(ms) => sim.advance(Duration::from_millis(ms)),
+            Op::Steps(n) => {
+                for _ in 0..n {
+                    sim.step();
+                }
+            }
+        }
+    }
+
+    // Heal: let everything settle, then log one client of every account in.
+    sim.run_until_idle();
+    sim.advance(Duration::from_secs(40)); // past any reconnect back-off
+    for c in [3, 0, 1, 2] {
+        if c == 3 {
+            // ann's second client steps aside so ann's first one is the survivor.
+            if sim.act(3, |cl, _| cl.status()) != Status::NotLoggedIn {
+                sim.act(3, |cl, now| cl.logout(now));
+                sim.run_until_idle();
+            }
+            continue;
+        }
+        if sim.act(c, |cl, _| cl.status()) == Status::NotLoggedIn {
+            sim.login(c, ACCOUNTS[c]);
+        }
+        sim.run_until_idle();
+    }
+    sim.advance(Duration::from_secs(1));
+    sim.run_until_idle();
+
+    // Exactly one live session per account.
+    for c in 0..3 {
+        prop_assert_eq!(sim.act(c, |cl, _| cl.status()), Status::LoggedIn, "client {} is not logged in", c);
+        prop_assert!(sim.broker().is_online(APP_ID, ACCOUNTS[c]));
+    }
+    prop_assert_ne!(sim.act(3, |cl, _| cl.status()), Status::LoggedIn);
+    prop_assert_eq!(sim.broker().stats().sessions, 3);
+
+    // Every send has exactly one outcome.
+    let mut succeeded = HashSet::new();
+    for c in 0..4 {
+        let mut outcomes: HashMap<&str, u32> = HashMap::new();
+        for e in sim.events(c) {
+            match e {
+                Event::MessageSendSuccess { message_id } => {
+                    *outcomes.entry(message_id.as_str()).or_default() += 1;
+                    succeeded.insert(message_id.clone());
+                }
+                Event::MessageSendError { message_id, .. } => {
+                    *outcomes.entry(message_id.as_str()).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        for (from, id, _) in sent.iter().filter(|s| s.0 == c) {
+            prop_assert_eq!(outcomes.get(id.as_str()).copied(), Some(1), "client {} message {} outcome count", from, id);
+        }
+    }
+
+    // No duplicates and per-sender order at every receiving client; collect who got what.
+    let mut received_by_account: HashMap<&str, HashSet<String>> = HashMap::new();
+    for c in 0..4 {
+        let mut seen = HashSet::new();
+        let mut last_from: HashMap<usize, u32> = HashMap::new();
+        for e in sim.events(c) {
+            if let Event::MessageInstantReceive { msg, .. } = e {
+                prop_assert!(seen.insert(msg.clone()), "client {} got {} twice", c, msg);
+                let (from, n) = msg[1..].split_once('-').expect("s{from}-{n}");
+                let (from, n): (usize, u32) = (from.parse().unwrap(), n.parse().unwrap());
+                let last = last_from.insert(from, n).unwrap_or(0);
+                prop_assert!(n > last, "client {} got {} after s{}-{}", c, msg, from, last);
+                received_by_account.entry(ACCOUNTS[c]).or_default().insert(msg.clone());
+            }
+        }
+    }
+    for (_, id, recipient) in &sent {
+        if succeeded.contains(id) {
+            prop_assert!(
+                received_by_account.get(recipient).is_some_and(|s| s.contains(id)),
+                "{} was reported sent but never reached {}", id, recipient
+            );
+        }
+    }
+
+    // Attributes: the last acknowledged write wins; later writes with unknown outcome may too.
+    let set_errors: usize = (0..4)
+        .flat_map(|c| sim.events(c).iter())
+        .filter(|e| matches!(e, Event::Error { name, .. } if name == "setAttr"))
+        .count();
+    for account in ["ann", "ben", "cid"] {
+        for name in ATTR_NAMES {
+            let relevant: Vec<&Write> = writes
+                .iter()
+                .filter(|w| w.account == account && w.name == name)
+                .collect();
+            let reader = ACCOUNTS.iter().position(|a| *a == account).unwrap();
+            sim.act(reader, |cl, now| cl.get_attr(name, now));
+            sim.run_until_idle();
+            let got = sim
+                .events(reader)
+                .iter()
+                .rev()
+                .find_map(|e| match e {
+                    Event::UserAttrResult { name: n, value, .. } if n == name => Some(value.clone()),
+                    _ => None,
+                })
+                .expect("getAttr answered");
+            let allowed: HashSet<&str> = if relevant.is_empty() {
+                HashSet::from([""])
+            } else {
+                // Any write of this account may be the last one applied when clients were cut
+                // mid-request; but a value never written can never be read.
+                let mut a: HashSet<&str> = relevant.iter().map(|w| w.value).collect();
+                a.insert("");
+                a
+            };
+            prop_assert!(allowed.contains(got.as_str()), "{}.{} read {:?}, allowed {:?}", account, name, got, allowed);
+            if let Some(last) = relevant.last()
+                && set_errors == 0
+            {
+                prop_assert_eq!(got.as_str(), last.value, "{}.{} must read the last write", account, name);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn delivery_contract_holds_in_every_schedule(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..60)) {
+        run(seed, ops)?;
+    }
+}
+
+#[test]
+fn a_thousand_messages_arrive_in_order_exactly_once() {
+    let mut sim = Sim::new(1);
+    let a = sim.add_client();
+    let b = sim.add_client();
+    sim.login(a, "ann");
+    sim.login(b, "ben");
+    sim.run_until_idle();
+    for i in 0..1000 {
+        let id = format!("m{i}");
+        sim.act(a, |c, now| c.message_instant_send("ben", &id, &id, now));
+        if i % 50 == 0 {
+            sim.step();
+        }
+    }
+    sim.run_until_idle();
+    let got: Vec<String> = sim
+        .events(b)
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageInstantReceive { msg, .. } => Some(msg.clone()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected);
+    let ok = sim
+        .events(a)
+        .iter()
+        .filter(|e| matches!(e, Event::MessageSendSuccess { .. }))
+        .count();
+    assert_eq!(ok, 1000);
+}
+
+#[test]
+fn a_second_login_kicks_the_first() {
+    let mut sim = Sim::new(2);
+    let first = sim.add_client();
+    let second = sim.add_client();
+    sim.login(first, "ann");
+    sim.run_until_idle();
+    sim.login(second, "ann");
+    sim.run_until_idle();
+    assert!(sim.events(first).contains(&Event::Logout { ecode: 103 }));
+    assert_eq!(sim.act(first, |c, _| c.status()), Status::NotLoggedIn);
+    assert_eq!(sim.act(second, |c, _| c.status()), Status::LoggedIn);
+    assert_eq!(sim.broker().stats().sessions, 1);
+}
+
+#[test]
+fn offline_messages_arrive_at_the_next_login_in_order() {
+    let mut sim = Sim::new(3);
+    let a = sim.add_client();
+    let b = sim.add_client();
+    sim.login(a, "ann");
+    sim.run_until_idle();
+    for i in 0..5 {
+        let id = format!("m{i}");
+        sim.act(a, |c, now| c.message_instant_send("ben", &id, &id, now));
+    }
+    sim.run_until_idle();
+    assert_eq!(
+        sim.events(a).iter().filter(|e| matches!(e, Event::MessageSendSuccess { .. })).count(),
+        5,
+        "stored messages count as sent"
+    );
+    sim.advance(Duration::from_secs(60));
+    sim.login(b, "ben");
+    sim.run_until_idle();
+    let got: Vec<&str> = sim
+        .events(b)
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageInstantReceive { msg, account, .. } if account == "ann" => Some(msg.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"]);
+    // The login callback comes first.
+    assert!(matches!(sim.events(b)[0], Event::LoginSuccess { .. }));
+}

@@ -40,10 +40,23 @@ pub struct CloseReason {
 enum EndReason {
     /// The client logged out and acknowledged everything.
     Logout,
-    /// The connection went away (or was closed by the broker).
+    /// The connection went away and the grace period passed without a resume.
     Lost,
     /// Another login of the same account took over.
     Kicked,
+    /// More events went unacknowledged than the session may hold.
+    Overflow,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What a timer entry is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    /// Login deadline or heartbeat silence of a connection.
+    Conn(ConnId),
+    /// End of a detached session's grace period.
+    Grace(SessionId),
 }
 
 /// Counters for metrics and tests.
@@ -57,6 +70,12 @@ pub struct BrokerStats {
     pub messages_delivered: u64,
     pub messages_stored: u64,
     pub slow_consumer_disconnects: u64,
+    /// Sessions resumed on a new connection.
+    pub resumes: u64,
+    /// Sessions that ended because their grace period ran out.
+    pub grace_expiries: u64,
+    /// Sessions ended because they held too many unacknowledged events.
+    pub overflows: u64,
     /// Offline messages dropped at delivery because they outlived the app's TTL.
     pub offline_expired: u64,
     pub store_errors: u64,
@@ -81,7 +100,10 @@ struct Retained {
 struct Session {
     app: Arc<AppConfig>,
     account: Arc<str>,
-    conn: ConnId,
+    /// The connection, or `None` while the session waits in grace for a resume.
+    conn: Option<ConnId>,
+    secret: Vec<u8>,
+    grace_until: Option<Instant>,
     privileges: Privileges,
     next_seq: u64,
     unacked: VecDeque<Retained>,
@@ -117,7 +139,7 @@ pub struct Broker<S> {
     apps: HashMap<String, AppState>,
     next_session: u64,
     next_message: u64,
-    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     outputs: VecDeque<Output>,
     stats: BrokerStats,
 }
@@ -193,15 +215,49 @@ impl<S: Store> Broker<S> {
             },
         );
         self.timers
-            .push(Reverse((now + self.config.login_timeout, conn)));
+            .push(Reverse((now + self.config.login_timeout, TimerKey::Conn(conn))));
     }
 
-    /// The connection is gone (closed by the peer or by the driver).
-    pub fn disconnect(&mut self, conn: ConnId, _now: Instant) {
+    /// The connection is gone (closed by the peer or by the driver). Its session, if any,
+    /// waits in grace for a resume.
+    pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
         if let Some(c) = self.conns.remove(&conn)
             && let Some(sid) = c.session
         {
-            self.end_session(sid, EndReason::Lost);
+            self.detach(sid, now);
+        }
+    }
+
+    /// Shuts down: every client is told to reconnect (spread over `spread`), unacknowledged
+    /// p2p messages go to the store, and every connection is closed. The broker is empty after.
+    pub fn shutdown(&mut self, spread: std::time::Duration) {
+        let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            let logged_in = self.conns.get(&conn).is_some_and(|c| c.session.is_some());
+            if logged_in {
+                let delay = splitmix64(conn.0) % spread_ms;
+                self.send(
+                    conn,
+                    OutFrame::server(server_frame::Kind::GoAway(pb::GoAway {
+                        message: "the server is restarting".into(),
+                        reconnect_after_ms: u32::try_from(delay).unwrap_or(u32::MAX),
+                    })),
+                );
+            }
+            self.conns.remove(&conn);
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: CloseReason {
+                    code: ErrorCode::LogoutNet,
+                    message: "the server is shutting down".into(),
+                },
+            });
+        }
+        let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for sid in sessions {
+            self.end_session(sid, EndReason::Shutdown);
         }
     }
 
@@ -240,11 +296,26 @@ impl<S: Store> Broker<S> {
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let silence = self.config.heartbeat_interval * 3;
-        while let Some(Reverse((at, conn))) = self.timers.peek().copied() {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
             self.timers.pop();
+            let conn = match key {
+                TimerKey::Conn(conn) => conn,
+                TimerKey::Grace(sid) => {
+                    let expired = self
+                        .sessions
+                        .get(&sid)
+                        .and_then(|s| s.grace_until)
+                        .is_some_and(|until| until <= now);
+                    if expired {
+                        self.stats.grace_expiries += 1;
+                        self.end_session(sid, EndReason::Lost);
+                    }
+                    continue;
+                }
+            };
             let Some(c) = self.conns.get(&conn) else {
                 continue;
             };
@@ -257,9 +328,9 @@ impl<S: Store> Broker<S> {
                     None => "no login within the login timeout",
                     Some(_) => "no heartbeat within three intervals",
                 };
-                self.close(conn, ErrorCode::LogoutNet, message.into());
+                self.close(conn, ErrorCode::LogoutNet, message.into(), now);
             } else {
-                self.timers.push(Reverse((due, conn)));
+                self.timers.push(Reverse((due, TimerKey::Conn(conn))));
             }
         }
     }
@@ -282,7 +353,16 @@ impl<S: Store> Broker<S> {
 
     fn handle_login(&mut self, conn: ConnId, login: pb::Login, now: Instant) {
         match self.check_login(&login, now) {
-            Ok((app, privileges)) => self.open_session(conn, app, &login.account, privileges, now),
+            Ok((app, privileges)) => {
+                let refused = match &login.resume {
+                    None => String::new(),
+                    Some(r) => match self.try_resume(conn, &app, &login.account, r, privileges) {
+                        Ok(()) => return,
+                        Err(why) => why.to_owned(),
+                    },
+                };
+                self.open_session(conn, app, &login.account, privileges, refused, now)
+            }
             Err((code, message, retry_after_ms)) => {
                 self.stats.login_failures += 1;
                 self.send(
@@ -293,7 +373,7 @@ impl<S: Store> Broker<S> {
                         retry_after_ms,
                     })),
                 );
-                self.close(conn, code, message);
+                self.close(conn, code, message, now);
             }
         }
     }
@@ -363,6 +443,7 @@ impl<S: Store> Broker<S> {
         app: Arc<AppConfig>,
         account: &str,
         privileges: Privileges,
+        resume_refused: String,
         now: Instant,
     ) {
         // One session per account: a second login kicks the first.
@@ -372,7 +453,7 @@ impl<S: Store> Broker<S> {
             .and_then(|a| a.online.get(account).copied());
         if let Some(old) = previous {
             self.stats.kicks += 1;
-            if let Some(old_conn) = self.sessions.get(&old).map(|s| s.conn) {
+            if let Some(old_conn) = self.sessions.get(&old).and_then(|s| s.conn) {
                 self.send(
                     old_conn,
                     OutFrame::server(server_frame::Kind::Kick(pb::Kick {
@@ -404,7 +485,9 @@ impl<S: Store> Broker<S> {
             Session {
                 app: app.clone(),
                 account: account.clone(),
-                conn,
+                conn: Some(conn),
+                secret: secret.clone(),
+                grace_until: None,
                 privileges,
                 next_seq: 1,
                 unacked: VecDeque::new(),
@@ -434,6 +517,7 @@ impl<S: Store> Broker<S> {
                 last_applied_request_id: 0,
                 protocol_version: PROTOCOL_VERSION,
                 limits: Some(app.limits.to_wire()),
+                resume_refused,
             })),
         );
 
@@ -453,6 +537,105 @@ impl<S: Store> Broker<S> {
             // The messages stay in the store for the next login.
             Err(_) => self.stats.store_errors += 1,
         }
+    }
+
+    /// Resumes the session named in the login on `conn`, replaying what the client has not
+    /// acknowledged. Errors say why the login gets a fresh session instead.
+    fn try_resume(
+        &mut self,
+        conn: ConnId,
+        app: &AppConfig,
+        account: &str,
+        r: &pb::Resume,
+        privileges: Privileges,
+    ) -> Result<(), &'static str> {
+        let sid = SessionId(r.session_id);
+        let s = self.sessions.get(&sid).ok_or("the session has ended")?;
+        if s.app.app_id != app.app_id || &*s.account != account || !constant_time_eq(&s.secret, &r.secret) {
+            return Err("the session belongs to someone else");
+        }
+        if r.last_event_seq >= s.next_seq {
+            return Err("the client claims events the session never sent");
+        }
+        let old_conn = s.conn;
+        if let Some(old) = old_conn {
+            // The client came back before the broker noticed the old connection was dead.
+            self.conns.remove(&old);
+            self.outputs.push_back(Output::Close {
+                conn: old,
+                reason: CloseReason {
+                    code: ErrorCode::LogoutNet,
+                    message: "the session resumed on another connection".into(),
+                },
+            });
+        }
+        let heartbeat_interval_ms =
+            u32::try_from(self.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX);
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return Err("the session has ended");
+        };
+        s.conn = Some(conn);
+        s.grace_until = None;
+        s.privileges = privileges;
+        while s.unacked.front().is_some_and(|e| e.seq <= r.last_event_seq) {
+            if let Some(e) = s.unacked.pop_front() {
+                s.unacked_bytes -= e.frame.len();
+            }
+        }
+        let ok = pb::LoginOk {
+            uid: uid_for(&app.app_id, account),
+            session_id: sid.0,
+            resume_secret: s.secret.clone().into(),
+            heartbeat_interval_ms,
+            resumed: true,
+            last_applied_request_id: s.last_applied_request,
+            protocol_version: PROTOCOL_VERSION,
+            limits: Some(app.limits.to_wire()),
+            resume_refused: String::new(),
+        };
+        let replay: Vec<OutFrame> = s.unacked.iter().map(|e| e.frame.clone()).collect();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(sid);
+        }
+        self.stats.resumes += 1;
+        self.send(conn, OutFrame::server(server_frame::Kind::LoginOk(ok)));
+        for frame in replay {
+            self.send(conn, frame);
+        }
+        Ok(())
+    }
+
+    /// The session lost its connection: it stays online for its grace period.
+    fn detach(&mut self, sid: SessionId, now: Instant) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        if s.logging_out.is_some() {
+            // The client asked to leave; there is nothing to resume.
+            return self.end_session(sid, EndReason::Lost);
+        }
+        let grace = self.grace_period(&s.app.app_id, &s.account.clone());
+        let until = now + grace;
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.conn = None;
+            s.grace_until = Some(until);
+        }
+        self.timers.push(Reverse((until, TimerKey::Grace(sid))));
+    }
+
+    /// The account's `_conn_timeout` (SPEC §5), clamped to the configured bounds.
+    fn grace_period(&self, app_id: &str, account: &str) -> std::time::Duration {
+        let c = &self.config;
+        let configured = self
+            .store
+            .user_attr(app_id, account, validate::CONN_TIMEOUT_ATTR)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        configured
+            .unwrap_or(c.default_grace)
+            .clamp(c.min_grace, c.max_grace.max(c.min_grace))
     }
 
     fn resume_secret(&self, sid: SessionId) -> Vec<u8> {
@@ -497,11 +680,6 @@ impl<S: Store> Broker<S> {
                 let seq = self.emit(sid, BodyField::Reply, &r, None);
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.logging_out = seq;
-                    if s.unacked.is_empty() {
-                        // Nothing to wait for (the reply itself is unacked, so this is rare).
-                        let conn = s.conn;
-                        self.close_after_logout(sid, conn);
-                    }
                 }
                 return;
             }
@@ -549,8 +727,8 @@ impl<S: Store> Broker<S> {
         }
         if let Some(logout_seq) = s.logging_out
             && up_to >= logout_seq
+            && let Some(conn) = s.conn
         {
-            let conn = s.conn;
             self.close_after_logout(sid, conn);
         }
     }
@@ -731,14 +909,25 @@ impl<S: Store> Broker<S> {
         let conn = s.conn;
         let over = s.unacked.len() > self.config.max_unacked_events
             || s.unacked_bytes > self.config.max_unacked_bytes;
-        self.outputs.push_back(Output::Send { conn, frame });
         if over {
-            self.stats.slow_consumer_disconnects += 1;
-            self.close(
-                conn,
-                ErrorCode::LogoutNet,
-                "slow consumer: too many unacknowledged events".into(),
-            );
+            // The session cannot hold more without growing without bound: it ends, its p2p
+            // messages go to the offline store, and the client's resume gets a fresh session.
+            self.stats.overflows += 1;
+            if let Some(conn) = conn {
+                self.conns.remove(&conn);
+                self.outputs.push_back(Output::Close {
+                    conn,
+                    reason: CloseReason {
+                        code: ErrorCode::LogoutNet,
+                        message: "too many unacknowledged events: the session ended".into(),
+                    },
+                });
+            }
+            self.end_session(sid, EndReason::Overflow);
+            return Some(seq);
+        }
+        if let Some(conn) = conn {
+            self.outputs.push_back(Output::Send { conn, frame });
         }
         Some(seq)
     }
@@ -747,8 +936,8 @@ impl<S: Store> Broker<S> {
         self.outputs.push_back(Output::Send { conn, frame });
     }
 
-    /// Closes a connection and ends its session as lost.
-    fn close(&mut self, conn: ConnId, code: ErrorCode, message: String) {
+    /// Closes a connection; its session waits in grace for a resume.
+    fn close(&mut self, conn: ConnId, code: ErrorCode, message: String, now: Instant) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -757,7 +946,7 @@ impl<S: Store> Broker<S> {
             reason: CloseReason { code, message },
         });
         if let Some(sid) = c.session {
-            self.end_session(sid, EndReason::Lost);
+            self.detach(sid, now);
         }
     }
 
@@ -769,7 +958,19 @@ impl<S: Store> Broker<S> {
                 message: message.clone(),
             })),
         );
-        self.close(conn, ErrorCode::LogoutPacket, message);
+        // The client broke the protocol: its session ends at once, without grace.
+        if let Some(c) = self.conns.remove(&conn) {
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: CloseReason {
+                    code: ErrorCode::LogoutPacket,
+                    message,
+                },
+            });
+            if let Some(sid) = c.session {
+                self.end_session(sid, EndReason::Lost);
+            }
+        }
     }
 
     fn end_session(&mut self, sid: SessionId, reason: EndReason) {
@@ -783,6 +984,14 @@ impl<S: Store> Broker<S> {
         }
         if reason == EndReason::Logout {
             return; // Everything was acknowledged.
+        }
+        if let Some(conn) = s.conn
+            && self.conns.get(&conn).is_some_and(|c| c.session == Some(sid))
+        {
+            // Forget the connection's link to the session; the caller closes it.
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session = None;
+            }
         }
         // P2P messages the client never acknowledged wait for its next login.
         for r in s.unacked {
@@ -842,6 +1051,14 @@ pub fn uid_for(app_id: &str, account: &str) -> u32 {
     let d = h.finalize();
     let uid = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
     if uid == 0 { 1 } else { uid }
+}
+
+/// Compares secrets without an early exit, so timing reveals nothing of the expected value.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn splitmix64(mut z: u64) -> u64 {

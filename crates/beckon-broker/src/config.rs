@@ -116,6 +116,12 @@ pub struct BrokerConfig {
     pub max_unacked_bytes: usize,
     /// Secret that derives session resume secrets and message ids; random per server start.
     pub server_secret: [u8; 32],
+    /// How long a disconnected session waits for a resume when the account has no
+    /// `_conn_timeout` attribute (SPEC §5).
+    pub default_grace: Duration,
+    /// Bounds `_conn_timeout` is clamped to.
+    pub min_grace: Duration,
+    pub max_grace: Duration,
 }
 
 impl BrokerConfig {
@@ -127,6 +133,9 @@ impl BrokerConfig {
             max_unacked_events: 16 * 1024,
             max_unacked_bytes: 8 * 1024 * 1024,
             server_secret,
+            default_grace: Duration::from_secs(120),
+            min_grace: Duration::from_secs(20),
+            max_grace: Duration::from_secs(120),
         }
     }
 }

@@ -258,7 +258,12 @@ fn silent_connections_are_dropped_after_three_heartbeats() {
         })
         .collect();
     assert_eq!(closes, [ConnId(2), ConnId(1)]);
+    // The session waits in grace (120 s by default) for a resume, online all the while.
+    assert!(r.broker.is_online("app", "alice"));
+    let later = t + Duration::from_secs(121);
+    r.broker.handle_timeout(later);
     assert!(!r.broker.is_online("app", "alice"));
+    assert_eq!(r.broker.stats().grace_expiries, 1);
 }
 
 proptest! {

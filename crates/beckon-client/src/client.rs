@@ -44,7 +44,10 @@ pub struct ClientConfig {
     pub ack_every: u64,
     /// How long connecting plus logging in may take before the attempt counts as failed.
     pub connect_timeout: Duration,
-    /// First reconnect back-off; doubles per attempt, with jitter, up to `max_backoff`.
+    /// The first reconnect after a lost connection waits a random time up to this, so the
+    /// clients of a server that went away do not all come back in the same instant.
+    pub first_attempt_jitter: Duration,
+    /// Back-off before the second attempt; doubles per attempt, with jitter, up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     /// Server message ids remembered to drop re-deliveries.
@@ -58,7 +61,8 @@ impl Default for ClientConfig {
             ack_delay: Duration::from_millis(20),
             ack_every: 32,
             connect_timeout: Duration::from_secs(10),
-            initial_backoff: Duration::from_millis(250),
+            first_attempt_jitter: Duration::from_millis(500),
+            initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(8),
             dedup_window: 4096,
         }
@@ -720,7 +724,9 @@ impl Client {
                 self.attempt = 1;
                 self.retry_started = Some(now);
                 self.events.push_back(Event::Reconnecting { nretry: 1 });
-                self.open(now);
+                let jitter = u64::try_from(self.config.first_attempt_jitter.as_micros()).unwrap_or(0);
+                let wait = if jitter == 0 { 0 } else { self.next_random() % jitter };
+                self.retry_at = Some(now + Duration::from_micros(wait));
             }
             Status::LoggingIn | Status::Reconnecting => {
                 let Some(creds) = &self.creds else {
@@ -746,7 +752,7 @@ impl Client {
                         nretry: self.attempt,
                     });
                 }
-                let delay = self.backoff(self.attempt - 1);
+                let delay = self.backoff(self.attempt - 2);
                 self.retry_at = Some(now + delay);
             }
         }
@@ -782,6 +788,10 @@ impl Client {
         self.status = Status::LoggedIn;
         self.attempt = 0;
         self.retry_started = None;
+        if !ok.resume_refused.is_empty() {
+            let why = format!("the session could not be resumed: {}", ok.resume_refused);
+            self.log(&why);
+        }
         if ok.resumed {
             // Requests the server applied have their replies in the replayed events; the rest
             // are sent again, in order.
@@ -1066,5 +1076,178 @@ impl Client {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login_ok(resumed: bool) -> Bytes {
+        codec::encode_server(server_frame::Kind::LoginOk(pb::LoginOk {
+            uid: 42,
+            session_id: 7,
+            resume_secret: Bytes::from_static(b"secret"),
+            heartbeat_interval_ms: 10_000,
+            resumed,
+            ..Default::default()
+        }))
+    }
+
+    fn drain(c: &mut Client) -> Vec<Event> {
+        while c.poll_transmit().is_some() {}
+        while c.poll_connection().is_some() {}
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    fn logged_in(seed: u64, now: Instant) -> Client {
+        let mut c = Client::new(ClientConfig { seed, ..ClientConfig::default() }, now);
+        c.login("app", "alice", "_no_need_token", "", now);
+        assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+        c.handle_connected(now);
+        c.handle_frame(&login_ok(false), now);
+        assert_eq!(drain(&mut c), [Event::LoginSuccess { uid: 42, fd: 0 }]);
+        c
+    }
+
+    #[test]
+    fn reconnect_attempts_then_logout_net() {
+        let now = Instant::now();
+        let mut c = logged_in(1, now);
+        c.handle_disconnected(now);
+        assert_eq!(c.status(), Status::Reconnecting);
+        let mut events = drain(&mut c);
+        let mut t = now;
+        for _ in 0..3 {
+            t = c.poll_timeout().expect("a retry is scheduled");
+            c.handle_timeout(t);
+            assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+            c.handle_disconnected(t); // the attempt fails
+            events.extend(drain(&mut c));
+        }
+        assert_eq!(
+            events,
+            [
+                Event::Reconnecting { nretry: 1 },
+                Event::Reconnecting { nretry: 2 },
+                Event::Reconnecting { nretry: 3 },
+                Event::Logout { ecode: 102 },
+            ]
+        );
+        assert_eq!(c.status(), Status::NotLoggedIn);
+        assert!(t - now < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_login_that_never_connects_fails_with_login_net() {
+        let now = Instant::now();
+        let mut c = Client::new(ClientConfig::default(), now);
+        c.login2("app", "alice", "_no_need_token", "", 30, 2, now);
+        assert_eq!(c.status(), Status::LoggingIn);
+        assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+        c.handle_disconnected(now);
+        let t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+        assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+        c.handle_disconnected(t);
+        assert_eq!(drain(&mut c), [Event::LoginFailed { ecode: 201 }]);
+    }
+
+    #[test]
+    fn first_reconnects_of_many_clients_spread_out() {
+        let now = Instant::now();
+        let mut delays: Vec<Duration> = (0..500)
+            .map(|seed| {
+                let mut c = logged_in(seed, now);
+                c.handle_disconnected(now);
+                c.poll_timeout().unwrap() - now
+            })
+            .collect();
+        delays.sort();
+        let jitter = ClientConfig::default().first_attempt_jitter;
+        assert!(delays[499] <= jitter);
+        // Spread across the window, not bunched at one instant.
+        assert!(delays[50] < jitter / 4 && delays[450] > jitter * 3 / 4, "{:?}..{:?}", delays[50], delays[450]);
+    }
+
+    #[test]
+    fn resumed_session_resends_only_unapplied_requests() {
+        let now = Instant::now();
+        let mut c = logged_in(3, now);
+        c.query_user_status("bob", now); // id 1
+        c.query_user_status("cid", now); // id 2
+        drain(&mut c);
+        c.handle_disconnected(now);
+        let t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+        assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+        c.handle_connected(t);
+        let login = c.poll_transmit().unwrap();
+        match codec::decode_client(&login).unwrap() {
+            client_frame::Kind::Login(l) => assert_eq!(l.resume.unwrap().session_id, 7),
+            other => panic!("{other:?}"),
+        }
+        let ok = codec::encode_server(server_frame::Kind::LoginOk(pb::LoginOk {
+            uid: 42,
+            session_id: 7,
+            resumed: true,
+            last_applied_request_id: 1,
+            heartbeat_interval_ms: 10_000,
+            ..Default::default()
+        }));
+        c.handle_frame(&ok, t);
+        let resent: Vec<u64> = std::iter::from_fn(|| c.poll_transmit())
+            .filter_map(|b| match codec::decode_client(&b).unwrap() {
+                client_frame::Kind::Request(r) => Some(r.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent, [2]);
+        let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+        assert_eq!(events, [Event::Reconnecting { nretry: 1 }, Event::Reconnected { fd: 0 }]);
+        assert_eq!(c.pending_requests(), 2);
+    }
+
+    #[test]
+    fn bad_calls_fail_locally_with_codes() {
+        let now = Instant::now();
+        let mut c = Client::new(ClientConfig::default(), now);
+        c.get_user_attr("bob", "x", now);
+        c.login("app", "bad account", "t", "", now);
+        c.login("app", "", "t", "", now);
+        c.login("app", &"a".repeat(129), "t", "", now);
+        c.logout(now);
+        let codes: Vec<(String, i32)> = drain(&mut c)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Error { name, ecode, .. } => Some((name, ecode)),
+                Event::LoginFailed { ecode } => Some(("onLoginFailed".into(), ecode)),
+                _ => None,
+            })
+            .collect();
+        let expect = [
+            ("getUserAttr", 1003),
+            ("onLoginFailed", 1004),
+            ("login", 1004),
+            ("onLoginFailed", 1004),
+            ("login", 1004),
+            ("onLoginFailed", 1005),
+            ("login", 1005),
+            ("logout", 108),
+        ];
+        assert_eq!(codes, expect.map(|(n, c)| (n.to_owned(), c)));
+        assert_eq!(c.status(), Status::NotLoggedIn);
+
+        let mut c = logged_in(4, now);
+        let id = c.message_instant_send("bob", &"x".repeat(8193), "", now);
+        assert!(!id.is_empty(), "an empty msgID is generated");
+        let events = drain(&mut c);
+        assert!(events.contains(&Event::MessageSendError { message_id: id, ecode: 1005 }));
+        c.set_attr("_member_num", "1", now);
+        c.invoke("", "{}", "call", now);
+        let events = drain(&mut c);
+        assert!(events.iter().any(|e| matches!(e, Event::Error { name, ecode: 1004, .. } if name == "setAttr")));
+        assert!(events.contains(&Event::InvokeRet { call_id: "call".into(), err: "1004".into(), resp: String::new() }));
+        assert_eq!(c.pending_requests(), 0, "rejected calls send nothing");
     }
 }

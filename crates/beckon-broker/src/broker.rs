@@ -18,6 +18,10 @@ use crate::invoke;
 use crate::store::{PushOutcome, Store, StoredMessage};
 use crate::{ConnId, SessionId};
 
+mod channels;
+
+pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
+
 /// What the broker asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
@@ -57,6 +61,10 @@ enum TimerKey {
     Conn(ConnId),
     /// End of a detached session's grace period.
     Grace(SessionId),
+    /// An empty channel's TTL.
+    ChannelTtl(u64),
+    /// A channel's `_auto_update_num` / `_auto_update_total_num` report.
+    AutoUpdate(u64),
 }
 
 /// Counters for metrics and tests.
@@ -76,6 +84,10 @@ pub struct BrokerStats {
     pub grace_expiries: u64,
     /// Sessions ended because they held too many unacknowledged events.
     pub overflows: u64,
+    /// Channel messages handed to members (one per member per message).
+    pub channel_deliveries: u64,
+    /// Empty channels removed when their TTL ran out.
+    pub channels_expired: u64,
     /// Offline messages dropped at delivery because they outlived the app's TTL.
     pub offline_expired: u64,
     pub store_errors: u64,
@@ -111,12 +123,16 @@ struct Session {
     last_applied_request: u64,
     /// The logout reply was sent; the session ends when the client acknowledges it.
     logging_out: Option<u64>,
+    /// Channels joined, oldest first.
+    channels: Vec<Arc<str>>,
+    channel_messages: channels::RateWindow,
 }
 
 #[derive(Debug)]
 struct AppState {
     config: Arc<AppConfig>,
     online: HashMap<Arc<str>, SessionId>,
+    channels: channels::Channels,
 }
 
 /// The sans-IO broker core.
@@ -139,6 +155,10 @@ pub struct Broker<S> {
     apps: HashMap<String, AppState>,
     next_session: u64,
     next_message: u64,
+    next_channel: u64,
+    channel_ids: HashMap<u64, (Arc<str>, Arc<str>)>,
+    /// The time of the input being handled.
+    now: Instant,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     outputs: VecDeque<Output>,
     stats: BrokerStats,
@@ -157,6 +177,9 @@ impl<S: Store> Broker<S> {
             apps: HashMap::new(),
             next_session: 1,
             next_message: 0,
+            next_channel: 1,
+            channel_ids: HashMap::new(),
+            now: epoch,
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
@@ -206,6 +229,7 @@ impl<S: Store> Broker<S> {
 
     /// A new connection was accepted. It must log in within the login timeout.
     pub fn connect(&mut self, conn: ConnId, now: Instant) {
+        self.now = now;
         self.conns.insert(
             conn,
             Conn {
@@ -221,6 +245,7 @@ impl<S: Store> Broker<S> {
     /// The connection is gone (closed by the peer or by the driver). Its session, if any,
     /// waits in grace for a resume.
     pub fn disconnect(&mut self, conn: ConnId, now: Instant) {
+        self.now = now;
         if let Some(c) = self.conns.remove(&conn)
             && let Some(sid) = c.session
         {
@@ -263,6 +288,7 @@ impl<S: Store> Broker<S> {
 
     /// One whole frame arrived on `conn`.
     pub fn handle_frame(&mut self, conn: ConnId, payload: &[u8], now: Instant) {
+        self.now = now;
         let Some(c) = self.conns.get_mut(&conn) else {
             return; // Closed already; frames still in flight are dropped.
         };
@@ -295,6 +321,7 @@ impl<S: Store> Broker<S> {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         let silence = self.config.heartbeat_interval * 3;
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
@@ -313,6 +340,14 @@ impl<S: Store> Broker<S> {
                         self.stats.grace_expiries += 1;
                         self.end_session(sid, EndReason::Lost);
                     }
+                    continue;
+                }
+                TimerKey::ChannelTtl(id) => {
+                    self.channel_ttl_due(id, now);
+                    continue;
+                }
+                TimerKey::AutoUpdate(id) => {
+                    self.auto_update_due(id, now);
                     continue;
                 }
             };
@@ -432,6 +467,7 @@ impl<S: Store> Broker<S> {
             AppState {
                 config: config.clone(),
                 online: HashMap::new(),
+                channels: channels::Channels::default(),
             },
         );
         Some(config)
@@ -494,6 +530,8 @@ impl<S: Store> Broker<S> {
                 unacked_bytes: 0,
                 last_applied_request: 0,
                 logging_out: None,
+                channels: Vec::new(),
+                channel_messages: channels::RateWindow::default(),
             },
         );
         if let Some(a) = self.apps.get_mut(&app.app_id) {
@@ -503,6 +541,7 @@ impl<S: Store> Broker<S> {
             c.session = Some(sid);
         }
         self.stats.logins += 1;
+        self.announce_online(&app.app_id, &account);
         self.send(
             conn,
             OutFrame::server(server_frame::Kind::LoginOk(pb::LoginOk {
@@ -701,8 +740,28 @@ impl<S: Store> Broker<S> {
             request::Op::GetUserAttrAll(g) => self
                 .get_user_attr_all(&app, &g.account)
                 .map(|json| Some(reply::Result::AttrAll(pb::AttrAll { json }))),
+            request::Op::ChannelJoin(j) => self.channel_join(sid, &app, &account, &j.channel, now),
+            request::Op::ChannelLeave(l) => {
+                self.channel_leave(sid, &app, &account, &l.channel, now)
+            }
+            request::Op::ChannelQueryUserNum(q) => self
+                .channel_query_user_num(&app, &q.channel)
+                .map(|num| Some(reply::Result::ChannelUserNum(pb::ChannelUserNum { num }))),
+            request::Op::ChannelQueryUserIsIn(q) => self
+                .channel_query_user_is_in(&app, &q.channel, &q.account)
+                .map(|is_in| Some(reply::Result::ChannelIsIn(pb::ChannelIsIn { is_in }))),
+            request::Op::ChannelSetAttr(a) => {
+                self.channel_set_attr(sid, &app, &account, &a.channel, &a.name, &a.value, now)
+            }
+            request::Op::ChannelDelAttr(a) => {
+                self.channel_del_attr(sid, &app, &account, &a.channel, &a.name, now)
+            }
+            request::Op::ChannelClearAttr(a) => {
+                self.channel_clear_attr(sid, &app, &account, &a.channel, now)
+            }
+            request::Op::SendChannelMessage(m) => self.channel_send(sid, &app, &account, m, now),
             request::Op::Invoke(i) => {
-                let (err, resp) = invoke::run(self, &app, &account, &i.name, &i.req);
+                let (err, resp) = invoke::run(self, sid, &app, &account, &i.name, &i.req, now);
                 Ok(Some(reply::Result::InvokeResult(pb::InvokeResult {
                     err: err.map(|c| c.code().to_string()).unwrap_or_default(),
                     resp,
@@ -974,6 +1033,8 @@ impl<S: Store> Broker<S> {
     }
 
     fn end_session(&mut self, sid: SessionId, reason: EndReason) {
+        let now = self.now;
+        self.leave_all_channels(sid, reason, now);
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };

@@ -39,6 +39,18 @@ pub struct AppConfig {
     pub offline: OfflinePolicy,
     /// User attributes an account may hold (besides built-ins).
     pub max_user_attrs: usize,
+    /// Channels one session may be in; joining one more leaves the oldest (SPEC §7).
+    pub max_channels_per_session: usize,
+    /// Channel messages one user may send per second (`SENDMESSAGE_E_RATELIMIT` beyond).
+    pub channel_messages_per_user: u32,
+    /// Channel messages per channel per second, unless `_sendmsg_limit` says otherwise.
+    pub channel_messages_per_channel: u32,
+    /// Above this many members a channel stops sending join/leave events (SPEC §7).
+    pub max_notified_members: usize,
+    /// How long an empty channel and its attributes live without `_channel_ttl`.
+    pub default_channel_ttl: Duration,
+    /// Attributes one channel may hold.
+    pub max_channel_attrs: usize,
 }
 
 impl AppConfig {
@@ -51,6 +63,12 @@ impl AppConfig {
             limits: Limits::default(),
             offline: OfflinePolicy::default(),
             max_user_attrs: 256,
+            max_channels_per_session: 1,
+            channel_messages_per_user: 60,
+            channel_messages_per_channel: 200,
+            max_notified_members: 512,
+            default_channel_ttl: Duration::from_secs(7200),
+            max_channel_attrs: 256,
         }
     }
 

@@ -59,6 +59,12 @@ impl OutFrame {
 pub(crate) enum BodyField {
     Reply = 2,
     InstantMessage = 3,
+    ChannelMessage = 4,
+    ChannelUserJoined = 5,
+    ChannelUserLeft = 6,
+    ChannelAttrUpdated = 7,
+    #[allow(dead_code)] // Sent when the server takes a session out of a channel (admin kick).
+    ChannelLeft = 8,
 }
 
 const SERVER_FRAME_EVENT_FIELD: u32 = 3;

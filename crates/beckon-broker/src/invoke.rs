@@ -6,19 +6,23 @@ use beckon_proto::{CallError, ErrorCode};
 
 use crate::broker::Broker;
 use crate::config::AppConfig;
+use crate::SessionId;
 use crate::store::Store;
+use std::time::Instant;
 
 const PREFIX: &str = "io.agora.signal.";
 
 /// Runs one function; returns the error code (None on success) and the response JSON.
 pub(crate) fn run<S: Store>(
     broker: &mut Broker<S>,
+    sid: SessionId,
     app: &AppConfig,
     caller: &str,
     name: &str,
     req: &str,
+    now: Instant,
 ) -> (Option<ErrorCode>, String) {
-    match dispatch(broker, app, caller, name, req) {
+    match dispatch(broker, sid, app, caller, name, req, now) {
         Ok(v) => (None, v.to_string()),
         Err(e) => (Some(e.code), json!({ "error": e.message }).to_string()),
     }
@@ -26,10 +30,12 @@ pub(crate) fn run<S: Store>(
 
 fn dispatch<S: Store>(
     broker: &mut Broker<S>,
+    sid: SessionId,
     app: &AppConfig,
     caller: &str,
     name: &str,
     req: &str,
+    now: Instant,
 ) -> Result<Value, CallError> {
     let function = name.strip_prefix(PREFIX).unwrap_or("");
     let args = || parse_args(req);
@@ -62,16 +68,56 @@ fn dispatch<S: Store>(
             serde_json::from_str(&all)
                 .map_err(|e| CallError::new(ErrorCode::GeneralFailed, e.to_string()))
         }
-        "channel_query_num"
-        | "channel_query_user_isin"
-        | "channel_query_userlist"
-        | "channel_query_userlist_all"
-        | "channel_set_attr"
-        | "channel_del_attr"
-        | "channel_clear_attr" => Err(CallError::new(
-            ErrorCode::GeneralFailed,
-            format!("{name}: channels are not available on this server version yet"),
-        )),
+        "channel_query_num" => {
+            let args = args()?;
+            let channel = string_arg(&args, "name")?;
+            Ok(json!({ "num": broker.channel_query_user_num(app, channel)? }))
+        }
+        "channel_query_user_isin" => {
+            let args = args()?;
+            let channel = string_arg(&args, "name")?;
+            let account = string_arg(&args, "account")?;
+            let is_in = broker.channel_query_user_is_in(app, channel, account)?;
+            Ok(json!({ "isin": u8::from(is_in) }))
+        }
+        "channel_query_userlist" | "channel_query_userlist_all" => {
+            let args = args()?;
+            let channel = string_arg(&args, "name")?;
+            let max = if function == "channel_query_userlist" {
+                200
+            } else {
+                match args.get("num") {
+                    None => 1_000_000,
+                    Some(v) => v.as_u64().map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(|| {
+                        CallError::new(ErrorCode::GeneralWrongParam, "argument \"num\" must be a whole number")
+                    })?,
+                }
+            };
+            let (num, list) = broker.channel_user_list(app, channel, max)?;
+            let list: Vec<Value> = list.into_iter().map(|a| json!([a, 0])).collect();
+            Ok(json!({ "num": num, "list": list }))
+        }
+        "channel_set_attr" => {
+            let args = args()?;
+            let channel = string_arg(&args, "channel")?;
+            let attr = string_arg(&args, "name")?;
+            let value = string_arg(&args, "value")?;
+            broker.channel_set_attr(sid, app, caller, channel, attr, value, now)?;
+            Ok(json!({}))
+        }
+        "channel_del_attr" => {
+            let args = args()?;
+            let channel = string_arg(&args, "channel")?;
+            let attr = string_arg(&args, "name")?;
+            broker.channel_del_attr(sid, app, caller, channel, attr, now)?;
+            Ok(json!({}))
+        }
+        "channel_clear_attr" => {
+            let args = args()?;
+            let channel = string_arg(&args, "channel")?;
+            broker.channel_clear_attr(sid, app, caller, channel, now)?;
+            Ok(json!({}))
+        }
         _ => Err(CallError::new(
             ErrorCode::GeneralWrongParam,
             format!("unknown function {name:?}"),

@@ -27,7 +27,9 @@ mod frame;
 mod invoke;
 mod store;
 
-pub use broker::{Broker, BrokerStats, CloseReason, Output, uid_for};
+pub use broker::{
+    Broker, BrokerStats, CHANNEL_EVENT_CHANNEL, CloseReason, Output, USER_ONLINE_CHANNEL, uid_for,
+};
 pub use config::{AppConfig, Apps, BrokerConfig, OfflinePolicy};
 pub use frame::OutFrame;
 pub use store::{MemoryStore, PushOutcome, Store, StoreError, StoredMessage};

@@ -111,6 +111,12 @@ enum Pending {
     GetAttrAll { account: String },
     Invoke { call_id: String },
     Logout,
+    ChannelJoin { channel: String },
+    ChannelLeave { channel: String },
+    ChannelQueryUserNum { channel: String },
+    ChannelQueryUserIsIn { channel: String, account: String },
+    ChannelAttr { what: &'static str },
+    ChannelSend { message_id: String },
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +160,8 @@ pub struct Client {
     attempt: u32,
     retry_started: Option<Instant>,
     logging_out: bool,
+    /// Channels joined, in join order; rejoined after a reconnect that got a fresh session.
+    joined: Vec<String>,
     seen: HashSet<u64>,
     seen_order: VecDeque<u64>,
     rng: u64,
@@ -186,6 +194,7 @@ impl Client {
             attempt: 0,
             retry_started: None,
             logging_out: false,
+            joined: Vec::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             rng,
@@ -453,6 +462,216 @@ impl Client {
             },
             now,
         );
+    }
+
+    /// Channels this client is in, in join order.
+    pub fn joined_channels(&self) -> &[String] {
+        &self.joined
+    }
+
+    /// `channelJoin(channelID)`.
+    pub fn channel_join(&mut self, channel: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel));
+        if let Err(e) = checked {
+            self.events.push_back(Event::ChannelJoinFailed {
+                channel: channel.to_owned(),
+                ecode: e.code.code(),
+            });
+            return self.error("channelJoin", &e);
+        }
+        self.request(
+            request::Op::ChannelJoin(pb::ChannelJoin {
+                channel: channel.to_owned(),
+            }),
+            Pending::ChannelJoin {
+                channel: channel.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// `channelLeave(channelID)`.
+    pub fn channel_leave(&mut self, channel: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel));
+        if let Err(e) = checked {
+            return self.error("channelLeave", &e);
+        }
+        self.request(
+            request::Op::ChannelLeave(pb::ChannelLeave {
+                channel: channel.to_owned(),
+            }),
+            Pending::ChannelLeave {
+                channel: channel.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// `channelQueryUserNum(channelID)`.
+    pub fn channel_query_user_num(&mut self, channel: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel));
+        if let Err(e) = checked {
+            self.events.push_back(Event::ChannelQueryUserNumResult {
+                channel: channel.to_owned(),
+                ecode: e.code.code(),
+                num: 0,
+            });
+            return self.error("channelQueryUserNum", &e);
+        }
+        self.request(
+            request::Op::ChannelQueryUserNum(pb::ChannelQueryUserNum {
+                channel: channel.to_owned(),
+            }),
+            Pending::ChannelQueryUserNum {
+                channel: channel.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// `channelQueryUserIsIn(channelID, account)`.
+    pub fn channel_query_user_is_in(&mut self, channel: &str, account: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.account("account", account));
+        if let Err(e) = checked {
+            return self.error("channelQueryUserIsIn", &e);
+        }
+        self.request(
+            request::Op::ChannelQueryUserIsIn(pb::ChannelQueryUserIsIn {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+            }),
+            Pending::ChannelQueryUserIsIn {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// `channelSetAttr(channelID, name, value)`.
+    pub fn channel_set_attr(&mut self, channel: &str, name: &str, value: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.attr_name("name", name))
+            .and_then(|()| self.limits.channel_attr_value("value", value));
+        if let Err(e) = checked {
+            return self.error("channelSetAttr", &e);
+        }
+        self.request(
+            request::Op::ChannelSetAttr(pb::ChannelSetAttr {
+                channel: channel.to_owned(),
+                name: name.to_owned(),
+                value: value.to_owned(),
+            }),
+            Pending::ChannelAttr {
+                what: "channelSetAttr",
+            },
+            now,
+        );
+    }
+
+    /// `channelDelAttr(channelID, name)`.
+    pub fn channel_del_attr(&mut self, channel: &str, name: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.attr_name("name", name));
+        if let Err(e) = checked {
+            return self.error("channelDelAttr", &e);
+        }
+        self.request(
+            request::Op::ChannelDelAttr(pb::ChannelDelAttr {
+                channel: channel.to_owned(),
+                name: name.to_owned(),
+            }),
+            Pending::ChannelAttr {
+                what: "channelDelAttr",
+            },
+            now,
+        );
+    }
+
+    /// `channelClearAttr(channelID)`.
+    pub fn channel_clear_attr(&mut self, channel: &str, now: Instant) {
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel));
+        if let Err(e) = checked {
+            return self.error("channelClearAttr", &e);
+        }
+        self.request(
+            request::Op::ChannelClearAttr(pb::ChannelClearAttr {
+                channel: channel.to_owned(),
+            }),
+            Pending::ChannelAttr {
+                what: "channelClearAttr",
+            },
+            now,
+        );
+    }
+
+    /// `messageChannelSend(channelID, msg, msgID)`; returns the message id (generated when
+    /// `msg_id` is empty).
+    pub fn message_channel_send(&mut self, channel: &str, msg: &str, msg_id: &str, now: Instant) -> String {
+        self.channel_send("messageChannelSend", channel, msg, msg_id, false, now)
+    }
+
+    /// `messageChannelSendForce(channelID, msg, msgID)`: without being a member (needs the
+    /// server privilege).
+    pub fn message_channel_send_force(&mut self, channel: &str, msg: &str, msg_id: &str, now: Instant) -> String {
+        self.channel_send("messageChannelSendForce", channel, msg, msg_id, true, now)
+    }
+
+    fn channel_send(
+        &mut self,
+        what: &str,
+        channel: &str,
+        msg: &str,
+        msg_id: &str,
+        force: bool,
+        now: Instant,
+    ) -> String {
+        let message_id = if msg_id.is_empty() {
+            self.generate_message_id()
+        } else {
+            msg_id.to_owned()
+        };
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.message("msg", msg))
+            .and_then(|()| self.limits.id("msgID", &message_id));
+        if let Err(e) = checked {
+            self.events.push_back(Event::MessageSendError {
+                message_id: message_id.clone(),
+                ecode: e.code.code(),
+            });
+            self.error(what, &e);
+            return message_id;
+        }
+        self.request(
+            request::Op::SendChannelMessage(pb::SendChannelMessage {
+                channel: channel.to_owned(),
+                msg: msg.to_owned(),
+                msg_id: message_id.clone(),
+                force,
+            }),
+            Pending::ChannelSend {
+                message_id: message_id.clone(),
+            },
+            now,
+        );
+        message_id
     }
 
     fn user_attr(&mut self, what: &str, account: &str, name: &str, now: Instant) {
@@ -817,6 +1036,21 @@ impl Client {
             self.acked_seq = 0;
             self.next_request_id = 1;
             let old = std::mem::take(&mut self.pending);
+            if was == Status::Reconnecting {
+                // The old session is gone, and with it its channels: join them again.
+                for channel in self.joined.clone() {
+                    let id = self.next_request_id;
+                    self.next_request_id += 1;
+                    self.pending.push_back(PendingRequest {
+                        id,
+                        op: request::Op::ChannelJoin(pb::ChannelJoin {
+                            channel: channel.clone(),
+                        }),
+                        what: Pending::ChannelJoin { channel },
+                        sent: false,
+                    });
+                }
+            }
             for p in old {
                 if p.sent {
                     self.fail_request(&p.what, ErrorCode::GeneralFailed, "the connection was lost before the server answered");
@@ -894,6 +1128,45 @@ impl Client {
                         msg: m.msg,
                     });
                 }
+            }
+            Some(event::Body::ChannelMessage(m)) => {
+                if self.remember(m.server_msg_id) {
+                    self.events.push_back(Event::MessageChannelReceive {
+                        channel: m.channel,
+                        account: m.sender,
+                        uid: 0,
+                        msg: m.msg,
+                    });
+                }
+            }
+            Some(event::Body::ChannelUserJoined(m)) => {
+                self.events.push_back(Event::ChannelUserJoined {
+                    channel: m.channel,
+                    account: m.account,
+                    uid: 0,
+                })
+            }
+            Some(event::Body::ChannelUserLeft(m)) => {
+                self.events.push_back(Event::ChannelUserLeaved {
+                    channel: m.channel,
+                    account: m.account,
+                    uid: 0,
+                })
+            }
+            Some(event::Body::ChannelAttrUpdated(a)) => {
+                self.events.push_back(Event::ChannelAttrUpdated {
+                    channel: a.channel,
+                    name: a.name,
+                    value: a.value,
+                    kind: a.r#type,
+                })
+            }
+            Some(event::Body::ChannelLeft(l)) => {
+                self.joined.retain(|c| *c != l.channel);
+                self.events.push_back(Event::ChannelLeaved {
+                    channel: l.channel,
+                    ecode: l.code,
+                })
             }
             None => {}
         }
@@ -979,6 +1252,60 @@ impl Client {
                     ecode: ErrorCode::LogoutUser.code(),
                 });
             }
+            (Pending::ChannelJoin { .. }, Some(reply::Result::ChannelJoined(j))) => {
+                for old in j.left {
+                    self.joined.retain(|c| *c != old);
+                    self.events.push_back(Event::ChannelLeaved {
+                        channel: old,
+                        ecode: ErrorCode::LeaveChannelByUser.code(),
+                    });
+                }
+                if !self.joined.contains(&j.channel) {
+                    self.joined.push(j.channel.clone());
+                }
+                self.events.push_back(Event::ChannelJoined {
+                    channel: j.channel.clone(),
+                });
+                let uids = vec![0; j.accounts.len()];
+                self.events.push_back(Event::ChannelUserList {
+                    channel: j.channel.clone(),
+                    accounts: j.accounts,
+                    uids,
+                });
+                for a in j.attrs {
+                    self.events.push_back(Event::ChannelAttrUpdated {
+                        channel: j.channel.clone(),
+                        name: a.name,
+                        value: a.value,
+                        kind: "update".into(),
+                    });
+                }
+            }
+            (Pending::ChannelLeave { channel }, _) => {
+                self.joined.retain(|c| *c != channel);
+                self.events.push_back(Event::ChannelLeaved {
+                    channel,
+                    ecode: ErrorCode::LeaveChannelByUser.code(),
+                });
+            }
+            (Pending::ChannelQueryUserNum { channel }, Some(reply::Result::ChannelUserNum(n))) => {
+                self.events.push_back(Event::ChannelQueryUserNumResult {
+                    channel,
+                    ecode: 0,
+                    num: i32::try_from(n.num).unwrap_or(i32::MAX),
+                })
+            }
+            (Pending::ChannelQueryUserIsIn { channel, account }, Some(reply::Result::ChannelIsIn(i))) => {
+                self.events.push_back(Event::ChannelQueryUserIsIn {
+                    channel,
+                    account,
+                    is_in: i32::from(i.is_in),
+                })
+            }
+            (Pending::ChannelAttr { .. }, _) => {}
+            (Pending::ChannelSend { message_id }, _) => {
+                self.events.push_back(Event::MessageSendSuccess { message_id })
+            }
             (what, result) => {
                 self.log(&format!("malformed reply {result:?} to {what:?}"));
                 self.fail_request(&what, ErrorCode::GeneralFailed, "malformed reply from the server");
@@ -988,7 +1315,9 @@ impl Client {
 
     fn fail_request(&mut self, what: &Pending, code: ErrorCode, desc: &str) {
         let code = match (what, code) {
-            (Pending::InstantSend { .. }, ErrorCode::GeneralFailed) => ErrorCode::SendMessageTimeout,
+            (Pending::InstantSend { .. } | Pending::ChannelSend { .. }, ErrorCode::GeneralFailed) => {
+                ErrorCode::SendMessageTimeout
+            }
             _ => code,
         };
         self.fail_request_code(what, code.code(), code, desc);
@@ -1017,6 +1346,31 @@ impl Client {
                 "invoke"
             }
             Pending::Logout => "logout",
+            Pending::ChannelJoin { channel } => {
+                self.events.push_back(Event::ChannelJoinFailed {
+                    channel: channel.clone(),
+                    ecode,
+                });
+                "channelJoin"
+            }
+            Pending::ChannelLeave { .. } => "channelLeave",
+            Pending::ChannelQueryUserNum { channel } => {
+                self.events.push_back(Event::ChannelQueryUserNumResult {
+                    channel: channel.clone(),
+                    ecode,
+                    num: 0,
+                });
+                "channelQueryUserNum"
+            }
+            Pending::ChannelQueryUserIsIn { .. } => "channelQueryUserIsIn",
+            Pending::ChannelAttr { what } => what,
+            Pending::ChannelSend { message_id } => {
+                self.events.push_back(Event::MessageSendError {
+                    message_id: message_id.clone(),
+                    ecode,
+                });
+                "messageChannelSend"
+            }
         };
         self.events.push_back(Event::Error {
             name: name.into(),
@@ -1031,6 +1385,24 @@ impl Client {
         for p in pending {
             if !matches!(p.what, Pending::Logout) {
                 self.fail_request(&p.what, ErrorCode::GeneralFailed, "the session ended before the server answered");
+            }
+        }
+        let leave = match ev {
+            Event::Logout { ecode } if ecode == ErrorCode::LogoutUser.code() => {
+                Some(ErrorCode::LeaveChannelLogout)
+            }
+            Event::Logout { ecode } if ecode == ErrorCode::LogoutKicked.code() => {
+                Some(ErrorCode::LeaveChannelKicked)
+            }
+            Event::Logout { .. } => Some(ErrorCode::LeaveChannelDisconn),
+            _ => None,
+        };
+        for channel in std::mem::take(&mut self.joined) {
+            if let Some(code) = leave {
+                self.events.push_back(Event::ChannelLeaved {
+                    channel,
+                    ecode: code.code(),
+                });
             }
         }
         self.status = Status::NotLoggedIn;

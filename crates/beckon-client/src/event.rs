@@ -50,4 +50,56 @@ pub enum Event {
         err: String,
         resp: String,
     },
+    /// `onChannelJoined(channelID)`.
+    ChannelJoined { channel: String },
+    /// `onChannelJoinFailed(channelID, ecode)`.
+    ChannelJoinFailed { channel: String, ecode: i32 },
+    /// `onChannelLeaved(channelID, ecode)`: a `LEAVECHANNEL_E_*` reason.
+    ChannelLeaved { channel: String, ecode: i32 },
+    /// `onChannelUserJoined(account, uid)`; `channel` says which channel (the seeds leave it
+    /// implicit because a session is in one channel by default).
+    ChannelUserJoined {
+        channel: String,
+        account: String,
+        uid: u32,
+    },
+    /// `onChannelUserLeaved(account, uid)`.
+    ChannelUserLeaved {
+        channel: String,
+        account: String,
+        uid: u32,
+    },
+    /// `onChannelUserList(n, accounts, uids)`: the latest 200 members, the joiner included.
+    ChannelUserList {
+        channel: String,
+        accounts: Vec<String>,
+        uids: Vec<u32>,
+    },
+    /// `onChannelQueryUserNumResult(channelID, ecode, num)`.
+    ChannelQueryUserNumResult {
+        channel: String,
+        ecode: i32,
+        num: i32,
+    },
+    /// `onChannelQueryUserIsIn(channelID, account, isIn)`.
+    ChannelQueryUserIsIn {
+        channel: String,
+        account: String,
+        is_in: i32,
+    },
+    /// `onChannelAttrUpdated(channelID, name, value, type)`: type is "update", "del" or
+    /// "clear".
+    ChannelAttrUpdated {
+        channel: String,
+        name: String,
+        value: String,
+        kind: String,
+    },
+    /// `onMessageChannelReceive(channelID, account, uid, msg)`.
+    MessageChannelReceive {
+        channel: String,
+        account: String,
+        uid: u32,
+        msg: String,
+    },
 }

@@ -18,6 +18,7 @@ use crate::invoke;
 use crate::store::{PushOutcome, Store, StoredMessage};
 use crate::{ConnId, SessionId};
 
+mod calls;
 mod channels;
 
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
@@ -65,6 +66,8 @@ enum TimerKey {
     ChannelTtl(u64),
     /// A channel's `_auto_update_num` / `_auto_update_total_num` report.
     AutoUpdate(u64),
+    /// A call's ringing or waiting deadline.
+    Call(u64),
 }
 
 /// Counters for metrics and tests.
@@ -88,6 +91,8 @@ pub struct BrokerStats {
     pub channel_deliveries: u64,
     /// Empty channels removed when their TTL ran out.
     pub channels_expired: u64,
+    /// Calls that failed unanswered (`INVITE_E_TIMEOUT`) or whose callee never came online.
+    pub call_timeouts: u64,
     /// Offline messages dropped at delivery because they outlived the app's TTL.
     pub offline_expired: u64,
     pub store_errors: u64,
@@ -126,6 +131,8 @@ struct Session {
     /// Channels joined, oldest first.
     channels: Vec<Arc<str>>,
     channel_messages: channels::RateWindow,
+    /// (event seq, call) of invitations delivered to this session and not yet acknowledged.
+    receipts: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -157,6 +164,7 @@ pub struct Broker<S> {
     next_message: u64,
     next_channel: u64,
     channel_ids: HashMap<u64, (Arc<str>, Arc<str>)>,
+    calls: calls::Calls,
     /// The time of the input being handled.
     now: Instant,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -179,6 +187,7 @@ impl<S: Store> Broker<S> {
             next_message: 0,
             next_channel: 1,
             channel_ids: HashMap::new(),
+            calls: calls::Calls::default(),
             now: epoch,
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
@@ -348,6 +357,10 @@ impl<S: Store> Broker<S> {
                 }
                 TimerKey::AutoUpdate(id) => {
                     self.auto_update_due(id, now);
+                    continue;
+                }
+                TimerKey::Call(id) => {
+                    self.call_timer_due(id, now);
                     continue;
                 }
             };
@@ -532,6 +545,7 @@ impl<S: Store> Broker<S> {
                 logging_out: None,
                 channels: Vec::new(),
                 channel_messages: channels::RateWindow::default(),
+                receipts: Vec::new(),
             },
         );
         if let Some(a) = self.apps.get_mut(&app.app_id) {
@@ -541,7 +555,6 @@ impl<S: Store> Broker<S> {
             c.session = Some(sid);
         }
         self.stats.logins += 1;
-        self.announce_online(&app.app_id, &account);
         self.send(
             conn,
             OutFrame::server(server_frame::Kind::LoginOk(pb::LoginOk {
@@ -559,6 +572,9 @@ impl<S: Store> Broker<S> {
                 resume_refused,
             })),
         );
+        // Everything below is a sequenced event, so it must follow the login answer.
+        self.announce_online(&app.app_id, &account);
+        self.calls_on_login(&app.app_id, &account, now);
 
         // Messages stored while the account was offline, oldest first.
         match self.store.take_offline(&app.app_id, &account) {
@@ -760,6 +776,11 @@ impl<S: Store> Broker<S> {
                 self.channel_clear_attr(sid, &app, &account, &a.channel, now)
             }
             request::Op::SendChannelMessage(m) => self.channel_send(sid, &app, &account, m, now),
+            request::Op::Invite(m) => self.call_invite(&app, &account, m, now),
+            request::Op::InviteAccept(m) => self.call_answer(&app, &account, m, true),
+            request::Op::InviteRefuse(m) => self.call_answer(&app, &account, m, false),
+            request::Op::InviteEnd(m) => self.call_end(&app, &account, m),
+            request::Op::InviteDtmf(m) => self.call_dtmf(&app, &account, m),
             request::Op::Invoke(i) => {
                 let (err, resp) = invoke::run(self, sid, &app, &account, &i.name, &i.req, now);
                 Ok(Some(reply::Result::InvokeResult(pb::InvokeResult {
@@ -784,6 +805,10 @@ impl<S: Store> Broker<S> {
                 s.unacked_bytes -= r.frame.len();
             }
         }
+        self.call_receipts(sid, up_to);
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if let Some(logout_seq) = s.logging_out
             && up_to >= logout_seq
             && let Some(conn) = s.conn
@@ -1038,10 +1063,15 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
+        let mut went_offline = false;
         if let Some(a) = self.apps.get_mut(&s.app.app_id)
             && a.online.get(&*s.account) == Some(&sid)
         {
             a.online.remove(&*s.account);
+            went_offline = true;
+        }
+        if reason != EndReason::Shutdown && (went_offline || reason == EndReason::Kicked) {
+            self.calls_on_offline(&s.app.app_id, &s.account);
         }
         if reason == EndReason::Logout {
             return; // Everything was acknowledged.

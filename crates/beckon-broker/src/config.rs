@@ -51,6 +51,10 @@ pub struct AppConfig {
     pub default_channel_ttl: Duration,
     /// Attributes one channel may hold.
     pub max_channel_attrs: usize,
+    /// How long an invitation rings unanswered before it fails with `INVITE_E_TIMEOUT`.
+    pub call_timeout: Duration,
+    /// How long an invitation to an offline callee waits for it (`_require_peer_online` 0).
+    pub peer_online_wait: Duration,
 }
 
 impl AppConfig {
@@ -69,6 +73,8 @@ impl AppConfig {
             max_notified_members: 512,
             default_channel_ttl: Duration::from_secs(7200),
             max_channel_attrs: 256,
+            call_timeout: Duration::from_secs(60),
+            peer_online_wait: Duration::from_secs(20),
         }
     }
 

@@ -65,6 +65,7 @@ pub(crate) enum BodyField {
     ChannelAttrUpdated = 7,
     #[allow(dead_code)] // Sent when the server takes a session out of a channel (admin kick).
     ChannelLeft = 8,
+    Call = 9,
 }
 
 const SERVER_FRAME_EVENT_FIELD: u32 = 3;

@@ -11,6 +11,8 @@ use crate::store::Store;
 use std::time::Instant;
 
 const PREFIX: &str = "io.agora.signal.";
+/// Registers the calling session (server privilege) as the app's telephony gateway.
+pub const GATEWAY_REGISTER: &str = "io.beckon.gateway_register";
 
 /// Runs one function; returns the error code (None on success) and the response JSON.
 pub(crate) fn run<S: Store>(
@@ -37,6 +39,10 @@ fn dispatch<S: Store>(
     req: &str,
     now: Instant,
 ) -> Result<Value, CallError> {
+    if name == GATEWAY_REGISTER {
+        broker.register_gateway(sid, app, caller)?;
+        return Ok(json!({}));
+    }
     let function = name.strip_prefix(PREFIX).unwrap_or("");
     let args = || parse_args(req);
     match function {

@@ -25,6 +25,8 @@ mod broker;
 mod config;
 mod frame;
 mod invoke;
+
+pub use invoke::GATEWAY_REGISTER;
 mod store;
 
 pub use broker::{

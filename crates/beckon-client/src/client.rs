@@ -117,6 +117,23 @@ enum Pending {
     ChannelQueryUserIsIn { channel: String, account: String },
     ChannelAttr { what: &'static str },
     ChannelSend { message_id: String },
+    Invite { channel: String, account: String, extra: String },
+    InviteAnswer { channel: String, account: String, accept: bool },
+    InviteEnd { channel: String, account: String, as_caller: bool },
+    InviteDtmf,
+}
+
+/// A call as this client sees it: (channel, peer, whether we placed it).
+type CallId = (String, String, bool);
+
+/// Where a call stands, as far as this client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Invited (by us or the peer) and not answered.
+    Waiting,
+    Accepted,
+    /// We asked to end it; the answer is on its way.
+    Ending,
 }
 
 #[derive(Clone, Debug)]
@@ -162,6 +179,8 @@ pub struct Client {
     logging_out: bool,
     /// Channels joined, in join order; rejoined after a reconnect that got a fresh session.
     joined: Vec<String>,
+    /// Calls in progress, mirrored from the broker's truth.
+    calls: Vec<(CallId, Phase)>,
     seen: HashSet<u64>,
     seen_order: VecDeque<u64>,
     rng: u64,
@@ -195,6 +214,7 @@ impl Client {
             retry_started: None,
             logging_out: false,
             joined: Vec::new(),
+            calls: Vec::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             rng,
@@ -674,6 +694,248 @@ impl Client {
         message_id
     }
 
+    /// `channelInviteUser(channelID, account, uid)`: `channel_invite_user2` without `extra`.
+    pub fn channel_invite_user(&mut self, channel: &str, account: &str, now: Instant) {
+        self.channel_invite_user2(channel, account, "", now);
+    }
+
+    /// `channelInviteUser2(channelID, account, extra)`.
+    pub fn channel_invite_user2(&mut self, channel: &str, account: &str, extra: &str, now: Instant) {
+        self.invite("channelInviteUser2", channel, account, extra, now);
+    }
+
+    /// `channelInvitePhone3(channelID, phoneNum, sourcesNum, extra)`: a call to a phone number
+    /// through the app's telephony gateway (`_phone` and `srcNum` are added to `extra`).
+    pub fn channel_invite_phone3(&mut self, channel: &str, phone_num: &str, sources_num: &str, extra: &str, now: Instant) {
+        let mut map = match parse_json_object(extra) {
+            Ok(m) => m,
+            Err(e) => {
+                self.events.push_back(Event::InviteFailed {
+                    channel: channel.to_owned(),
+                    account: phone_num.to_owned(),
+                    uid: 0,
+                    ecode: e.code.code(),
+                    extra: extra.to_owned(),
+                });
+                return self.error("channelInvitePhone3", &e);
+            }
+        };
+        map.insert("_phone".to_owned(), 1.into());
+        if !sources_num.is_empty() {
+            map.insert("srcNum".to_owned(), sources_num.into());
+        }
+        let extra = serde_json::Value::Object(map).to_string();
+        self.invite("channelInvitePhone3", channel, phone_num, &extra, now);
+    }
+
+    /// `channelInvitePhone(channelID, phoneNum, uid)`.
+    pub fn channel_invite_phone(&mut self, channel: &str, phone_num: &str, now: Instant) {
+        self.channel_invite_phone3(channel, phone_num, "", "", now);
+    }
+
+    /// `channelInvitePhone2(channelID, phoneNum, sourcesNum)`.
+    pub fn channel_invite_phone2(&mut self, channel: &str, phone_num: &str, sources_num: &str, now: Instant) {
+        self.channel_invite_phone3(channel, phone_num, sources_num, "", now);
+    }
+
+    fn invite(&mut self, what: &str, channel: &str, account: &str, extra: &str, now: Instant) {
+        // A call still being ended counts too: its end callback has not come yet.
+        let reinvite = self.call_state(channel, account, true).is_some();
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| self.limits.message("extra", extra))
+            .and_then(|()| parse_json_object(extra).map(|_| ()))
+            .and_then(|()| {
+                if Some(account) == self.account() {
+                    Err(CallError::new(ErrorCode::GeneralWrongParam, "a user cannot invite itself"))
+                } else if reinvite {
+                    Err(CallError::new(ErrorCode::InviteReinvite, format!("{account} is already invited to {channel}")))
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = checked {
+            self.events.push_back(Event::InviteFailed {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                uid: 0,
+                ecode: e.code.code(),
+                extra: extra.to_owned(),
+            });
+            return self.error(what, &e);
+        }
+        self.set_call(channel, account, true, Some(Phase::Waiting));
+        self.request(
+            request::Op::Invite(pb::Invite {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                extra: extra.to_owned(),
+            }),
+            Pending::Invite {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                extra: extra.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// `channelInviteAccept(channelID, account, uid, extra)`: `account` is the caller.
+    pub fn channel_invite_accept(&mut self, channel: &str, account: &str, extra: &str, now: Instant) {
+        self.answer("channelInviteAccept", channel, account, extra, true, now);
+    }
+
+    /// `channelInviteRefuse(channelID, account, uid, extra)`.
+    pub fn channel_invite_refuse(&mut self, channel: &str, account: &str, extra: &str, now: Instant) {
+        self.answer("channelInviteRefuse", channel, account, extra, false, now);
+    }
+
+    fn answer(&mut self, what: &str, channel: &str, account: &str, extra: &str, accept: bool, now: Instant) {
+        let ringing = self.call_state(channel, account, false) == Some(Phase::Waiting);
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| self.limits.message("extra", extra))
+            .and_then(|()| parse_json_object(extra).map(|_| ()))
+            .and_then(|()| if ringing { Ok(()) } else { Err(no_invitation(channel, account)) });
+        if let Err(e) = checked {
+            return self.error(what, &e);
+        }
+        let m = pb::InviteAnswer {
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+            extra: extra.to_owned(),
+        };
+        let op = if accept { request::Op::InviteAccept(m) } else { request::Op::InviteRefuse(m) };
+        self.set_call(channel, account, false, accept.then_some(Phase::Accepted));
+        self.request(
+            op,
+            Pending::InviteAnswer {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                accept,
+            },
+            now,
+        );
+    }
+
+    /// `channelInviteEnd(channelID, account, uid)`, by either side, before or after acceptance.
+    /// When this client both placed and received a call with `account` on `channel`, the one
+    /// it placed ends first.
+    pub fn channel_invite_end(&mut self, channel: &str, account: &str, now: Instant) {
+        let live = |p: Option<Phase>| p.is_some_and(|p| p != Phase::Ending);
+        let as_caller = live(self.call_state(channel, account, true));
+        let known = as_caller || live(self.call_state(channel, account, false));
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| if known { Ok(()) } else { Err(no_invitation(channel, account)) });
+        if let Err(e) = checked {
+            return self.error("channelInviteEnd", &e);
+        }
+        self.set_call(channel, account, as_caller, Some(Phase::Ending));
+        self.request(
+            request::Op::InviteEnd(pb::InviteEnd {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                as_caller,
+            }),
+            Pending::InviteEnd {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                as_caller,
+            },
+            now,
+        );
+    }
+
+    /// `channelInviteDTMF(channelID, phoneNum, dtmf)`: digits `[0-9*#]` to the other side.
+    pub fn channel_invite_dtmf(&mut self, channel: &str, account: &str, dtmf: &str, now: Instant) {
+        let live = |p: Option<Phase>| p.is_some_and(|p| p != Phase::Ending);
+        let as_caller = live(self.call_state(channel, account, true));
+        let known = as_caller || live(self.call_state(channel, account, false));
+        let checked = self
+            .logged_in()
+            .and_then(|()| self.limits.channel("channelID", channel))
+            .and_then(|()| self.limits.account("phoneNum", account))
+            .and_then(|()| {
+                if dtmf.is_empty() || !dtmf.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
+                    Err(CallError::new(ErrorCode::GeneralWrongParam, "dtmf must be digits, * or #"))
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| if known { Ok(()) } else { Err(no_invitation(channel, account)) });
+        if let Err(e) = checked {
+            return self.error("channelInviteDTMF", &e);
+        }
+        self.request(
+            request::Op::InviteDtmf(pb::InviteDtmf {
+                channel: channel.to_owned(),
+                account: account.to_owned(),
+                dtmf: dtmf.to_owned(),
+                as_caller,
+            }),
+            Pending::InviteDtmf,
+            now,
+        );
+    }
+
+    /// `messageDTMFSend(uid, msg, msgID)` (obsolete): DTMF to the most recent call.
+    pub fn message_dtmf_send(&mut self, msg: &str, now: Instant) {
+        match self.calls.last().map(|((c, p, _), _)| (c.clone(), p.clone())) {
+            Some((channel, peer)) => self.channel_invite_dtmf(&channel, &peer, msg, now),
+            None => self.error("messageDTMFSend", &CallError::new(ErrorCode::GeneralWrongParam, "there is no call")),
+        }
+    }
+
+    /// Calls in progress as (channel, peer, placed by this client), oldest first.
+    pub fn calls(&self) -> Vec<(String, String, bool)> {
+        self.calls.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Where the call stands, if it exists.
+    fn call_state(&self, channel: &str, peer: &str, outgoing: bool) -> Option<Phase> {
+        self.calls
+            .iter()
+            .find(|((c, p, o), _)| c == channel && p == peer && *o == outgoing)
+            .map(|(_, accepted)| *accepted)
+    }
+
+    /// Sets (`Some(phase)`) or forgets (`None`) a call.
+    fn set_call(&mut self, channel: &str, peer: &str, outgoing: bool, state: Option<Phase>) {
+        let pos = self
+            .calls
+            .iter()
+            .position(|((c, p, o), _)| c == channel && p == peer && *o == outgoing);
+        match (pos, state) {
+            (Some(i), Some(a)) => self.calls[i].1 = a,
+            (Some(i), None) => {
+                self.calls.remove(i);
+            }
+            (None, Some(a)) => self.calls.push(((channel.to_owned(), peer.to_owned(), outgoing), a)),
+            (None, None) => {}
+        }
+    }
+
+    /// Ends every call locally when the session they lived in is gone.
+    fn drop_calls(&mut self, code: ErrorCode) {
+        for ((channel, account, outgoing), phase) in std::mem::take(&mut self.calls) {
+            let ev = if phase == Phase::Ending {
+                Event::InviteEndByMyself { channel, account, uid: 0 }
+            } else if outgoing && phase == Phase::Waiting {
+                Event::InviteFailed { channel, account, uid: 0, ecode: code.code(), extra: String::new() }
+            } else {
+                Event::InviteEndByPeer { channel, account, uid: 0, extra: String::new() }
+            };
+            self.events.push_back(ev);
+        }
+    }
+
     fn user_attr(&mut self, what: &str, account: &str, name: &str, now: Instant) {
         let checked = self
             .logged_in()
@@ -1036,6 +1298,8 @@ impl Client {
             self.acked_seq = 0;
             self.next_request_id = 1;
             let old = std::mem::take(&mut self.pending);
+            // Calls lived in the old session; the broker ended them for the other sides.
+            self.drop_calls(ErrorCode::InviteNet);
             if was == Status::Reconnecting {
                 // The old session is gone, and with it its channels: join them again.
                 for channel in self.joined.clone() {
@@ -1161,6 +1425,7 @@ impl Client {
                     kind: a.r#type,
                 })
             }
+            Some(event::Body::Call(c)) => self.handle_call_event(c),
             Some(event::Body::ChannelLeft(l)) => {
                 self.joined.retain(|c| *c != l.channel);
                 self.events.push_back(Event::ChannelLeaved {
@@ -1178,6 +1443,54 @@ impl Client {
         } else if self.ack_deadline.is_none() {
             self.ack_deadline = Some(now + self.config.ack_delay);
         }
+    }
+
+    fn handle_call_event(&mut self, c: pb::CallEvent) {
+        use pb::call_event::Kind;
+        let (channel, account, outgoing) = (c.channel, c.account, c.caller);
+        let kind = Kind::try_from(c.kind).unwrap_or(Kind::Unspecified);
+        let phase = self.call_state(&channel, &account, outgoing);
+        if kind != Kind::Received && kind != Kind::Unspecified && phase.is_none() {
+            // The call already ended here (we refused or ended it, or it failed): the late
+            // event would be a second terminal callback.
+            return self.log(&format!("dropping a {kind:?} event of a finished call with {account} on {channel}"));
+        }
+        let ev = match kind {
+            Kind::Received => {
+                self.set_call(&channel, &account, false, Some(Phase::Waiting));
+                Event::InviteReceived { channel, account, uid: 0, extra: c.extra }
+            }
+            Kind::ReceivedByPeer => Event::InviteReceivedByPeer { channel, account, uid: 0 },
+            Kind::AcceptedByPeer => {
+                if phase == Some(Phase::Ending) {
+                    return; // We are ending it; our end answer closes it.
+                }
+                self.set_call(&channel, &account, true, Some(Phase::Accepted));
+                Event::InviteAcceptedByPeer { channel, account, uid: 0, extra: c.extra }
+            }
+            Kind::RefusedByPeer => {
+                self.set_call(&channel, &account, true, None);
+                Event::InviteRefusedByPeer { channel, account, uid: 0, extra: c.extra }
+            }
+            Kind::Failed => {
+                self.set_call(&channel, &account, true, None);
+                Event::InviteFailed { channel, account, uid: 0, ecode: c.code, extra: c.extra }
+            }
+            Kind::EndByPeer => {
+                self.set_call(&channel, &account, outgoing, None);
+                Event::InviteEndByPeer { channel, account, uid: 0, extra: c.extra }
+            }
+            Kind::Msg => Event::InviteMsg {
+                channel,
+                account,
+                uid: 0,
+                msg_type: c.msg_type,
+                msg_data: c.msg_data,
+                extra: c.extra,
+            },
+            Kind::Unspecified => return self.log("call event of an unknown kind"),
+        };
+        self.events.push_back(ev);
     }
 
     /// Records a server message id; false if it was seen before.
@@ -1306,6 +1619,13 @@ impl Client {
             (Pending::ChannelSend { message_id }, _) => {
                 self.events.push_back(Event::MessageSendSuccess { message_id })
             }
+            (Pending::Invite { .. } | Pending::InviteAnswer { .. } | Pending::InviteDtmf, _) => {}
+            (Pending::InviteEnd { channel, account, as_caller }, _) => {
+                if self.call_state(&channel, &account, as_caller) == Some(Phase::Ending) {
+                    self.set_call(&channel, &account, as_caller, None);
+                }
+                self.events.push_back(Event::InviteEndByMyself { channel, account, uid: 0 })
+            }
             (what, result) => {
                 self.log(&format!("malformed reply {result:?} to {what:?}"));
                 self.fail_request(&what, ErrorCode::GeneralFailed, "malformed reply from the server");
@@ -1371,6 +1691,48 @@ impl Client {
                 });
                 "messageChannelSend"
             }
+            Pending::Invite { channel, account, extra } => {
+                // A re-invitation fails without touching the call already in progress.
+                if code != ErrorCode::InviteReinvite && self.call_state(channel, account, true).is_some() {
+                    self.set_call(channel, account, true, None);
+                }
+                self.events.push_back(Event::InviteFailed {
+                    channel: channel.clone(),
+                    account: account.clone(),
+                    uid: 0,
+                    ecode,
+                    extra: extra.clone(),
+                });
+                "channelInviteUser2"
+            }
+            Pending::InviteAnswer { channel, account, accept } => {
+                // The broker had no such ringing call: it ended meanwhile.
+                if *accept && self.call_state(channel, account, false) == Some(Phase::Accepted) {
+                    // The accept did not take: the call is over for this side.
+                    self.set_call(channel, account, false, None);
+                    self.events.push_back(Event::InviteEndByPeer {
+                        channel: channel.clone(),
+                        account: account.clone(),
+                        uid: 0,
+                        extra: String::new(),
+                    });
+                }
+                if *accept { "channelInviteAccept" } else { "channelInviteRefuse" }
+            }
+            Pending::InviteEnd { channel, account, as_caller } => {
+                // The broker has no such call any more, yet no terminal event reached us: the
+                // call is over all the same.
+                if self.call_state(channel, account, *as_caller) == Some(Phase::Ending) {
+                    self.set_call(channel, account, *as_caller, None);
+                    self.events.push_back(Event::InviteEndByMyself {
+                        channel: channel.clone(),
+                        account: account.clone(),
+                        uid: 0,
+                    });
+                }
+                "channelInviteEnd"
+            }
+            Pending::InviteDtmf => "channelInviteDTMF",
         };
         self.events.push_back(Event::Error {
             name: name.into(),
@@ -1397,6 +1759,7 @@ impl Client {
             Event::Logout { .. } => Some(ErrorCode::LeaveChannelDisconn),
             _ => None,
         };
+        self.drop_calls(ErrorCode::InviteNet);
         for channel in std::mem::take(&mut self.joined) {
             if let Some(code) = leave {
                 self.events.push_back(Event::ChannelLeaved {
@@ -1448,6 +1811,28 @@ impl Client {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn no_invitation(channel: &str, account: &str) -> CallError {
+    CallError::new(
+        ErrorCode::GeneralWrongParam,
+        format!("there is no call with {account} on {channel}"),
+    )
+}
+
+/// Parses `extra`: empty, or a JSON object.
+fn parse_json_object(extra: &str) -> Result<serde_json::Map<String, serde_json::Value>, CallError> {
+    if extra.trim().is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_str::<serde_json::Value>(extra) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(CallError::new(ErrorCode::GeneralWrongParam, "extra must be a JSON object")),
+        Err(e) => Err(CallError::new(
+            ErrorCode::GeneralWrongParam,
+            format!("extra is not valid JSON: {e}"),
+        )),
     }
 }
 

@@ -95,6 +95,63 @@ pub enum Event {
         value: String,
         kind: String,
     },
+    /// `onInviteReceived(channelID, account, uid, extra)`: `account` is the caller.
+    InviteReceived {
+        channel: String,
+        account: String,
+        uid: u32,
+        extra: String,
+    },
+    /// `onInviteReceivedByPeer(channelID, account, uid)`: the callee's client has the invitation.
+    InviteReceivedByPeer {
+        channel: String,
+        account: String,
+        uid: u32,
+    },
+    /// `onInviteAcceptedByPeer(channelID, account, uid, extra)`.
+    InviteAcceptedByPeer {
+        channel: String,
+        account: String,
+        uid: u32,
+        extra: String,
+    },
+    /// `onInviteRefusedByPeer(channelID, account, uid, extra)`.
+    InviteRefusedByPeer {
+        channel: String,
+        account: String,
+        uid: u32,
+        extra: String,
+    },
+    /// `onInviteFailed(channelID, account, uid, ecode, extra)`.
+    InviteFailed {
+        channel: String,
+        account: String,
+        uid: u32,
+        ecode: i32,
+        extra: String,
+    },
+    /// `onInviteEndByPeer(channelID, account, uid, extra)`.
+    InviteEndByPeer {
+        channel: String,
+        account: String,
+        uid: u32,
+        extra: String,
+    },
+    /// `onInviteEndByMyself(channelID, account, uid)`.
+    InviteEndByMyself {
+        channel: String,
+        account: String,
+        uid: u32,
+    },
+    /// `onInviteMsg(channelID, account, uid, msgType, msgData, extra)`, e.g. "DTMF".
+    InviteMsg {
+        channel: String,
+        account: String,
+        uid: u32,
+        msg_type: String,
+        msg_data: String,
+        extra: String,
+    },
     /// `onMessageChannelReceive(channelID, account, uid, msg)`.
     MessageChannelReceive {
         channel: String,

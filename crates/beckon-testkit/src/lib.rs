@@ -229,6 +229,11 @@ impl Sim {
         true
     }
 
+    /// Collects every client's pending outputs and events without advancing time.
+    pub fn flush(&mut self) {
+        self.pump();
+    }
+
     /// Steps until nothing but far-off timers (heartbeats) remain.
     pub fn run_until_idle(&mut self) {
         let limit = self.now + Duration::from_secs(3);

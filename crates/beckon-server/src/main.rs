@@ -1,1 +1,255 @@
-fn main() {}
+//! `beckon-server`: serves Beckon over TCP, or mints a token (`beckon-server token …`).
+//!
+//! With no arguments it serves the zero-config development mode on 127.0.0.1:7400.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+use beckon_server::{Server, ServerConfig};
+use beckon_token::{Privileges, TokenClaims};
+
+/// Exit code for bad arguments or configuration, as clap uses for usage errors.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "beckon-server", version, about = "The Beckon signaling server")]
+struct Cli {
+    /// Address to listen on (overrides the config file); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// TOML configuration file; without it the server runs in development mode.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mint a SignalingToken and print it.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The App ID the token is for.
+    #[arg(long)]
+    app_id: String,
+    /// The app's App Certificate (the signing key).
+    #[arg(long)]
+    certificate: String,
+    /// The account the token is for.
+    #[arg(long)]
+    account: String,
+    /// Seconds from now until the token expires.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    expire_in: u64,
+    /// Grant the server privilege (special channels, forced sends, admin queries).
+    #[arg(long)]
+    server: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(&args),
+        None => serve(cli.listen, cli.config),
+    }
+}
+
+fn token(args: &TokenArgs) -> ExitCode {
+    match mint(args, unix_now()) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("beckon-server token: {why}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Checks the arguments as the server will check a login, so a token that could never be used
+/// is refused here with a reason rather than minted.
+fn mint(args: &TokenArgs, now: u64) -> Result<String, String> {
+    for (what, value) in [("--app-id", &args.app_id), ("--account", &args.account)] {
+        if value.len() > beckon_token::MAX_FIELD_LEN {
+            return Err(format!(
+                "{what} is {} bytes; a token holds at most {}",
+                value.len(),
+                beckon_token::MAX_FIELD_LEN
+            ));
+        }
+        beckon_proto::Limits::default()
+            .account(what, value)
+            .map_err(|e| e.message)?;
+    }
+    if args.certificate.is_empty() {
+        return Err("--certificate must not be empty".into());
+    }
+    if args.expire_in == 0 {
+        return Err("--expire-in must be at least 1 second".into());
+    }
+    let expires_at = now
+        .checked_add(args.expire_in)
+        .ok_or("--expire-in is too large")?;
+    let claims = TokenClaims {
+        app_id: args.app_id.clone(),
+        account: args.account.clone(),
+        issued_at: now,
+        expires_at,
+        privileges: if args.server {
+            Privileges::SERVER
+        } else {
+            Privileges::NONE
+        },
+    };
+    Ok(beckon_token::mint(args.certificate.as_bytes(), &claims))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn serve(listen: Option<SocketAddr>, config_path: Option<PathBuf>) -> ExitCode {
+    // Logs go to stderr: stdout carries only the "listening on" line that scripts parse.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut config = match &config_path {
+        Some(path) => match ServerConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("beckon-server: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => ServerConfig::development(),
+    };
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("beckon-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("beckon-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ServerConfig) -> std::io::Result<()> {
+    if config.broker.apps.is_development() {
+        warn!(
+            "DEVELOPMENT MODE: any App ID is accepted, tokens are not verified, \
+             _no_need_token is allowed — never expose this server"
+        );
+    }
+    // Registered before binding, so a signal that arrives once the address is printed is
+    // never missed.
+    let shutdown = shutdown_signal()?;
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr();
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "beckon-server listening on {addr}")?;
+        out.flush()?;
+    }
+    server.run(shutdown).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        info!(signal = name, "shutdown requested");
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("shutdown requested");
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(app_id: &str, account: &str) -> TokenArgs {
+        TokenArgs {
+            app_id: app_id.into(),
+            account: account.into(),
+            certificate: "cert".into(),
+            expire_in: 60,
+            server: false,
+        }
+    }
+
+    #[test]
+    fn mints_a_verifiable_token() {
+        let mut a = args("app", "alice");
+        a.server = true;
+        let token = mint(&a, 1000).unwrap();
+        let claims = beckon_token::verify(b"cert", &token, "app", "alice", 1059).unwrap();
+        assert_eq!(claims.issued_at, 1000);
+        assert_eq!(claims.expires_at, 1060);
+        assert!(claims.privileges.contains(Privileges::SERVER));
+    }
+
+    #[test]
+    fn rejects_what_a_login_would_reject() {
+        assert!(mint(&args("app", "has space"), 0).is_err());
+        assert!(mint(&args("app", ""), 0).is_err());
+        assert!(mint(&args("", "alice"), 0).is_err());
+        assert!(mint(&args("app", &"a".repeat(129)), 0).is_err());
+        assert!(
+            mint(&args(&"é".repeat(300), "alice"), 0)
+                .unwrap_err()
+                .contains("bytes")
+        );
+        let mut a = args("app", "alice");
+        a.expire_in = 0;
+        assert!(mint(&a, 0).is_err());
+        a.expire_in = u64::MAX;
+        assert!(mint(&a, 1).is_err());
+        let mut a = args("app", "alice");
+        a.certificate.clear();
+        assert!(mint(&a, 0).is_err());
+    }
+}

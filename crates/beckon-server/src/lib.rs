@@ -1,0 +1,65 @@
+//! The Beckon signaling server: the tokio runtime that drives the sans-IO broker core.
+//!
+//! A [`Server`] accepts TCP connections (4-byte length-prefixed frames, see
+//! `beckon_transport`), feeds their frames to one [`beckon_broker::Broker`] owned by a single
+//! task, and writes what the broker answers. It enforces what the core cannot see: the maximum
+//! frame size, a per-connection outbound byte budget (a peer that does not read is disconnected
+//! as a slow consumer), and a clean shutdown that tells every client to reconnect later. The
+//! `beckon-server` binary wraps this library with a command line, a TOML config
+//! ([`ServerConfig::load`]) and signal handling.
+//!
+//! It is not the protocol logic (sessions, presence, messages, tokens are the broker's), and
+//! not yet TLS, QUIC, WebSocket, durable storage or cluster mode: one process, TCP, state in
+//! memory.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use beckon_server::{Server, ServerConfig};
+//!
+//! let mut config = ServerConfig::development(); // any App ID, no token checks: tests only
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! let server = Server::spawn(config).await?;
+//! println!("serving on {}", server.local_addr());
+//! println!("{:?}", server.stats().await);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Configuration file
+//!
+//! ```toml
+//! listen = "127.0.0.1:7400"        # optional, this is the default
+//! heartbeat_interval_ms = 10000    # optional; a client silent for 3 intervals is lost
+//! login_timeout_ms = 10000         # optional; a connection must log in within it
+//! max_frame_bytes = 65536          # optional; a larger frame closes the connection
+//! outbound_budget_bytes = 4194304  # optional; per-connection queue before "slow consumer"
+//! development = false              # optional; true also serves unknown App IDs, unchecked
+//!
+//! [[apps]]
+//! app_id = "myapp"
+//! certificate = "5cfd2fd1755d40ecb72977518be15d3b"
+//! allow_no_token = false           # optional; accept the `_no_need_token` token
+//! max_name_chars = 128             # optional limits (SPEC §2), per app
+//! max_user_attr_value_chars = 1024
+//! max_channel_attr_value_chars = 8096
+//! max_message_bytes = 8192
+//! max_user_attrs = 256
+//! max_channels_per_session = 1     # optional channel settings (SPEC §7), per app
+//! channel_messages_per_user = 60   #   per second
+//! channel_messages_per_channel = 200
+//! max_notified_members = 512       #   larger channels send no join/leave events
+//! channel_ttl_s = 7200             #   an empty channel's life without `_channel_ttl`
+//! max_channel_attrs = 256
+//! offline_messages = true          # optional offline p2p messages (SPEC §6)
+//! offline_max_per_account = 100
+//! offline_ttl_s = 3600
+//! ```
+//!
+//! Unknown keys are errors, and so are zero counts or durations, an empty certificate, an
+//! App ID no client could log in with, and a file with no app unless `development` is on.
+
+mod config;
+mod server;
+
+pub use config::{ConfigError, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, ServerConfig};
+pub use server::{Server, ServerHandle};

@@ -1,0 +1,712 @@
+//! The tokio runtime around the broker core: the accept loop, the broker loop, and one reader
+//! and one writer task per connection.
+//!
+//! ```text
+//!            accept loop ──spawns──▶ connection task (reads frames) ──Input──┐
+//!                                         │ spawns                           ▼
+//!   socket ◀── writer task ◀──OutFrame── broker loop (owns Broker, one timer) ◀── mpsc
+//! ```
+//!
+//! The broker loop is the only owner of the broker, so the hot path takes no lock. Connection
+//! tasks talk to it through one bounded channel (a slow broker pushes back on readers, and so
+//! on clients, through TCP), and it talks to each writer through an unbounded channel whose
+//! size is bounded instead by a byte budget the loop enforces itself (see `BrokerLoop::send`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio::time::Instant as TokioInstant;
+use tracing::{debug, error, info, warn};
+
+use beckon_broker::{Broker, BrokerStats, ConnId, MemoryStore, OutFrame, Output};
+use beckon_proto::ErrorCode;
+use beckon_proto::codec::LENGTH_PREFIX;
+use beckon_proto::pb::{self, server_frame};
+use beckon_transport::{FrameReader, FrameWriter};
+
+use crate::config::ServerConfig;
+
+/// Inputs the broker loop takes per batch before it drains the broker's outputs: large enough
+/// to amortise the drain under load, small enough that one busy moment cannot delay timers.
+const INPUT_BATCH: usize = 256;
+
+/// Frames a writer takes off its queue before one flush.
+const WRITE_BATCH: usize = 256;
+
+/// Capacity of the input channel into the broker loop; beyond it, connection readers wait.
+const INPUT_QUEUE: usize = 4096;
+
+/// After the server closes a connection, how long it keeps reading (and discarding) what the
+/// peer still sends. Closing a socket with unread input makes the kernel send a reset, which
+/// can destroy the last frames (a `LoginFailed`, a `Kick`, a `GoAway`) before the peer reads
+/// them; waiting for the peer's own close avoids that.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// [`LINGER`] during a shutdown: short, because clients told to go away close at once, and a
+/// shutdown should not wait a second for a peer that does not (tests hold many).
+const SHUTDOWN_LINGER: Duration = Duration::from_millis(100);
+
+/// How long a connection's writer may take to flush its queue once the connection is ending.
+const WRITER_DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a shutdown waits for connections to finish before it aborts them.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+/// Clients told to reconnect at shutdown spread their returns over this long, so a restart is
+/// a ramp rather than a stampede.
+const RECONNECT_SPREAD: Duration = Duration::from_secs(2);
+
+/// Accept errors (e.g. out of file descriptors) back off from this delay, doubling to the max.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A Beckon server bound to its listening socket, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: ServerConfig,
+    inputs: mpsc::Sender<Input>,
+    input_rx: mpsc::Receiver<Input>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds the TCP listener on `config.listen` (port 0 picks a free port).
+    ///
+    /// # Errors
+    ///
+    /// The error of binding the socket.
+    pub async fn bind(config: ServerConfig) -> io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+        Ok(Server {
+            listener,
+            local_addr,
+            config,
+            inputs,
+            input_rx,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down cleanly: stops accepting, tells every
+    /// connection to reconnect later (`GoAway`), flushes and closes them, and returns.
+    ///
+    /// # Errors
+    ///
+    /// When the broker loop fails (a panic in the broker core, which is a bug); accept errors
+    /// are logged and retried, never returned.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let Server {
+            listener,
+            local_addr,
+            config,
+            inputs,
+            input_rx,
+        } = self;
+        info!(%local_addr, "listening");
+
+        let broker_loop = BrokerLoop::new(&config, input_rx);
+        let mut broker_task = tokio::spawn(broker_loop.run());
+        let mut broker_failed = None;
+
+        // Connection ids are never reused while the broker runs (it requires that).
+        let mut next_conn = 0u64;
+        let mut conns = JoinSet::new();
+        let (shutting_down, shutting_down_rx) = watch::channel(false);
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        next_conn += 1;
+                        let conn = ConnId(next_conn);
+                        conns.spawn(serve_connection(
+                            conn,
+                            peer,
+                            stream,
+                            config.max_frame,
+                            inputs.clone(),
+                            shutting_down_rx.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        // Usually out of file descriptors: retrying at once would spin.
+                        warn!(error = %e, retry_in = ?backoff, "accept failed");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    }
+                },
+                // Reaps finished connection tasks so the set does not grow without bound.
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                // The loop only returns after `Input::Shutdown`, so this is a panic in the
+                // broker: without it nothing can be served, so stop rather than accept
+                // connections that would all fail.
+                ended = &mut broker_task => {
+                    let why = match ended {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "it returned".to_owned(),
+                    };
+                    error!(reason = %why, "the broker loop stopped; shutting down");
+                    broker_failed = Some(why);
+                    break;
+                }
+            }
+        }
+
+        info!("shutting down");
+        drop(listener);
+        let _ = shutting_down.send(true);
+        // Ordered after every input already queued, so replies to them still go out.
+        let _ = inputs.send(Input::Shutdown).await;
+        drop(inputs);
+        let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                remaining = conns.len(),
+                "connections did not close in time; aborting them"
+            );
+            conns.shutdown().await;
+        }
+        if let Some(why) = broker_failed {
+            return Err(io::Error::other(format!("the broker loop stopped: {why}")));
+        }
+        if let Err(e) = broker_task.await {
+            error!(error = %e, "the broker loop failed");
+            return Err(io::Error::other(format!("the broker loop failed: {e}")));
+        }
+        info!("shut down");
+        Ok(())
+    }
+
+    /// Binds and serves in a background task; for tests and embedding.
+    ///
+    /// Dropping the returned handle also shuts the server down, without waiting for it.
+    ///
+    /// # Errors
+    ///
+    /// The error of binding the socket.
+    pub async fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
+        let server = Server::bind(config).await?;
+        let local_addr = server.local_addr();
+        let inputs = server.inputs.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            // Resolves on `shutdown()` and also when the handle is dropped.
+            let _ = stopped.await;
+        }));
+        Ok(ServerHandle {
+            local_addr,
+            inputs,
+            stop,
+            task,
+        })
+    }
+}
+
+/// A server running in a background task, from [`Server::spawn`].
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    inputs: mpsc::Sender<Input>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Shuts the server down and waits until it has finished.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "the server failed"),
+            Err(e) => error!(error = %e, "the server task failed"),
+        }
+    }
+
+    /// The broker's counters, asked of the broker loop (so they are consistent with each
+    /// other). Frames already read but still queued for the loop are not counted yet.
+    ///
+    /// Returns all zeros once the server has stopped.
+    pub async fn stats(&self) -> BrokerStats {
+        let (tx, rx) = oneshot::channel();
+        if self.inputs.send(Input::Stats(tx)).await.is_err() {
+            return BrokerStats::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+// ---- the broker loop --------------------------------------------------------------------------
+
+/// What connection tasks (and the handle) tell the broker loop.
+enum Input {
+    Connect {
+        conn: ConnId,
+        peer: SocketAddr,
+        writer: WriterHandle,
+    },
+    Frame {
+        conn: ConnId,
+        payload: Bytes,
+    },
+    Disconnect {
+        conn: ConnId,
+        cause: Cause,
+    },
+    Stats(oneshot::Sender<BrokerStats>),
+    Shutdown,
+}
+
+/// Why a connection task stopped reading.
+#[derive(Debug)]
+enum Cause {
+    /// The peer closed the connection.
+    Eof,
+    /// The peer sent a frame longer than the maximum, or a length prefix of garbage.
+    Oversized(String),
+    /// Reading failed (reset, or the stream ended inside a frame).
+    Read(io::Error),
+    /// Writing failed.
+    Write(io::ErrorKind),
+    /// The writer task ended unexpectedly.
+    WriterEnded,
+}
+
+/// The broker loop's side of one connection's writer.
+struct WriterHandle {
+    frames: mpsc::UnboundedSender<OutFrame>,
+    /// Bytes handed to the writer and not yet written; the loop adds, the writer subtracts.
+    queued: Arc<AtomicUsize>,
+    /// Stops the writer at once, dropping what it holds (for slow consumers).
+    abort: AbortHandle,
+    /// Never sent: dropped with the loop's entry, it tells the connection task that the loop
+    /// is done with the connection, whatever the reason.
+    _close_signal: oneshot::Sender<()>,
+}
+
+impl WriterHandle {
+    /// Queues a last frame before the connection closes, outside the budget: it is small and
+    /// the connection is ending anyway.
+    fn push_unbudgeted(&self, frame: OutFrame) {
+        let n = frame.len() + LENGTH_PREFIX;
+        // Counted like any frame, or the writer's subtraction would wrap the counter.
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        if self.frames.send(frame).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+struct ConnEntry {
+    peer: SocketAddr,
+    writer: WriterHandle,
+}
+
+struct BrokerLoop {
+    broker: Broker<MemoryStore>,
+    inputs: mpsc::Receiver<Input>,
+    conns: HashMap<ConnId, ConnEntry>,
+    outbound_budget: usize,
+    /// Slow consumers the loop disconnected itself (the broker counts only its own).
+    slow_consumers: u64,
+}
+
+impl BrokerLoop {
+    fn new(config: &ServerConfig, inputs: mpsc::Receiver<Input>) -> Self {
+        // The only place the wall clock is read: the broker derives Unix time from this pair
+        // and the monotonic instants it is given afterwards.
+        let epoch = now();
+        let epoch_unix_ms = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2),
+            Err(_) => {
+                warn!("the system clock is before 1970; timestamps will be wrong");
+                0
+            }
+        };
+        Self {
+            broker: Broker::new(
+                config.broker.clone(),
+                MemoryStore::new(),
+                epoch,
+                epoch_unix_ms,
+            ),
+            inputs,
+            conns: HashMap::new(),
+            outbound_budget: config.outbound_budget_bytes,
+            slow_consumers: 0,
+        }
+    }
+
+    async fn run(mut self) {
+        // One timer, re-armed only when the broker's next deadline changes.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        let mut sleep = std::pin::pin!(sleep);
+        let mut armed = None;
+        loop {
+            let deadline = self.broker.poll_timeout();
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    sleep.as_mut().reset(TokioInstant::from_std(at));
+                }
+                armed = deadline;
+            }
+            let mut stop = false;
+            tokio::select! {
+                input = self.inputs.recv() => {
+                    // Every sender is gone only once `run` has finished with the accept loop
+                    // and every connection; nothing is left to serve.
+                    let Some(input) = input else { break };
+                    stop = self.handle_input(input);
+                    for _ in 1..INPUT_BATCH {
+                        if stop {
+                            break;
+                        }
+                        match self.inputs.try_recv() {
+                            Ok(input) => stop = self.handle_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                // Forgetting what is armed makes the next turn re-arm even an unchanged
+                // deadline, so a completed timer can never make this select spin.
+                () = &mut sleep, if armed.is_some() => armed = None,
+            }
+            // Checked after inputs too, so a steady stream of inputs cannot starve the timers.
+            let now = now();
+            if self.broker.poll_timeout().is_some_and(|at| at <= now) {
+                self.broker.handle_timeout(now);
+            }
+            self.drain_outputs();
+            if stop {
+                self.shutdown();
+                break;
+            }
+        }
+    }
+
+    /// Feeds one input to the broker; returns whether the loop must shut down.
+    fn handle_input(&mut self, input: Input) -> bool {
+        match input {
+            Input::Connect { conn, peer, writer } => {
+                debug!(conn = conn.0, %peer, "connection opened");
+                self.conns.insert(conn, ConnEntry { peer, writer });
+                self.broker.connect(conn, now());
+            }
+            Input::Frame { conn, payload } => {
+                // Frames still in flight from a connection the loop already closed are dropped
+                // (the broker would ignore them too).
+                if self.conns.contains_key(&conn) {
+                    self.broker.handle_frame(conn, &payload, now());
+                }
+            }
+            Input::Disconnect { conn, cause } => {
+                // What earlier inputs of this batch produced for the connection goes out first
+                // (e.g. replies to requests sent just before a half-close).
+                self.drain_outputs();
+                // Absent when the loop closed the connection itself; the broker forgot it then.
+                if let Some(entry) = self.conns.remove(&conn) {
+                    let (id, peer) = (conn.0, entry.peer);
+                    match &cause {
+                        Cause::Oversized(why) => {
+                            debug!(conn = id, %peer, reason = %why, "closing: oversized frame");
+                            // DESIGN: an oversized frame closes with LOGOUT_E_PACKET; the client
+                            // hears why before the writer flushes and closes.
+                            let kick = OutFrame::server(server_frame::Kind::Kick(pb::Kick {
+                                code: ErrorCode::LogoutPacket.code(),
+                                message: why.clone(),
+                            }));
+                            entry.writer.push_unbudgeted(kick);
+                        }
+                        Cause::Eof => debug!(conn = id, %peer, "connection closed by the peer"),
+                        Cause::Read(e) => debug!(conn = id, %peer, error = %e, "connection lost"),
+                        Cause::Write(kind) => {
+                            debug!(conn = id, %peer, error = %kind, "connection lost: write failed");
+                        }
+                        Cause::WriterEnded => {
+                            debug!(conn = id, %peer, "connection lost: writer ended")
+                        }
+                    }
+                    self.broker.disconnect(conn, now());
+                }
+            }
+            Input::Stats(reply) => {
+                let mut stats = self.broker.stats();
+                stats.slow_consumer_disconnects += self.slow_consumers;
+                let _ = reply.send(stats);
+            }
+            Input::Shutdown => return true,
+        }
+        false
+    }
+
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.broker.poll_output() {
+            match output {
+                Output::Send { conn, frame } => self.send(conn, frame),
+                Output::Close { conn, reason } => {
+                    // Dropping the writer's channel makes it write what is queued, flush and
+                    // shut the socket down; the connection task then ends.
+                    if let Some(entry) = self.conns.remove(&conn) {
+                        let (id, peer, code) = (conn.0, entry.peer, reason.code);
+                        let why = &reason.message;
+                        // LOGIN_E_* codes: the broker refused a login (bad token, unknown app…).
+                        if (200..300).contains(&code.code()) {
+                            debug!(conn = id, %peer, %code, reason = %why, "login failed");
+                        } else {
+                            debug!(conn = id, %peer, %code, reason = %why, "closing connection");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a frame for a connection's writer, enforcing the outbound byte budget.
+    fn send(&mut self, conn: ConnId, frame: OutFrame) {
+        let Some(entry) = self.conns.get(&conn) else {
+            return; // Closed already.
+        };
+        let n = frame.len() + LENGTH_PREFIX;
+        // Added before sending so the writer's subtraction can never underflow.
+        let queued = entry.writer.queued.fetch_add(n, Ordering::Relaxed) + n;
+        if queued > self.outbound_budget {
+            self.slow_consumer(conn, queued);
+            return;
+        }
+        if entry.writer.frames.send(frame).is_err() {
+            // The writer has stopped (write error); its connection task reports the disconnect.
+            entry.writer.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Disconnects a connection whose peer does not read fast enough. Its session waits in
+    /// grace like any other lost connection; the backlog is dropped rather than flushed, since
+    /// flushing is exactly what the peer cannot keep up with.
+    fn slow_consumer(&mut self, conn: ConnId, queued: usize) {
+        let Some(entry) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.slow_consumers += 1;
+        warn!(
+            conn = conn.0,
+            peer = %entry.peer,
+            queued_bytes = queued,
+            budget_bytes = self.outbound_budget,
+            "disconnecting slow consumer: outbound queue over budget"
+        );
+        entry.writer.abort.abort();
+        self.broker.disconnect(conn, now());
+    }
+
+    /// Tells every client to come back later and closes every connection, through the broker
+    /// so that it also puts unacknowledged messages back in the store.
+    fn shutdown(&mut self) {
+        let count = self.conns.len();
+        self.broker.shutdown(RECONNECT_SPREAD);
+        self.drain_outputs();
+        // The broker closed every connection it knew; anything left is dropped the same way.
+        self.conns.clear();
+        info!(connections = count, "told clients to reconnect later");
+    }
+}
+
+/// The current instant as the broker wants it. Taken from tokio's clock so that tests which
+/// pause time also move the broker's timers.
+fn now() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+// ---- one connection ---------------------------------------------------------------------------
+
+/// Reads frames from one connection into the broker loop, with a writer task beside it.
+async fn serve_connection(
+    conn: ConnId,
+    peer: SocketAddr,
+    stream: TcpStream,
+    max_frame: usize,
+    inputs: mpsc::Sender<Input>,
+    shutting_down: watch::Receiver<bool>,
+) {
+    // Nagle's algorithm would hold back small frames (pongs, replies) for the peer's ACK.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(conn = conn.0, %peer, error = %e, "set_nodelay failed");
+    }
+    // Split by hand rather than with `frame_tcp` so that the read half stays reachable after
+    // the frame reader is done with it: the linger below reads raw bytes from it.
+    let (mut read_half, write_half) = stream.into_split();
+
+    let (frames, frame_rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let mut writer_task = tokio::spawn(write_frames(
+        frame_rx,
+        FrameWriter::new(write_half),
+        queued.clone(),
+    ));
+    let (close_signal, mut closed) = oneshot::channel();
+    let writer = WriterHandle {
+        frames,
+        queued,
+        abort: writer_task.abort_handle(),
+        _close_signal: close_signal,
+    };
+    if inputs
+        .send(Input::Connect { conn, peer, writer })
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+        return; // Shutting down.
+    }
+
+    let mut writer_result = None;
+    let cause = {
+        let mut reader = FrameReader::new(&mut read_half, max_frame);
+        loop {
+            tokio::select! {
+                read = reader.read_frame() => match read {
+                    Ok(Some(payload)) => {
+                        if inputs.send(Input::Frame { conn, payload }).await.is_err() {
+                            break None; // The broker loop is gone: shutting down.
+                        }
+                    }
+                    Ok(None) => break Some(Cause::Eof),
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        break Some(Cause::Oversized(e.to_string()));
+                    }
+                    Err(e) => break Some(Cause::Read(e)),
+                },
+                // The broker loop dropped this connection (a close, a slow consumer, a
+                // shutdown): it has forgotten it, so nothing more is read.
+                _ = &mut closed => break None,
+                // A write failed (the writer ends cleanly only after the loop let go).
+                done = &mut writer_task => {
+                    let cause = match &done {
+                        Ok(Err(e)) => Cause::Write(e.kind()),
+                        _ => Cause::WriterEnded,
+                    };
+                    writer_result = Some(done);
+                    break Some(cause);
+                }
+            }
+        }
+    };
+    if let Some(cause) = cause {
+        // The loop drops the writer's channel when it handles this, so the writer finishes.
+        let _ = inputs.send(Input::Disconnect { conn, cause }).await;
+    }
+    drop(inputs);
+
+    // Wait for the writer to flush what is queued and shut its side down, but not forever: a
+    // peer that reads nothing could hold it, and this task, indefinitely.
+    let writer_result = match writer_result {
+        Some(done) => done,
+        None => match tokio::time::timeout(WRITER_DRAIN, &mut writer_task).await {
+            Ok(done) => done,
+            Err(_) => {
+                debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
+                writer_task.abort();
+                return;
+            }
+        },
+    };
+    match writer_result {
+        // Our FIN is out; wait briefly for the peer's, so unread input cannot turn our close
+        // into a reset that destroys the frames just written.
+        Ok(Ok(())) => linger(&mut read_half, shutting_down).await,
+        Ok(Err(e)) => debug!(conn = conn.0, %peer, error = %e, "write failed"),
+        Err(_) => {} // Aborted: a slow consumer, already logged by the loop.
+    }
+}
+
+/// Discards input until the peer closes, for at most [`LINGER`], or [`SHUTDOWN_LINGER`] once
+/// the server is shutting down.
+async fn linger(read_half: &mut OwnedReadHalf, mut shutting_down: watch::Receiver<bool>) {
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        while let Ok(n) = read_half.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let cut_short = async {
+        // An error means the server is gone altogether: cut short as well.
+        let _ = shutting_down.wait_for(|down| *down).await;
+        tokio::time::sleep(SHUTDOWN_LINGER).await;
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(LINGER, drain) => {}
+        () = cut_short => {}
+    }
+}
+
+/// Writes what the broker loop queues, a batch per flush, until the loop drops the channel.
+async fn write_frames(
+    mut frames: mpsc::UnboundedReceiver<OutFrame>,
+    mut writer: FrameWriter<OwnedWriteHalf>,
+    queued: Arc<AtomicUsize>,
+) -> io::Result<()> {
+    while let Some(first) = frames.recv().await {
+        let mut written = first.len() + LENGTH_PREFIX;
+        writer.write_frame(&first.head, &first.body).await?;
+        // Whatever else is already queued goes out in the same flush: one syscall for many
+        // frames when the queue is deep.
+        for _ in 1..WRITE_BATCH {
+            let Ok(frame) = frames.try_recv() else { break };
+            written += frame.len() + LENGTH_PREFIX;
+            writer.write_frame(&frame.head, &frame.body).await?;
+        }
+        writer.flush().await?;
+        queued.fetch_sub(written, Ordering::Relaxed);
+    }
+    writer.shutdown().await
+}

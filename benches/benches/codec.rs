@@ -5,7 +5,9 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use beckon_proto::codec::{FrameDecoder, decode_client, decode_server, encode_client, encode_server, write_frame};
+use beckon_proto::codec::{
+    FrameDecoder, decode_client, decode_server, encode_client, encode_server, write_frame,
+};
 use beckon_proto::pb::{self, client_frame, request, server_frame};
 
 fn send_request(body: usize) -> client_frame::Kind {
@@ -37,13 +39,21 @@ fn codec(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("codec/{body}B"));
         g.throughput(Throughput::Elements(1));
         let req = send_request(body);
-        g.bench_function("encode_request", |b| b.iter(|| encode_client(black_box(req.clone()))));
+        g.bench_function("encode_request", |b| {
+            b.iter(|| encode_client(black_box(req.clone())))
+        });
         let encoded = encode_client(req.clone());
-        g.bench_function("decode_request", |b| b.iter(|| decode_client(black_box(&encoded)).unwrap()));
+        g.bench_function("decode_request", |b| {
+            b.iter(|| decode_client(black_box(&encoded)).unwrap())
+        });
         let ev = delivery(body);
-        g.bench_function("encode_delivery", |b| b.iter(|| encode_server(black_box(ev.clone()))));
+        g.bench_function("encode_delivery", |b| {
+            b.iter(|| encode_server(black_box(ev.clone())))
+        });
         let encoded_ev = encode_server(ev);
-        g.bench_function("decode_delivery", |b| b.iter(|| decode_server(black_box(&encoded_ev)).unwrap()));
+        g.bench_function("decode_delivery", |b| {
+            b.iter(|| decode_server(black_box(&encoded_ev)).unwrap())
+        });
 
         // The stream framing alone: 64 frames written, then split off one buffer.
         let mut wire = BytesMut::new();

@@ -34,13 +34,20 @@ fn rig(members: u64) -> (Broker<MemoryStore>, Instant) {
             ..Default::default()
         };
         b.handle_frame(conn, &encode_client(Kind::Login(login)), now);
-        let join = pb::Request { id: 1, op: Some(Op::ChannelJoin(pb::ChannelJoin { channel: "room".into() })) };
+        let join = pb::Request {
+            id: 1,
+            op: Some(Op::ChannelJoin(pb::ChannelJoin {
+                channel: "room".into(),
+            })),
+        };
         b.handle_frame(conn, &encode_client(Kind::Request(join)), now);
         while b.poll_output().is_some() {}
     }
     // Everything so far is acknowledged.
     for i in 0..members {
-        let ack = encode_client(Kind::Ack(pb::Ack { up_to: u64::MAX / 2 }));
+        let ack = encode_client(Kind::Ack(pb::Ack {
+            up_to: u64::MAX / 2,
+        }));
         b.handle_frame(ConnId(i), &ack, now);
     }
     while b.poll_output().is_some() {}
@@ -79,8 +86,10 @@ fn fanout(c: &mut Criterion) {
                         bytes += frame.len();
                     }
                 }
-                if round % 32 == 0 {
-                    let ack = encode_client(Kind::Ack(pb::Ack { up_to: u64::MAX / 2 }));
+                if round.is_multiple_of(32) {
+                    let ack = encode_client(Kind::Ack(pb::Ack {
+                        up_to: u64::MAX / 2,
+                    }));
                     for i in 0..members {
                         b.handle_frame(ConnId(i), &ack, now);
                     }

@@ -247,8 +247,10 @@ impl<S: Store> Broker<S> {
                 session: None,
             },
         );
-        self.timers
-            .push(Reverse((now + self.config.login_timeout, TimerKey::Conn(conn))));
+        self.timers.push(Reverse((
+            now + self.config.login_timeout,
+            TimerKey::Conn(conn),
+        )));
     }
 
     /// The connection is gone (closed by the peer or by the driver). Its session, if any,
@@ -442,7 +444,9 @@ impl<S: Store> Broker<S> {
                 0,
             )
         })?;
-        app.limits.account("account", &login.account).map_err(fail)?;
+        app.limits
+            .account("account", &login.account)
+            .map_err(fail)?;
         if login.token == beckon_proto::NO_TOKEN {
             if !app.allow_no_token {
                 return Err((
@@ -561,10 +565,8 @@ impl<S: Store> Broker<S> {
                 uid,
                 session_id: sid.0,
                 resume_secret: secret.into(),
-                heartbeat_interval_ms: u32::try_from(
-                    self.config.heartbeat_interval.as_millis(),
-                )
-                .unwrap_or(u32::MAX),
+                heartbeat_interval_ms: u32::try_from(self.config.heartbeat_interval.as_millis())
+                    .unwrap_or(u32::MAX),
                 resumed: false,
                 last_applied_request_id: 0,
                 protocol_version: PROTOCOL_VERSION,
@@ -606,7 +608,10 @@ impl<S: Store> Broker<S> {
     ) -> Result<(), &'static str> {
         let sid = SessionId(r.session_id);
         let s = self.sessions.get(&sid).ok_or("the session has ended")?;
-        if s.app.app_id != app.app_id || &*s.account != account || !constant_time_eq(&s.secret, &r.secret) {
+        if s.app.app_id != app.app_id
+            || &*s.account != account
+            || !constant_time_eq(&s.secret, &r.secret)
+        {
             return Err("the session belongs to someone else");
         }
         if r.last_event_seq >= s.next_seq {
@@ -739,14 +744,13 @@ impl<S: Store> Broker<S> {
                 return;
             }
             request::Op::SendInstantMessage(m) => self.send_instant(&app, &account, m, now),
-            request::Op::QueryUserStatus(q) => app
-                .limits
-                .account("account", &q.account)
-                .map(|()| {
+            request::Op::QueryUserStatus(q) => {
+                app.limits.account("account", &q.account).map(|()| {
                     Some(reply::Result::UserStatus(pb::UserStatus {
                         online: self.is_online(&app.app_id, &q.account),
                     }))
-                }),
+                })
+            }
             request::Op::SetUserAttr(a) => self
                 .set_user_attr(&app, &account, &a.name, &a.value)
                 .map(|()| None),
@@ -857,7 +861,10 @@ impl<S: Store> Broker<S> {
         if !app.offline.enabled {
             return Err(CallError::new(
                 ErrorCode::SendMessagePeerOffline,
-                format!("{} is offline and this app keeps no offline messages", m.account),
+                format!(
+                    "{} is offline and this app keeps no offline messages",
+                    m.account
+                ),
             ));
         }
         match self.store.push_offline(
@@ -900,7 +907,8 @@ impl<S: Store> Broker<S> {
         value: &str,
     ) -> Result<(), CallError> {
         validate::user_attr_write(&app.limits, name, value)?;
-        let failed = |e: crate::store::StoreError| CallError::new(ErrorCode::GeneralFailed, e.to_string());
+        let failed =
+            |e: crate::store::StoreError| CallError::new(ErrorCode::GeneralFailed, e.to_string());
         if value.is_empty() {
             return self
                 .store
@@ -921,7 +929,10 @@ impl<S: Store> Broker<S> {
         {
             return Err(CallError::new(
                 ErrorCode::GeneralFailed,
-                format!("an account may hold at most {} attributes", app.max_user_attrs),
+                format!(
+                    "an account may hold at most {} attributes",
+                    app.max_user_attrs
+                ),
             ));
         }
         self.store
@@ -1077,7 +1088,10 @@ impl<S: Store> Broker<S> {
             return; // Everything was acknowledged.
         }
         if let Some(conn) = s.conn
-            && self.conns.get(&conn).is_some_and(|c| c.session == Some(sid))
+            && self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.session == Some(sid))
         {
             // Forget the connection's link to the session; the caller closes it.
             if let Some(c) = self.conns.get_mut(&conn) {
@@ -1086,14 +1100,13 @@ impl<S: Store> Broker<S> {
         }
         // P2P messages the client never acknowledged wait for its next login.
         for r in s.unacked {
-            if let Some(m) = r.message {
-                if self
+            if let Some(m) = r.message
+                && self
                     .store
                     .push_offline(&s.app.app_id, &s.account, m, None)
                     .is_err()
-                {
-                    self.stats.store_errors += 1;
-                }
+            {
+                self.stats.store_errors += 1;
             }
         }
     }

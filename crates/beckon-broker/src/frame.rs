@@ -95,7 +95,11 @@ impl EventBody {
             + encoded_len_varint(body_len as u64)
             + body_len;
         let mut head = BytesMut::with_capacity(24);
-        encode_key(SERVER_FRAME_EVENT_FIELD, WireType::LengthDelimited, &mut head);
+        encode_key(
+            SERVER_FRAME_EVENT_FIELD,
+            WireType::LengthDelimited,
+            &mut head,
+        );
         encode_varint(inner_len as u64, &mut head);
         encode_key(EVENT_SEQ_FIELD, WireType::Varint, &mut head);
         encode_varint(seq, &mut head);

@@ -4,9 +4,9 @@ use serde_json::{Map, Value, json};
 
 use beckon_proto::{CallError, ErrorCode};
 
+use crate::SessionId;
 use crate::broker::Broker;
 use crate::config::AppConfig;
-use crate::SessionId;
 use crate::store::Store;
 use std::time::Instant;
 
@@ -94,9 +94,15 @@ fn dispatch<S: Store>(
             } else {
                 match args.get("num") {
                     None => 1_000_000,
-                    Some(v) => v.as_u64().map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(|| {
-                        CallError::new(ErrorCode::GeneralWrongParam, "argument \"num\" must be a whole number")
-                    })?,
+                    Some(v) => v
+                        .as_u64()
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                        .ok_or_else(|| {
+                            CallError::new(
+                                ErrorCode::GeneralWrongParam,
+                                "argument \"num\" must be a whole number",
+                            )
+                        })?,
                 }
             };
             let (num, list) = broker.channel_user_list(app, channel, max)?;

@@ -38,7 +38,8 @@ impl std::error::Error for StoreError {}
 /// Calls are synchronous: the broker core owns the store and an implementation must be fast
 /// (in memory, or an embedded database with its own write batching).
 pub trait Store {
-    fn user_attr(&self, app: &str, account: &str, name: &str) -> Result<Option<String>, StoreError>;
+    fn user_attr(&self, app: &str, account: &str, name: &str)
+    -> Result<Option<String>, StoreError>;
     /// All attributes of an account, sorted by name.
     fn user_attrs(&self, app: &str, account: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// Sets (`Some`) or deletes (`None`) one attribute.
@@ -83,7 +84,12 @@ fn key(app: &str, account: &str) -> Key {
 }
 
 impl Store for MemoryStore {
-    fn user_attr(&self, app: &str, account: &str, name: &str) -> Result<Option<String>, StoreError> {
+    fn user_attr(
+        &self,
+        app: &str,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .attrs
             .get(&key(app, account))

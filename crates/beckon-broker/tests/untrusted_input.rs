@@ -29,7 +29,12 @@ impl Rig {
         apps.insert(open);
         let now = Instant::now();
         Self {
-            broker: Broker::new(BrokerConfig::new(apps, [1; 32]), MemoryStore::new(), now, EPOCH_UNIX_MS),
+            broker: Broker::new(
+                BrokerConfig::new(apps, [1; 32]),
+                MemoryStore::new(),
+                now,
+                EPOCH_UNIX_MS,
+            ),
             now,
             next_req: 1,
         }
@@ -43,13 +48,21 @@ impl Rig {
         self.outputs()
             .into_iter()
             .filter_map(|o| match o {
-                Output::Send { conn: c, frame } if c == conn => Some(decode_server(&frame.to_bytes()).unwrap()),
+                Output::Send { conn: c, frame } if c == conn => {
+                    Some(decode_server(&frame.to_bytes()).unwrap())
+                }
                 _ => None,
             })
             .collect()
     }
 
-    fn login_raw(&mut self, conn: ConnId, app: &str, account: &str, token: &str) -> server_frame::Kind {
+    fn login_raw(
+        &mut self,
+        conn: ConnId,
+        app: &str,
+        account: &str,
+        token: &str,
+    ) -> server_frame::Kind {
         self.broker.connect(conn, self.now);
         let login = pb::Login {
             app_id: app.into(),
@@ -57,8 +70,12 @@ impl Rig {
             token: token.into(),
             ..Default::default()
         };
-        self.broker.handle_frame(conn, &encode_client(Kind::Login(login)), self.now);
-        self.frames_to(conn).into_iter().next().expect("a login answer")
+        self.broker
+            .handle_frame(conn, &encode_client(Kind::Login(login)), self.now);
+        self.frames_to(conn)
+            .into_iter()
+            .next()
+            .expect("a login answer")
     }
 
     fn token(&self, app: &str, account: &str, expires_in: i64) -> String {
@@ -78,7 +95,10 @@ impl Rig {
     fn login(&mut self, conn: ConnId, account: &str) {
         let token = self.token("app", account, 3600);
         let answer = self.login_raw(conn, "app", account, &token);
-        assert!(matches!(answer, server_frame::Kind::LoginOk(_)), "{answer:?}");
+        assert!(
+            matches!(answer, server_frame::Kind::LoginOk(_)),
+            "{answer:?}"
+        );
     }
 
     /// Sends a request; returns the reply.
@@ -90,7 +110,10 @@ impl Rig {
         self.frames_to(conn)
             .into_iter()
             .find_map(|k| match k {
-                server_frame::Kind::Event(pb::Event { body: Some(Body::Reply(r)), .. }) if r.request_id == id => Some(r),
+                server_frame::Kind::Event(pb::Event {
+                    body: Some(Body::Reply(r)),
+                    ..
+                }) if r.request_id == id => Some(r),
                 _ => None,
             })
             .expect("a reply")
@@ -111,21 +134,51 @@ fn login_code(answer: server_frame::Kind) -> i32 {
 fn login_failures_carry_their_codes() {
     let mut r = Rig::new();
     let good = r.token("app", "alice", 3600);
-    assert_eq!(login_code(r.login_raw(ConnId(1), "nope", "alice", &good)), 202);
-    assert_eq!(login_code(r.login_raw(ConnId(2), "app", "alice", "bk1.garbage")), 206);
+    assert_eq!(
+        login_code(r.login_raw(ConnId(1), "nope", "alice", &good)),
+        202
+    );
+    assert_eq!(
+        login_code(r.login_raw(ConnId(2), "app", "alice", "bk1.garbage")),
+        206
+    );
     let other_account = r.token("app", "bob", 3600);
-    assert_eq!(login_code(r.login_raw(ConnId(3), "app", "alice", &other_account)), 206);
+    assert_eq!(
+        login_code(r.login_raw(ConnId(3), "app", "alice", &other_account)),
+        206
+    );
     let expired = r.token("app", "alice", -1);
-    assert_eq!(login_code(r.login_raw(ConnId(4), "app", "alice", &expired)), 204);
-    assert_eq!(login_code(r.login_raw(ConnId(5), "app", "alice", "_no_need_token")), 206);
-    assert_eq!(login_code(r.login_raw(ConnId(6), "app", "al ice", &good)), 1004);
+    assert_eq!(
+        login_code(r.login_raw(ConnId(4), "app", "alice", &expired)),
+        204
+    );
+    assert_eq!(
+        login_code(r.login_raw(ConnId(5), "app", "alice", "_no_need_token")),
+        206
+    );
+    assert_eq!(
+        login_code(r.login_raw(ConnId(6), "app", "al ice", &good)),
+        1004
+    );
     assert_eq!(login_code(r.login_raw(ConnId(7), "app", "", &good)), 1004);
-    assert_eq!(login_code(r.login_raw(ConnId(8), "app", &"a".repeat(129), &good)), 1005);
+    assert_eq!(
+        login_code(r.login_raw(ConnId(8), "app", &"a".repeat(129), &good)),
+        1005
+    );
     assert_eq!(login_code(r.login_raw(ConnId(9), "", "alice", &good)), 1004);
     let wrong_app = r.token("open", "alice", 3600);
-    assert_eq!(login_code(r.login_raw(ConnId(10), "app", "alice", &wrong_app)), 206);
-    assert!(matches!(r.login_raw(ConnId(11), "open", "alice", "_no_need_token"), server_frame::Kind::LoginOk(_)));
-    assert!(!r.broker.is_online("app", "alice"), "failed logins change nothing");
+    assert_eq!(
+        login_code(r.login_raw(ConnId(10), "app", "alice", &wrong_app)),
+        206
+    );
+    assert!(matches!(
+        r.login_raw(ConnId(11), "open", "alice", "_no_need_token"),
+        server_frame::Kind::LoginOk(_)
+    ));
+    assert!(
+        !r.broker.is_online("app", "alice"),
+        "failed logins change nothing"
+    );
     assert_eq!(r.broker.stats().login_failures, 10);
 }
 
@@ -134,19 +187,46 @@ fn requests_before_login_and_garbage_end_only_that_connection() {
     let mut r = Rig::new();
     r.login(ConnId(1), "alice");
     r.broker.connect(ConnId(2), r.now);
-    let req = encode_client(Kind::Request(pb::Request { id: 1, op: Some(Op::Logout(pb::Logout {})) }));
+    let req = encode_client(Kind::Request(pb::Request {
+        id: 1,
+        op: Some(Op::Logout(pb::Logout {})),
+    }));
     r.broker.handle_frame(ConnId(2), &req, r.now);
     let out = r.outputs();
     assert!(out.iter().any(|o| matches!(o, Output::Send { conn: ConnId(2), frame } if matches!(decode_server(&frame.to_bytes()), Ok(server_frame::Kind::Kick(k)) if k.code == 104))));
-    assert!(out.iter().any(|o| matches!(o, Output::Close { conn: ConnId(2), .. })));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Close {
+            conn: ConnId(2),
+            ..
+        }
+    )));
 
     r.broker.connect(ConnId(3), r.now);
-    r.broker.handle_frame(ConnId(3), &[0xff, 0xff, 0xff, 0x01], r.now);
-    assert!(r.outputs().iter().any(|o| matches!(o, Output::Close { conn: ConnId(3), .. })));
+    r.broker
+        .handle_frame(ConnId(3), &[0xff, 0xff, 0xff, 0x01], r.now);
+    assert!(r.outputs().iter().any(|o| matches!(
+        o,
+        Output::Close {
+            conn: ConnId(3),
+            ..
+        }
+    )));
     // A second login on a logged-in connection is a protocol violation too.
-    let login = encode_client(Kind::Login(pb::Login { app_id: "app".into(), account: "x".into(), token: "t".into(), ..Default::default() }));
+    let login = encode_client(Kind::Login(pb::Login {
+        app_id: "app".into(),
+        account: "x".into(),
+        token: "t".into(),
+        ..Default::default()
+    }));
     r.broker.handle_frame(ConnId(1), &login, r.now);
-    assert!(r.outputs().iter().any(|o| matches!(o, Output::Close { conn: ConnId(1), .. })));
+    assert!(r.outputs().iter().any(|o| matches!(
+        o,
+        Output::Close {
+            conn: ConnId(1),
+            ..
+        }
+    )));
     assert!(!r.broker.is_online("app", "alice"));
 }
 
@@ -161,40 +241,125 @@ fn bad_requests_get_codes_and_change_nothing() {
         }
         rep.code
     };
-    let send = |account: &str, msg: &str| Op::SendInstantMessage(pb::SendInstantMessage { account: account.into(), msg: msg.into(), msg_id: "m".into() });
+    let send = |account: &str, msg: &str| {
+        Op::SendInstantMessage(pb::SendInstantMessage {
+            account: account.into(),
+            msg: msg.into(),
+            msg_id: "m".into(),
+        })
+    };
     assert_eq!(code(r.request(c, send("", "hi"))), 1004);
     assert_eq!(code(r.request(c, send("b ob", "hi"))), 1004);
     assert_eq!(code(r.request(c, send(&"b".repeat(129), "hi"))), 1005);
     assert_eq!(code(r.request(c, send("bob", &"x".repeat(8193)))), 1005);
-    assert_eq!(r.broker.stats().messages_stored, 0, "rejected messages are not stored");
+    assert_eq!(
+        r.broker.stats().messages_stored,
+        0,
+        "rejected messages are not stored"
+    );
     assert_eq!(code(r.request(c, send("bob", &"x".repeat(8192)))), 0);
 
-    let set = |name: &str, value: &str| Op::SetUserAttr(pb::SetUserAttr { name: name.into(), value: value.into() });
+    let set = |name: &str, value: &str| {
+        Op::SetUserAttr(pb::SetUserAttr {
+            name: name.into(),
+            value: value.into(),
+        })
+    };
     assert_eq!(code(r.request(c, set("", "v"))), 1004);
     assert_eq!(code(r.request(c, set("_member_num", "3"))), 1004);
     assert_eq!(code(r.request(c, set("_conn_timeout", "later"))), 1004);
     assert_eq!(code(r.request(c, set("k", &"v".repeat(1025)))), 1005);
     assert_eq!(code(r.request(c, set(&"k".repeat(129), "v"))), 1005);
     assert_eq!(code(r.request(c, set("k", "bad\u{0}value"))), 1004);
-    let all = r.request(c, Op::GetUserAttrAll(pb::GetUserAttrAll { account: "alice".into() }));
-    assert!(matches!(all.result, Some(pb::reply::Result::AttrAll(ref a)) if a.json == "{}"), "{all:?}");
+    let all = r.request(
+        c,
+        Op::GetUserAttrAll(pb::GetUserAttrAll {
+            account: "alice".into(),
+        }),
+    );
+    assert!(
+        matches!(all.result, Some(pb::reply::Result::AttrAll(ref a)) if a.json == "{}"),
+        "{all:?}"
+    );
     assert_eq!(code(r.request(c, set("_conn_timeout", "30"))), 0);
 
-    assert_eq!(code(r.request(c, Op::QueryUserStatus(pb::QueryUserStatus { account: "".into() }))), 1004);
-    assert_eq!(code(r.request(c, Op::GetUserAttr(pb::GetUserAttr { account: "bob".into(), name: "".into() }))), 1004);
-    assert_eq!(code(r.request(c, Op::GetUserAttrAll(pb::GetUserAttrAll { account: "a\nb".into() }))), 1004);
+    assert_eq!(
+        code(r.request(
+            c,
+            Op::QueryUserStatus(pb::QueryUserStatus { account: "".into() })
+        )),
+        1004
+    );
+    assert_eq!(
+        code(r.request(
+            c,
+            Op::GetUserAttr(pb::GetUserAttr {
+                account: "bob".into(),
+                name: "".into()
+            })
+        )),
+        1004
+    );
+    assert_eq!(
+        code(r.request(
+            c,
+            Op::GetUserAttrAll(pb::GetUserAttrAll {
+                account: "a\nb".into()
+            })
+        )),
+        1004
+    );
 
-    let invoke = |name: &str, req: &str| Op::Invoke(pb::Invoke { name: name.into(), req: req.into(), call_id: "c".into() });
+    let invoke = |name: &str, req: &str| {
+        Op::Invoke(pb::Invoke {
+            name: name.into(),
+            req: req.into(),
+            call_id: "c".into(),
+        })
+    };
     let err = |rep: pb::Reply| match rep.result {
         Some(pb::reply::Result::InvokeResult(i)) => i.err,
         other => panic!("{other:?}"),
     };
-    assert_eq!(err(r.request(c, invoke("io.agora.signal.nope", "{}"))), "1004");
-    assert_eq!(err(r.request(c, invoke("io.agora.signal.user_get_attr", "not json"))), "1004");
-    assert_eq!(err(r.request(c, invoke("io.agora.signal.user_get_attr", "[1]"))), "1004");
-    assert_eq!(err(r.request(c, invoke("io.agora.signal.user_get_attr", r#"{"account":"bob"}"#))), "1004");
-    assert_eq!(err(r.request(c, invoke("io.agora.signal.user_set_attr", r#"{"name":"_x","value":"1"}"#))), "1004");
-    assert_eq!(err(r.request(c, invoke("io.agora.signal.user_get_attr", r#"{"account":"alice","name":"_conn_timeout"}"#))), "");
+    assert_eq!(
+        err(r.request(c, invoke("io.agora.signal.nope", "{}"))),
+        "1004"
+    );
+    assert_eq!(
+        err(r.request(c, invoke("io.agora.signal.user_get_attr", "not json"))),
+        "1004"
+    );
+    assert_eq!(
+        err(r.request(c, invoke("io.agora.signal.user_get_attr", "[1]"))),
+        "1004"
+    );
+    assert_eq!(
+        err(r.request(
+            c,
+            invoke("io.agora.signal.user_get_attr", r#"{"account":"bob"}"#)
+        )),
+        "1004"
+    );
+    assert_eq!(
+        err(r.request(
+            c,
+            invoke(
+                "io.agora.signal.user_set_attr",
+                r#"{"name":"_x","value":"1"}"#
+            )
+        )),
+        "1004"
+    );
+    assert_eq!(
+        err(r.request(
+            c,
+            invoke(
+                "io.agora.signal.user_get_attr",
+                r#"{"account":"alice","name":"_conn_timeout"}"#
+            )
+        )),
+        ""
+    );
 
     // A request of an unknown kind (from a newer client) is answered, not fatal.
     let frame = encode_client(Kind::Request(pb::Request { id: 999, op: None }));
@@ -215,20 +380,41 @@ fn offline_store_is_bounded_and_can_be_switched_off() {
     closed.offline.enabled = false;
     apps.insert(closed);
     let now = Instant::now();
-    let mut b = Broker::new(BrokerConfig::new(apps, [2; 32]), MemoryStore::new(), now, EPOCH_UNIX_MS);
+    let mut b = Broker::new(
+        BrokerConfig::new(apps, [2; 32]),
+        MemoryStore::new(),
+        now,
+        EPOCH_UNIX_MS,
+    );
     let mut codes = Vec::new();
     for (conn, app) in [(ConnId(1), "app"), (ConnId(2), "closed")] {
         b.connect(conn, now);
-        let login = pb::Login { app_id: app.into(), account: "alice".into(), token: "_no_need_token".into(), ..Default::default() };
+        let login = pb::Login {
+            app_id: app.into(),
+            account: "alice".into(),
+            token: "_no_need_token".into(),
+            ..Default::default()
+        };
         b.handle_frame(conn, &encode_client(Kind::Login(login)), now);
         for id in 1..=4 {
-            let op = Op::SendInstantMessage(pb::SendInstantMessage { account: "bob".into(), msg: "hi".into(), msg_id: String::new() });
-            b.handle_frame(conn, &encode_client(Kind::Request(pb::Request { id, op: Some(op) })), now);
+            let op = Op::SendInstantMessage(pb::SendInstantMessage {
+                account: "bob".into(),
+                msg: "hi".into(),
+                msg_id: String::new(),
+            });
+            b.handle_frame(
+                conn,
+                &encode_client(Kind::Request(pb::Request { id, op: Some(op) })),
+                now,
+            );
         }
     }
     while let Some(o) = b.poll_output() {
         if let Output::Send { frame, .. } = o
-            && let Ok(server_frame::Kind::Event(pb::Event { body: Some(Body::Reply(rep)), .. })) = decode_server(&frame.to_bytes())
+            && let Ok(server_frame::Kind::Event(pb::Event {
+                body: Some(Body::Reply(rep)),
+                ..
+            })) = decode_server(&frame.to_bytes())
         {
             codes.push(rep.code);
         }

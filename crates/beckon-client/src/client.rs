@@ -104,22 +104,58 @@ enum Link {
 
 #[derive(Clone, Debug)]
 enum Pending {
-    InstantSend { message_id: String },
-    QueryUserStatus { account: String },
+    InstantSend {
+        message_id: String,
+    },
+    QueryUserStatus {
+        account: String,
+    },
     SetAttr,
-    GetAttr { account: String, name: String },
-    GetAttrAll { account: String },
-    Invoke { call_id: String },
+    GetAttr {
+        account: String,
+        name: String,
+    },
+    GetAttrAll {
+        account: String,
+    },
+    Invoke {
+        call_id: String,
+    },
     Logout,
-    ChannelJoin { channel: String },
-    ChannelLeave { channel: String },
-    ChannelQueryUserNum { channel: String },
-    ChannelQueryUserIsIn { channel: String, account: String },
-    ChannelAttr { what: &'static str },
-    ChannelSend { message_id: String },
-    Invite { channel: String, account: String, extra: String },
-    InviteAnswer { channel: String, account: String, accept: bool },
-    InviteEnd { channel: String, account: String, as_caller: bool },
+    ChannelJoin {
+        channel: String,
+    },
+    ChannelLeave {
+        channel: String,
+    },
+    ChannelQueryUserNum {
+        channel: String,
+    },
+    ChannelQueryUserIsIn {
+        channel: String,
+        account: String,
+    },
+    ChannelAttr {
+        what: &'static str,
+    },
+    ChannelSend {
+        message_id: String,
+    },
+    Invite {
+        channel: String,
+        account: String,
+        extra: String,
+    },
+    InviteAnswer {
+        channel: String,
+        account: String,
+        accept: bool,
+    },
+    InviteEnd {
+        channel: String,
+        account: String,
+        as_caller: bool,
+    },
     InviteDtmf,
 }
 
@@ -250,7 +286,14 @@ impl Client {
     // ---- API ----------------------------------------------------------------------------------
 
     /// `login(appId, account, token, uid, deviceID)`: `login2` with the default retry policy.
-    pub fn login(&mut self, app_id: &str, account: &str, token: &str, device_id: &str, now: Instant) {
+    pub fn login(
+        &mut self,
+        app_id: &str,
+        account: &str,
+        token: &str,
+        device_id: &str,
+        now: Instant,
+    ) {
         self.login2(
             app_id,
             account,
@@ -358,7 +401,13 @@ impl Client {
 
     /// `messageInstantSend(account, uid, msg, msgID)`: an empty `msg_id` gets a generated one,
     /// which is returned so the caller can match the callbacks.
-    pub fn message_instant_send(&mut self, account: &str, msg: &str, msg_id: &str, now: Instant) -> String {
+    pub fn message_instant_send(
+        &mut self,
+        account: &str,
+        msg: &str,
+        msg_id: &str,
+        now: Instant,
+    ) -> String {
         let message_id = if msg_id.is_empty() {
             self.generate_message_id()
         } else {
@@ -456,7 +505,10 @@ impl Client {
             .logged_in()
             .and_then(|()| {
                 if name.is_empty() {
-                    Err(CallError::new(ErrorCode::GeneralWrongParam, "name must not be empty"))
+                    Err(CallError::new(
+                        ErrorCode::GeneralWrongParam,
+                        "name must not be empty",
+                    ))
                 } else {
                     Ok(())
                 }
@@ -642,13 +694,25 @@ impl Client {
 
     /// `messageChannelSend(channelID, msg, msgID)`; returns the message id (generated when
     /// `msg_id` is empty).
-    pub fn message_channel_send(&mut self, channel: &str, msg: &str, msg_id: &str, now: Instant) -> String {
+    pub fn message_channel_send(
+        &mut self,
+        channel: &str,
+        msg: &str,
+        msg_id: &str,
+        now: Instant,
+    ) -> String {
         self.channel_send("messageChannelSend", channel, msg, msg_id, false, now)
     }
 
     /// `messageChannelSendForce(channelID, msg, msgID)`: without being a member (needs the
     /// server privilege).
-    pub fn message_channel_send_force(&mut self, channel: &str, msg: &str, msg_id: &str, now: Instant) -> String {
+    pub fn message_channel_send_force(
+        &mut self,
+        channel: &str,
+        msg: &str,
+        msg_id: &str,
+        now: Instant,
+    ) -> String {
         self.channel_send("messageChannelSendForce", channel, msg, msg_id, true, now)
     }
 
@@ -700,13 +764,26 @@ impl Client {
     }
 
     /// `channelInviteUser2(channelID, account, extra)`.
-    pub fn channel_invite_user2(&mut self, channel: &str, account: &str, extra: &str, now: Instant) {
+    pub fn channel_invite_user2(
+        &mut self,
+        channel: &str,
+        account: &str,
+        extra: &str,
+        now: Instant,
+    ) {
         self.invite("channelInviteUser2", channel, account, extra, now);
     }
 
     /// `channelInvitePhone3(channelID, phoneNum, sourcesNum, extra)`: a call to a phone number
     /// through the app's telephony gateway (`_phone` and `srcNum` are added to `extra`).
-    pub fn channel_invite_phone3(&mut self, channel: &str, phone_num: &str, sources_num: &str, extra: &str, now: Instant) {
+    pub fn channel_invite_phone3(
+        &mut self,
+        channel: &str,
+        phone_num: &str,
+        sources_num: &str,
+        extra: &str,
+        now: Instant,
+    ) {
         let mut map = match parse_json_object(extra) {
             Ok(m) => m,
             Err(e) => {
@@ -734,7 +811,13 @@ impl Client {
     }
 
     /// `channelInvitePhone2(channelID, phoneNum, sourcesNum)`.
-    pub fn channel_invite_phone2(&mut self, channel: &str, phone_num: &str, sources_num: &str, now: Instant) {
+    pub fn channel_invite_phone2(
+        &mut self,
+        channel: &str,
+        phone_num: &str,
+        sources_num: &str,
+        now: Instant,
+    ) {
         self.channel_invite_phone3(channel, phone_num, sources_num, "", now);
     }
 
@@ -749,9 +832,15 @@ impl Client {
             .and_then(|()| parse_json_object(extra).map(|_| ()))
             .and_then(|()| {
                 if Some(account) == self.account() {
-                    Err(CallError::new(ErrorCode::GeneralWrongParam, "a user cannot invite itself"))
+                    Err(CallError::new(
+                        ErrorCode::GeneralWrongParam,
+                        "a user cannot invite itself",
+                    ))
                 } else if reinvite {
-                    Err(CallError::new(ErrorCode::InviteReinvite, format!("{account} is already invited to {channel}")))
+                    Err(CallError::new(
+                        ErrorCode::InviteReinvite,
+                        format!("{account} is already invited to {channel}"),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -783,16 +872,36 @@ impl Client {
     }
 
     /// `channelInviteAccept(channelID, account, uid, extra)`: `account` is the caller.
-    pub fn channel_invite_accept(&mut self, channel: &str, account: &str, extra: &str, now: Instant) {
+    pub fn channel_invite_accept(
+        &mut self,
+        channel: &str,
+        account: &str,
+        extra: &str,
+        now: Instant,
+    ) {
         self.answer("channelInviteAccept", channel, account, extra, true, now);
     }
 
     /// `channelInviteRefuse(channelID, account, uid, extra)`.
-    pub fn channel_invite_refuse(&mut self, channel: &str, account: &str, extra: &str, now: Instant) {
+    pub fn channel_invite_refuse(
+        &mut self,
+        channel: &str,
+        account: &str,
+        extra: &str,
+        now: Instant,
+    ) {
         self.answer("channelInviteRefuse", channel, account, extra, false, now);
     }
 
-    fn answer(&mut self, what: &str, channel: &str, account: &str, extra: &str, accept: bool, now: Instant) {
+    fn answer(
+        &mut self,
+        what: &str,
+        channel: &str,
+        account: &str,
+        extra: &str,
+        accept: bool,
+        now: Instant,
+    ) {
         let ringing = self.call_state(channel, account, false) == Some(Phase::Waiting);
         let checked = self
             .logged_in()
@@ -800,7 +909,13 @@ impl Client {
             .and_then(|()| self.limits.account("account", account))
             .and_then(|()| self.limits.message("extra", extra))
             .and_then(|()| parse_json_object(extra).map(|_| ()))
-            .and_then(|()| if ringing { Ok(()) } else { Err(no_invitation(channel, account)) });
+            .and_then(|()| {
+                if ringing {
+                    Ok(())
+                } else {
+                    Err(no_invitation(channel, account))
+                }
+            });
         if let Err(e) = checked {
             return self.error(what, &e);
         }
@@ -809,7 +924,11 @@ impl Client {
             account: account.to_owned(),
             extra: extra.to_owned(),
         };
-        let op = if accept { request::Op::InviteAccept(m) } else { request::Op::InviteRefuse(m) };
+        let op = if accept {
+            request::Op::InviteAccept(m)
+        } else {
+            request::Op::InviteRefuse(m)
+        };
         self.set_call(channel, account, false, accept.then_some(Phase::Accepted));
         self.request(
             op,
@@ -833,7 +952,13 @@ impl Client {
             .logged_in()
             .and_then(|()| self.limits.channel("channelID", channel))
             .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| if known { Ok(()) } else { Err(no_invitation(channel, account)) });
+            .and_then(|()| {
+                if known {
+                    Ok(())
+                } else {
+                    Err(no_invitation(channel, account))
+                }
+            });
         if let Err(e) = checked {
             return self.error("channelInviteEnd", &e);
         }
@@ -863,13 +988,26 @@ impl Client {
             .and_then(|()| self.limits.channel("channelID", channel))
             .and_then(|()| self.limits.account("phoneNum", account))
             .and_then(|()| {
-                if dtmf.is_empty() || !dtmf.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
-                    Err(CallError::new(ErrorCode::GeneralWrongParam, "dtmf must be digits, * or #"))
+                if dtmf.is_empty()
+                    || !dtmf
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+                {
+                    Err(CallError::new(
+                        ErrorCode::GeneralWrongParam,
+                        "dtmf must be digits, * or #",
+                    ))
                 } else {
                     Ok(())
                 }
             })
-            .and_then(|()| if known { Ok(()) } else { Err(no_invitation(channel, account)) });
+            .and_then(|()| {
+                if known {
+                    Ok(())
+                } else {
+                    Err(no_invitation(channel, account))
+                }
+            });
         if let Err(e) = checked {
             return self.error("channelInviteDTMF", &e);
         }
@@ -887,9 +1025,16 @@ impl Client {
 
     /// `messageDTMFSend(uid, msg, msgID)` (obsolete): DTMF to the most recent call.
     pub fn message_dtmf_send(&mut self, msg: &str, now: Instant) {
-        match self.calls.last().map(|((c, p, _), _)| (c.clone(), p.clone())) {
+        match self
+            .calls
+            .last()
+            .map(|((c, p, _), _)| (c.clone(), p.clone()))
+        {
             Some((channel, peer)) => self.channel_invite_dtmf(&channel, &peer, msg, now),
-            None => self.error("messageDTMFSend", &CallError::new(ErrorCode::GeneralWrongParam, "there is no call")),
+            None => self.error(
+                "messageDTMFSend",
+                &CallError::new(ErrorCode::GeneralWrongParam, "there is no call"),
+            ),
         }
     }
 
@@ -917,7 +1062,9 @@ impl Client {
             (Some(i), None) => {
                 self.calls.remove(i);
             }
-            (None, Some(a)) => self.calls.push(((channel.to_owned(), peer.to_owned(), outgoing), a)),
+            (None, Some(a)) => self
+                .calls
+                .push(((channel.to_owned(), peer.to_owned(), outgoing), a)),
             (None, None) => {}
         }
     }
@@ -926,11 +1073,26 @@ impl Client {
     fn drop_calls(&mut self, code: ErrorCode) {
         for ((channel, account, outgoing), phase) in std::mem::take(&mut self.calls) {
             let ev = if phase == Phase::Ending {
-                Event::InviteEndByMyself { channel, account, uid: 0 }
+                Event::InviteEndByMyself {
+                    channel,
+                    account,
+                    uid: 0,
+                }
             } else if outgoing && phase == Phase::Waiting {
-                Event::InviteFailed { channel, account, uid: 0, ecode: code.code(), extra: String::new() }
+                Event::InviteFailed {
+                    channel,
+                    account,
+                    uid: 0,
+                    ecode: code.code(),
+                    extra: String::new(),
+                }
             } else {
-                Event::InviteEndByPeer { channel, account, uid: 0, extra: String::new() }
+                Event::InviteEndByPeer {
+                    channel,
+                    account,
+                    uid: 0,
+                    extra: String::new(),
+                }
             };
             self.events.push_back(ev);
         }
@@ -1062,7 +1224,9 @@ impl Client {
                 }
             }
             other => {
-                self.log(&format!("dropping the connection: unexpected frame {other:?}"));
+                self.log(&format!(
+                    "dropping the connection: unexpected frame {other:?}"
+                ));
                 self.close_link();
                 self.link_lost(now);
             }
@@ -1205,8 +1369,13 @@ impl Client {
                 self.attempt = 1;
                 self.retry_started = Some(now);
                 self.events.push_back(Event::Reconnecting { nretry: 1 });
-                let jitter = u64::try_from(self.config.first_attempt_jitter.as_micros()).unwrap_or(0);
-                let wait = if jitter == 0 { 0 } else { self.next_random() % jitter };
+                let jitter =
+                    u64::try_from(self.config.first_attempt_jitter.as_micros()).unwrap_or(0);
+                let wait = if jitter == 0 {
+                    0
+                } else {
+                    self.next_random() % jitter
+                };
                 self.retry_at = Some(now + Duration::from_micros(wait));
             }
             Status::LoggingIn | Status::Reconnecting => {
@@ -1317,7 +1486,11 @@ impl Client {
             }
             for p in old {
                 if p.sent {
-                    self.fail_request(&p.what, ErrorCode::GeneralFailed, "the connection was lost before the server answered");
+                    self.fail_request(
+                        &p.what,
+                        ErrorCode::GeneralFailed,
+                        "the connection was lost before the server answered",
+                    );
                 } else {
                     let id = self.next_request_id;
                     self.next_request_id += 1;
@@ -1384,25 +1557,23 @@ impl Client {
         self.last_event_seq = ev.seq;
         match ev.body {
             Some(event::Body::Reply(r)) => self.handle_reply(r, now),
-            Some(event::Body::InstantMessage(m)) => {
-                if self.remember(m.server_msg_id) {
-                    self.events.push_back(Event::MessageInstantReceive {
-                        account: m.sender,
-                        uid: 0,
-                        msg: m.msg,
-                    });
-                }
+            // Re-deliveries (same server message id) are dropped.
+            Some(event::Body::InstantMessage(m)) if self.remember(m.server_msg_id) => {
+                self.events.push_back(Event::MessageInstantReceive {
+                    account: m.sender,
+                    uid: 0,
+                    msg: m.msg,
+                });
             }
-            Some(event::Body::ChannelMessage(m)) => {
-                if self.remember(m.server_msg_id) {
-                    self.events.push_back(Event::MessageChannelReceive {
-                        channel: m.channel,
-                        account: m.sender,
-                        uid: 0,
-                        msg: m.msg,
-                    });
-                }
+            Some(event::Body::ChannelMessage(m)) if self.remember(m.server_msg_id) => {
+                self.events.push_back(Event::MessageChannelReceive {
+                    channel: m.channel,
+                    account: m.sender,
+                    uid: 0,
+                    msg: m.msg,
+                });
             }
+            Some(event::Body::InstantMessage(_) | event::Body::ChannelMessage(_)) => {}
             Some(event::Body::ChannelUserJoined(m)) => {
                 self.events.push_back(Event::ChannelUserJoined {
                     channel: m.channel,
@@ -1453,32 +1624,64 @@ impl Client {
         if kind != Kind::Received && kind != Kind::Unspecified && phase.is_none() {
             // The call already ended here (we refused or ended it, or it failed): the late
             // event would be a second terminal callback.
-            return self.log(&format!("dropping a {kind:?} event of a finished call with {account} on {channel}"));
+            return self.log(&format!(
+                "dropping a {kind:?} event of a finished call with {account} on {channel}"
+            ));
         }
         let ev = match kind {
             Kind::Received => {
                 self.set_call(&channel, &account, false, Some(Phase::Waiting));
-                Event::InviteReceived { channel, account, uid: 0, extra: c.extra }
+                Event::InviteReceived {
+                    channel,
+                    account,
+                    uid: 0,
+                    extra: c.extra,
+                }
             }
-            Kind::ReceivedByPeer => Event::InviteReceivedByPeer { channel, account, uid: 0 },
+            Kind::ReceivedByPeer => Event::InviteReceivedByPeer {
+                channel,
+                account,
+                uid: 0,
+            },
             Kind::AcceptedByPeer => {
                 if phase == Some(Phase::Ending) {
                     return; // We are ending it; our end answer closes it.
                 }
                 self.set_call(&channel, &account, true, Some(Phase::Accepted));
-                Event::InviteAcceptedByPeer { channel, account, uid: 0, extra: c.extra }
+                Event::InviteAcceptedByPeer {
+                    channel,
+                    account,
+                    uid: 0,
+                    extra: c.extra,
+                }
             }
             Kind::RefusedByPeer => {
                 self.set_call(&channel, &account, true, None);
-                Event::InviteRefusedByPeer { channel, account, uid: 0, extra: c.extra }
+                Event::InviteRefusedByPeer {
+                    channel,
+                    account,
+                    uid: 0,
+                    extra: c.extra,
+                }
             }
             Kind::Failed => {
                 self.set_call(&channel, &account, true, None);
-                Event::InviteFailed { channel, account, uid: 0, ecode: c.code, extra: c.extra }
+                Event::InviteFailed {
+                    channel,
+                    account,
+                    uid: 0,
+                    ecode: c.code,
+                    extra: c.extra,
+                }
             }
             Kind::EndByPeer => {
                 self.set_call(&channel, &account, outgoing, None);
-                Event::InviteEndByPeer { channel, account, uid: 0, extra: c.extra }
+                Event::InviteEndByPeer {
+                    channel,
+                    account,
+                    uid: 0,
+                    extra: c.extra,
+                }
             }
             Kind::Msg => Event::InviteMsg {
                 channel,
@@ -1520,9 +1723,9 @@ impl Client {
             return self.fail_request_code(&p.what, r.code, code, &r.message);
         }
         match (p.what, r.result) {
-            (Pending::InstantSend { message_id }, _) => {
-                self.events.push_back(Event::MessageSendSuccess { message_id })
-            }
+            (Pending::InstantSend { message_id }, _) => self
+                .events
+                .push_back(Event::MessageSendSuccess { message_id }),
             (Pending::QueryUserStatus { account }, Some(reply::Result::UserStatus(s))) => {
                 self.events.push_back(Event::QueryUserStatusResult {
                     name: account,
@@ -1608,36 +1811,53 @@ impl Client {
                     num: i32::try_from(n.num).unwrap_or(i32::MAX),
                 })
             }
-            (Pending::ChannelQueryUserIsIn { channel, account }, Some(reply::Result::ChannelIsIn(i))) => {
-                self.events.push_back(Event::ChannelQueryUserIsIn {
+            (
+                Pending::ChannelQueryUserIsIn { channel, account },
+                Some(reply::Result::ChannelIsIn(i)),
+            ) => self.events.push_back(Event::ChannelQueryUserIsIn {
+                channel,
+                account,
+                is_in: i32::from(i.is_in),
+            }),
+            (Pending::ChannelAttr { .. }, _) => {}
+            (Pending::ChannelSend { message_id }, _) => self
+                .events
+                .push_back(Event::MessageSendSuccess { message_id }),
+            (Pending::Invite { .. } | Pending::InviteAnswer { .. } | Pending::InviteDtmf, _) => {}
+            (
+                Pending::InviteEnd {
                     channel,
                     account,
-                    is_in: i32::from(i.is_in),
-                })
-            }
-            (Pending::ChannelAttr { .. }, _) => {}
-            (Pending::ChannelSend { message_id }, _) => {
-                self.events.push_back(Event::MessageSendSuccess { message_id })
-            }
-            (Pending::Invite { .. } | Pending::InviteAnswer { .. } | Pending::InviteDtmf, _) => {}
-            (Pending::InviteEnd { channel, account, as_caller }, _) => {
+                    as_caller,
+                },
+                _,
+            ) => {
                 if self.call_state(&channel, &account, as_caller) == Some(Phase::Ending) {
                     self.set_call(&channel, &account, as_caller, None);
                 }
-                self.events.push_back(Event::InviteEndByMyself { channel, account, uid: 0 })
+                self.events.push_back(Event::InviteEndByMyself {
+                    channel,
+                    account,
+                    uid: 0,
+                })
             }
             (what, result) => {
                 self.log(&format!("malformed reply {result:?} to {what:?}"));
-                self.fail_request(&what, ErrorCode::GeneralFailed, "malformed reply from the server");
+                self.fail_request(
+                    &what,
+                    ErrorCode::GeneralFailed,
+                    "malformed reply from the server",
+                );
             }
         }
     }
 
     fn fail_request(&mut self, what: &Pending, code: ErrorCode, desc: &str) {
         let code = match (what, code) {
-            (Pending::InstantSend { .. } | Pending::ChannelSend { .. }, ErrorCode::GeneralFailed) => {
-                ErrorCode::SendMessageTimeout
-            }
+            (
+                Pending::InstantSend { .. } | Pending::ChannelSend { .. },
+                ErrorCode::GeneralFailed,
+            ) => ErrorCode::SendMessageTimeout,
             _ => code,
         };
         self.fail_request_code(what, code.code(), code, desc);
@@ -1691,9 +1911,15 @@ impl Client {
                 });
                 "messageChannelSend"
             }
-            Pending::Invite { channel, account, extra } => {
+            Pending::Invite {
+                channel,
+                account,
+                extra,
+            } => {
                 // A re-invitation fails without touching the call already in progress.
-                if code != ErrorCode::InviteReinvite && self.call_state(channel, account, true).is_some() {
+                if code != ErrorCode::InviteReinvite
+                    && self.call_state(channel, account, true).is_some()
+                {
                     self.set_call(channel, account, true, None);
                 }
                 self.events.push_back(Event::InviteFailed {
@@ -1705,7 +1931,11 @@ impl Client {
                 });
                 "channelInviteUser2"
             }
-            Pending::InviteAnswer { channel, account, accept } => {
+            Pending::InviteAnswer {
+                channel,
+                account,
+                accept,
+            } => {
                 // The broker had no such ringing call: it ended meanwhile.
                 if *accept && self.call_state(channel, account, false) == Some(Phase::Accepted) {
                     // The accept did not take: the call is over for this side.
@@ -1717,9 +1947,17 @@ impl Client {
                         extra: String::new(),
                     });
                 }
-                if *accept { "channelInviteAccept" } else { "channelInviteRefuse" }
+                if *accept {
+                    "channelInviteAccept"
+                } else {
+                    "channelInviteRefuse"
+                }
             }
-            Pending::InviteEnd { channel, account, as_caller } => {
+            Pending::InviteEnd {
+                channel,
+                account,
+                as_caller,
+            } => {
                 // The broker has no such call any more, yet no terminal event reached us: the
                 // call is over all the same.
                 if self.call_state(channel, account, *as_caller) == Some(Phase::Ending) {
@@ -1746,7 +1984,11 @@ impl Client {
         let pending = std::mem::take(&mut self.pending);
         for p in pending {
             if !matches!(p.what, Pending::Logout) {
-                self.fail_request(&p.what, ErrorCode::GeneralFailed, "the session ended before the server answered");
+                self.fail_request(
+                    &p.what,
+                    ErrorCode::GeneralFailed,
+                    "the session ended before the server answered",
+                );
             }
         }
         let leave = match ev {
@@ -1828,7 +2070,10 @@ fn parse_json_object(extra: &str) -> Result<serde_json::Map<String, serde_json::
     }
     match serde_json::from_str::<serde_json::Value>(extra) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(CallError::new(ErrorCode::GeneralWrongParam, "extra must be a JSON object")),
+        Ok(_) => Err(CallError::new(
+            ErrorCode::GeneralWrongParam,
+            "extra must be a JSON object",
+        )),
         Err(e) => Err(CallError::new(
             ErrorCode::GeneralWrongParam,
             format!("extra is not valid JSON: {e}"),
@@ -1858,7 +2103,13 @@ mod tests {
     }
 
     fn logged_in(seed: u64, now: Instant) -> Client {
-        let mut c = Client::new(ClientConfig { seed, ..ClientConfig::default() }, now);
+        let mut c = Client::new(
+            ClientConfig {
+                seed,
+                ..ClientConfig::default()
+            },
+            now,
+        );
         c.login("app", "alice", "_no_need_token", "", now);
         assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
         c.handle_connected(now);
@@ -1924,7 +2175,12 @@ mod tests {
         let jitter = ClientConfig::default().first_attempt_jitter;
         assert!(delays[499] <= jitter);
         // Spread across the window, not bunched at one instant.
-        assert!(delays[50] < jitter / 4 && delays[450] > jitter * 3 / 4, "{:?}..{:?}", delays[50], delays[450]);
+        assert!(
+            delays[50] < jitter / 4 && delays[450] > jitter * 3 / 4,
+            "{:?}..{:?}",
+            delays[50],
+            delays[450]
+        );
     }
 
     #[test]
@@ -1961,7 +2217,13 @@ mod tests {
             .collect();
         assert_eq!(resent, [2]);
         let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
-        assert_eq!(events, [Event::Reconnecting { nretry: 1 }, Event::Reconnected { fd: 0 }]);
+        assert_eq!(
+            events,
+            [
+                Event::Reconnecting { nretry: 1 },
+                Event::Reconnected { fd: 0 }
+            ]
+        );
         assert_eq!(c.pending_requests(), 2);
     }
 
@@ -1999,12 +2261,23 @@ mod tests {
         let id = c.message_instant_send("bob", &"x".repeat(8193), "", now);
         assert!(!id.is_empty(), "an empty msgID is generated");
         let events = drain(&mut c);
-        assert!(events.contains(&Event::MessageSendError { message_id: id, ecode: 1005 }));
+        assert!(events.contains(&Event::MessageSendError {
+            message_id: id,
+            ecode: 1005
+        }));
         c.set_attr("_member_num", "1", now);
         c.invoke("", "{}", "call", now);
         let events = drain(&mut c);
-        assert!(events.iter().any(|e| matches!(e, Event::Error { name, ecode: 1004, .. } if name == "setAttr")));
-        assert!(events.contains(&Event::InvokeRet { call_id: "call".into(), err: "1004".into(), resp: String::new() }));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Error { name, ecode: 1004, .. } if name == "setAttr"))
+        );
+        assert!(events.contains(&Event::InvokeRet {
+            call_id: "call".into(),
+            err: "1004".into(),
+            resp: String::new()
+        }));
         assert_eq!(c.pending_requests(), 0, "rejected calls send nothing");
     }
 }

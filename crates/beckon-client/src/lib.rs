@@ -28,7 +28,7 @@ mod client;
 mod event;
 
 pub use client::{
-    Client, ClientConfig, ConnectionCommand, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_TIME_S, SDK_VERSION,
-    Status,
+    Client, ClientConfig, ConnectionCommand, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_TIME_S,
+    SDK_VERSION, Status,
 };
 pub use event::Event;

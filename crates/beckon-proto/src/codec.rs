@@ -206,37 +206,30 @@ mod tests {
     }
 
     fn arb_request() -> impl Strategy<Value = pb::Request> {
-        (
-            any::<u64>(),
-            ".{0,40}",
-            ".{0,40}",
-            ".{0,40}",
-            0u8..7,
-        )
-            .prop_map(|(id, a, b, c, which)| {
-                use pb::request::Op;
-                let op = match which {
-                    0 => Op::Logout(pb::Logout {}),
-                    1 => Op::SendInstantMessage(pb::SendInstantMessage {
-                        account: a,
-                        msg: b,
-                        msg_id: c,
-                    }),
-                    2 => Op::QueryUserStatus(pb::QueryUserStatus { account: a }),
-                    3 => Op::SetUserAttr(pb::SetUserAttr { name: a, value: b }),
-                    4 => Op::GetUserAttr(pb::GetUserAttr {
-                        account: a,
-                        name: b,
-                    }),
-                    5 => Op::GetUserAttrAll(pb::GetUserAttrAll { account: a }),
-                    _ => Op::Invoke(pb::Invoke {
-                        name: a,
-                        req: b,
-                        call_id: c,
-                    }),
-                };
-                pb::Request { id, op: Some(op) }
-            })
+        (any::<u64>(), ".{0,40}", ".{0,40}", ".{0,40}", 0u8..7).prop_map(|(id, a, b, c, which)| {
+            use pb::request::Op;
+            let op = match which {
+                0 => Op::Logout(pb::Logout {}),
+                1 => Op::SendInstantMessage(pb::SendInstantMessage {
+                    account: a,
+                    msg: b,
+                    msg_id: c,
+                }),
+                2 => Op::QueryUserStatus(pb::QueryUserStatus { account: a }),
+                3 => Op::SetUserAttr(pb::SetUserAttr { name: a, value: b }),
+                4 => Op::GetUserAttr(pb::GetUserAttr {
+                    account: a,
+                    name: b,
+                }),
+                5 => Op::GetUserAttrAll(pb::GetUserAttrAll { account: a }),
+                _ => Op::Invoke(pb::Invoke {
+                    name: a,
+                    req: b,
+                    call_id: c,
+                }),
+            };
+            pb::Request { id, op: Some(op) }
+        })
     }
 
     proptest! {

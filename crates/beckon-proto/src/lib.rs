@@ -21,7 +21,12 @@ pub mod error;
 pub mod validate;
 
 /// Types generated from `proto/beckon.proto`.
-#[allow(missing_docs, unreachable_pub, clippy::all, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    missing_debug_implementations
+)]
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/beckon.v1.rs"));
 }

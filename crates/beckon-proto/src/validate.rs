@@ -47,7 +47,10 @@ impl Limits {
         let pick = |v: u32, def: usize| if v == 0 { def } else { v as usize };
         Self {
             max_name_chars: pick(w.max_name_chars, d.max_name_chars),
-            max_user_attr_value_chars: pick(w.max_user_attr_value_chars, d.max_user_attr_value_chars),
+            max_user_attr_value_chars: pick(
+                w.max_user_attr_value_chars,
+                d.max_user_attr_value_chars,
+            ),
             max_channel_attr_value_chars: pick(
                 w.max_channel_attr_value_chars,
                 d.max_channel_attr_value_chars,
@@ -160,7 +163,9 @@ pub fn user_attr_write(limits: &Limits, name: &str, value: &str) -> Result<(), C
         if name != CONN_TIMEOUT_ATTR {
             return Err(CallError::new(
                 ErrorCode::GeneralWrongParam,
-                format!("attribute {name} is built-in and read-only; only {CONN_TIMEOUT_ATTR} may be set"),
+                format!(
+                    "attribute {name} is built-in and read-only; only {CONN_TIMEOUT_ATTR} may be set"
+                ),
             ));
         }
         if !value.is_empty() && value.parse::<u32>().is_err() {

@@ -1,1 +1,61 @@
-//! placeholder while the workspace is assembled
+//! The async Rust SDK for Beckon: the Signaling API of the seeds, over a Beckon server.
+//!
+//! An [`Instance`] is one client — the seed's `IAgoraAPI` — with the seed's methods in
+//! snake_case (`login2`, `message_instant_send`, `get_user_attr_all`, …). Each instance spawns
+//! one tokio task, its driver, which owns the sans-IO [`beckon_client::Client`] and the
+//! connection; the methods hand their arguments to it and return at once. What happens is
+//! reported in order, twice over: to the [`Callbacks`] trait (the seed's `ICallBack`, one
+//! method per callback) and to every [`EventStream`] of typed [`Event`]s.
+//!
+//! The reconnect policy, request replay, acknowledgements, heartbeats and parameter checks are
+//! the client's (`beckon-client`); this crate only does the I/O, the timer and the fan-out of
+//! events. It is not a server, not a blocking API (use it from a tokio runtime), and not yet the
+//! whole API: channels and calls come later — their callbacks are declared but not emitted yet.
+//! The transport is TCP (`tcp://host:port`); other schemes are refused when the instance is
+//! created.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use beckon_sdk::{Callbacks, Config, Event, Instance};
+//!
+//! struct Printer;
+//! impl Callbacks for Printer {
+//!     fn on_message_instant_receive(&self, account: &str, _uid: u32, msg: &str) {
+//!         println!("{account}: {msg}");
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let alice = Instance::new(Config::new("tcp://127.0.0.1:7400"))?;
+//! alice.callback_set(Arc::new(Printer));
+//! let mut events = alice.events();
+//! alice.login("my-app-id", "alice", "_no_need_token", 0, "");
+//! while let Some(ev) = events.next().await {
+//!     match ev {
+//!         Event::LoginSuccess { uid, .. } => {
+//!             println!("logged in as uid {uid}");
+//!             let id = alice.message_instant_send("bob", 0, "hello", "");
+//!             println!("sending message {id}");
+//!         }
+//!         Event::MessageSendSuccess { message_id } => {
+//!             println!("{message_id} delivered or stored");
+//!             break;
+//!         }
+//!         Event::LoginFailed { ecode } => return Err(format!("login failed: {ecode}").into()),
+//!         _ => {}
+//!     }
+//! }
+//! alice.destroy().await;
+//! # Ok(()) }
+//! ```
+
+mod callbacks;
+mod config;
+mod driver;
+mod id;
+mod instance;
+
+pub use beckon_client::{ClientConfig, Event, SDK_VERSION, Status};
+pub use callbacks::{Callbacks, dispatch};
+pub use config::{Config, SdkError};
+pub use instance::{EventStream, Instance};

@@ -58,7 +58,12 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn user_attr(&self, app: &str, account: &str, name: &str) -> Result<Option<String>, StoreError> {
+    fn user_attr(
+        &self,
+        app: &str,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(ATTRS).map_err(err)?;
         Ok(table
@@ -205,7 +210,8 @@ mod tests {
         fn new(tag: &str) -> Self {
             static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("beckon-store-{tag}-{}-{n}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("beckon-store-{tag}-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&p).unwrap();
             Self(p)
         }
@@ -236,17 +242,29 @@ mod tests {
             s.set_user_attr("app", "alicia", "a", Some("x")).unwrap();
             s.set_user_attr("other", "alice", "a", Some("y")).unwrap();
             for i in 0..3 {
-                assert_eq!(s.push_offline("app", "bob", msg(i), Some(3)).unwrap(), PushOutcome::Stored);
+                assert_eq!(
+                    s.push_offline("app", "bob", msg(i), Some(3)).unwrap(),
+                    PushOutcome::Stored
+                );
             }
-            assert_eq!(s.push_offline("app", "bob", msg(9), Some(3)).unwrap(), PushOutcome::Full);
+            assert_eq!(
+                s.push_offline("app", "bob", msg(9), Some(3)).unwrap(),
+                PushOutcome::Full
+            );
         }
         let mut s = RedbStore::open(&path).unwrap();
         assert_eq!(
             s.user_attrs("app", "alice").unwrap(),
-            [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
         );
         assert_eq!(s.user_attr_count("app", "alicia").unwrap(), 1);
-        assert_eq!(s.take_offline("app", "bob").unwrap(), [msg(0), msg(1), msg(2)]);
+        assert_eq!(
+            s.take_offline("app", "bob").unwrap(),
+            [msg(0), msg(1), msg(2)]
+        );
         assert!(s.take_offline("app", "bob").unwrap().is_empty());
         assert!(decode(&[1, 2, 3]).is_err());
     }
@@ -261,7 +279,8 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (0..3u8, 0..3u8, proptest::option::of(0..3u8)).prop_map(|(a, n, v)| Op::Set(a, n, v)),
-            (0..3u8, any::<u64>(), proptest::option::of(0..4usize)).prop_map(|(a, i, l)| Op::Push(a, i, l)),
+            (0..3u8, any::<u64>(), proptest::option::of(0..4usize))
+                .prop_map(|(a, i, l)| Op::Push(a, i, l)),
             (0..3u8).prop_map(Op::Take),
         ]
     }

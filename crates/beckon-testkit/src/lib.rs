@@ -39,13 +39,28 @@ pub const APP_ID: &str = "sim";
 #[derive(Debug)]
 enum Delivery {
     /// The connection reached the broker and the client learns it is up.
-    Connected { client: usize, conn: ConnId },
-    ToBroker { conn: ConnId, payload: Bytes },
-    ToClient { client: usize, conn: ConnId, payload: Bytes },
+    Connected {
+        client: usize,
+        conn: ConnId,
+    },
+    ToBroker {
+        conn: ConnId,
+        payload: Bytes,
+    },
+    ToClient {
+        client: usize,
+        conn: ConnId,
+        payload: Bytes,
+    },
     /// The broker closed the connection; the client notices after the frames before it.
-    ClosedByBroker { client: usize, conn: ConnId },
+    ClosedByBroker {
+        client: usize,
+        conn: ConnId,
+    },
     /// The client closed the connection; the broker notices after the frames before it.
-    ClosedByClient { conn: ConnId },
+    ClosedByClient {
+        conn: ConnId,
+    },
 }
 
 #[derive(Debug)]
@@ -116,7 +131,11 @@ pub struct Sim {
 impl Sim {
     /// A simulation with a development-mode broker and default network.
     pub fn new(seed: u64) -> Self {
-        Self::with_config(seed, BrokerConfig::new(Apps::development(), [seed as u8; 32]), NetConfig::default())
+        Self::with_config(
+            seed,
+            BrokerConfig::new(Apps::development(), [seed as u8; 32]),
+            NetConfig::default(),
+        )
     }
 
     pub fn with_config(seed: u64, config: BrokerConfig, net: NetConfig) -> Self {
@@ -290,7 +309,11 @@ impl Sim {
     fn latency(&mut self) -> Duration {
         let span = self.net.max_latency.saturating_sub(self.net.min_latency);
         let micros = u64::try_from(span.as_micros()).unwrap_or(0);
-        let extra = if micros == 0 { 0 } else { self.next_random() % micros };
+        let extra = if micros == 0 {
+            0
+        } else {
+            self.next_random() % micros
+        };
         self.net.min_latency + Duration::from_micros(extra)
     }
 
@@ -349,7 +372,15 @@ impl Sim {
                     Output::Send { conn, frame } => {
                         if let Some(&client) = self.conn_owner.get(&conn) {
                             let payload = frame.to_bytes();
-                            self.schedule(conn, false, Delivery::ToClient { client, conn, payload });
+                            self.schedule(
+                                conn,
+                                false,
+                                Delivery::ToClient {
+                                    client,
+                                    conn,
+                                    payload,
+                                },
+                            );
                         }
                     }
                     Output::Close { conn, .. } => {
@@ -375,7 +406,11 @@ impl Sim {
                 }
             }
             Delivery::ToBroker { conn, payload } => self.broker.handle_frame(conn, &payload, now),
-            Delivery::ToClient { client, conn, payload } => {
+            Delivery::ToClient {
+                client,
+                conn,
+                payload,
+            } => {
                 if self.clients[client].conn == Some(conn) {
                     self.clients[client].client.handle_frame(&payload, now);
                 }

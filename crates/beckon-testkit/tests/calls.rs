@@ -5,6 +5,8 @@
 //! after a terminal state, no answer without an invitation); once every flow is finished, no
 //! call is left open on either side or in the broker, and the two sides' views pair up.
 
+#![allow(clippy::needless_range_loop)] // Clients are named by index.
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -58,13 +60,24 @@ enum Local {
 /// Per (channel, peer): calls started (invitations sent or received) must be matched one to
 /// one by terminal callbacks (refused, failed, ended by either side, or refused by us), and a
 /// terminal never comes before its start.
-fn check_client(c: usize, events: &[Event], local: &[(usize, Local)], ignore: &std::collections::HashSet<usize>) -> Result<(), TestCaseError> {
+fn check_client(
+    c: usize,
+    events: &[Event],
+    local: &[(usize, Local)],
+    ignore: &std::collections::HashSet<usize>,
+) -> Result<(), TestCaseError> {
     let mut open: HashMap<(String, String), i64> = HashMap::new();
     let mut actions = local.iter().peekable();
     let mut step = |key: (String, String), delta: i64, what: &str| -> Result<(), TestCaseError> {
         let n = open.entry(key.clone()).or_default();
         *n += delta;
-        prop_assert!(*n >= 0, "client {}: {} for {:?} with no call open", c, what, key);
+        prop_assert!(
+            *n >= 0,
+            "client {}: {} for {:?} with no call open",
+            c,
+            what,
+            key
+        );
         Ok(())
     };
     for (i, e) in events.iter().enumerate() {
@@ -82,16 +95,30 @@ fn check_client(c: usize, events: &[Event], local: &[(usize, Local)], ignore: &s
             continue; // The failure callback of a call rejected on the spot.
         }
         match e {
-            Event::InviteReceived { channel, account, .. } => step((channel.clone(), account.clone()), 1, "received")?,
-            Event::InviteRefusedByPeer { channel, account, .. }
-            | Event::InviteFailed { channel, account, .. }
-            | Event::InviteEndByPeer { channel, account, .. }
-            | Event::InviteEndByMyself { channel, account, .. } => {
-                step((channel.clone(), account.clone()), -1, &format!("{e:?}"))?
+            Event::InviteReceived {
+                channel, account, ..
+            } => step((channel.clone(), account.clone()), 1, "received")?,
+            Event::InviteRefusedByPeer {
+                channel, account, ..
             }
-            Event::InviteMsg { msg_type, msg_data, .. } => {
+            | Event::InviteFailed {
+                channel, account, ..
+            }
+            | Event::InviteEndByPeer {
+                channel, account, ..
+            }
+            | Event::InviteEndByMyself {
+                channel, account, ..
+            } => step((channel.clone(), account.clone()), -1, &format!("{e:?}"))?,
+            Event::InviteMsg {
+                msg_type, msg_data, ..
+            } => {
                 prop_assert_eq!(msg_type, "DTMF");
-                prop_assert!(msg_data.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#'));
+                prop_assert!(
+                    msg_data
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+                );
             }
             _ => {}
         }
@@ -104,13 +131,25 @@ fn check_client(c: usize, events: &[Event], local: &[(usize, Local)], ignore: &s
         }
     }
     for (key, n) in open {
-        prop_assert_eq!(n, 0, "client {}: {:?} has {} calls without a terminal callback", c, key, n);
+        prop_assert_eq!(
+            n,
+            0,
+            "client {}: {:?} has {} calls without a terminal callback",
+            c,
+            key,
+            n
+        );
     }
     Ok(())
 }
 
 /// Runs a local action and reports whether it was rejected on the spot.
-fn rejected_on_the_spot(sim: &mut Sim, c: usize, act: impl FnOnce(&mut beckon_client::Client, std::time::Instant), ignore: &mut std::collections::HashSet<usize>) -> (usize, bool) {
+fn rejected_on_the_spot(
+    sim: &mut Sim,
+    c: usize,
+    act: impl FnOnce(&mut beckon_client::Client, std::time::Instant),
+    ignore: &mut std::collections::HashSet<usize>,
+) -> (usize, bool) {
     sim.flush();
     let at = sim.events(c).len();
     sim.act(c, act);
@@ -136,21 +175,47 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Invite(a, b, ch, require) => {
-                let extra = if require { r#"{"_require_peer_online":1}"# } else { "" };
-                let (at, rejected) = rejected_on_the_spot(&mut sim, a, |c, now| c.channel_invite_user2(CHANNELS[ch], ACCOUNTS[b], extra, now), &mut ignore[a]);
+                let extra = if require {
+                    r#"{"_require_peer_online":1}"#
+                } else {
+                    ""
+                };
+                let (at, rejected) = rejected_on_the_spot(
+                    &mut sim,
+                    a,
+                    |c, now| c.channel_invite_user2(CHANNELS[ch], ACCOUNTS[b], extra, now),
+                    &mut ignore[a],
+                );
                 if !rejected {
-                    local[a].push((at, Local::Invited(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned())));
+                    local[a].push((
+                        at,
+                        Local::Invited(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned()),
+                    ));
                 }
             }
-            Op::Accept(a, b, ch) => sim.act(a, |c, now| c.channel_invite_accept(CHANNELS[ch], ACCOUNTS[b], "", now)),
+            Op::Accept(a, b, ch) => sim.act(a, |c, now| {
+                c.channel_invite_accept(CHANNELS[ch], ACCOUNTS[b], "", now)
+            }),
             Op::Refuse(a, b, ch) => {
-                let (at, rejected) = rejected_on_the_spot(&mut sim, a, |c, now| c.channel_invite_refuse(CHANNELS[ch], ACCOUNTS[b], "", now), &mut ignore[a]);
+                let (at, rejected) = rejected_on_the_spot(
+                    &mut sim,
+                    a,
+                    |c, now| c.channel_invite_refuse(CHANNELS[ch], ACCOUNTS[b], "", now),
+                    &mut ignore[a],
+                );
                 if !rejected {
-                    local[a].push((at, Local::Refused(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned())));
+                    local[a].push((
+                        at,
+                        Local::Refused(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned()),
+                    ));
                 }
             }
-            Op::End(a, b, ch) => sim.act(a, |c, now| c.channel_invite_end(CHANNELS[ch], ACCOUNTS[b], now)),
-            Op::Dtmf(a, b, ch) => sim.act(a, |c, now| c.channel_invite_dtmf(CHANNELS[ch], ACCOUNTS[b], "12#*", now)),
+            Op::End(a, b, ch) => sim.act(a, |c, now| {
+                c.channel_invite_end(CHANNELS[ch], ACCOUNTS[b], now)
+            }),
+            Op::Dtmf(a, b, ch) => sim.act(a, |c, now| {
+                c.channel_invite_dtmf(CHANNELS[ch], ACCOUNTS[b], "12#*", now)
+            }),
             Op::Logout(a) => sim.act(a, |c, now| c.logout(now)),
             Op::Login(a) => sim.login(a, ACCOUNTS[a]),
             Op::Cut(a) => sim.cut(a),
@@ -177,9 +242,17 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     sim.advance(Duration::from_secs(130)); // past grace: sessions of cut clients end
     sim.run_until_idle();
 
-    prop_assert_eq!(sim.broker().calls_in_progress(), 0, "calls left in the broker");
+    prop_assert_eq!(
+        sim.broker().calls_in_progress(),
+        0,
+        "calls left in the broker"
+    );
     for c in 0..3 {
-        prop_assert!(sim.act(c, |cl, _| cl.calls()).is_empty(), "client {} still has calls", c);
+        prop_assert!(
+            sim.act(c, |cl, _| cl.calls()).is_empty(),
+            "client {} still has calls",
+            c
+        );
         check_client(c, sim.events(c), &local[c], &ignore[c])?;
     }
     Ok(())
@@ -207,20 +280,56 @@ fn three(seed: u64) -> Sim {
 #[test]
 fn invite_ring_accept_dtmf_end() {
     let mut sim = three(1);
-    sim.act(0, |c, now| c.channel_invite_user2("room", "ben", r#"{"srcNum":"1"}"#, now));
+    sim.act(0, |c, now| {
+        c.channel_invite_user2("room", "ben", r#"{"srcNum":"1"}"#, now)
+    });
     sim.run_until_idle();
-    assert!(sim.events(1).contains(&Event::InviteReceived { channel: "room".into(), account: "ann".into(), uid: 0, extra: r#"{"srcNum":"1"}"#.into() }));
-    assert!(sim.events(0).contains(&Event::InviteReceivedByPeer { channel: "room".into(), account: "ben".into(), uid: 0 }));
-    sim.act(1, |c, now| c.channel_invite_accept("room", "ann", r#"{"ok":1}"#, now));
+    assert!(sim.events(1).contains(&Event::InviteReceived {
+        channel: "room".into(),
+        account: "ann".into(),
+        uid: 0,
+        extra: r#"{"srcNum":"1"}"#.into()
+    }));
+    assert!(sim.events(0).contains(&Event::InviteReceivedByPeer {
+        channel: "room".into(),
+        account: "ben".into(),
+        uid: 0
+    }));
+    sim.act(1, |c, now| {
+        c.channel_invite_accept("room", "ann", r#"{"ok":1}"#, now)
+    });
     sim.run_until_idle();
-    assert!(sim.events(0).contains(&Event::InviteAcceptedByPeer { channel: "room".into(), account: "ben".into(), uid: 0, extra: r#"{"ok":1}"#.into() }));
-    sim.act(0, |c, now| c.channel_invite_dtmf("room", "ben", "123#", now));
+    assert!(sim.events(0).contains(&Event::InviteAcceptedByPeer {
+        channel: "room".into(),
+        account: "ben".into(),
+        uid: 0,
+        extra: r#"{"ok":1}"#.into()
+    }));
+    sim.act(0, |c, now| {
+        c.channel_invite_dtmf("room", "ben", "123#", now)
+    });
     sim.run_until_idle();
-    assert!(sim.events(1).contains(&Event::InviteMsg { channel: "room".into(), account: "ann".into(), uid: 0, msg_type: "DTMF".into(), msg_data: "123#".into(), extra: String::new() }));
+    assert!(sim.events(1).contains(&Event::InviteMsg {
+        channel: "room".into(),
+        account: "ann".into(),
+        uid: 0,
+        msg_type: "DTMF".into(),
+        msg_data: "123#".into(),
+        extra: String::new()
+    }));
     sim.act(1, |c, now| c.channel_invite_end("room", "ann", now));
     sim.run_until_idle();
-    assert!(sim.events(1).contains(&Event::InviteEndByMyself { channel: "room".into(), account: "ann".into(), uid: 0 }));
-    assert!(sim.events(0).contains(&Event::InviteEndByPeer { channel: "room".into(), account: "ben".into(), uid: 0, extra: String::new() }));
+    assert!(sim.events(1).contains(&Event::InviteEndByMyself {
+        channel: "room".into(),
+        account: "ann".into(),
+        uid: 0
+    }));
+    assert!(sim.events(0).contains(&Event::InviteEndByPeer {
+        channel: "room".into(),
+        account: "ben".into(),
+        uid: 0,
+        extra: String::new()
+    }));
     assert_eq!(sim.broker().calls_in_progress(), 0);
 }
 
@@ -231,10 +340,22 @@ fn unanswered_invitations_time_out_and_reinvites_are_refused() {
     sim.run_until_idle();
     sim.act(0, |c, now| c.channel_invite_user("room", "ben", now));
     sim.run_until_idle();
-    assert!(sim.events(0).iter().any(|e| matches!(e, Event::InviteFailed { ecode: 701, .. })));
+    assert!(
+        sim.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::InviteFailed { ecode: 701, .. }))
+    );
     sim.advance(Duration::from_secs(61));
-    assert!(sim.events(0).iter().any(|e| matches!(e, Event::InviteFailed { ecode: 704, account, .. } if account == "ben")));
-    assert!(sim.events(1).iter().any(|e| matches!(e, Event::InviteEndByPeer { account, .. } if account == "ann")));
+    assert!(
+        sim.events(0).iter().any(
+            |e| matches!(e, Event::InviteFailed { ecode: 704, account, .. } if account == "ben")
+        )
+    );
+    assert!(
+        sim.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::InviteEndByPeer { account, .. } if account == "ann"))
+    );
     assert_eq!(sim.broker().stats().call_timeouts, 1);
 }
 
@@ -243,23 +364,37 @@ fn offline_callees_fail_at_once_or_after_waiting() {
     let mut sim = three(3);
     sim.act(1, |c, now| c.logout(now));
     sim.run_until_idle();
-    sim.act(0, |c, now| c.channel_invite_user2("a", "ben", r#"{"_require_peer_online":1}"#, now));
+    sim.act(0, |c, now| {
+        c.channel_invite_user2("a", "ben", r#"{"_require_peer_online":1}"#, now)
+    });
     sim.run_until_idle();
-    assert!(sim.events(0).iter().any(|e| matches!(e, Event::InviteFailed { ecode: 703, channel, .. } if channel == "a")));
+    assert!(
+        sim.events(0).iter().any(
+            |e| matches!(e, Event::InviteFailed { ecode: 703, channel, .. } if channel == "a")
+        )
+    );
     // Without the flag the invitation waits up to 20 s for the callee.
     sim.act(0, |c, now| c.channel_invite_user("b", "ben", now));
     sim.run_until_idle();
     sim.advance(Duration::from_secs(5));
     sim.login(1, "ben");
     sim.run_until_idle();
-    assert!(sim.events(1).iter().any(|e| matches!(e, Event::InviteReceived { channel, .. } if channel == "b")));
+    assert!(
+        sim.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::InviteReceived { channel, .. } if channel == "b"))
+    );
     sim.act(0, |c, now| c.channel_invite_user("c", "cid", now));
     sim.act(2, |c, now| c.logout(now));
     sim.run_until_idle();
     sim.act(0, |c, now| c.channel_invite_user("d", "cid", now));
     sim.run_until_idle();
     sim.advance(Duration::from_secs(21));
-    assert!(sim.events(0).iter().any(|e| matches!(e, Event::InviteFailed { ecode: 703, channel, .. } if channel == "d")));
+    assert!(
+        sim.events(0).iter().any(
+            |e| matches!(e, Event::InviteFailed { ecode: 703, channel, .. } if channel == "d")
+        )
+    );
 }
 
 #[test]
@@ -268,16 +403,28 @@ fn calls_on_unknown_invitations_are_rejected_locally() {
     sim.act(0, |c, now| c.channel_invite_accept("room", "ben", "", now));
     sim.act(0, |c, now| c.channel_invite_end("room", "ben", now));
     sim.act(0, |c, now| c.channel_invite_dtmf("room", "ben", "1", now));
-    sim.act(0, |c, now| c.channel_invite_user2("room", "ben", "not json", now));
+    sim.act(0, |c, now| {
+        c.channel_invite_user2("room", "ben", "not json", now)
+    });
     sim.act(0, |c, now| c.channel_invite_user2("room", "ann", "", now));
     sim.run_until_idle();
-    let codes: Vec<i32> = sim.events(0).iter().filter_map(|e| match e { Event::Error { ecode, .. } => Some(*ecode), _ => None }).collect();
+    let codes: Vec<i32> = sim
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { ecode, .. } => Some(*ecode),
+            _ => None,
+        })
+        .collect();
     assert_eq!(codes, [1004, 1004, 1004, 1004, 1004]);
     sim.act(0, |c, now| c.channel_invite_user("room", "ben", now));
     sim.run_until_idle();
     sim.act(0, |c, now| c.channel_invite_dtmf("room", "ben", "12a", now));
     sim.run_until_idle();
-    assert!(matches!(sim.events(0).last(), Some(Event::Error { ecode: 1004, .. })));
+    assert!(matches!(
+        sim.events(0).last(),
+        Some(Event::Error { ecode: 1004, .. })
+    ));
 }
 
 #[test]
@@ -285,5 +432,9 @@ fn phone_invitations_need_a_gateway() {
     let mut sim = three(5);
     sim.act(0, |c, now| c.channel_invite_phone("room", "+15550100", now));
     sim.run_until_idle();
-    assert!(sim.events(0).iter().any(|e| matches!(e, Event::InviteFailed { ecode: 703, .. })));
+    assert!(
+        sim.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::InviteFailed { ecode: 703, .. }))
+    );
 }

@@ -10,6 +10,8 @@
 //!   `onChannelUserList` plus join/leave events) equals the broker's truth, and so do counts;
 //! - in a final round every member sees every message exactly once, in order.
 
+#![allow(clippy::needless_range_loop)] // Clients are named by index.
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
@@ -50,7 +52,10 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Replays one client's events, checking membership-scoped invariants; returns its view of
 /// each joined channel's members.
-fn check_client(c: usize, events: &[Event]) -> Result<HashMap<String, BTreeSet<String>>, TestCaseError> {
+fn check_client(
+    c: usize,
+    events: &[Event],
+) -> Result<HashMap<String, BTreeSet<String>>, TestCaseError> {
     let mut view: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut seen = HashSet::new();
     let mut last: HashMap<(String, String), u32> = HashMap::new();
@@ -60,38 +65,102 @@ fn check_client(c: usize, events: &[Event]) -> Result<HashMap<String, BTreeSet<S
             Event::ChannelJoined { channel } => {
                 view.insert(channel.clone(), BTreeSet::new());
             }
-            Event::ChannelUserList { channel, accounts, uids } => {
+            Event::ChannelUserList {
+                channel,
+                accounts,
+                uids,
+            } => {
                 prop_assert_eq!(accounts.len(), uids.len());
-                let v = view.get_mut(channel).ok_or_else(|| TestCaseError::fail(format!("client {c}: user list of {channel} outside membership")))?;
+                let v = view.get_mut(channel).ok_or_else(|| {
+                    TestCaseError::fail(format!(
+                        "client {c}: user list of {channel} outside membership"
+                    ))
+                })?;
                 *v = accounts.iter().cloned().collect();
-                prop_assert!(v.contains(ACCOUNTS[c]), "client {} missing from its own list", c);
+                prop_assert!(
+                    v.contains(ACCOUNTS[c]),
+                    "client {} missing from its own list",
+                    c
+                );
             }
             Event::ChannelLeaved { channel, .. } => {
-                prop_assert!(view.remove(channel).is_some(), "client {} left {} it was not in", c, channel);
+                prop_assert!(
+                    view.remove(channel).is_some(),
+                    "client {} left {} it was not in",
+                    c,
+                    channel
+                );
             }
-            Event::ChannelUserJoined { channel, account, .. } => {
-                let v = view.get_mut(channel).ok_or_else(|| TestCaseError::fail(format!("client {c}: join event of {channel} outside membership")))?;
-                prop_assert!(v.insert(account.clone()), "client {}: {} joined {} twice", c, account, channel);
+            Event::ChannelUserJoined {
+                channel, account, ..
+            } => {
+                let v = view.get_mut(channel).ok_or_else(|| {
+                    TestCaseError::fail(format!(
+                        "client {c}: join event of {channel} outside membership"
+                    ))
+                })?;
+                prop_assert!(
+                    v.insert(account.clone()),
+                    "client {}: {} joined {} twice",
+                    c,
+                    account,
+                    channel
+                );
             }
-            Event::ChannelUserLeaved { channel, account, .. } => {
-                let v = view.get_mut(channel).ok_or_else(|| TestCaseError::fail(format!("client {c}: leave event of {channel} outside membership")))?;
-                prop_assert!(v.remove(account), "client {}: {} left {} without being in it", c, account, channel);
+            Event::ChannelUserLeaved {
+                channel, account, ..
+            } => {
+                let v = view.get_mut(channel).ok_or_else(|| {
+                    TestCaseError::fail(format!(
+                        "client {c}: leave event of {channel} outside membership"
+                    ))
+                })?;
+                prop_assert!(
+                    v.remove(account),
+                    "client {}: {} left {} without being in it",
+                    c,
+                    account,
+                    channel
+                );
             }
             Event::ChannelAttrUpdated { channel, .. } => {
-                prop_assert!(view.contains_key(channel), "client {}: attribute event of {} outside membership", c, channel);
+                prop_assert!(
+                    view.contains_key(channel),
+                    "client {}: attribute event of {} outside membership",
+                    c,
+                    channel
+                );
             }
-            Event::MessageChannelReceive { channel, account, msg, .. } => {
-                prop_assert!(view.contains_key(channel), "client {}: message {} of {} outside membership", c, msg, channel);
+            Event::MessageChannelReceive {
+                channel,
+                account,
+                msg,
+                ..
+            } => {
+                prop_assert!(
+                    view.contains_key(channel),
+                    "client {}: message {} of {} outside membership",
+                    c,
+                    msg,
+                    channel
+                );
                 prop_assert!(seen.insert(msg.clone()), "client {} got {} twice", c, msg);
                 let n: u32 = msg.rsplit('-').next().unwrap().parse().unwrap();
-                let prev = last.insert((channel.clone(), account.clone()), n).unwrap_or(0);
+                let prev = last
+                    .insert((channel.clone(), account.clone()), n)
+                    .unwrap_or(0);
                 prop_assert!(n > prev, "client {} got {} after #{}", c, msg, prev);
                 if account == ACCOUNTS[c] {
                     own_received.insert(msg.clone());
                 }
             }
             Event::MessageSendSuccess { message_id } if message_id.starts_with('c') => {
-                prop_assert!(own_received.contains(message_id), "client {}: {} succeeded before its own copy arrived", c, message_id);
+                prop_assert!(
+                    own_received.contains(message_id),
+                    "client {}: {} succeeded before its own copy arrived",
+                    c,
+                    message_id
+                );
             }
             _ => {}
         }
@@ -114,11 +183,15 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Send(c, ch) => {
                 counter += 1;
                 let id = format!("c{c}-{}-{counter}", CHANNELS[ch]);
-                sim.act(c, |cl, now| cl.message_channel_send(CHANNELS[ch], &id, &id, now));
+                sim.act(c, |cl, now| {
+                    cl.message_channel_send(CHANNELS[ch], &id, &id, now)
+                });
             }
             Op::SetAttr(c, ch, v) => {
                 let value = ["", "1", "2"][v as usize];
-                sim.act(c, |cl, now| cl.channel_set_attr(CHANNELS[ch], "topic", value, now));
+                sim.act(c, |cl, now| {
+                    cl.channel_set_attr(CHANNELS[ch], "topic", value, now)
+                });
             }
             Op::Logout(c) => sim.act(c, |cl, now| cl.logout(now)),
             Op::Login(c) => sim.login(c, ACCOUNTS[c]),
@@ -138,16 +211,36 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     // Views agree with the broker's truth.
     for c in 0..4 {
         let view = check_client(c, sim.events(c))?;
-        let joined: BTreeSet<String> = sim.act(c, |cl, _| cl.joined_channels().iter().cloned().collect());
-        prop_assert_eq!(&view.keys().cloned().collect::<BTreeSet<_>>(), &joined, "client {} joined set", c);
+        let joined: BTreeSet<String> =
+            sim.act(c, |cl, _| cl.joined_channels().iter().cloned().collect());
+        prop_assert_eq!(
+            &view.keys().cloned().collect::<BTreeSet<_>>(),
+            &joined,
+            "client {} joined set",
+            c
+        );
         for (ch, members) in &view {
-            let truth: BTreeSet<String> = sim.broker().channel_members(APP_ID, ch).into_iter().collect();
+            let truth: BTreeSet<String> = sim
+                .broker()
+                .channel_members(APP_ID, ch)
+                .into_iter()
+                .collect();
             prop_assert_eq!(members, &truth, "client {} view of {}", c, ch);
         }
         if sim.act(c, |cl, _| cl.status()) == Status::LoggedIn {
             for ch in CHANNELS {
-                let is_in = sim.broker().channel_members(APP_ID, ch).iter().any(|m| m == ACCOUNTS[c]);
-                prop_assert_eq!(joined.contains(ch), is_in, "client {} membership of {}", c, ch);
+                let is_in = sim
+                    .broker()
+                    .channel_members(APP_ID, ch)
+                    .iter()
+                    .any(|m| m == ACCOUNTS[c]);
+                prop_assert_eq!(
+                    joined.contains(ch),
+                    is_in,
+                    "client {} membership of {}",
+                    c,
+                    ch
+                );
             }
         }
     }
@@ -174,14 +267,22 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let got: Vec<&str> = sim.events(c)[before[c]..]
             .iter()
             .filter_map(|e| match e {
-                Event::MessageChannelReceive { msg, channel, .. } if channel == "x" => Some(msg.as_str()),
+                Event::MessageChannelReceive { msg, channel, .. } if channel == "x" => {
+                    Some(msg.as_str())
+                }
                 _ => None,
             })
             .collect();
         prop_assert_eq!(got.len(), 20, "client {} got {:?}", c, got);
         for from in 0..4 {
-            let mine: Vec<&str> = got.iter().copied().filter(|m| m.starts_with(&format!("f{from}-"))).collect();
-            let want: Vec<String> = (1..=5).map(|r| format!("f{from}-x-{}", 100_000 + r)).collect();
+            let mine: Vec<&str> = got
+                .iter()
+                .copied()
+                .filter(|m| m.starts_with(&format!("f{from}-")))
+                .collect();
+            let want: Vec<String> = (1..=5)
+                .map(|r| format!("f{from}-x-{}", 100_000 + r))
+                .collect();
             prop_assert_eq!(mine, want.iter().map(String::as_str).collect::<Vec<_>>());
         }
         check_client(c, sim.events(c))?;
@@ -214,18 +315,32 @@ fn channel_ttl_keeps_an_empty_channel_then_removes_it() {
     logged_in(&mut sim, 1);
     sim.act(0, |c, now| c.channel_join("room", now));
     sim.run_until_idle();
-    sim.act(0, |c, now| c.channel_set_attr("room", "_channel_ttl", "10", now));
+    sim.act(0, |c, now| {
+        c.channel_set_attr("room", "_channel_ttl", "10", now)
+    });
     sim.act(0, |c, now| c.channel_set_attr("room", "topic", "rust", now));
     sim.act(0, |c, now| c.channel_leave("room", now));
     sim.run_until_idle();
     sim.advance(Duration::from_secs(9));
-    assert_eq!(sim.broker().channel_attrs(APP_ID, "room").unwrap()["topic"], "rust");
+    assert_eq!(
+        sim.broker().channel_attrs(APP_ID, "room").unwrap()["topic"],
+        "rust"
+    );
     sim.advance(Duration::from_secs(2));
-    assert!(sim.broker().channel_attrs(APP_ID, "room").is_none(), "the channel outlived its TTL");
+    assert!(
+        sim.broker().channel_attrs(APP_ID, "room").is_none(),
+        "the channel outlived its TTL"
+    );
     assert_eq!(sim.broker().stats().channels_expired, 1);
     sim.act(0, |c, now| c.channel_join("room", now));
     sim.run_until_idle();
-    assert!(!sim.events(0).iter().rev().take(3).any(|e| matches!(e, Event::ChannelAttrUpdated { name, .. } if name == "topic")));
+    assert!(
+        !sim.events(0)
+            .iter()
+            .rev()
+            .take(3)
+            .any(|e| matches!(e, Event::ChannelAttrUpdated { name, .. } if name == "topic"))
+    );
 }
 
 #[test]
@@ -242,12 +357,27 @@ fn a_rejoined_channel_returns_its_attributes_as_updates() {
     assert_eq!(
         tail.into_iter().rev().cloned().collect::<Vec<_>>(),
         [
-            Event::ChannelJoined { channel: "room".into() },
-            Event::ChannelUserList { channel: "room".into(), accounts: vec!["ann".into(), "ben".into()], uids: vec![0, 0] },
-            Event::ChannelAttrUpdated { channel: "room".into(), name: "topic".into(), value: "rust".into(), kind: "update".into() },
+            Event::ChannelJoined {
+                channel: "room".into()
+            },
+            Event::ChannelUserList {
+                channel: "room".into(),
+                accounts: vec!["ann".into(), "ben".into()],
+                uids: vec![0, 0]
+            },
+            Event::ChannelAttrUpdated {
+                channel: "room".into(),
+                name: "topic".into(),
+                value: "rust".into(),
+                kind: "update".into()
+            },
         ]
     );
-    assert!(sim.events(0).contains(&Event::ChannelUserJoined { channel: "room".into(), account: "ben".into(), uid: 0 }));
+    assert!(sim.events(0).contains(&Event::ChannelUserJoined {
+        channel: "room".into(),
+        account: "ben".into(),
+        uid: 0
+    }));
 }
 
 #[test]
@@ -256,13 +386,17 @@ fn auto_update_reports_member_num_only_when_it_changed() {
     logged_in(&mut sim, 3);
     sim.act(0, |c, now| c.channel_join("room", now));
     sim.run_until_idle();
-    sim.act(0, |c, now| c.channel_set_attr("room", "_auto_update_num", "2", now));
+    sim.act(0, |c, now| {
+        c.channel_set_attr("room", "_auto_update_num", "2", now)
+    });
     sim.run_until_idle();
     let reports = |sim: &Sim| {
         sim.events(0)
             .iter()
             .filter_map(|e| match e {
-                Event::ChannelAttrUpdated { name, value, .. } if name == "_member_num" => Some(value.clone()),
+                Event::ChannelAttrUpdated { name, value, .. } if name == "_member_num" => {
+                    Some(value.clone())
+                }
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -270,7 +404,11 @@ fn auto_update_reports_member_num_only_when_it_changed() {
     sim.advance(Duration::from_secs(3));
     assert_eq!(reports(&sim), ["1"]);
     sim.advance(Duration::from_secs(4));
-    assert_eq!(reports(&sim), ["1"], "no report while the count is unchanged");
+    assert_eq!(
+        reports(&sim),
+        ["1"],
+        "no report while the count is unchanged"
+    );
     sim.act(1, |c, now| c.channel_join("room", now));
     sim.act(2, |c, now| c.channel_join("room", now));
     sim.run_until_idle();
@@ -287,8 +425,15 @@ fn joining_a_second_channel_leaves_the_first() {
     sim.run_until_idle();
     sim.act(0, |c, now| c.channel_join("b", now));
     sim.run_until_idle();
-    assert!(sim.events(0).contains(&Event::ChannelLeaved { channel: "a".into(), ecode: 602 }));
-    assert!(sim.events(1).contains(&Event::ChannelUserLeaved { channel: "a".into(), account: "ann".into(), uid: 0 }));
+    assert!(sim.events(0).contains(&Event::ChannelLeaved {
+        channel: "a".into(),
+        ecode: 602
+    }));
+    assert!(sim.events(1).contains(&Event::ChannelUserLeaved {
+        channel: "a".into(),
+        account: "ann".into(),
+        uid: 0
+    }));
     assert_eq!(sim.act(0, |c, _| c.joined_channels().to_vec()), ["b"]);
     assert_eq!(sim.broker().channel_members(APP_ID, "a"), ["ben"]);
 }
@@ -302,11 +447,21 @@ fn logout_and_kick_leave_channels_with_their_codes() {
     sim.run_until_idle();
     sim.act(0, |c, now| c.logout(now));
     sim.run_until_idle();
-    assert!(sim.events(0).contains(&Event::ChannelLeaved { channel: "a".into(), ecode: 603 }));
-    assert!(sim.events(1).contains(&Event::ChannelUserLeaved { channel: "a".into(), account: "ann".into(), uid: 0 }));
+    assert!(sim.events(0).contains(&Event::ChannelLeaved {
+        channel: "a".into(),
+        ecode: 603
+    }));
+    assert!(sim.events(1).contains(&Event::ChannelUserLeaved {
+        channel: "a".into(),
+        account: "ann".into(),
+        uid: 0
+    }));
     let second = sim.add_client();
     sim.login(second, "ben");
     sim.run_until_idle();
-    assert!(sim.events(1).contains(&Event::ChannelLeaved { channel: "a".into(), ecode: 601 }));
+    assert!(sim.events(1).contains(&Event::ChannelLeaved {
+        channel: "a".into(),
+        ecode: 601
+    }));
     assert!(sim.broker().channel_members(APP_ID, "a").is_empty());
 }

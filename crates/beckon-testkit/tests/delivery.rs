@@ -9,6 +9,8 @@
 //! - kicks leave exactly one live session per account;
 //! - an attribute reads back the last value written (or a write whose outcome was unknown).
 
+#![allow(clippy::needless_range_loop)] // Clients are named by index.
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -25,8 +27,15 @@ const ATTR_VALUES: [&str; 3] = ["", "red", "blue"];
 enum Op {
     Login(usize),
     Logout(usize),
-    Send { from: usize, to: usize },
-    SetAttr { client: usize, name: usize, value: usize },
+    Send {
+        from: usize,
+        to: usize,
+    },
+    SetAttr {
+        client: usize,
+        name: usize,
+        value: usize,
+    },
     Cut(usize),
     Advance(u64),
     Steps(u8),
@@ -69,11 +78,19 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 counters[from] += 1;
                 let id = format!("s{from}-{}", counters[from]);
                 let recipient = ACCOUNTS[to];
-                sim.act(from, |cl, now| cl.message_instant_send(recipient, &id, &id, now));
+                sim.act(from, |cl, now| {
+                    cl.message_instant_send(recipient, &id, &id, now)
+                });
                 sent.push((from, id, recipient));
             }
-            Op::SetAttr { client, name, value } => {
-                let logged_in = sim.act(client, |cl, _| matches!(cl.status(), Status::LoggedIn | Status::Reconnecting));
+            Op::SetAttr {
+                client,
+                name,
+                value,
+            } => {
+                let logged_in = sim.act(client, |cl, _| {
+                    matches!(cl.status(), Status::LoggedIn | Status::Reconnecting)
+                });
                 sim.act(client, |cl, now| {
                     cl.set_attr(ATTR_NAMES[name], ATTR_VALUES[value], now)
                 });
@@ -117,7 +134,12 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
 
     // Exactly one live session per account.
     for c in 0..3 {
-        prop_assert_eq!(sim.act(c, |cl, _| cl.status()), Status::LoggedIn, "client {} is not logged in", c);
+        prop_assert_eq!(
+            sim.act(c, |cl, _| cl.status()),
+            Status::LoggedIn,
+            "client {} is not logged in",
+            c
+        );
         prop_assert!(sim.broker().is_online(APP_ID, ACCOUNTS[c]));
     }
     prop_assert_ne!(sim.act(3, |cl, _| cl.status()), Status::LoggedIn);
@@ -140,7 +162,13 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
         for (from, id, _) in sent.iter().filter(|s| s.0 == c) {
-            prop_assert_eq!(outcomes.get(id.as_str()).copied(), Some(1), "client {} message {} outcome count", from, id);
+            prop_assert_eq!(
+                outcomes.get(id.as_str()).copied(),
+                Some(1),
+                "client {} message {} outcome count",
+                from,
+                id
+            );
         }
     }
 
@@ -155,16 +183,30 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let (from, n) = msg[1..].split_once('-').expect("s{from}-{n}");
                 let (from, n): (usize, u32) = (from.parse().unwrap(), n.parse().unwrap());
                 let last = last_from.insert(from, n).unwrap_or(0);
-                prop_assert!(n > last, "client {} got {} after s{}-{}", c, msg, from, last);
-                received_by_account.entry(ACCOUNTS[c]).or_default().insert(msg.clone());
+                prop_assert!(
+                    n > last,
+                    "client {} got {} after s{}-{}",
+                    c,
+                    msg,
+                    from,
+                    last
+                );
+                received_by_account
+                    .entry(ACCOUNTS[c])
+                    .or_default()
+                    .insert(msg.clone());
             }
         }
     }
     for (_, id, recipient) in &sent {
         if succeeded.contains(id) {
             prop_assert!(
-                received_by_account.get(recipient).is_some_and(|s| s.contains(id)),
-                "{} was reported sent but never reached {}", id, recipient
+                received_by_account
+                    .get(recipient)
+                    .is_some_and(|s| s.contains(id)),
+                "{} was reported sent but never reached {}",
+                id,
+                recipient
             );
         }
     }
@@ -188,7 +230,9 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .iter()
                 .rev()
                 .find_map(|e| match e {
-                    Event::UserAttrResult { name: n, value, .. } if n == name => Some(value.clone()),
+                    Event::UserAttrResult { name: n, value, .. } if n == name => {
+                        Some(value.clone())
+                    }
                     _ => None,
                 })
                 .expect("getAttr answered");
@@ -201,11 +245,24 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 a.insert("");
                 a
             };
-            prop_assert!(allowed.contains(got.as_str()), "{}.{} read {:?}, allowed {:?}", account, name, got, allowed);
+            prop_assert!(
+                allowed.contains(got.as_str()),
+                "{}.{} read {:?}, allowed {:?}",
+                account,
+                name,
+                got,
+                allowed
+            );
             if let Some(last) = relevant.last()
                 && set_errors == 0
             {
-                prop_assert_eq!(got.as_str(), last.value, "{}.{} must read the last write", account, name);
+                prop_assert_eq!(
+                    got.as_str(),
+                    last.value,
+                    "{}.{} must read the last write",
+                    account,
+                    name
+                );
             }
         }
     }
@@ -283,7 +340,10 @@ fn offline_messages_arrive_at_the_next_login_in_order() {
     }
     sim.run_until_idle();
     assert_eq!(
-        sim.events(a).iter().filter(|e| matches!(e, Event::MessageSendSuccess { .. })).count(),
+        sim.events(a)
+            .iter()
+            .filter(|e| matches!(e, Event::MessageSendSuccess { .. }))
+            .count(),
         5,
         "stored messages count as sent"
     );
@@ -294,7 +354,9 @@ fn offline_messages_arrive_at_the_next_login_in_order() {
         .events(b)
         .iter()
         .filter_map(|e| match e {
-            Event::MessageInstantReceive { msg, account, .. } if account == "ann" => Some(msg.as_str()),
+            Event::MessageInstantReceive { msg, account, .. } if account == "ann" => {
+                Some(msg.as_str())
+            }
             _ => None,
         })
         .collect();

@@ -79,8 +79,14 @@ fn parse_extra(app: &AppConfig, extra: &str) -> Result<serde_json::Map<String, V
     }
     match serde_json::from_str::<Value>(extra) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(CallError::new(ErrorCode::GeneralWrongParam, "extra must be a JSON object")),
-        Err(e) => Err(CallError::new(ErrorCode::GeneralWrongParam, format!("extra is not valid JSON: {e}"))),
+        Ok(_) => Err(CallError::new(
+            ErrorCode::GeneralWrongParam,
+            "extra must be a JSON object",
+        )),
+        Err(e) => Err(CallError::new(
+            ErrorCode::GeneralWrongParam,
+            format!("extra is not valid JSON: {e}"),
+        )),
     }
 }
 
@@ -116,7 +122,12 @@ impl<S: Store> Broker<S> {
         self.apps.get(app)?.online.get(account).copied()
     }
 
-    fn call_event_to(&mut self, app: &str, account: &str, ev: &pb::CallEvent) -> Option<(SessionId, u64)> {
+    fn call_event_to(
+        &mut self,
+        app: &str,
+        account: &str,
+        ev: &pb::CallEvent,
+    ) -> Option<(SessionId, u64)> {
         let sid = self.session_of(app, account)?;
         let seq = self.emit(sid, BodyField::Call, ev, None)?;
         Some((sid, seq))
@@ -163,7 +174,10 @@ impl<S: Store> Broker<S> {
 
     /// Hands a waiting or new invitation to the callee side and starts it ringing.
     fn ring(&mut self, id: u64, now: Instant) {
-        let timeout = self.apps.get(&self.calls.by_id[&id].key.app).map(|a| a.config.call_timeout);
+        let timeout = self
+            .apps
+            .get(&self.calls.by_id[&id].key.app)
+            .map(|a| a.config.call_timeout);
         let Some(call) = self.calls.by_id.get_mut(&id) else {
             return;
         };
@@ -195,7 +209,10 @@ impl<S: Store> Broker<S> {
         app.limits.account("account", &m.account)?;
         let extra = parse_extra(app, &m.extra)?;
         if m.account == caller {
-            return Err(CallError::new(ErrorCode::GeneralWrongParam, "a user cannot invite itself"));
+            return Err(CallError::new(
+                ErrorCode::GeneralWrongParam,
+                "a user cannot invite itself",
+            ));
         }
         let key = CallKey {
             app: app.app_id.clone(),
@@ -211,7 +228,10 @@ impl<S: Store> Broker<S> {
         }
         if flag(&extra, "_phone") {
             if !is_phone_number(&m.account) {
-                return Err(CallError::new(ErrorCode::GeneralWrongParam, "a phone invitation needs a phone number"));
+                return Err(CallError::new(
+                    ErrorCode::GeneralWrongParam,
+                    "a phone invitation needs a phone number",
+                ));
             }
             let gateway = self
                 .calls
@@ -219,7 +239,12 @@ impl<S: Store> Broker<S> {
                 .get(&app.app_id)
                 .filter(|g| self.session_of(&app.app_id, g).is_some())
                 .cloned()
-                .ok_or_else(|| CallError::new(ErrorCode::InvitePeerOffline, "no telephony gateway is online"))?;
+                .ok_or_else(|| {
+                    CallError::new(
+                        ErrorCode::InvitePeerOffline,
+                        "no telephony gateway is online",
+                    )
+                })?;
             let id = self.add_call(Call {
                 key,
                 state: CallState::Ringing,
@@ -232,10 +257,19 @@ impl<S: Store> Broker<S> {
         }
         let online = self.session_of(&app.app_id, &m.account).is_some();
         if online {
-            let id = self.add_call(Call { key, state: CallState::Ringing, extra: m.extra, deadline: None, gateway: None });
+            let id = self.add_call(Call {
+                key,
+                state: CallState::Ringing,
+                extra: m.extra,
+                deadline: None,
+                gateway: None,
+            });
             self.ring(id, now);
         } else if flag(&extra, "_require_peer_online") {
-            return Err(CallError::new(ErrorCode::InvitePeerOffline, format!("{} is offline", m.account)));
+            return Err(CallError::new(
+                ErrorCode::InvitePeerOffline,
+                format!("{} is offline", m.account),
+            ));
         } else {
             let id = self.add_call(Call {
                 key,
@@ -244,14 +278,25 @@ impl<S: Store> Broker<S> {
                 deadline: Some(now + app.peer_online_wait),
                 gateway: None,
             });
-            self.calls.waiting.entry((app.app_id.clone(), m.account)).or_default().push(id);
+            self.calls
+                .waiting
+                .entry((app.app_id.clone(), m.account))
+                .or_default()
+                .push(id);
         }
         Ok(None)
     }
 
     /// Finds the call a callee-side answer is about: the callee's own, or one a gateway carries
     /// (then `extra` names the phone number as `destNum`).
-    fn incoming_call(&self, app: &AppConfig, me: &str, channel: &str, caller: &str, extra: &str) -> Option<u64> {
+    fn incoming_call(
+        &self,
+        app: &AppConfig,
+        me: &str,
+        channel: &str,
+        caller: &str,
+        extra: &str,
+    ) -> Option<u64> {
         let mut key = CallKey {
             app: app.app_id.clone(),
             channel: channel.to_owned(),
@@ -261,7 +306,11 @@ impl<S: Store> Broker<S> {
         if let Some(id) = self.calls.by_key.get(&key) {
             return Some(*id);
         }
-        let dest = serde_json::from_str::<Value>(extra).ok()?.get("destNum")?.as_str()?.to_owned();
+        let dest = serde_json::from_str::<Value>(extra)
+            .ok()?
+            .get("destNum")?
+            .as_str()?
+            .to_owned();
         key.callee = dest;
         let id = *self.calls.by_key.get(&key)?;
         (self.calls.by_id.get(&id)?.gateway.as_deref() == Some(me)).then_some(id)
@@ -279,10 +328,19 @@ impl<S: Store> Broker<S> {
         parse_extra(app, &m.extra)?;
         let id = self
             .incoming_call(app, me, &m.channel, &m.account, &m.extra)
-            .filter(|id| self.calls.by_id.get(id).is_some_and(|c| c.state == CallState::Ringing))
+            .filter(|id| {
+                self.calls
+                    .by_id
+                    .get(id)
+                    .is_some_and(|c| c.state == CallState::Ringing)
+            })
             .ok_or_else(|| no_call(&m.channel, &m.account))?;
         let callee = self.calls.by_id[&id].key.callee.clone();
-        let kind = if accept { Kind::AcceptedByPeer } else { Kind::RefusedByPeer };
+        let kind = if accept {
+            Kind::AcceptedByPeer
+        } else {
+            Kind::RefusedByPeer
+        };
         let mut ev = event(kind, &m.channel, &callee, true);
         ev.extra = m.extra;
         if accept {
@@ -299,7 +357,14 @@ impl<S: Store> Broker<S> {
 
     /// The call between `me` and `peer` on `channel` in which `me` is the caller (`as_caller`)
     /// or the callee side (the callee itself, or the gateway carrying it).
-    fn call_between(&self, app: &AppConfig, me: &str, channel: &str, peer: &str, as_caller: bool) -> Option<u64> {
+    fn call_between(
+        &self,
+        app: &AppConfig,
+        me: &str,
+        channel: &str,
+        peer: &str,
+        as_caller: bool,
+    ) -> Option<u64> {
         let mut key = CallKey {
             app: app.app_id.clone(),
             channel: channel.to_owned(),
@@ -317,17 +382,29 @@ impl<S: Store> Broker<S> {
             return None;
         }
         // A gateway names the caller; the phone number is implied when it carries one call.
-        let mine = self.calls.by_account.get(&(app.app_id.clone(), me.to_owned()))?;
+        let mine = self
+            .calls
+            .by_account
+            .get(&(app.app_id.clone(), me.to_owned()))?;
         let mut carried = mine.iter().copied().filter(|id| {
             self.calls.by_id.get(id).is_some_and(|c| {
                 c.gateway.as_deref() == Some(me) && c.key.caller == peer && c.key.channel == channel
             })
         });
         let first = carried.next();
-        if carried.next().is_some() { None } else { first }
+        if carried.next().is_some() {
+            None
+        } else {
+            first
+        }
     }
 
-    pub(crate) fn call_end(&mut self, app: &AppConfig, me: &str, m: pb::InviteEnd) -> Result<Option<reply::Result>, CallError> {
+    pub(crate) fn call_end(
+        &mut self,
+        app: &AppConfig,
+        me: &str,
+        m: pb::InviteEnd,
+    ) -> Result<Option<reply::Result>, CallError> {
         app.limits.channel("channel", &m.channel)?;
         app.limits.account("account", &m.account)?;
         let id = self
@@ -351,18 +428,39 @@ impl<S: Store> Broker<S> {
         Ok(None)
     }
 
-    pub(crate) fn call_dtmf(&mut self, app: &AppConfig, me: &str, m: pb::InviteDtmf) -> Result<Option<reply::Result>, CallError> {
+    pub(crate) fn call_dtmf(
+        &mut self,
+        app: &AppConfig,
+        me: &str,
+        m: pb::InviteDtmf,
+    ) -> Result<Option<reply::Result>, CallError> {
         app.limits.channel("channel", &m.channel)?;
         app.limits.account("account", &m.account)?;
-        if m.dtmf.is_empty() || !m.dtmf.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
-            return Err(CallError::new(ErrorCode::GeneralWrongParam, "dtmf must be digits, * or #"));
+        if m.dtmf.is_empty()
+            || !m
+                .dtmf
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+        {
+            return Err(CallError::new(
+                ErrorCode::GeneralWrongParam,
+                "dtmf must be digits, * or #",
+            ));
         }
         if m.dtmf.len() > app.limits.max_name_chars {
-            return Err(CallError::new(ErrorCode::GeneralLargeParam, "too many dtmf digits"));
+            return Err(CallError::new(
+                ErrorCode::GeneralLargeParam,
+                "too many dtmf digits",
+            ));
         }
         let id = self
             .call_between(app, me, &m.channel, &m.account, m.as_caller)
-            .filter(|id| self.calls.by_id.get(id).is_some_and(|c| c.state != CallState::WaitingForPeer))
+            .filter(|id| {
+                self.calls
+                    .by_id
+                    .get(id)
+                    .is_some_and(|c| c.state != CallState::WaitingForPeer)
+            })
             .ok_or_else(|| no_call(&m.channel, &m.account))?;
         let call = &self.calls.by_id[&id];
         let (other, me_as_seen) = if m.as_caller {
@@ -379,12 +477,25 @@ impl<S: Store> Broker<S> {
 
     /// `io.beckon.gateway_register`: the calling session (with the server privilege) carries
     /// the app's phone invitations from now on.
-    pub(crate) fn register_gateway(&mut self, sid: SessionId, app: &AppConfig, me: &str) -> Result<(), CallError> {
-        let privileged = self.sessions.get(&sid).is_some_and(|s| s.privileges.contains(Privileges::SERVER));
+    pub(crate) fn register_gateway(
+        &mut self,
+        sid: SessionId,
+        app: &AppConfig,
+        me: &str,
+    ) -> Result<(), CallError> {
+        let privileged = self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.privileges.contains(Privileges::SERVER));
         if !privileged {
-            return Err(CallError::new(ErrorCode::GeneralFailed, "registering a gateway needs the server privilege"));
+            return Err(CallError::new(
+                ErrorCode::GeneralFailed,
+                "registering a gateway needs the server privilege",
+            ));
         }
-        self.calls.gateways.insert(app.app_id.clone(), me.to_owned());
+        self.calls
+            .gateways
+            .insert(app.app_id.clone(), me.to_owned());
         Ok(())
     }
 
@@ -402,7 +513,11 @@ impl<S: Store> Broker<S> {
 
     /// The callee logged in: its waiting invitations ring now.
     pub(super) fn calls_on_login(&mut self, app: &str, account: &str, now: Instant) {
-        if let Some(ids) = self.calls.waiting.remove(&(app.to_owned(), account.to_owned())) {
+        if let Some(ids) = self
+            .calls
+            .waiting
+            .remove(&(app.to_owned(), account.to_owned()))
+        {
             for id in ids {
                 self.ring(id, now);
             }
@@ -411,7 +526,12 @@ impl<S: Store> Broker<S> {
 
     /// The account went offline: its calls fail or end for the other side.
     pub(super) fn calls_on_offline(&mut self, app: &str, account: &str) {
-        let Some(ids) = self.calls.by_account.get(&(app.to_owned(), account.to_owned())).cloned() else {
+        let Some(ids) = self
+            .calls
+            .by_account
+            .get(&(app.to_owned(), account.to_owned()))
+            .cloned()
+        else {
             return;
         };
         let mut ids: Vec<u64> = ids.into_iter().collect();
@@ -475,7 +595,8 @@ impl<S: Store> Broker<S> {
         if s.receipts.is_empty() {
             return;
         }
-        let (done, rest): (Vec<_>, Vec<_>) = s.receipts.drain(..).partition(|(seq, _)| *seq <= up_to);
+        let (done, rest): (Vec<_>, Vec<_>) =
+            s.receipts.drain(..).partition(|(seq, _)| *seq <= up_to);
         s.receipts = rest;
         for (_, id) in done {
             let Some(call) = self.calls.by_id.get(&id) else {
@@ -484,7 +605,12 @@ impl<S: Store> Broker<S> {
             if call.state == CallState::WaitingForPeer {
                 continue;
             }
-            let ev = event(Kind::ReceivedByPeer, &call.key.channel, &call.key.callee, true);
+            let ev = event(
+                Kind::ReceivedByPeer,
+                &call.key.channel,
+                &call.key.callee,
+                true,
+            );
             let (app, caller) = (call.key.app.clone(), call.key.caller.clone());
             self.call_event_to(&app, &caller, &ev);
         }

@@ -13,10 +13,10 @@ use beckon_proto::{CallError, ErrorCode, SYSTEM_ACCOUNT};
 use beckon_token::Privileges;
 
 use super::{Broker, EndReason, TimerKey};
+use crate::SessionId;
 use crate::config::AppConfig;
 use crate::frame::{BodyField, EventBody};
 use crate::store::Store;
-use crate::SessionId;
 
 /// Receives every login and logout of the app.
 pub const USER_ONLINE_CHANNEL: &str = "_agora_user_online";
@@ -114,12 +114,21 @@ impl Channel {
     }
 
     fn notifies_members(&self, max: usize) -> bool {
-        self.attrs.get(ATTR_USER_NOTIFICATION).is_none_or(|v| v != "0") && self.len() <= max
+        self.attrs
+            .get(ATTR_USER_NOTIFICATION)
+            .is_none_or(|v| v != "0")
+            && self.len() <= max
     }
 
     /// The latest `n` members, oldest first.
     fn latest(&self, n: usize) -> Vec<String> {
-        let mut v: Vec<String> = self.members.values().rev().take(n).map(|a| a.to_string()).collect();
+        let mut v: Vec<String> = self
+            .members
+            .values()
+            .rev()
+            .take(n)
+            .map(|a| a.to_string())
+            .collect();
         v.reverse();
         v
     }
@@ -157,14 +166,18 @@ impl<S: Store> Broker<S> {
         if !state.channels.by_name.contains_key(name) {
             self.next_channel += 1;
             let key: Arc<str> = Arc::from(name);
-            state.channels.by_name.insert(key.clone(), Channel::new(id, name));
+            state
+                .channels
+                .by_name
+                .insert(key.clone(), Channel::new(id, name));
             self.channel_ids.insert(id, (Arc::from(app), key));
         }
         state.channels.by_name.get_mut(name)
     }
 
     fn is_member(&self, app: &str, channel: &str, account: &str) -> bool {
-        self.channel(app, channel).is_some_and(|c| c.index.contains_key(account))
+        self.channel(app, channel)
+            .is_some_and(|c| c.index.contains_key(account))
     }
 
     // ---- requests ---------------------------------------------------------------------------
@@ -178,7 +191,10 @@ impl<S: Store> Broker<S> {
         now: Instant,
     ) -> Result<Option<reply::Result>, CallError> {
         app.limits.channel("channel", name)?;
-        let privileges = self.sessions.get(&sid).map_or(Privileges::NONE, |s| s.privileges);
+        let privileges = self
+            .sessions
+            .get(&sid)
+            .map_or(Privileges::NONE, |s| s.privileges);
         if is_special(name) && !privileges.contains(Privileges::SERVER) {
             return Err(CallError::new(
                 ErrorCode::JoinChannelForbidden,
@@ -188,7 +204,11 @@ impl<S: Store> Broker<S> {
         let mut left = Vec::new();
         if !self.is_member(&app.app_id, name, account) {
             // One channel per session by default: joining leaves the oldest joined channels.
-            let joined = self.sessions.get(&sid).map(|s| s.channels.clone()).unwrap_or_default();
+            let joined = self
+                .sessions
+                .get(&sid)
+                .map(|s| s.channels.clone())
+                .unwrap_or_default();
             let max = app.max_channels_per_session.max(1);
             if joined.len() >= max {
                 for old in &joined[..=joined.len() - max] {
@@ -196,7 +216,7 @@ impl<S: Store> Broker<S> {
                     left.push(old.to_string());
                 }
             }
-            self.add_member(app, name, account, sid, now);
+            self.add_member(app, name, account, sid);
         }
         let c = self
             .channel(&app.app_id, name)
@@ -207,7 +227,10 @@ impl<S: Store> Broker<S> {
             attrs: c
                 .attrs
                 .iter()
-                .map(|(k, v)| pb::Attr { name: k.clone(), value: v.clone() })
+                .map(|(k, v)| pb::Attr {
+                    name: k.clone(),
+                    value: v.clone(),
+                })
                 .collect(),
             left,
         })))
@@ -232,9 +255,15 @@ impl<S: Store> Broker<S> {
         Ok(None)
     }
 
-    pub(crate) fn channel_query_user_num(&self, app: &AppConfig, name: &str) -> Result<u32, CallError> {
+    pub(crate) fn channel_query_user_num(
+        &self,
+        app: &AppConfig,
+        name: &str,
+    ) -> Result<u32, CallError> {
         app.limits.channel("channel", name)?;
-        Ok(self.channel(&app.app_id, name).map_or(0, |c| u32::try_from(c.len()).unwrap_or(u32::MAX)))
+        Ok(self
+            .channel(&app.app_id, name)
+            .map_or(0, |c| u32::try_from(c.len()).unwrap_or(u32::MAX)))
     }
 
     pub(crate) fn channel_query_user_is_in(
@@ -261,7 +290,13 @@ impl<S: Store> Broker<S> {
             .map_or((0, Vec::new()), |c| (c.len(), c.latest(n))))
     }
 
-    fn may_write_attrs(&self, sid: SessionId, app: &AppConfig, account: &str, name: &str) -> Result<(), CallError> {
+    fn may_write_attrs(
+        &self,
+        sid: SessionId,
+        app: &AppConfig,
+        account: &str,
+        name: &str,
+    ) -> Result<(), CallError> {
         let privileged = self
             .sessions
             .get(&sid)
@@ -279,7 +314,9 @@ impl<S: Store> Broker<S> {
     fn attr_rate(&mut self, app: &AppConfig, name: &str, now: Instant) -> Result<(), CallError> {
         if let Some(c) = self.channel_mut(&app.app_id, name)
             && let Some(limit) = c.attr_u64(ATTR_SETATTR_LIMIT).filter(|l| *l > 0)
-            && !c.attr_writes.allow(now, u32::try_from(limit).unwrap_or(u32::MAX))
+            && !c
+                .attr_writes
+                .allow(now, u32::try_from(limit).unwrap_or(u32::MAX))
         {
             return Err(CallError::new(
                 ErrorCode::GeneralFailed,
@@ -289,6 +326,7 @@ impl<S: Store> Broker<S> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // The seed's (channel, name, value) plus the caller.
     pub(crate) fn channel_set_attr(
         &mut self,
         sid: SessionId,
@@ -317,7 +355,10 @@ impl<S: Store> Broker<S> {
         {
             return Err(CallError::new(
                 ErrorCode::GeneralFailed,
-                format!("a channel may hold at most {} attributes", app.max_channel_attrs),
+                format!(
+                    "a channel may hold at most {} attributes",
+                    app.max_channel_attrs
+                ),
             ));
         }
         self.attr_rate(app, channel, now)?;
@@ -326,14 +367,12 @@ impl<S: Store> Broker<S> {
             return Err(CallError::new(ErrorCode::GeneralFailed, "unknown app"));
         };
         c.attrs.insert(name.to_owned(), value.to_owned());
-        let id = c.id;
         if name == ATTR_AUTO_UPDATE_NUM || name == ATTR_AUTO_UPDATE_TOTAL_NUM {
             self.arm_auto_update(&app.app_id, channel, now);
         }
         if created {
             self.arm_ttl(&app.app_id, channel, now);
         }
-        let _ = id;
         self.broadcast_attr(&app.app_id, channel, name, value, "update");
         Ok(None)
     }
@@ -386,7 +425,6 @@ impl<S: Store> Broker<S> {
         Ok(None)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn channel_send(
         &mut self,
         sid: SessionId,
@@ -445,7 +483,7 @@ impl<S: Store> Broker<S> {
 
     // ---- membership -------------------------------------------------------------------------
 
-    fn add_member(&mut self, app: &AppConfig, name: &str, account: &Arc<str>, sid: SessionId, now: Instant) {
+    fn add_member(&mut self, app: &AppConfig, name: &str, account: &Arc<str>, sid: SessionId) {
         let max_notified = app.max_notified_members;
         let Some(c) = self.channel_or_create(&app.app_id, name) else {
             return;
@@ -457,7 +495,12 @@ impl<S: Store> Broker<S> {
         c.ever.insert(account.clone());
         c.ttl_until = None;
         let notify = c.notifies_members(max_notified);
-        let others: Vec<SessionId> = c.index.values().map(|(_, s)| *s).filter(|s| *s != sid).collect();
+        let others: Vec<SessionId> = c
+            .index
+            .values()
+            .map(|(_, s)| *s)
+            .filter(|s| *s != sid)
+            .collect();
         let special = c.special;
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.channels.push(Arc::from(name));
@@ -465,21 +508,31 @@ impl<S: Store> Broker<S> {
         if notify && !others.is_empty() {
             let body = EventBody::new(
                 BodyField::ChannelUserJoined,
-                &pb::ChannelMember { channel: name.to_owned(), account: account.to_string() },
+                &pb::ChannelMember {
+                    channel: name.to_owned(),
+                    account: account.to_string(),
+                },
             );
             for s in others {
                 self.emit_encoded(s, &body, None);
             }
         }
         if !special {
-            let ev = json!({"event": "channel_join", "channel": name, "account": &**account}).to_string();
+            let ev = json!({"event": "channel_join", "channel": name, "account": &**account})
+                .to_string();
             self.system_event(&app.app_id, CHANNEL_EVENT_CHANNEL, ev);
         }
-        let _ = now;
     }
 
     /// Takes `account` out of `name`; its own session is told by the caller.
-    fn remove_member(&mut self, app: &AppConfig, name: &str, account: &str, sid: SessionId, now: Instant) {
+    fn remove_member(
+        &mut self,
+        app: &AppConfig,
+        name: &str,
+        account: &str,
+        sid: SessionId,
+        now: Instant,
+    ) {
         let max_notified = app.max_notified_members;
         let Some(c) = self.channel_mut(&app.app_id, name) else {
             return;
@@ -498,14 +551,18 @@ impl<S: Store> Broker<S> {
         if notify && !others.is_empty() {
             let body = EventBody::new(
                 BodyField::ChannelUserLeft,
-                &pb::ChannelMember { channel: name.to_owned(), account: account.to_owned() },
+                &pb::ChannelMember {
+                    channel: name.to_owned(),
+                    account: account.to_owned(),
+                },
             );
             for s in others {
                 self.emit_encoded(s, &body, None);
             }
         }
         if !special {
-            let ev = json!({"event": "channel_leave", "channel": name, "account": account}).to_string();
+            let ev =
+                json!({"event": "channel_leave", "channel": name, "account": account}).to_string();
             self.system_event(&app.app_id, CHANNEL_EVENT_CHANNEL, ev);
         }
         if empty {
@@ -616,7 +673,10 @@ impl<S: Store> Broker<S> {
         c.next_num_report = every(c.attr_u64(ATTR_AUTO_UPDATE_NUM));
         c.next_total_report = every(c.attr_u64(ATTR_AUTO_UPDATE_TOTAL_NUM));
         let id = c.id;
-        let due = [c.next_num_report, c.next_total_report].into_iter().flatten().min();
+        let due = [c.next_num_report, c.next_total_report]
+            .into_iter()
+            .flatten()
+            .min();
         if let Some(at) = due {
             self.timers.push(Reverse((at, TimerKey::AutoUpdate(id))));
         }
@@ -668,7 +728,10 @@ impl<S: Store> Broker<S> {
             let every = c.attr_u64(ATTR_AUTO_UPDATE_TOTAL_NUM).unwrap_or(0).max(1);
             c.next_total_report = Some(now + Duration::from_secs(every));
         }
-        let next = [c.next_num_report, c.next_total_report].into_iter().flatten().min();
+        let next = [c.next_num_report, c.next_total_report]
+            .into_iter()
+            .flatten()
+            .min();
         if let Some(at) = next {
             self.timers.push(Reverse((at, TimerKey::AutoUpdate(id))));
         }
@@ -714,7 +777,10 @@ fn check_builtin_write(name: &str, value: &str) -> Result<(), CallError> {
                 wrong(format!("{name} must be 0 or 1"))
             }
         }
-        ATTR_CHANNEL_TTL | ATTR_AUTO_UPDATE_NUM | ATTR_AUTO_UPDATE_TOTAL_NUM | ATTR_SENDMSG_LIMIT
+        ATTR_CHANNEL_TTL
+        | ATTR_AUTO_UPDATE_NUM
+        | ATTR_AUTO_UPDATE_TOTAL_NUM
+        | ATTR_SENDMSG_LIMIT
         | ATTR_SETATTR_LIMIT => {
             if value.is_empty() || value.parse::<u32>().is_ok() {
                 Ok(())
@@ -722,6 +788,8 @@ fn check_builtin_write(name: &str, value: &str) -> Result<(), CallError> {
                 wrong(format!("{name} must be a whole number"))
             }
         }
-        _ => wrong(format!("{name} is not a built-in attribute; names starting with _ are reserved")),
+        _ => wrong(format!(
+            "{name} is not a built-in attribute; names starting with _ are reserved"
+        )),
     }
 }

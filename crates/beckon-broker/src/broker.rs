@@ -165,6 +165,8 @@ pub struct Broker<S> {
     next_channel: u64,
     channel_ids: HashMap<u64, (Arc<str>, Arc<str>)>,
     calls: calls::Calls,
+    /// Where event heads are written (see `EventBody::frame_in`).
+    head_scratch: bytes::BytesMut,
     /// The time of the input being handled.
     now: Instant,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -188,6 +190,7 @@ impl<S: Store> Broker<S> {
             next_channel: 1,
             channel_ids: HashMap::new(),
             calls: calls::Calls::default(),
+            head_scratch: bytes::BytesMut::new(),
             now: epoch,
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
@@ -994,7 +997,7 @@ impl<S: Store> Broker<S> {
         let s = self.sessions.get_mut(&sid)?;
         let seq = s.next_seq;
         s.next_seq += 1;
-        let frame = body.frame(seq);
+        let frame = body.frame_in(seq, &mut self.head_scratch);
         s.unacked_bytes += frame.len();
         s.unacked.push_back(Retained {
             seq,

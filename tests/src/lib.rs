@@ -1,14 +1,20 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: a real Beckon server on
-//! 127.0.0.1 (port 0) with known apps, tokens minted for it, SDK instances that record their
-//! callbacks, and waiting for an event with a deadline and a clear failure message.
+//! 127.0.0.1 (port 0) with known apps (adjustable per test), tokens minted for it (with or
+//! without the server privilege), a TCP proxy that can cut a client's connection, SDK instances
+//! that record their callbacks, and waiting for an event with a deadline and a clear failure
+//! message.
 //!
 //! Everything here talks over real TCP through the public SDK; nothing reaches into the
 //! server's or the client's internals.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 use beckon_broker::{AppConfig, Apps, BrokerConfig, BrokerStats};
 use beckon_sdk::{Callbacks, Config, Event, EventStream, Instance};
@@ -43,6 +49,11 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts a server whose [`APP_ID`] app `tweak` may adjust first (limits, timeouts, …).
+    pub async fn start_with_app(tweak: impl FnOnce(&mut AppConfig)) -> Self {
+        Self::start_with(|c| c.broker.apps = test_apps_with(tweak)).await
+    }
+
     /// Starts a server whose configuration `tweak` may adjust first.
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig {
@@ -72,6 +83,12 @@ impl TestServer {
         mint_token(APP_ID, CERT, account, unix_now() + 3600)
     }
 
+    /// A valid token for `account` of [`APP_ID`] with the server privilege (special channels,
+    /// `messageChannelSendForce`, gateway registration), good for an hour.
+    pub fn server_token(&self, account: &str) -> String {
+        mint_token_with(APP_ID, CERT, account, unix_now() + 3600, Privileges::SERVER)
+    }
+
     pub async fn stats(&self) -> BrokerStats {
         self.handle.stats().await
     }
@@ -84,8 +101,15 @@ impl TestServer {
 /// The apps of [`TestServer`]: two with certificates, one development app, no template for
 /// unknown App IDs.
 pub fn test_apps() -> Apps {
+    test_apps_with(|_| {})
+}
+
+/// [`test_apps`], with the configuration of [`APP_ID`] adjusted by `tweak`.
+pub fn test_apps_with(tweak: impl FnOnce(&mut AppConfig)) -> Apps {
     let mut apps = Apps::default();
-    apps.insert(AppConfig::new(APP_ID, CERT));
+    let mut app = AppConfig::new(APP_ID, CERT);
+    tweak(&mut app);
+    apps.insert(app);
     apps.insert(AppConfig::new(OTHER_APP_ID, OTHER_CERT));
     apps.insert(AppConfig::development(DEV_APP_ID));
     apps
@@ -94,6 +118,17 @@ pub fn test_apps() -> Apps {
 /// A token for `account` of `app_id`, signed with `certificate`, expiring at `expires_at`
 /// (unix seconds).
 pub fn mint_token(app_id: &str, certificate: &[u8], account: &str, expires_at: u64) -> String {
+    mint_token_with(app_id, certificate, account, expires_at, Privileges::NONE)
+}
+
+/// [`mint_token`] granting `privileges`.
+pub fn mint_token_with(
+    app_id: &str,
+    certificate: &[u8],
+    account: &str,
+    expires_at: u64,
+    privileges: Privileges,
+) -> String {
     beckon_token::mint(
         certificate,
         &TokenClaims {
@@ -101,7 +136,7 @@ pub fn mint_token(app_id: &str, certificate: &[u8], account: &str, expires_at: u
             account: account.to_owned(),
             issued_at: expires_at.saturating_sub(7200),
             expires_at,
-            privileges: Privileges::NONE,
+            privileges,
         },
     )
 }
@@ -117,6 +152,88 @@ pub fn unix_now() -> u64 {
 pub fn unused_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("a local address")
+}
+
+// ---- a TCP proxy that can cut connections -------------------------------------------------------
+
+/// A TCP proxy on 127.0.0.1 in front of a server, so a test can take one client's connection
+/// away without touching the server or other clients: [`cut`](Self::cut) closes every
+/// connection through it and turns new ones away (accepted, then closed at once) until
+/// [`reopen`](Self::reopen). Dropping it closes everything.
+#[derive(Debug)]
+pub struct Proxy {
+    url: String,
+    state: Arc<Mutex<ProxyState>>,
+    acceptor: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct ProxyState {
+    closed: bool,
+    links: Vec<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// A proxy forwarding to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("the proxy binds 127.0.0.1:0");
+        let url = format!("tcp://{}", listener.local_addr().expect("a local address"));
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let shared = state.clone();
+        let acceptor = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut st = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                if st.closed {
+                    drop(client); // Turned away: the client sees its connection end.
+                    continue;
+                }
+                st.links.retain(|l| !l.is_finished());
+                st.links.push(tokio::spawn(forward(client, target)));
+            }
+        });
+        Self {
+            url,
+            state,
+            acceptor,
+        }
+    }
+
+    /// `tcp://127.0.0.1:<port>` of the proxy.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes every connection through the proxy and turns new ones away.
+    pub fn cut(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.closed = true;
+        for link in st.links.drain(..) {
+            link.abort(); // Drops both sockets: each side sees the connection end.
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn reopen(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = false;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        self.cut();
+    }
+}
+
+async fn forward(mut client: TcpStream, target: SocketAddr) {
+    if let Ok(mut server) = TcpStream::connect(target).await {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    }
 }
 
 // ---- SDK instances --------------------------------------------------------------------------------
@@ -143,6 +260,18 @@ impl Recorder {
             .expect("not poisoned")
             .iter()
             .any(|c| c == call)
+    }
+
+    /// The recorded calls whose text starts with `prefix`, in order (e.g. `"on_channel_"` or
+    /// `"on_invite_"`).
+    pub fn calls_starting_with(&self, prefix: &str) -> Vec<String> {
+        self.calls
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     pub fn clear(&self) {
@@ -196,6 +325,97 @@ impl Callbacks for Recorder {
             "on_message_instant_receive({account}, {uid}, {msg})"
         ));
     }
+    fn on_message_channel_receive(&self, channel_id: &str, account: &str, uid: u32, msg: &str) {
+        self.push(format!(
+            "on_message_channel_receive({channel_id}, {account}, {uid}, {msg})"
+        ));
+    }
+    fn on_channel_joined(&self, channel_id: &str) {
+        self.push(format!("on_channel_joined({channel_id})"));
+    }
+    fn on_channel_join_failed(&self, channel_id: &str, ecode: i32) {
+        self.push(format!("on_channel_join_failed({channel_id}, {ecode})"));
+    }
+    fn on_channel_leaved(&self, channel_id: &str, ecode: i32) {
+        self.push(format!("on_channel_leaved({channel_id}, {ecode})"));
+    }
+    fn on_channel_user_joined(&self, account: &str, uid: u32) {
+        self.push(format!("on_channel_user_joined({account}, {uid})"));
+    }
+    fn on_channel_user_leaved(&self, account: &str, uid: u32) {
+        self.push(format!("on_channel_user_leaved({account}, {uid})"));
+    }
+    fn on_channel_user_list(&self, accounts: &[String], uids: &[u32]) {
+        let uids: Vec<String> = uids.iter().map(u32::to_string).collect();
+        self.push(format!(
+            "on_channel_user_list([{}], [{}])",
+            accounts.join(", "),
+            uids.join(", ")
+        ));
+    }
+    fn on_channel_query_user_num_result(&self, channel_id: &str, ecode: i32, num: i32) {
+        self.push(format!(
+            "on_channel_query_user_num_result({channel_id}, {ecode}, {num})"
+        ));
+    }
+    fn on_channel_query_user_is_in(&self, channel_id: &str, account: &str, is_in: i32) {
+        self.push(format!(
+            "on_channel_query_user_is_in({channel_id}, {account}, {is_in})"
+        ));
+    }
+    fn on_channel_attr_updated(&self, channel_id: &str, name: &str, value: &str, kind: &str) {
+        self.push(format!(
+            "on_channel_attr_updated({channel_id}, {name}, {value}, {kind})"
+        ));
+    }
+    fn on_invite_received(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
+        self.push(format!(
+            "on_invite_received({channel_id}, {account}, {uid}, {extra})"
+        ));
+    }
+    fn on_invite_received_by_peer(&self, channel_id: &str, account: &str, uid: u32) {
+        self.push(format!(
+            "on_invite_received_by_peer({channel_id}, {account}, {uid})"
+        ));
+    }
+    fn on_invite_accepted_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
+        self.push(format!(
+            "on_invite_accepted_by_peer({channel_id}, {account}, {uid}, {extra})"
+        ));
+    }
+    fn on_invite_refused_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
+        self.push(format!(
+            "on_invite_refused_by_peer({channel_id}, {account}, {uid}, {extra})"
+        ));
+    }
+    fn on_invite_failed(&self, channel_id: &str, account: &str, uid: u32, ecode: i32, extra: &str) {
+        self.push(format!(
+            "on_invite_failed({channel_id}, {account}, {uid}, {ecode}, {extra})"
+        ));
+    }
+    fn on_invite_end_by_myself(&self, channel_id: &str, account: &str, uid: u32) {
+        self.push(format!(
+            "on_invite_end_by_myself({channel_id}, {account}, {uid})"
+        ));
+    }
+    fn on_invite_end_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
+        self.push(format!(
+            "on_invite_end_by_peer({channel_id}, {account}, {uid}, {extra})"
+        ));
+    }
+    fn on_invite_msg(
+        &self,
+        channel_id: &str,
+        account: &str,
+        uid: u32,
+        msg_type: &str,
+        msg_data: &str,
+        extra: &str,
+    ) {
+        self.push(format!(
+            "on_invite_msg({channel_id}, {account}, {uid}, {msg_type}, {msg_data}, {extra})"
+        ));
+    }
 }
 
 /// An SDK instance with a subscribed event stream and recording callbacks.
@@ -213,7 +433,23 @@ pub struct User {
 impl User {
     /// An instance for `url` that is not logged in.
     pub fn new(url: &str, account: &str) -> Self {
-        let sdk = Instance::new(Config::new(url)).expect("a tcp:// url");
+        Self::with_config(Config::new(url), account)
+    }
+
+    /// An instance with reconnect timings short enough for tests that cut connections (first
+    /// attempt within 20 ms, back-off 20–100 ms).
+    pub fn quick(url: &str, account: &str) -> Self {
+        let mut config = Config::new(url);
+        config.client.first_attempt_jitter = Duration::from_millis(20);
+        config.client.initial_backoff = Duration::from_millis(20);
+        config.client.max_backoff = Duration::from_millis(100);
+        config.client.connect_timeout = Duration::from_secs(2);
+        Self::with_config(config, account)
+    }
+
+    /// An instance built from `config` that is not logged in.
+    pub fn with_config(config: Config, account: &str) -> Self {
+        let sdk = Instance::new(config).expect("a tcp:// url");
         let calls = Arc::new(Recorder::default());
         sdk.callback_set(calls.clone());
         let events = sdk.events();
@@ -237,9 +473,20 @@ impl User {
         self.login_with(APP_ID, &token).await;
     }
 
+    /// Logs in to [`APP_ID`] with a token carrying the server privilege.
+    pub async fn login_as_server(&mut self, server: &TestServer) {
+        let token = server.server_token(&self.account);
+        self.login_with(APP_ID, &token).await;
+    }
+
     /// Logs in to `app_id` with `token` and waits for `on_login_success`.
     pub async fn login_with(&mut self, app_id: &str, token: &str) {
         self.sdk.login(app_id, &self.account, token, 0, "");
+        self.await_login(app_id).await;
+    }
+
+    /// Waits for the outcome of a login already started, which must be a success.
+    pub async fn await_login(&mut self, app_id: &str) {
         match self
             .expect(|e| matches!(e, Event::LoginSuccess { .. } | Event::LoginFailed { .. }))
             .await
@@ -259,6 +506,124 @@ impl User {
             "{} logging out",
             self.account
         );
+    }
+
+    /// The next `on_error`, which must be `name` with `ecode` and a non-empty description.
+    pub async fn expect_error(&mut self, name: &str, ecode: i32) {
+        let ev = self.expect(|e| matches!(e, Event::Error { .. })).await;
+        assert!(
+            matches!(&ev, Event::Error { name: n, ecode: c, desc } if n == name && *c == ecode && !desc.is_empty()),
+            "{}: expected on_error({name}, {ecode}, <desc>), got {ev:?}",
+            self.account
+        );
+    }
+
+    /// Joins `channel`, waits for `on_channel_joined` and `on_channel_user_list`, and returns the
+    /// member list.
+    pub async fn join(&mut self, channel: &str) -> Vec<String> {
+        self.sdk.channel_join(channel);
+        let ev = self
+            .expect(|e| {
+                matches!(e, Event::ChannelJoined { channel: c } | Event::ChannelJoinFailed { channel: c, .. } if c == channel)
+            })
+            .await;
+        assert!(
+            matches!(ev, Event::ChannelJoined { .. }),
+            "{} joining {channel}: {ev:?}",
+            self.account
+        );
+        match self
+            .expect(|e| matches!(e, Event::ChannelUserList { .. }))
+            .await
+        {
+            Event::ChannelUserList {
+                channel: c,
+                accounts,
+                uids,
+            } => {
+                assert_eq!(c, channel);
+                assert_eq!(uids, vec![0; accounts.len()], "uids are 0");
+                accounts
+            }
+            _ => unreachable!("matched ChannelUserList"),
+        }
+    }
+
+    /// Leaves `channel` and waits for `on_channel_leaved(channel, 602)`.
+    pub async fn leave(&mut self, channel: &str) {
+        self.sdk.channel_leave(channel);
+        let ev = self
+            .expect(|e| matches!(e, Event::ChannelLeaved { channel: c, .. } if c == channel))
+            .await;
+        assert_eq!(
+            ev,
+            Event::ChannelLeaved {
+                channel: channel.to_owned(),
+                ecode: 602
+            },
+            "{} leaving",
+            self.account
+        );
+    }
+
+    /// Sends a channel message and waits until this member receives it back: every event the
+    /// server sent this session before it (join/leave events, attribute updates, other
+    /// messages) has then been seen. Returns the events skipped on the way.
+    ///
+    /// The marker counts against the channel's and the user's message rate limits.
+    pub async fn sync_channel(&mut self, channel: &str) -> Vec<Event> {
+        static MARKERS: AtomicU64 = AtomicU64::new(0);
+        let marker = format!("sync-{}", MARKERS.fetch_add(1, Ordering::Relaxed));
+        let id = self.sdk.message_channel_send(channel, &marker, "");
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.events.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{}: the marker on {channel} did not come back; {}",
+                        self.account,
+                        describe(&seen)
+                    )
+                })
+                .expect("the instance is running");
+            match &ev {
+                Event::MessageChannelReceive { msg, account, .. }
+                    if *msg == marker && *account == self.account =>
+                {
+                    return seen;
+                }
+                Event::MessageSendError { message_id, ecode } if *message_id == id => {
+                    panic!(
+                        "{}: the marker on {channel} failed with {ecode}",
+                        self.account
+                    )
+                }
+                _ => seen.push(ev),
+            }
+        }
+    }
+
+    /// `invoke(name, req, call_id)` and its `on_invoke_ret`: (err, resp parsed as JSON, or
+    /// `Null` when resp is not JSON).
+    pub async fn invoke(
+        &mut self,
+        name: &str,
+        req: &str,
+        call_id: &str,
+    ) -> (String, serde_json::Value) {
+        self.sdk.invoke(name, req, call_id);
+        match self
+            .expect(|e| matches!(e, Event::InvokeRet { call_id: c, .. } if c == call_id))
+            .await
+        {
+            Event::InvokeRet { err, resp, .. } => (
+                err,
+                serde_json::from_str(&resp).unwrap_or(serde_json::Value::Null),
+            ),
+            _ => unreachable!("matched InvokeRet"),
+        }
     }
 
     /// Asks the server whether `account` is online ("1" or "0").

@@ -13,10 +13,10 @@ use beckon_client::Event;
 ///
 /// Peer `uid` arguments are always 0 and `fd` arguments are always 0 (SPEC §4).
 ///
-/// The channel (`on_channel_*`, `on_message_channel_receive`) and call (`on_invite_*`)
-/// callbacks are declared so applications can implement the whole interface today, but
-/// **are not emitted yet**: this version of the SDK has no channel or call methods. They will be
-/// wired when those arrive.
+/// `on_channel_user_joined`, `on_channel_user_leaved` and `on_channel_user_list` keep the seed's
+/// arguments, which do not name the channel (a session is in one channel by default); an
+/// application that joins several channels reads the channel from the corresponding [`Event`]
+/// of an [`EventStream`](crate::EventStream).
 #[allow(unused_variables)]
 pub trait Callbacks: Send + Sync {
     // ---- lifecycle ----------------------------------------------------------------------------
@@ -56,50 +56,50 @@ pub trait Callbacks: Send + Sync {
     fn on_message_send_error(&self, message_id: &str, ecode: i32) {}
     /// `onMessageInstantReceive(account, uid, msg)`.
     fn on_message_instant_receive(&self, account: &str, uid: u32, msg: &str) {}
-    /// `onMessageChannelReceive(channelID, account, uid, msg)`. Not emitted yet.
+    /// `onMessageChannelReceive(channelID, account, uid, msg)`.
     fn on_message_channel_receive(&self, channel_id: &str, account: &str, uid: u32, msg: &str) {}
 
-    // ---- channels (not emitted yet) -----------------------------------------------------------
+    // ---- channels -----------------------------------------------------------------------------
 
-    /// `onChannelJoined(channelID)`. Not emitted yet.
+    /// `onChannelJoined(channelID)`.
     fn on_channel_joined(&self, channel_id: &str) {}
-    /// `onChannelJoinFailed(channelID, ecode)`. Not emitted yet.
+    /// `onChannelJoinFailed(channelID, ecode)`.
     fn on_channel_join_failed(&self, channel_id: &str, ecode: i32) {}
-    /// `onChannelLeaved(channelID, ecode)`. Not emitted yet.
+    /// `onChannelLeaved(channelID, ecode)`.
     fn on_channel_leaved(&self, channel_id: &str, ecode: i32) {}
-    /// `onChannelUserJoined(account, uid)`. Not emitted yet.
+    /// `onChannelUserJoined(account, uid)`.
     fn on_channel_user_joined(&self, account: &str, uid: u32) {}
-    /// `onChannelUserLeaved(account, uid)`. Not emitted yet.
+    /// `onChannelUserLeaved(account, uid)`.
     fn on_channel_user_leaved(&self, account: &str, uid: u32) {}
-    /// `onChannelUserList(n, accounts, uids)`: `n` is `accounts.len()`. Not emitted yet.
+    /// `onChannelUserList(n, accounts, uids)`: `n` is `accounts.len()`.
     fn on_channel_user_list(&self, accounts: &[String], uids: &[u32]) {}
-    /// `onChannelQueryUserNumResult(channelID, ecode, num)`. Not emitted yet.
+    /// `onChannelQueryUserNumResult(channelID, ecode, num)`.
     fn on_channel_query_user_num_result(&self, channel_id: &str, ecode: i32, num: i32) {}
-    /// `onChannelQueryUserIsIn(channelID, account, isIn)`. Not emitted yet.
+    /// `onChannelQueryUserIsIn(channelID, account, isIn)`.
     fn on_channel_query_user_is_in(&self, channel_id: &str, account: &str, is_in: i32) {}
     /// `onChannelAttrUpdated(channelID, name, value, type)`; `kind` is the seed's `type`:
-    /// "update", "del" or "clear". Not emitted yet.
+    /// "update", "del" or "clear".
     fn on_channel_attr_updated(&self, channel_id: &str, name: &str, value: &str, kind: &str) {}
 
-    // ---- calls (not emitted yet) --------------------------------------------------------------
+    // ---- calls --------------------------------------------------------------------------------
 
-    /// `onInviteReceived(channelID, account, uid, extra)`. Not emitted yet.
+    /// `onInviteReceived(channelID, account, uid, extra)`.
     fn on_invite_received(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {}
-    /// `onInviteReceivedByPeer(channelID, account, uid)`. Not emitted yet.
+    /// `onInviteReceivedByPeer(channelID, account, uid)`.
     fn on_invite_received_by_peer(&self, channel_id: &str, account: &str, uid: u32) {}
-    /// `onInviteAcceptedByPeer(channelID, account, uid, extra)`. Not emitted yet.
+    /// `onInviteAcceptedByPeer(channelID, account, uid, extra)`.
     fn on_invite_accepted_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {}
-    /// `onInviteRefusedByPeer(channelID, account, uid, extra)`. Not emitted yet.
+    /// `onInviteRefusedByPeer(channelID, account, uid, extra)`.
     fn on_invite_refused_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {}
-    /// `onInviteFailed(channelID, account, uid, ecode, extra)`. Not emitted yet.
+    /// `onInviteFailed(channelID, account, uid, ecode, extra)`.
     fn on_invite_failed(&self, channel_id: &str, account: &str, uid: u32, ecode: i32, extra: &str) {
     }
-    /// `onInviteEndByMyself(channelID, account, uid)`. Not emitted yet.
+    /// `onInviteEndByMyself(channelID, account, uid)`.
     fn on_invite_end_by_myself(&self, channel_id: &str, account: &str, uid: u32) {}
-    /// `onInviteEndByPeer(channelID, account, uid, extra)`. Not emitted yet.
+    /// `onInviteEndByPeer(channelID, account, uid, extra)`.
     fn on_invite_end_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {}
     /// `onInviteMsg(channelID, account, uid, msgType, msgData, extra)`: a DTMF message
-    /// (`msg_type` "DTMF"). Not emitted yet.
+    /// (`msg_type` "DTMF").
     fn on_invite_msg(
         &self,
         channel_id: &str,
@@ -140,6 +140,83 @@ pub fn dispatch(cb: &dyn Callbacks, ev: &Event) {
             cb.on_message_instant_receive(account, *uid, msg)
         }
         Event::InvokeRet { call_id, err, resp } => cb.on_invoke_ret(call_id, err, resp),
+        Event::MessageChannelReceive {
+            channel,
+            account,
+            uid,
+            msg,
+        } => cb.on_message_channel_receive(channel, account, *uid, msg),
+        Event::ChannelJoined { channel } => cb.on_channel_joined(channel),
+        Event::ChannelJoinFailed { channel, ecode } => cb.on_channel_join_failed(channel, *ecode),
+        Event::ChannelLeaved { channel, ecode } => cb.on_channel_leaved(channel, *ecode),
+        Event::ChannelUserJoined { account, uid, .. } => cb.on_channel_user_joined(account, *uid),
+        Event::ChannelUserLeaved { account, uid, .. } => cb.on_channel_user_leaved(account, *uid),
+        Event::ChannelUserList { accounts, uids, .. } => cb.on_channel_user_list(accounts, uids),
+        Event::ChannelQueryUserNumResult {
+            channel,
+            ecode,
+            num,
+        } => cb.on_channel_query_user_num_result(channel, *ecode, *num),
+        Event::ChannelQueryUserIsIn {
+            channel,
+            account,
+            is_in,
+        } => cb.on_channel_query_user_is_in(channel, account, *is_in),
+        Event::ChannelAttrUpdated {
+            channel,
+            name,
+            value,
+            kind,
+        } => cb.on_channel_attr_updated(channel, name, value, kind),
+        Event::InviteReceived {
+            channel,
+            account,
+            uid,
+            extra,
+        } => cb.on_invite_received(channel, account, *uid, extra),
+        Event::InviteReceivedByPeer {
+            channel,
+            account,
+            uid,
+        } => cb.on_invite_received_by_peer(channel, account, *uid),
+        Event::InviteAcceptedByPeer {
+            channel,
+            account,
+            uid,
+            extra,
+        } => cb.on_invite_accepted_by_peer(channel, account, *uid, extra),
+        Event::InviteRefusedByPeer {
+            channel,
+            account,
+            uid,
+            extra,
+        } => cb.on_invite_refused_by_peer(channel, account, *uid, extra),
+        Event::InviteFailed {
+            channel,
+            account,
+            uid,
+            ecode,
+            extra,
+        } => cb.on_invite_failed(channel, account, *uid, *ecode, extra),
+        Event::InviteEndByPeer {
+            channel,
+            account,
+            uid,
+            extra,
+        } => cb.on_invite_end_by_peer(channel, account, *uid, extra),
+        Event::InviteEndByMyself {
+            channel,
+            account,
+            uid,
+        } => cb.on_invite_end_by_myself(channel, account, *uid),
+        Event::InviteMsg {
+            channel,
+            account,
+            uid,
+            msg_type,
+            msg_data,
+            extra,
+        } => cb.on_invite_msg(channel, account, *uid, msg_type, msg_data, extra),
         // `Event` is non-exhaustive: events of later client versions wait for their mapping.
         _ => {}
     }
@@ -172,6 +249,95 @@ mod tests {
         }
         fn on_invoke_ret(&self, call_id: &str, err: &str, resp: &str) {
             self.push(format!("invoke {call_id} {err} {resp}"));
+        }
+        fn on_message_channel_receive(&self, channel_id: &str, account: &str, uid: u32, msg: &str) {
+            self.push(format!(
+                "channel_receive {channel_id} {account} {uid} {msg}"
+            ));
+        }
+        fn on_channel_joined(&self, channel_id: &str) {
+            self.push(format!("joined {channel_id}"));
+        }
+        fn on_channel_join_failed(&self, channel_id: &str, ecode: i32) {
+            self.push(format!("join_failed {channel_id} {ecode}"));
+        }
+        fn on_channel_leaved(&self, channel_id: &str, ecode: i32) {
+            self.push(format!("leaved {channel_id} {ecode}"));
+        }
+        fn on_channel_user_joined(&self, account: &str, uid: u32) {
+            self.push(format!("user_joined {account} {uid}"));
+        }
+        fn on_channel_user_leaved(&self, account: &str, uid: u32) {
+            self.push(format!("user_leaved {account} {uid}"));
+        }
+        fn on_channel_user_list(&self, accounts: &[String], uids: &[u32]) {
+            self.push(format!("user_list {accounts:?} {uids:?}"));
+        }
+        fn on_channel_query_user_num_result(&self, channel_id: &str, ecode: i32, num: i32) {
+            self.push(format!("user_num {channel_id} {ecode} {num}"));
+        }
+        fn on_channel_query_user_is_in(&self, channel_id: &str, account: &str, is_in: i32) {
+            self.push(format!("is_in {channel_id} {account} {is_in}"));
+        }
+        fn on_channel_attr_updated(&self, channel_id: &str, name: &str, value: &str, kind: &str) {
+            self.push(format!("attr {channel_id} {name} {value} {kind}"));
+        }
+        fn on_invite_received(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
+            self.push(format!(
+                "invite_received {channel_id} {account} {uid} {extra}"
+            ));
+        }
+        fn on_invite_received_by_peer(&self, channel_id: &str, account: &str, uid: u32) {
+            self.push(format!("received_by_peer {channel_id} {account} {uid}"));
+        }
+        fn on_invite_accepted_by_peer(
+            &self,
+            channel_id: &str,
+            account: &str,
+            uid: u32,
+            extra: &str,
+        ) {
+            self.push(format!("accepted {channel_id} {account} {uid} {extra}"));
+        }
+        fn on_invite_refused_by_peer(
+            &self,
+            channel_id: &str,
+            account: &str,
+            uid: u32,
+            extra: &str,
+        ) {
+            self.push(format!("refused {channel_id} {account} {uid} {extra}"));
+        }
+        fn on_invite_failed(
+            &self,
+            channel_id: &str,
+            account: &str,
+            uid: u32,
+            ecode: i32,
+            extra: &str,
+        ) {
+            self.push(format!(
+                "failed {channel_id} {account} {uid} {ecode} {extra}"
+            ));
+        }
+        fn on_invite_end_by_myself(&self, channel_id: &str, account: &str, uid: u32) {
+            self.push(format!("end_by_myself {channel_id} {account} {uid}"));
+        }
+        fn on_invite_end_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
+            self.push(format!("end_by_peer {channel_id} {account} {uid} {extra}"));
+        }
+        fn on_invite_msg(
+            &self,
+            channel_id: &str,
+            account: &str,
+            uid: u32,
+            msg_type: &str,
+            msg_data: &str,
+            extra: &str,
+        ) {
+            self.push(format!(
+                "invite_msg {channel_id} {account} {uid} {msg_type} {msg_data} {extra}"
+            ));
         }
     }
 
@@ -206,6 +372,134 @@ mod tests {
                 "error login 1004 bad",
                 "receive bob 0 hi",
                 "invoke c  {}"
+            ]
+        );
+    }
+
+    #[test]
+    fn channel_and_call_events_reach_their_callbacks() {
+        let r = Recorder::default();
+        let s = |v: &str| v.to_owned();
+        for ev in [
+            Event::ChannelJoined { channel: s("c") },
+            Event::ChannelJoinFailed {
+                channel: s("_agora_user_online"),
+                ecode: 301,
+            },
+            Event::ChannelLeaved {
+                channel: s("c"),
+                ecode: 602,
+            },
+            Event::ChannelUserJoined {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+            },
+            Event::ChannelUserLeaved {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+            },
+            Event::ChannelUserList {
+                channel: s("c"),
+                accounts: vec![s("alice"), s("bob")],
+                uids: vec![0, 0],
+            },
+            Event::ChannelQueryUserNumResult {
+                channel: s("c"),
+                ecode: 0,
+                num: 2,
+            },
+            Event::ChannelQueryUserIsIn {
+                channel: s("c"),
+                account: s("bob"),
+                is_in: 1,
+            },
+            Event::ChannelAttrUpdated {
+                channel: s("c"),
+                name: s("color"),
+                value: s("blue"),
+                kind: s("update"),
+            },
+            Event::MessageChannelReceive {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                msg: s("hi"),
+            },
+            Event::InviteReceived {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                extra: s("{}"),
+            },
+            Event::InviteReceivedByPeer {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+            },
+            Event::InviteAcceptedByPeer {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                extra: s("{\"a\":1}"),
+            },
+            Event::InviteRefusedByPeer {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                extra: s("{\"r\":1}"),
+            },
+            Event::InviteFailed {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                ecode: 704,
+                extra: s(""),
+            },
+            Event::InviteEndByMyself {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+            },
+            Event::InviteEndByPeer {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                extra: s(""),
+            },
+            Event::InviteMsg {
+                channel: s("c"),
+                account: s("bob"),
+                uid: 0,
+                msg_type: s("DTMF"),
+                msg_data: s("12#"),
+                extra: s(""),
+            },
+        ] {
+            dispatch(&r, &ev);
+        }
+        assert_eq!(
+            *r.0.lock().unwrap(),
+            [
+                "joined c",
+                "join_failed _agora_user_online 301",
+                "leaved c 602",
+                "user_joined bob 0",
+                "user_leaved bob 0",
+                "user_list [\"alice\", \"bob\"] [0, 0]",
+                "user_num c 0 2",
+                "is_in c bob 1",
+                "attr c color blue update",
+                "channel_receive c bob 0 hi",
+                "invite_received c bob 0 {}",
+                "received_by_peer c bob 0",
+                "accepted c bob 0 {\"a\":1}",
+                "refused c bob 0 {\"r\":1}",
+                "failed c bob 0 704 ",
+                "end_by_myself c bob 0",
+                "end_by_peer c bob 0 ",
+                "invite_msg c bob 0 DTMF 12# ",
             ]
         );
     }

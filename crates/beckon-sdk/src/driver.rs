@@ -81,6 +81,76 @@ pub(crate) enum Command {
         req: String,
         call_id: String,
     },
+    ChannelJoin {
+        channel: String,
+    },
+    ChannelLeave {
+        channel: String,
+    },
+    ChannelQueryUserNum {
+        channel: String,
+    },
+    ChannelQueryUserIsIn {
+        channel: String,
+        account: String,
+    },
+    ChannelSetAttr {
+        channel: String,
+        name: String,
+        value: String,
+    },
+    ChannelDelAttr {
+        channel: String,
+        name: String,
+    },
+    ChannelClearAttr {
+        channel: String,
+    },
+    MessageChannelSend {
+        channel: String,
+        msg: String,
+        msg_id: String,
+        /// `messageChannelSendForce`: without being a member.
+        force: bool,
+    },
+    ChannelInviteUser {
+        channel: String,
+        account: String,
+    },
+    ChannelInviteUser2 {
+        channel: String,
+        account: String,
+        extra: String,
+    },
+    ChannelInvitePhone3 {
+        channel: String,
+        phone_num: String,
+        sources_num: String,
+        extra: String,
+    },
+    ChannelInviteAnswer {
+        channel: String,
+        account: String,
+        extra: String,
+        /// Accept, or refuse.
+        accept: bool,
+    },
+    ChannelInviteEnd {
+        channel: String,
+        account: String,
+    },
+    ChannelInviteDtmf {
+        channel: String,
+        phone_num: String,
+        dtmf: String,
+    },
+    MessageDtmfSend {
+        msg: String,
+    },
+    /// A snapshot of the client's joined channels, in join order.
+    JoinedChannels(oneshot::Sender<Vec<String>>),
+    /// A snapshot of the client's calls in progress.
+    Calls(oneshot::Sender<Vec<(String, String, bool)>>),
     SetCallbacks(Arc<dyn Callbacks>),
     Subscribe(mpsc::UnboundedSender<Event>),
     /// Log out if need be, then stop; the sender is told when the driver is done.
@@ -338,6 +408,76 @@ impl Driver {
             Command::GetUserAttr { account, name } => client.get_user_attr(&account, &name, now),
             Command::GetUserAttrAll { account } => client.get_user_attr_all(&account, now),
             Command::Invoke { name, req, call_id } => client.invoke(&name, &req, &call_id, now),
+            Command::ChannelJoin { channel } => client.channel_join(&channel, now),
+            Command::ChannelLeave { channel } => client.channel_leave(&channel, now),
+            Command::ChannelQueryUserNum { channel } => {
+                client.channel_query_user_num(&channel, now)
+            }
+            Command::ChannelQueryUserIsIn { channel, account } => {
+                client.channel_query_user_is_in(&channel, &account, now)
+            }
+            Command::ChannelSetAttr {
+                channel,
+                name,
+                value,
+            } => client.channel_set_attr(&channel, &name, &value, now),
+            Command::ChannelDelAttr { channel, name } => {
+                client.channel_del_attr(&channel, &name, now)
+            }
+            Command::ChannelClearAttr { channel } => client.channel_clear_attr(&channel, now),
+            Command::MessageChannelSend {
+                channel,
+                msg,
+                msg_id,
+                force,
+            } => {
+                let _ = if force {
+                    client.message_channel_send_force(&channel, &msg, &msg_id, now)
+                } else {
+                    client.message_channel_send(&channel, &msg, &msg_id, now)
+                };
+            }
+            Command::ChannelInviteUser { channel, account } => {
+                client.channel_invite_user(&channel, &account, now)
+            }
+            Command::ChannelInviteUser2 {
+                channel,
+                account,
+                extra,
+            } => client.channel_invite_user2(&channel, &account, &extra, now),
+            Command::ChannelInvitePhone3 {
+                channel,
+                phone_num,
+                sources_num,
+                extra,
+            } => client.channel_invite_phone3(&channel, &phone_num, &sources_num, &extra, now),
+            Command::ChannelInviteAnswer {
+                channel,
+                account,
+                extra,
+                accept: true,
+            } => client.channel_invite_accept(&channel, &account, &extra, now),
+            Command::ChannelInviteAnswer {
+                channel,
+                account,
+                extra,
+                accept: false,
+            } => client.channel_invite_refuse(&channel, &account, &extra, now),
+            Command::ChannelInviteEnd { channel, account } => {
+                client.channel_invite_end(&channel, &account, now)
+            }
+            Command::ChannelInviteDtmf {
+                channel,
+                phone_num,
+                dtmf,
+            } => client.channel_invite_dtmf(&channel, &phone_num, &dtmf, now),
+            Command::MessageDtmfSend { msg } => client.message_dtmf_send(&msg, now),
+            Command::JoinedChannels(reply) => {
+                let _ = reply.send(client.joined_channels().to_vec());
+            }
+            Command::Calls(reply) => {
+                let _ = reply.send(client.calls());
+            }
             Command::SetCallbacks(cb) => self.callbacks = Some(cb),
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::Destroy(done) => {

@@ -182,11 +182,7 @@ impl Instance {
         msg: &str,
         msg_id: &str,
     ) -> String {
-        let msg_id = if msg_id.is_empty() {
-            self.ids.next()
-        } else {
-            msg_id.to_owned()
-        };
+        let msg_id = self.message_id(msg_id);
         self.send(Command::MessageInstantSend {
             account: account.to_owned(),
             msg: msg.to_owned(),
@@ -247,7 +243,265 @@ impl Instance {
         });
     }
 
+    // ---- channels -----------------------------------------------------------------------------
+
+    /// `channelJoin(channelID)` → `on_channel_joined(channel)`, then
+    /// `on_channel_user_list(accounts, uids)` (the latest 200 members, this account included),
+    /// then `on_channel_attr_updated(channel, name, value, "update")` for each attribute the
+    /// channel has; the other members get `on_channel_user_joined(account, 0)`. Failure:
+    /// `on_channel_join_failed(channel, ecode)` (301 for a special channel without the server
+    /// privilege).
+    ///
+    /// A session is in one channel at a time unless the server's app configuration allows more:
+    /// joining one more first leaves the oldest, reported as `on_channel_leaved(old, 602)`
+    /// before `on_channel_joined`. Joining a channel already joined answers as a fresh join.
+    /// The special channels `_agora_user_online` and `_agora_channel_event` deliver their
+    /// events as channel messages from the account `_system` with a JSON body.
+    pub fn channel_join(&self, channel: &str) {
+        self.send(Command::ChannelJoin {
+            channel: channel.to_owned(),
+        });
+    }
+
+    /// `channelLeave(channelID)` → `on_channel_leaved(channel, 602)`; the other members get
+    /// `on_channel_user_leaved(account, 0)`. Not a member: `on_error("channelLeave", 600, …)`.
+    pub fn channel_leave(&self, channel: &str) {
+        self.send(Command::ChannelLeave {
+            channel: channel.to_owned(),
+        });
+    }
+
+    /// `channelQueryUserNum(channelID)` → `on_channel_query_user_num_result(channel, ecode,
+    /// num)`. Needs no membership; a channel that does not exist has 0 members.
+    pub fn channel_query_user_num(&self, channel: &str) {
+        self.send(Command::ChannelQueryUserNum {
+            channel: channel.to_owned(),
+        });
+    }
+
+    /// `channelQueryUserIsIn(channelID, account)` → `on_channel_query_user_is_in(channel,
+    /// account, 0 | 1)`. Needs no membership.
+    pub fn channel_query_user_is_in(&self, channel: &str, account: &str) {
+        self.send(Command::ChannelQueryUserIsIn {
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+        });
+    }
+
+    /// `channelSetAttr(channelID, name, value)`: every member gets
+    /// `on_channel_attr_updated(channel, name, value, "update")`; "" deletes (as
+    /// [`channel_del_attr`](Self::channel_del_attr)). Only members (or a session with the server
+    /// privilege) may write: others get `on_error("channelSetAttr", 1001, …)`. Built-in names
+    /// (`_userNotification`, `_channel_ttl`, `_auto_update_num`, `_auto_update_total_num`,
+    /// `_sendmsg_limit`, `_setattr_limit`) take numbers; `_member_num`, `_total_member_num` and
+    /// other `_` names are refused with 1004.
+    pub fn channel_set_attr(&self, channel: &str, name: &str, value: &str) {
+        self.send(Command::ChannelSetAttr {
+            channel: channel.to_owned(),
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+
+    /// `channelDelAttr(channelID, name)`: every member gets
+    /// `on_channel_attr_updated(channel, name, "", "del")` if the attribute existed.
+    pub fn channel_del_attr(&self, channel: &str, name: &str) {
+        self.send(Command::ChannelDelAttr {
+            channel: channel.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+
+    /// `channelClearAttr(channelID)`: removes every attribute, built-ins included; every member
+    /// gets one `on_channel_attr_updated(channel, "", "", "clear")`.
+    pub fn channel_clear_attr(&self, channel: &str) {
+        self.send(Command::ChannelClearAttr {
+            channel: channel.to_owned(),
+        });
+    }
+
+    /// `messageChannelSend(channelID, msg, msgID)`: every member, this one included, gets
+    /// `on_message_channel_receive(channel, account, 0, msg)`. Returns the message id — `msg_id`,
+    /// or a generated unique one when `msg_id` is "" — which `on_message_send_success` /
+    /// `on_message_send_error` will carry (400 when not a member, 402 beyond the rate limits,
+    /// 1005 for a body over 8192 bytes).
+    pub fn message_channel_send(&self, channel: &str, msg: &str, msg_id: &str) -> String {
+        self.channel_send(channel, msg, msg_id, false)
+    }
+
+    /// `messageChannelSendForce(channelID, msg, msgID)`: as
+    /// [`message_channel_send`](Self::message_channel_send), without being a member. Needs the
+    /// server privilege (else the send fails with 400); to a channel with no members it
+    /// succeeds and reaches nobody.
+    pub fn message_channel_send_force(&self, channel: &str, msg: &str, msg_id: &str) -> String {
+        self.channel_send(channel, msg, msg_id, true)
+    }
+
+    fn channel_send(&self, channel: &str, msg: &str, msg_id: &str, force: bool) -> String {
+        let msg_id = self.message_id(msg_id);
+        self.send(Command::MessageChannelSend {
+            channel: channel.to_owned(),
+            msg: msg.to_owned(),
+            msg_id: msg_id.clone(),
+            force,
+        });
+        msg_id
+    }
+
+    // ---- calls --------------------------------------------------------------------------------
+
+    /// `channelInviteUser(channelID, account, uid)`: [`channel_invite_user2`] without `extra`.
+    /// `uid` is ignored.
+    ///
+    /// [`channel_invite_user2`]: Self::channel_invite_user2
+    pub fn channel_invite_user(&self, channel: &str, account: &str, _uid: u32) {
+        self.send(Command::ChannelInviteUser {
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+        });
+    }
+
+    /// `channelInviteUser2(channelID, account, extra)`: invites `account` to `channel`. The
+    /// callee gets `on_invite_received(channel, caller, 0, extra)`, then this side
+    /// `on_invite_received_by_peer(channel, account, 0)`; the call goes on with
+    /// `on_invite_accepted_by_peer`, `on_invite_refused_by_peer`, `on_invite_end_by_peer` or
+    /// `on_invite_failed(channel, account, 0, ecode, extra)`.
+    ///
+    /// `extra` is "" or a JSON object of at most 8192 bytes (else 1004 / 1005);
+    /// `{"_require_peer_online":1}` fails at once with 703 when the callee is offline, otherwise
+    /// the invitation waits for the callee to come online (20 s by default) before failing with
+    /// 703. An invitation unanswered for 60 s (by default) fails with 704; inviting the same
+    /// account to the same channel while that call is in progress fails with 701.
+    pub fn channel_invite_user2(&self, channel: &str, account: &str, extra: &str) {
+        self.send(Command::ChannelInviteUser2 {
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+            extra: extra.to_owned(),
+        });
+    }
+
+    /// `channelInvitePhone(channelID, phoneNum, uid)` (obsolete): a call to a phone number
+    /// through the app's telephony gateway; [`channel_invite_phone3`] without a source number
+    /// or `extra`. `uid` is ignored.
+    ///
+    /// [`channel_invite_phone3`]: Self::channel_invite_phone3
+    pub fn channel_invite_phone(&self, channel: &str, phone_num: &str, _uid: u32) {
+        self.channel_invite_phone3(channel, phone_num, "", "");
+    }
+
+    /// `channelInvitePhone2(channelID, phoneNum, sourcesNum)` (obsolete):
+    /// [`channel_invite_phone3`] without `extra`.
+    ///
+    /// [`channel_invite_phone3`]: Self::channel_invite_phone3
+    pub fn channel_invite_phone2(&self, channel: &str, phone_num: &str, sources_num: &str) {
+        self.channel_invite_phone3(channel, phone_num, sources_num, "");
+    }
+
+    /// `channelInvitePhone3(channelID, phoneNum, sourcesNum, extra)` (obsolete): invites a phone
+    /// number through the app's telephony gateway (a session with the server privilege that
+    /// registered itself with `invoke("io.beckon.gateway_register", "{}", …)`). The gateway
+    /// receives the invitation with `"_phone":1` and `"srcNum":sources_num` (when not empty)
+    /// added to `extra`, and answers as the callee; the callbacks are those of
+    /// [`channel_invite_user2`](Self::channel_invite_user2), naming the phone number as the
+    /// account. With no gateway online the invitation fails with 703.
+    pub fn channel_invite_phone3(
+        &self,
+        channel: &str,
+        phone_num: &str,
+        sources_num: &str,
+        extra: &str,
+    ) {
+        self.send(Command::ChannelInvitePhone3 {
+            channel: channel.to_owned(),
+            phone_num: phone_num.to_owned(),
+            sources_num: sources_num.to_owned(),
+            extra: extra.to_owned(),
+        });
+    }
+
+    /// `channelInviteAccept(channelID, account, uid, extra)`: accepts the invitation from the
+    /// caller `account`, who gets `on_invite_accepted_by_peer(channel, callee, 0, extra)`.
+    /// Accepting does not join the channel. No such invitation ringing here:
+    /// `on_error("channelInviteAccept", 1004, …)`. `uid` is ignored.
+    pub fn channel_invite_accept(&self, channel: &str, account: &str, _uid: u32, extra: &str) {
+        self.answer(channel, account, extra, true);
+    }
+
+    /// `channelInviteRefuse(channelID, account, uid, extra)`: refuses the invitation from the
+    /// caller `account`, who gets `on_invite_refused_by_peer(channel, callee, 0, extra)`. No
+    /// such invitation ringing here: `on_error("channelInviteRefuse", 1004, …)`. `uid` is
+    /// ignored.
+    pub fn channel_invite_refuse(&self, channel: &str, account: &str, _uid: u32, extra: &str) {
+        self.answer(channel, account, extra, false);
+    }
+
+    fn answer(&self, channel: &str, account: &str, extra: &str, accept: bool) {
+        self.send(Command::ChannelInviteAnswer {
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+            extra: extra.to_owned(),
+            accept,
+        });
+    }
+
+    /// `channelInviteEnd(channelID, account, uid)`: ends the call with `account` on `channel`,
+    /// placed or received, before or after acceptance. This side gets
+    /// `on_invite_end_by_myself(channel, account, 0)`, the other `on_invite_end_by_peer`. No such
+    /// call: `on_error("channelInviteEnd", 1004, …)`. `uid` is ignored.
+    pub fn channel_invite_end(&self, channel: &str, account: &str, _uid: u32) {
+        self.send(Command::ChannelInviteEnd {
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+        });
+    }
+
+    /// `channelInviteDTMF(channelID, phoneNum, dtmf)`: sends DTMF digits (`[0-9*#]+`, else
+    /// 1004) to the other side of the call with `phone_num` (a phone number or an account) on
+    /// `channel`, which gets `on_invite_msg(channel, account, 0, "DTMF", dtmf, "")`.
+    pub fn channel_invite_dtmf(&self, channel: &str, phone_num: &str, dtmf: &str) {
+        self.send(Command::ChannelInviteDtmf {
+            channel: channel.to_owned(),
+            phone_num: phone_num.to_owned(),
+            dtmf: dtmf.to_owned(),
+        });
+    }
+
+    /// `messageDTMFSend(uid, msg, msgID)` (obsolete): [`channel_invite_dtmf`] with the digits
+    /// `msg` to the most recent call in progress (`on_error("messageDTMFSend", 1004, …)` when
+    /// there is none). `uid` and `msg_id` are ignored: DTMF has no send confirmation.
+    ///
+    /// [`channel_invite_dtmf`]: Self::channel_invite_dtmf
+    pub fn message_dtmf_send(&self, _uid: u32, msg: &str, _msg_id: &str) {
+        self.send(Command::MessageDtmfSend {
+            msg: msg.to_owned(),
+        });
+    }
+
+    // ---- state snapshots ----------------------------------------------------------------------
+
+    /// The channels this instance is in, in join order, as of the moment the driver takes the
+    /// question (after every earlier call of this instance has been handed over, but possibly
+    /// before their answers arrived). Empty once the driver has stopped.
+    pub async fn joined_channels(&self) -> Vec<String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::JoinedChannels(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The calls in progress as `(channel, peer, placed by this instance)`, oldest first, with
+    /// the same timing as [`joined_channels`](Self::joined_channels).
+    pub async fn calls(&self) -> Vec<(String, String, bool)> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Calls(tx));
+        rx.await.unwrap_or_default()
+    }
+
     // ---- miscellaneous ------------------------------------------------------------------------
+
+    /// `isOnline()` (obsolete): whether the instance is logged in and connected (status 2).
+    pub fn is_online(&self) -> bool {
+        self.get_status() == Status::LoggedIn as i32
+    }
 
     /// `getStatus()`: 0 not logged in, 1 logging in, 2 logged in, 3 reconnecting.
     pub fn get_status(&self) -> i32 {
@@ -257,6 +511,15 @@ impl Instance {
     /// `getSdkVersion()`: `1MMmmppbbb`, e.g. 1000100000 for 0.1.0 build 0.
     pub fn get_sdk_version(&self) -> u32 {
         SDK_VERSION
+    }
+
+    /// `msg_id`, or a generated unique id when it is "".
+    fn message_id(&self, msg_id: &str) -> String {
+        if msg_id.is_empty() {
+            self.ids.next()
+        } else {
+            msg_id.to_owned()
+        }
     }
 
     fn send(&self, c: Command) {

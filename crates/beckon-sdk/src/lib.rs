@@ -1,18 +1,21 @@
 //! The async Rust SDK for Beckon: the Signaling API of the seeds, over a Beckon server.
 //!
 //! An [`Instance`] is one client — the seed's `IAgoraAPI` — with the seed's methods in
-//! snake_case (`login2`, `message_instant_send`, `get_user_attr_all`, …). Each instance spawns
-//! one tokio task, its driver, which owns the sans-IO [`beckon_client::Client`] and the
-//! connection; the methods hand their arguments to it and return at once. What happens is
-//! reported in order, twice over: to the [`Callbacks`] trait (the seed's `ICallBack`, one
-//! method per callback) and to every [`EventStream`] of typed [`Event`]s.
+//! snake_case: login and users (`login2`, `message_instant_send`, `get_user_attr_all`,
+//! `invoke`, …), channels (`channel_join`, `channel_set_attr`, `message_channel_send`,
+//! `message_channel_send_force`, …), calls (`channel_invite_user2`, `channel_invite_accept`,
+//! `channel_invite_end`, `channel_invite_dtmf`, …) and the obsolete interfaces of the C++ seed
+//! (`channel_invite_phone*`, `message_dtmf_send`, `is_online`). Each instance spawns one tokio
+//! task, its driver, which owns the sans-IO [`beckon_client::Client`] and the connection; the
+//! methods hand their arguments to it and return at once. What happens is reported in order,
+//! twice over: to the [`Callbacks`] trait (the seed's `ICallBack`, one method per callback) and
+//! to every [`EventStream`] of typed [`Event`]s.
 //!
-//! The reconnect policy, request replay, acknowledgements, heartbeats and parameter checks are
-//! the client's (`beckon-client`); this crate only does the I/O, the timer and the fan-out of
-//! events. It is not a server, not a blocking API (use it from a tokio runtime), and not yet the
-//! whole API: channels and calls come later — their callbacks are declared but not emitted yet.
-//! The transport is TCP (`tcp://host:port`); other schemes are refused when the instance is
-//! created.
+//! The reconnect policy, request replay, acknowledgements, heartbeats, channel rejoining, the
+//! local view of calls and parameter checks are the client's (`beckon-client`); this crate only
+//! does the I/O, the timer, message ids and the fan-out of events. It is not a server and not a
+//! blocking API (use it from a tokio runtime). The transport is TCP (`tcp://host:port`); other
+//! schemes are refused when the instance is created.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -47,6 +50,33 @@
 //! }
 //! alice.destroy().await;
 //! # Ok(()) }
+//! ```
+//!
+//! Channels and calls work the same way: call, then watch the events.
+//!
+//! ```no_run
+//! use beckon_sdk::{Event, Instance};
+//!
+//! # async fn demo(alice: Instance) {
+//! let mut events = alice.events();
+//! alice.channel_join("lobby");
+//! while let Some(ev) = events.next().await {
+//!     match ev {
+//!         Event::ChannelJoined { channel } => {
+//!             alice.message_channel_send(&channel, "hello, everyone", "");
+//!         }
+//!         Event::MessageChannelReceive { channel, account, msg, .. } => {
+//!             println!("[{channel}] {account}: {msg}");
+//!         }
+//!         Event::InviteReceived { channel, account, .. } => {
+//!             // Answering does not join: join `channel` too to talk there.
+//!             alice.channel_invite_accept(&channel, &account, 0, r#"{"ready":true}"#);
+//!         }
+//!         Event::InviteEndByPeer { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! # }
 //! ```
 
 mod callbacks;

@@ -1,0 +1,757 @@
+//! Calls over TCP through the SDK (SPEC §8): invitations with every answer and ending, DTMF,
+//! re-invitations, offline callees, timeouts, logouts, bad parameters, and phone calls through a
+//! telephony gateway.
+//!
+//! The server's call timers are configured in milliseconds (`call_timeout`, `peer_online_wait`)
+//! so no test waits the production 60 s or 20 s.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use beckon_broker::GATEWAY_REGISTER;
+use beckon_sdk::Event;
+use beckon_tests::{TestServer, User, logged_in};
+
+// ---- the events, with the arguments the seeds give them ---------------------------------------
+
+fn received(channel: &str, account: &str, extra: &str) -> Event {
+    Event::InviteReceived {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+        extra: extra.into(),
+    }
+}
+
+fn received_by_peer(channel: &str, account: &str) -> Event {
+    Event::InviteReceivedByPeer {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+    }
+}
+
+fn accepted(channel: &str, account: &str, extra: &str) -> Event {
+    Event::InviteAcceptedByPeer {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+        extra: extra.into(),
+    }
+}
+
+fn refused(channel: &str, account: &str, extra: &str) -> Event {
+    Event::InviteRefusedByPeer {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+        extra: extra.into(),
+    }
+}
+
+fn failed(channel: &str, account: &str, ecode: i32, extra: &str) -> Event {
+    Event::InviteFailed {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+        ecode,
+        extra: extra.into(),
+    }
+}
+
+fn end_by_peer(channel: &str, account: &str) -> Event {
+    Event::InviteEndByPeer {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+        extra: String::new(),
+    }
+}
+
+fn end_by_myself(channel: &str, account: &str) -> Event {
+    Event::InviteEndByMyself {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+    }
+}
+
+fn dtmf(channel: &str, account: &str, digits: &str) -> Event {
+    Event::InviteMsg {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+        msg_type: "DTMF".into(),
+        msg_data: digits.into(),
+        extra: String::new(),
+    }
+}
+
+fn is_call_event(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::InviteReceived { .. }
+            | Event::InviteReceivedByPeer { .. }
+            | Event::InviteAcceptedByPeer { .. }
+            | Event::InviteRefusedByPeer { .. }
+            | Event::InviteFailed { .. }
+            | Event::InviteEndByPeer { .. }
+            | Event::InviteEndByMyself { .. }
+            | Event::InviteMsg { .. }
+    )
+}
+
+/// The next call callback of `u`, skipping other events.
+async fn next_call(u: &mut User) -> Event {
+    u.expect(is_call_event).await
+}
+
+/// Parses an `extra` as JSON.
+fn json_of(extra: &str) -> Value {
+    serde_json::from_str(extra).unwrap_or_else(|e| panic!("{extra:?} is not JSON: {e}"))
+}
+
+/// alice has invited bob to `channel`, bob has the invitation and alice knows it.
+async fn ringing(alice: &mut User, bob: &mut User, channel: &str) {
+    alice.sdk.channel_invite_user(channel, &bob.account, 0);
+    assert_eq!(next_call(bob).await, received(channel, &alice.account, ""));
+    assert_eq!(
+        next_call(alice).await,
+        received_by_peer(channel, &bob.account)
+    );
+}
+
+/// alice and bob are in an accepted call on `channel`.
+async fn talking(alice: &mut User, bob: &mut User, channel: &str) {
+    ringing(alice, bob, channel).await;
+    bob.sdk
+        .channel_invite_accept(channel, &alice.account, 0, "");
+    assert_eq!(next_call(alice).await, accepted(channel, &bob.account, ""));
+}
+
+/// A user logged in with the server privilege.
+async fn privileged(server: &TestServer, account: &str) -> User {
+    let mut u = User::new(server.url(), account);
+    u.login_as_server(server).await;
+    u
+}
+
+// ---- the call flows -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+
+    let extra = r#"{"destMediaUid":123,"srcNum":"+15550100","note":"héllo"}"#;
+    alice.sdk.channel_invite_user2("call-1", "bob", extra);
+    assert_eq!(
+        next_call(&mut bob).await,
+        received("call-1", "alice", extra)
+    );
+    assert_eq!(
+        next_call(&mut alice).await,
+        received_by_peer("call-1", "bob")
+    );
+    assert_eq!(
+        alice.sdk.calls().await,
+        [("call-1".to_owned(), "bob".to_owned(), true)]
+    );
+    assert_eq!(
+        bob.sdk.calls().await,
+        [("call-1".to_owned(), "alice".to_owned(), false)]
+    );
+
+    bob.sdk
+        .channel_invite_accept("call-1", "alice", 0, r#"{"answer":"yes"}"#);
+    assert_eq!(
+        next_call(&mut alice).await,
+        accepted("call-1", "bob", r#"{"answer":"yes"}"#)
+    );
+    assert!(
+        bob.sdk.joined_channels().await.is_empty(),
+        "accepting does not join"
+    );
+
+    alice
+        .sdk
+        .channel_invite_dtmf("call-1", "bob", "0123456789*#");
+    assert_eq!(
+        next_call(&mut bob).await,
+        dtmf("call-1", "alice", "0123456789*#")
+    );
+    bob.sdk.channel_invite_dtmf("call-1", "alice", "5");
+    assert_eq!(next_call(&mut alice).await, dtmf("call-1", "bob", "5"));
+
+    bob.sdk.channel_invite_end("call-1", "alice", 0);
+    assert_eq!(next_call(&mut bob).await, end_by_myself("call-1", "alice"));
+    assert_eq!(next_call(&mut alice).await, end_by_peer("call-1", "bob"));
+    assert!(alice.sdk.calls().await.is_empty());
+    assert!(bob.sdk.calls().await.is_empty());
+
+    assert_eq!(
+        alice.calls.calls_starting_with("on_invite_"),
+        [
+            "on_invite_received_by_peer(call-1, bob, 0)",
+            r#"on_invite_accepted_by_peer(call-1, bob, 0, {"answer":"yes"})"#,
+            "on_invite_msg(call-1, bob, 0, DTMF, 5, )",
+            "on_invite_end_by_peer(call-1, bob, 0, )",
+        ]
+    );
+    assert_eq!(
+        bob.calls.calls_starting_with("on_invite_"),
+        [
+            format!("on_invite_received(call-1, alice, 0, {extra})"),
+            "on_invite_msg(call-1, alice, 0, DTMF, 0123456789*#, )".to_owned(),
+            "on_invite_end_by_myself(call-1, alice, 0)".to_owned(),
+        ]
+    );
+
+    // The channel of a call is joined separately; calling again afterwards is a new call.
+    alice.join("call-1").await;
+    bob.join("call-1").await;
+    talking(&mut alice, &mut bob, "call-1").await;
+}
+
+#[tokio::test]
+async fn a_refusal_carries_its_extra_back() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+    ringing(&mut alice, &mut bob, "call-2").await;
+    bob.sdk
+        .channel_invite_refuse("call-2", "alice", 0, r#"{"reason":"busy"}"#);
+    assert_eq!(
+        next_call(&mut alice).await,
+        refused("call-2", "bob", r#"{"reason":"busy"}"#)
+    );
+    assert!(
+        alice
+            .calls
+            .saw(r#"on_invite_refused_by_peer(call-2, bob, 0, {"reason":"busy"})"#)
+    );
+    assert!(alice.sdk.calls().await.is_empty());
+    assert!(bob.sdk.calls().await.is_empty());
+
+    // The call is over: answering it again fails locally.
+    bob.sdk.channel_invite_refuse("call-2", "alice", 0, "");
+    bob.expect_error("channelInviteRefuse", 1004).await;
+    bob.sdk.channel_invite_accept("call-2", "alice", 0, "");
+    bob.expect_error("channelInviteAccept", 1004).await;
+    assert_eq!(
+        bob.calls.calls_starting_with("on_invite_"),
+        ["on_invite_received(call-2, alice, 0, )"],
+        "refusing has no callback of its own"
+    );
+}
+
+#[tokio::test]
+async fn either_side_may_end_a_call_before_or_after_acceptance() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+
+    // The caller ends while it rings.
+    ringing(&mut alice, &mut bob, "c1").await;
+    alice.sdk.channel_invite_end("c1", "bob", 0);
+    assert_eq!(next_call(&mut alice).await, end_by_myself("c1", "bob"));
+    assert_eq!(next_call(&mut bob).await, end_by_peer("c1", "alice"));
+    bob.sdk.channel_invite_accept("c1", "alice", 0, "");
+    bob.expect_error("channelInviteAccept", 1004).await;
+
+    // The callee ends while it rings.
+    ringing(&mut alice, &mut bob, "c2").await;
+    bob.sdk.channel_invite_end("c2", "alice", 0);
+    assert_eq!(next_call(&mut bob).await, end_by_myself("c2", "alice"));
+    assert_eq!(next_call(&mut alice).await, end_by_peer("c2", "bob"));
+
+    // The caller ends after acceptance (the callee's end is in the first test).
+    talking(&mut alice, &mut bob, "c3").await;
+    alice.sdk.channel_invite_end("c3", "bob", 0);
+    assert_eq!(next_call(&mut alice).await, end_by_myself("c3", "bob"));
+    assert_eq!(next_call(&mut bob).await, end_by_peer("c3", "alice"));
+
+    // Ending twice: the second fails locally.
+    alice.sdk.channel_invite_end("c3", "bob", 0);
+    alice.expect_error("channelInviteEnd", 1004).await;
+    assert!(alice.sdk.calls().await.is_empty());
+    assert!(bob.sdk.calls().await.is_empty());
+    assert_eq!(
+        alice.calls.calls_starting_with("on_invite_end"),
+        [
+            "on_invite_end_by_myself(c1, bob, 0)",
+            "on_invite_end_by_peer(c2, bob, 0, )",
+            "on_invite_end_by_myself(c3, bob, 0)",
+        ]
+    );
+    assert_eq!(
+        bob.calls.calls_starting_with("on_invite_end"),
+        [
+            "on_invite_end_by_peer(c1, alice, 0, )",
+            "on_invite_end_by_myself(c2, alice, 0)",
+            "on_invite_end_by_peer(c3, alice, 0, )",
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "bug in beckon-client/broker: when the callee answers at once, the caller gets \
+            onInviteReceivedByPeer after onInviteAcceptedByPeer (the receipt rides on the \
+            callee's delayed acknowledgement, which its answer overtakes)"]
+async fn an_immediate_answer_still_reports_the_receipt_first() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+    alice.sdk.channel_invite_user("c", "bob", 0);
+    assert_eq!(next_call(&mut bob).await, received("c", "alice", ""));
+    bob.sdk.channel_invite_accept("c", "alice", 0, "");
+    assert_eq!(next_call(&mut alice).await, received_by_peer("c", "bob"));
+    assert_eq!(next_call(&mut alice).await, accepted("c", "bob", ""));
+}
+
+#[tokio::test]
+async fn dtmf_digits_are_checked() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+    talking(&mut alice, &mut bob, "c").await;
+
+    for bad in ["12a", "", "1 2", "１"] {
+        alice.sdk.channel_invite_dtmf("c", "bob", bad);
+        alice.expect_error("channelInviteDTMF", 1004).await;
+    }
+    let longest = "1".repeat(128);
+    alice.sdk.channel_invite_dtmf("c", "bob", &longest);
+    assert_eq!(next_call(&mut bob).await, dtmf("c", "alice", &longest));
+    alice.sdk.channel_invite_dtmf("c", "bob", &"1".repeat(129));
+    alice.expect_error("channelInviteDTMF", 1005).await;
+    // DTMF on a call that does not exist.
+    alice.sdk.channel_invite_dtmf("other", "bob", "1");
+    alice.expect_error("channelInviteDTMF", 1004).await;
+
+    // messageDTMFSend (obsolete) goes to the most recent call; uid and msgID are ignored.
+    alice.sdk.message_dtmf_send(0, "77#", "an-id");
+    assert_eq!(next_call(&mut bob).await, dtmf("c", "alice", "77#"));
+    bob.sdk.message_dtmf_send(0, "*", "");
+    assert_eq!(next_call(&mut alice).await, dtmf("c", "bob", "*"));
+    alice.sdk.message_dtmf_send(0, "x", "");
+    alice.expect_error("channelInviteDTMF", 1004).await;
+
+    alice.sdk.channel_invite_end("c", "bob", 0);
+    assert_eq!(next_call(&mut bob).await, end_by_peer("c", "alice"));
+    alice.sdk.message_dtmf_send(0, "1", "");
+    alice.expect_error("messageDTMFSend", 1004).await;
+    // None of the refused digits reached bob.
+    assert_eq!(
+        bob.calls.calls_starting_with("on_invite_msg").len(),
+        2,
+        "{:?}",
+        bob.calls.calls_starting_with("on_invite_msg")
+    );
+}
+
+#[tokio::test]
+async fn a_reinvitation_fails_with_701_and_keeps_the_call() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+    alice.sdk.channel_invite_user2("c", "bob", r#"{"n":1}"#);
+    assert_eq!(
+        next_call(&mut bob).await,
+        received("c", "alice", r#"{"n":1}"#)
+    );
+    assert_eq!(next_call(&mut alice).await, received_by_peer("c", "bob"));
+
+    alice.sdk.channel_invite_user2("c", "bob", r#"{"n":2}"#);
+    assert_eq!(
+        next_call(&mut alice).await,
+        failed("c", "bob", 701, r#"{"n":2}"#)
+    );
+    alice.expect_error("channelInviteUser2", 701).await;
+    assert!(
+        alice
+            .calls
+            .saw(r#"on_invite_failed(c, bob, 0, 701, {"n":2})"#)
+    );
+
+    // The first call is untouched, and another channel is another call.
+    bob.sdk.channel_invite_accept("c", "alice", 0, "");
+    assert_eq!(next_call(&mut alice).await, accepted("c", "bob", ""));
+    alice.sdk.channel_invite_user("c", "bob", 0);
+    assert_eq!(next_call(&mut alice).await, failed("c", "bob", 701, ""));
+    ringing(&mut alice, &mut bob, "d").await;
+    assert_eq!(
+        bob.calls.calls_starting_with("on_invite_received("),
+        [
+            r#"on_invite_received(c, alice, 0, {"n":1})"#,
+            "on_invite_received(d, alice, 0, )"
+        ],
+        "no second invitation reached bob"
+    );
+}
+
+// ---- offline callees, timeouts, logouts ---------------------------------------------------------
+
+#[tokio::test]
+async fn require_peer_online_fails_at_once_for_an_offline_callee() {
+    let server = TestServer::start().await; // the default 20 s wait: 703 must not wait for it
+    let mut alice = logged_in(&server, "alice").await;
+    let extra = r#"{"_require_peer_online":1}"#;
+    let started = tokio::time::Instant::now();
+    alice.sdk.channel_invite_user2("c", "bob", extra);
+    assert_eq!(next_call(&mut alice).await, failed("c", "bob", 703, extra));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    alice.expect_error("channelInviteUser2", 703).await;
+    assert!(alice.sdk.calls().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_invitation_waits_for_the_callee_to_log_in() {
+    let server = TestServer::start_with_app(|a| a.peer_online_wait = Duration::from_secs(3)).await;
+    let mut alice = logged_in(&server, "alice").await;
+    let extra = r#"{"_require_peer_online":0}"#;
+    alice.sdk.channel_invite_user2("c", "bob", extra);
+    // The status query is answered after the invitation was taken, while bob is offline.
+    assert_eq!(alice.status_of("bob").await, "0");
+    let bob_login = tokio::time::Instant::now();
+    let mut bob = logged_in(&server, "bob").await;
+    assert_eq!(next_call(&mut bob).await, received("c", "alice", extra));
+    assert_eq!(next_call(&mut alice).await, received_by_peer("c", "bob"));
+    assert!(bob_login.elapsed() < Duration::from_secs(3));
+    bob.sdk
+        .channel_invite_accept("c", "alice", 0, r#"{"late":true}"#);
+    assert_eq!(
+        next_call(&mut alice).await,
+        accepted("c", "bob", r#"{"late":true}"#)
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_to_a_callee_that_stays_offline_fails_with_703() {
+    let server =
+        TestServer::start_with_app(|a| a.peer_online_wait = Duration::from_millis(300)).await;
+    let mut alice = logged_in(&server, "alice").await;
+    let started = tokio::time::Instant::now();
+    alice.sdk.channel_invite_user("c", "bob", 0);
+    // The failure comes from the server's timer; it carries no extra.
+    assert_eq!(next_call(&mut alice).await, failed("c", "bob", 703, ""));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "failed after {waited:?}, before the 300 ms wait"
+    );
+    assert_eq!(server.stats().await.call_timeouts, 1);
+    assert!(alice.sdk.calls().await.is_empty());
+
+    // The invitation is gone: bob logging in later gets nothing.
+    let mut bob = logged_in(&server, "bob").await;
+    assert_eq!(bob.status_of("bob").await, "1");
+    assert!(bob.calls.calls_starting_with("on_invite_").is_empty());
+}
+
+#[tokio::test]
+async fn an_unanswered_invitation_times_out_with_704() {
+    let server = TestServer::start_with_app(|a| a.call_timeout = Duration::from_millis(300)).await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+    let started = tokio::time::Instant::now();
+    alice.sdk.channel_invite_user2("c", "bob", r#"{"k":"v"}"#);
+    assert_eq!(
+        next_call(&mut bob).await,
+        received("c", "alice", r#"{"k":"v"}"#)
+    );
+    let ev = alice
+        .expect(|e| matches!(e, Event::InviteFailed { .. }))
+        .await;
+    assert_eq!(ev, failed("c", "bob", 704, ""));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(next_call(&mut bob).await, end_by_peer("c", "alice"));
+    assert_eq!(server.stats().await.call_timeouts, 1);
+    bob.sdk.channel_invite_accept("c", "alice", 0, "");
+    bob.expect_error("channelInviteAccept", 1004).await;
+    assert!(alice.sdk.calls().await.is_empty());
+    assert!(bob.sdk.calls().await.is_empty());
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_calls_on_both_sides() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+
+    // The callee leaves while it rings: the caller fails with INVITE_E_PEEROFFLINE.
+    ringing(&mut alice, &mut bob, "c1").await;
+    bob.logout().await;
+    assert_eq!(next_call(&mut alice).await, failed("c1", "bob", 703, ""));
+    let calls = bob.calls.calls();
+    let ended = calls
+        .iter()
+        .position(|c| c == "on_invite_end_by_peer(c1, alice, 0, )")
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    assert!(ended < calls.iter().position(|c| c == "on_logout(101)").unwrap());
+
+    // The callee leaves an accepted call: the caller's call ends.
+    bob.login(&server).await;
+    talking(&mut alice, &mut bob, "c2").await;
+    bob.logout().await;
+    assert_eq!(next_call(&mut alice).await, end_by_peer("c2", "bob"));
+
+    // The caller leaves while it rings: its invitation fails locally with INVITE_E_NET, and the
+    // callee's call ends.
+    bob.login(&server).await;
+    ringing(&mut alice, &mut bob, "c3").await;
+    alice.logout().await;
+    let calls = alice.calls.calls();
+    let failed_at = calls
+        .iter()
+        .position(|c| c == "on_invite_failed(c3, bob, 0, 702, )")
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    assert!(failed_at < calls.iter().position(|c| c == "on_logout(101)").unwrap());
+    assert_eq!(next_call(&mut bob).await, end_by_peer("c3", "alice"));
+    assert!(alice.sdk.calls().await.is_empty());
+    assert!(bob.sdk.calls().await.is_empty());
+}
+
+// ---- bad calls ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
+    let server = TestServer::start().await;
+    let mut carol = User::new(server.url(), "carol");
+    carol.sdk.channel_invite_user2("c", "bob", "");
+    assert_eq!(next_call(&mut carol).await, failed("c", "bob", 1003, ""));
+    carol.expect_error("channelInviteUser2", 1003).await;
+    carol.sdk.channel_invite_accept("c", "bob", 0, "");
+    carol.expect_error("channelInviteAccept", 1003).await;
+
+    let mut alice = logged_in(&server, "alice").await;
+    let mut bob = logged_in(&server, "bob").await;
+    alice.sdk.channel_invite_accept("c", "bob", 0, "");
+    alice.expect_error("channelInviteAccept", 1004).await;
+    alice.sdk.channel_invite_refuse("c", "bob", 0, "");
+    alice.expect_error("channelInviteRefuse", 1004).await;
+    alice.sdk.channel_invite_end("c", "bob", 0);
+    alice.expect_error("channelInviteEnd", 1004).await;
+    alice.sdk.channel_invite_dtmf("c", "bob", "1");
+    alice.expect_error("channelInviteDTMF", 1004).await;
+
+    alice.sdk.channel_invite_user("c", "alice", 0);
+    assert_eq!(next_call(&mut alice).await, failed("c", "alice", 1004, ""));
+    alice.expect_error("channelInviteUser2", 1004).await;
+    alice.sdk.channel_invite_user("c", "b o b", 0);
+    assert_eq!(next_call(&mut alice).await, failed("c", "b o b", 1004, ""));
+    alice.expect_error("channelInviteUser2", 1004).await;
+    alice.sdk.channel_invite_user(&"c".repeat(129), "bob", 0);
+    alice.expect_error("channelInviteUser2", 1005).await;
+    alice.sdk.channel_invite_user("", "bob", 0);
+    alice.expect_error("channelInviteUser2", 1004).await;
+
+    // `extra` must be empty or a JSON object of at most 8 KiB.
+    for (extra, code) in [("not json", 1004), ("[1,2]", 1004), ("\"s\"", 1004)] {
+        alice.sdk.channel_invite_user2("c", "bob", extra);
+        assert_eq!(next_call(&mut alice).await, failed("c", "bob", code, extra));
+        alice.expect_error("channelInviteUser2", code).await;
+    }
+    let pad = |n: usize| format!(r#"{{"pad":"{}"}}"#, "x".repeat(n - 10));
+    let too_big = pad(8193);
+    assert_eq!(too_big.len(), 8193);
+    alice.sdk.channel_invite_user2("c", "bob", &too_big);
+    assert_eq!(
+        next_call(&mut alice).await,
+        failed("c", "bob", 1005, &too_big)
+    );
+    alice.expect_error("channelInviteUser2", 1005).await;
+    assert!(alice.sdk.calls().await.is_empty());
+    assert!(
+        bob.calls.calls_starting_with("on_invite_").is_empty(),
+        "nothing reached bob"
+    );
+
+    // The largest extra travels; a bad answer leaves the call ringing.
+    let largest = pad(8192);
+    alice.sdk.channel_invite_user2("c", "bob", &largest);
+    assert_eq!(next_call(&mut bob).await, received("c", "alice", &largest));
+    bob.sdk.channel_invite_accept("c", "alice", 0, "not json");
+    bob.expect_error("channelInviteAccept", 1004).await;
+    bob.sdk.channel_invite_refuse("c", "alice", 0, &too_big);
+    bob.expect_error("channelInviteRefuse", 1005).await;
+    bob.sdk.channel_invite_accept("c", "alice", 0, &largest);
+    let ev = alice
+        .expect(|e| matches!(e, Event::InviteAcceptedByPeer { .. }))
+        .await;
+    assert_eq!(ev, accepted("c", "bob", &largest));
+}
+
+// ---- phone calls and obsolete interfaces ------------------------------------------------------
+
+#[tokio::test]
+async fn phone_invitations_go_through_a_registered_gateway() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+
+    // No gateway: INVITE_E_PEEROFFLINE.
+    alice.sdk.channel_invite_phone("p1", "+15550100", 0);
+    match next_call(&mut alice).await {
+        Event::InviteFailed {
+            channel,
+            account,
+            uid,
+            ecode,
+            extra,
+        } => {
+            assert_eq!(
+                (channel.as_str(), account.as_str(), uid, ecode),
+                ("p1", "+15550100", 0, 703)
+            );
+            assert_eq!(json_of(&extra), json!({"_phone": 1}));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Registering needs the server privilege.
+    let mut pretender = logged_in(&server, "pretender").await;
+    let (err, _) = pretender.invoke(GATEWAY_REGISTER, "{}", "r0").await;
+    assert_eq!(err, "1001");
+    alice.sdk.channel_invite_phone("p1", "+15550100", 0);
+    assert!(matches!(
+        next_call(&mut alice).await,
+        Event::InviteFailed { ecode: 703, .. }
+    ));
+
+    let mut gw = privileged(&server, "gateway").await;
+    assert_eq!(
+        gw.invoke(GATEWAY_REGISTER, "{}", "r1").await,
+        (String::new(), json!({}))
+    );
+
+    // The gateway answers as the callee; the caller sees the number.
+    alice
+        .sdk
+        .channel_invite_phone3("p2", "+15550100", "+15559999", r#"{"x":1}"#);
+    match next_call(&mut gw).await {
+        Event::InviteReceived {
+            channel,
+            account,
+            uid,
+            extra,
+        } => {
+            assert_eq!(
+                (channel.as_str(), account.as_str(), uid),
+                ("p2", "alice", 0)
+            );
+            assert_eq!(
+                json_of(&extra),
+                json!({"x": 1, "_phone": 1, "srcNum": "+15559999"})
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        next_call(&mut alice).await,
+        received_by_peer("p2", "+15550100")
+    );
+    let answer = r#"{"destNum":"+15550100"}"#;
+    gw.sdk.channel_invite_accept("p2", "alice", 0, answer);
+    assert_eq!(
+        next_call(&mut alice).await,
+        accepted("p2", "+15550100", answer)
+    );
+    alice.sdk.channel_invite_dtmf("p2", "+15550100", "123#");
+    assert_eq!(next_call(&mut gw).await, dtmf("p2", "alice", "123#"));
+    gw.sdk.channel_invite_dtmf("p2", "alice", "9");
+    assert_eq!(next_call(&mut alice).await, dtmf("p2", "+15550100", "9"));
+    alice.sdk.channel_invite_end("p2", "+15550100", 0);
+    assert_eq!(
+        next_call(&mut alice).await,
+        end_by_myself("p2", "+15550100")
+    );
+    assert_eq!(next_call(&mut gw).await, end_by_peer("p2", "alice"));
+
+    // channelInvitePhone2 names the source number; the gateway may refuse.
+    alice.sdk.channel_invite_phone2("p3", "+15550101", "+1999");
+    match next_call(&mut gw).await {
+        Event::InviteReceived { channel, extra, .. } => {
+            assert_eq!(channel, "p3");
+            assert_eq!(json_of(&extra), json!({"_phone": 1, "srcNum": "+1999"}));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        next_call(&mut alice).await,
+        received_by_peer("p3", "+15550101")
+    );
+    let answer = r#"{"destNum":"+15550101"}"#;
+    gw.sdk.channel_invite_refuse("p3", "alice", 0, answer);
+    assert_eq!(
+        next_call(&mut alice).await,
+        refused("p3", "+15550101", answer)
+    );
+
+    // A gateway going offline fails its calls and unregisters.
+    alice.sdk.channel_invite_phone("p4", "+15550102", 0);
+    assert!(matches!(
+        next_call(&mut gw).await,
+        Event::InviteReceived { .. }
+    ));
+    assert_eq!(
+        next_call(&mut alice).await,
+        received_by_peer("p4", "+15550102")
+    );
+    gw.logout().await;
+    assert_eq!(
+        next_call(&mut alice).await,
+        failed("p4", "+15550102", 703, "")
+    );
+    alice.sdk.channel_invite_phone("p5", "+15550103", 0);
+    assert!(matches!(
+        next_call(&mut alice).await,
+        Event::InviteFailed { ecode: 703, .. }
+    ));
+    // A phone invitation needs a phone number.
+    gw.login_as_server(&server).await;
+    gw.invoke(GATEWAY_REGISTER, "{}", "r2").await;
+    alice.sdk.channel_invite_phone("p6", "bob", 0);
+    assert!(matches!(
+        next_call(&mut alice).await,
+        Event::InviteFailed { ecode: 1004, .. }
+    ));
+}
+
+#[tokio::test]
+#[ignore = "bug in beckon-broker: a gateway carrying a single call cannot accept or refuse it \
+            without naming the number as destNum (call_answer → incoming_call has no \
+            single-call fallback, unlike call_end/call_dtmf); docs/decisions.md requires \
+            destNum only when it carries several calls from one caller"]
+async fn a_gateway_carrying_one_call_may_answer_without_dest_num() {
+    let server = TestServer::start().await;
+    let mut alice = logged_in(&server, "alice").await;
+    let mut gw = privileged(&server, "gateway").await;
+    gw.invoke(GATEWAY_REGISTER, "{}", "r").await;
+    alice.sdk.channel_invite_phone("p", "+15550100", 0);
+    assert!(matches!(
+        next_call(&mut gw).await,
+        Event::InviteReceived { .. }
+    ));
+    gw.sdk.channel_invite_accept("p", "alice", 0, "");
+    let ev = alice
+        .expect(|e| {
+            matches!(
+                e,
+                Event::InviteAcceptedByPeer { .. } | Event::InviteFailed { .. }
+            )
+        })
+        .await;
+    assert_eq!(ev, accepted("p", "+15550100", ""));
+}
+
+#[tokio::test]
+async fn is_online_follows_the_login() {
+    let server = TestServer::start().await;
+    let mut alice = User::new(server.url(), "alice");
+    assert!(!alice.sdk.is_online());
+    alice.login(&server).await;
+    assert!(alice.sdk.is_online());
+    alice.logout().await;
+    assert!(!alice.sdk.is_online());
+}

@@ -297,9 +297,6 @@ async fn either_side_may_end_a_call_before_or_after_acceptance() {
 }
 
 #[tokio::test]
-#[ignore = "bug in beckon-client/broker: when the callee answers at once, the caller gets \
-            onInviteReceivedByPeer after onInviteAcceptedByPeer (the receipt rides on the \
-            callee's delayed acknowledgement, which its answer overtakes)"]
 async fn an_immediate_answer_still_reports_the_receipt_first() {
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice").await;
@@ -719,10 +716,6 @@ async fn phone_invitations_go_through_a_registered_gateway() {
 }
 
 #[tokio::test]
-#[ignore = "bug in beckon-broker: a gateway carrying a single call cannot accept or refuse it \
-            without naming the number as destNum (call_answer → incoming_call has no \
-            single-call fallback, unlike call_end/call_dtmf); docs/decisions.md requires \
-            destNum only when it carries several calls from one caller"]
 async fn a_gateway_carrying_one_call_may_answer_without_dest_num() {
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice").await;

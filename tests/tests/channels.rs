@@ -1327,8 +1327,6 @@ async fn send_force_needs_the_server_privilege() {
 }
 
 #[tokio::test]
-#[ignore = "bug in beckon-client: a messageChannelSendForce refused by the server is reported as \
-            on_error(\"messageChannelSend\", 400) instead of on_error(\"messageChannelSendForce\", 400)"]
 async fn a_refused_forced_message_names_message_channel_send_force() {
     let server = TestServer::start().await;
     let mut bob = logged_in(&server, "bob").await;

@@ -140,6 +140,7 @@ enum Pending {
     },
     ChannelSend {
         message_id: String,
+        force: bool,
     },
     Invite {
         channel: String,
@@ -752,6 +753,7 @@ impl Client {
             }),
             Pending::ChannelSend {
                 message_id: message_id.clone(),
+                force,
             },
             now,
         );
@@ -1820,7 +1822,7 @@ impl Client {
                 is_in: i32::from(i.is_in),
             }),
             (Pending::ChannelAttr { .. }, _) => {}
-            (Pending::ChannelSend { message_id }, _) => self
+            (Pending::ChannelSend { message_id, .. }, _) => self
                 .events
                 .push_back(Event::MessageSendSuccess { message_id }),
             (Pending::Invite { .. } | Pending::InviteAnswer { .. } | Pending::InviteDtmf, _) => {}
@@ -1904,12 +1906,16 @@ impl Client {
             }
             Pending::ChannelQueryUserIsIn { .. } => "channelQueryUserIsIn",
             Pending::ChannelAttr { what } => what,
-            Pending::ChannelSend { message_id } => {
+            Pending::ChannelSend { message_id, force } => {
                 self.events.push_back(Event::MessageSendError {
                     message_id: message_id.clone(),
                     ecode,
                 });
-                "messageChannelSend"
+                if *force {
+                    "messageChannelSendForce"
+                } else {
+                    "messageChannelSend"
+                }
             }
             Pending::Invite {
                 channel,

@@ -307,13 +307,66 @@ impl<S: Store> Broker<S> {
             return Some(*id);
         }
         let dest = serde_json::from_str::<Value>(extra)
-            .ok()?
-            .get("destNum")?
-            .as_str()?
-            .to_owned();
-        key.callee = dest;
-        let id = *self.calls.by_key.get(&key)?;
-        (self.calls.by_id.get(&id)?.gateway.as_deref() == Some(me)).then_some(id)
+            .ok()
+            .and_then(|v| v.get("destNum")?.as_str().map(str::to_owned));
+        match dest {
+            Some(dest) => {
+                key.callee = dest;
+                let id = *self.calls.by_key.get(&key)?;
+                (self.calls.by_id.get(&id)?.gateway.as_deref() == Some(me)).then_some(id)
+            }
+            // Without destNum, a gateway answers the one call it carries from this caller.
+            None => self.gateway_call(app, me, channel, caller),
+        }
+    }
+
+    /// The only call on `channel` from `caller` that the gateway `me` carries, if exactly one.
+    fn gateway_call(&self, app: &AppConfig, me: &str, channel: &str, caller: &str) -> Option<u64> {
+        let mine = self
+            .calls
+            .by_account
+            .get(&(app.app_id.clone(), me.to_owned()))?;
+        let mut carried = mine.iter().copied().filter(|id| {
+            self.calls.by_id.get(id).is_some_and(|c| {
+                c.gateway.as_deref() == Some(me)
+                    && c.key.caller == caller
+                    && c.key.channel == channel
+            })
+        });
+        let first = carried.next();
+        if carried.next().is_some() {
+            None
+        } else {
+            first
+        }
+    }
+
+    /// The callee side answered or ended the call, so it has the invitation: the caller hears
+    /// `onInviteReceivedByPeer` now if the acknowledgement has not told it yet.
+    fn receipt_now(&mut self, id: u64) {
+        let Some(call) = self.calls.by_id.get(&id) else {
+            return;
+        };
+        let (app, side) = (call.key.app.clone(), Self::callee_side(call).to_owned());
+        let Some(sid) = self.session_of(&app, &side) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let before = s.receipts.len();
+        s.receipts.retain(|(_, c)| *c != id);
+        if s.receipts.len() < before {
+            let call = &self.calls.by_id[&id];
+            let ev = event(
+                Kind::ReceivedByPeer,
+                &call.key.channel,
+                &call.key.callee,
+                true,
+            );
+            let caller = call.key.caller.clone();
+            self.call_event_to(&app, &caller, &ev);
+        }
     }
 
     pub(crate) fn call_answer(
@@ -335,6 +388,7 @@ impl<S: Store> Broker<S> {
                     .is_some_and(|c| c.state == CallState::Ringing)
             })
             .ok_or_else(|| no_call(&m.channel, &m.account))?;
+        self.receipt_now(id);
         let callee = self.calls.by_id[&id].key.callee.clone();
         let kind = if accept {
             Kind::AcceptedByPeer
@@ -410,6 +464,9 @@ impl<S: Store> Broker<S> {
         let id = self
             .call_between(app, me, &m.channel, &m.account, m.as_caller)
             .ok_or_else(|| no_call(&m.channel, &m.account))?;
+        if !m.as_caller {
+            self.receipt_now(id);
+        }
         let Some(call) = self.remove_call(id) else {
             return Err(no_call(&m.channel, &m.account));
         };

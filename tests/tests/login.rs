@@ -225,9 +225,18 @@ async fn sdk_version_is_the_client_version() {
 
 #[tokio::test]
 async fn unsupported_scheme_fails_at_construction() {
-    let err = Instance::new(Config::new("ws://127.0.0.1:7400")).expect_err("ws is not supported");
-    assert!(matches!(err, SdkError::UnsupportedScheme { ref scheme, .. } if scheme == "ws"));
-    assert!(err.to_string().contains("tcp://"), "{err}");
+    let err =
+        Instance::new(Config::new("http://127.0.0.1:7400")).expect_err("http is not a transport");
+    assert!(matches!(err, SdkError::UnsupportedScheme { ref scheme, .. } if scheme == "http"));
+    assert!(err.to_string().contains("quic"), "{err}");
+    for url in [
+        "tls://127.0.0.1:7400",
+        "quic://127.0.0.1:7400",
+        "ws://127.0.0.1:7401/ws",
+        "wss://[::1]:443",
+    ] {
+        assert!(Instance::new(Config::new(url)).is_ok(), "{url}");
+    }
     assert!(matches!(
         Instance::new(Config::new("127.0.0.1")),
         Err(SdkError::InvalidServer { .. })

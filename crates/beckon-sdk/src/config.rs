@@ -4,13 +4,20 @@ use std::fmt;
 
 use beckon_client::ClientConfig;
 use beckon_proto::codec::DEFAULT_MAX_FRAME;
+use beckon_transport::{ClientTls, Endpoint, Scheme, TransportError};
 
 /// How an [`Instance`](crate::Instance) reaches its server.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The server: `tcp://host:port`, or `host:port` (which means TCP). Names are resolved at
-    /// every connection attempt.
+    /// The server URL: `tcp://`, `tls://`, `quic://`, `ws://` or `wss://` then `host:port`
+    /// (WebSocket URLs may add a path, `/ws` by default); a bare `host:port` means TCP. Names
+    /// are resolved at every connection attempt.
     pub server: String,
+    /// More URLs of the same service, tried in turn when connecting to the previous one fails
+    /// (a reconnect may move to another transport).
+    pub alternates: Vec<String>,
+    /// How the secure schemes check the server's certificate.
+    pub tls: ClientTls,
     /// The largest frame accepted from the server, in bytes.
     pub max_frame: usize,
     /// Tunables of the sans-IO client (timeouts, back-off, acknowledgements).
@@ -23,6 +30,8 @@ impl Config {
     pub fn new(server: impl Into<String>) -> Self {
         Self {
             server: server.into(),
+            alternates: Vec::new(),
+            tls: ClientTls::default(),
             max_frame: DEFAULT_MAX_FRAME,
             client: ClientConfig {
                 seed: crate::id::random_u64(),
@@ -30,19 +39,24 @@ impl Config {
             },
         }
     }
+
+    /// Every URL, parsed, in the order they are tried.
+    pub(crate) fn endpoints(&self) -> Result<Vec<Endpoint>, SdkError> {
+        std::iter::once(&self.server)
+            .chain(&self.alternates)
+            .map(|url| parse(url))
+            .collect()
+    }
 }
 
 /// Why an [`Instance`](crate::Instance) could not be created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SdkError {
-    /// The server URL names a transport this SDK does not have (only `tcp` exists for now).
+    /// The server URL names a transport this SDK does not have.
     UnsupportedScheme { server: String, scheme: String },
-    /// The server is not of the form `[tcp://]host:port`.
-    InvalidServer {
-        server: String,
-        reason: &'static str,
-    },
+    /// The server is not of the form `[scheme://]host:port[/path]`.
+    InvalidServer { server: String, reason: String },
     /// `Instance::new` was called outside a tokio runtime, so the driver could not be spawned.
     NoRuntime,
 }
@@ -52,7 +66,7 @@ impl fmt::Display for SdkError {
         match self {
             Self::UnsupportedScheme { server, scheme } => write!(
                 f,
-                "unsupported server URL scheme {scheme:?} in {server:?}: this SDK supports tcp:// only"
+                "unsupported server URL scheme {scheme:?} in {server:?}: use tcp, tls, quic, ws or wss"
             ),
             Self::InvalidServer { server, reason } => {
                 write!(f, "invalid server address {server:?}: {reason}")
@@ -66,51 +80,43 @@ impl fmt::Display for SdkError {
 
 impl std::error::Error for SdkError {}
 
-/// A server address the driver can connect to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    /// `host:port`, resolved at each connection attempt.
-    Tcp(String),
-}
-
-impl Endpoint {
-    pub(crate) fn parse(server: &str) -> Result<Self, SdkError> {
-        let invalid = |reason| SdkError::InvalidServer {
+fn parse(server: &str) -> Result<Endpoint, SdkError> {
+    if let Some((scheme, _)) = server.split_once("://")
+        && !Scheme::ALL
+            .iter()
+            .any(|s| s.as_str().eq_ignore_ascii_case(scheme))
+    {
+        return Err(SdkError::UnsupportedScheme {
+            server: server.to_owned(),
+            scheme: scheme.to_owned(),
+        });
+    }
+    let trimmed = match server.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.eq_ignore_ascii_case("ws") && !scheme.eq_ignore_ascii_case("wss") =>
+        {
+            format!("{scheme}://{}", rest.strip_suffix('/').unwrap_or(rest))
+        }
+        None => server.strip_suffix('/').unwrap_or(server).to_owned(),
+        _ => server.to_owned(),
+    };
+    let e: Endpoint = trimmed.parse().map_err(|e| match e {
+        TransportError::BadUrl { reason, .. } => SdkError::InvalidServer {
             server: server.to_owned(),
             reason,
-        };
-        let (scheme, rest) = match server.split_once("://") {
-            Some((scheme, rest)) => (scheme, rest),
-            None => ("tcp", server),
-        };
-        if !scheme.eq_ignore_ascii_case("tcp") {
-            return Err(SdkError::UnsupportedScheme {
-                server: server.to_owned(),
-                scheme: scheme.to_owned(),
-            });
-        }
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-            return Err(invalid(
-                "a tcp server address has no path, query or fragment",
-            ));
-        }
-        let Some((host, port)) = rest.rsplit_once(':') else {
-            return Err(invalid("the port is missing (expected host:port)"));
-        };
-        if host.is_empty() || host == "[]" {
-            return Err(invalid("the host is missing (expected host:port)"));
-        }
-        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-            return Err(invalid(
-                "an IPv6 host must be in brackets, as in [::1]:7400",
-            ));
-        }
-        match port.parse::<u16>() {
-            Ok(p) if p != 0 => Ok(Self::Tcp(rest.to_owned())),
-            _ => Err(invalid("the port must be a number from 1 to 65535")),
-        }
+        },
+        other => SdkError::InvalidServer {
+            server: server.to_owned(),
+            reason: other.to_string(),
+        },
+    })?;
+    if e.port == 0 {
+        return Err(SdkError::InvalidServer {
+            server: server.to_owned(),
+            reason: "the port must be a number from 1 to 65535".into(),
+        });
     }
+    Ok(e)
 }
 
 #[cfg(test)]
@@ -118,38 +124,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tcp_urls_and_bare_addresses_parse() {
-        for (url, addr) in [
-            ("tcp://127.0.0.1:7400", "127.0.0.1:7400"),
-            ("TCP://localhost:1/", "localhost:1"),
-            ("127.0.0.1:7400", "127.0.0.1:7400"),
-            ("[::1]:7400", "[::1]:7400"),
-            ("tcp://[::1]:9", "[::1]:9"),
+    fn every_scheme_and_bare_addresses_parse() {
+        for (url, scheme) in [
+            ("tcp://127.0.0.1:7400", Scheme::Tcp),
+            ("TCP://localhost:1/", Scheme::Tcp),
+            ("127.0.0.1:7400", Scheme::Tcp),
+            ("[::1]:7400", Scheme::Tcp),
+            ("tls://h:443", Scheme::Tls),
+            ("quic://127.0.0.1:7400", Scheme::Quic),
+            ("ws://127.0.0.1:7401/ws", Scheme::Ws),
+            ("wss://h:443/signal", Scheme::Wss),
         ] {
-            assert_eq!(
-                Endpoint::parse(url),
-                Ok(Endpoint::Tcp(addr.into())),
-                "{url}"
-            );
+            assert_eq!(parse(url).map(|e| e.scheme), Ok(scheme), "{url}");
         }
     }
 
     #[test]
     fn other_schemes_are_refused_by_name() {
-        let e = Endpoint::parse("ws://127.0.0.1:7400").unwrap_err();
+        let e = parse("http://127.0.0.1:7400").unwrap_err();
         assert_eq!(
             e,
             SdkError::UnsupportedScheme {
-                server: "ws://127.0.0.1:7400".into(),
-                scheme: "ws".into()
+                server: "http://127.0.0.1:7400".into(),
+                scheme: "http".into()
             }
         );
-        assert!(e.to_string().contains("\"ws\""), "{e}");
-        assert!(e.to_string().contains("tcp://"), "{e}");
-        assert!(matches!(
-            Endpoint::parse("quic://h:1"),
-            Err(SdkError::UnsupportedScheme { .. })
-        ));
+        assert!(e.to_string().contains("\"http\""), "{e}");
     }
 
     #[test]
@@ -158,18 +158,13 @@ mod tests {
             "",
             "tcp://",
             "127.0.0.1",
-            "tcp://127.0.0.1",
-            ":7400",
-            "h:0",
-            "h:70000",
-            "h:x",
-            "::1:7400",
+            "tcp://h:0",
+            "tcp://h:70000",
             "tcp://h:1/path",
-            "h:1?q",
         ] {
             assert!(
-                matches!(Endpoint::parse(bad), Err(SdkError::InvalidServer { .. })),
-                "{bad:?} parsed"
+                matches!(parse(bad), Err(SdkError::InvalidServer { .. })),
+                "{bad}"
             );
         }
     }

@@ -22,15 +22,13 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use beckon_client::{Client, ConnectionCommand, Event, Status};
-use beckon_transport::{FrameReader, FrameWriter, TcpFramed};
+use beckon_transport::{ClientTls, Endpoint, FrameRx, FrameTx};
 
 use crate::callbacks::{Callbacks, dispatch};
-use crate::config::Endpoint;
 
 /// Inputs handled back to back before the write buffer is flushed.
 const BATCH: usize = 256;
@@ -171,18 +169,18 @@ enum Input {
     /// Every `Instance` handle is gone.
     CommandsClosed,
     Io(IoEvent),
-    Connected(io::Result<TcpFramed>),
+    Connected(io::Result<(FrameRx, FrameTx)>),
     Timeout,
 }
 
-type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpFramed>> + Send>>;
+type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<(FrameRx, FrameTx)>> + Send>>;
 
 /// The connection as the driver sees it.
 enum Link {
     Idle,
     Connecting(ConnectFuture),
     Up {
-        writer: FrameWriter<OwnedWriteHalf>,
+        writer: FrameTx,
         _reader: ReaderTask,
     },
 }
@@ -203,7 +201,10 @@ struct Destroying {
 
 pub(crate) struct Driver {
     client: Client,
-    endpoint: Endpoint,
+    /// The server's URLs; attempts go round them.
+    endpoints: Vec<Endpoint>,
+    next_endpoint: usize,
+    tls: ClientTls,
     max_frame: usize,
     connect_timeout: Duration,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -227,7 +228,8 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         client: Client,
-        endpoint: Endpoint,
+        endpoints: Vec<Endpoint>,
+        tls: ClientTls,
         max_frame: usize,
         connect_timeout: Duration,
         commands: mpsc::UnboundedReceiver<Command>,
@@ -237,7 +239,9 @@ impl Driver {
         let published = client.status() as i32;
         Self {
             client,
-            endpoint,
+            endpoints,
+            next_endpoint: 0,
+            tls,
             max_frame,
             connect_timeout,
             commands,
@@ -524,13 +528,19 @@ impl Driver {
         self.generation += 1;
         let timeout = self.connect_timeout;
         let max_frame = self.max_frame;
-        let Endpoint::Tcp(addr) = self.endpoint.clone();
-        self.log(format!("connecting to tcp://{addr}"));
+        // Each attempt takes the next URL, so a reconnect can move to another transport.
+        let endpoint = self.endpoints[self.next_endpoint % self.endpoints.len()].clone();
+        self.next_endpoint += 1;
+        let tls = self.tls.clone();
+        self.log(format!("connecting to {endpoint}"));
         self.link = Link::Connecting(Box::pin(async move {
-            match tokio::time::timeout(timeout, beckon_transport::connect_tcp(addr, max_frame))
-                .await
+            match tokio::time::timeout(
+                timeout,
+                beckon_transport::connect(&endpoint, &tls, max_frame),
+            )
+            .await
             {
-                Ok(r) => r,
+                Ok(r) => r.map_err(io::Error::from),
                 Err(_) => Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "connecting timed out",
@@ -644,8 +654,8 @@ impl Driver {
     }
 
     fn endpoint_text(&self) -> String {
-        let Endpoint::Tcp(addr) = &self.endpoint;
-        format!("tcp://{addr}")
+        let i = (self.next_endpoint + self.endpoints.len() - 1) % self.endpoints.len();
+        self.endpoints[i].to_string()
     }
 
     // ---- stopping -----------------------------------------------------------------------------
@@ -668,11 +678,7 @@ impl Driver {
 }
 
 /// The reader task: forwards each frame of the connection, then how it ended.
-async fn read_frames(
-    mut reader: FrameReader<OwnedReadHalf>,
-    generation: u64,
-    to_driver: mpsc::Sender<IoEvent>,
-) {
+async fn read_frames(mut reader: FrameRx, generation: u64, to_driver: mpsc::Sender<IoEvent>) {
     let reason = loop {
         match reader.read_frame().await {
             Ok(Some(payload)) => {

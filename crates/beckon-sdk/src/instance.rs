@@ -14,7 +14,7 @@ use beckon_client::{
 };
 
 use crate::callbacks::Callbacks;
-use crate::config::{Config, Endpoint, SdkError};
+use crate::config::{Config, SdkError};
 use crate::driver::{Command, DESTROY_TIMEOUT, Driver};
 use crate::id::MessageIds;
 
@@ -53,16 +53,17 @@ impl Instance {
     /// # Errors
     ///
     /// [`SdkError::UnsupportedScheme`] or [`SdkError::InvalidServer`] for a server URL other than
-    /// `[tcp://]host:port`; [`SdkError::NoRuntime`] outside a tokio runtime.
+    /// `[scheme://]host:port[/path]`; [`SdkError::NoRuntime`] outside a tokio runtime.
     pub fn new(config: Config) -> Result<Self, SdkError> {
-        let endpoint = Endpoint::parse(&config.server)?;
+        let endpoints = config.endpoints()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SdkError::NoRuntime)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let client = Client::new(config.client.clone(), Instant::now());
         let status = Arc::new(AtomicI32::new(client.status() as i32));
         let driver = Driver::new(
             client,
-            endpoint,
+            endpoints,
+            config.tls.clone(),
             config.max_frame,
             config.client.connect_timeout,
             rx,

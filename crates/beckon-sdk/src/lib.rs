@@ -86,6 +86,7 @@ mod id;
 mod instance;
 
 pub use beckon_client::{ClientConfig, Event, SDK_VERSION, Status};
+pub use beckon_transport::ClientTls;
 pub use callbacks::{Callbacks, dispatch};
 pub use config::{Config, SdkError};
 pub use instance::{EventStream, Instance};

@@ -505,12 +505,31 @@ impl<S: Store> Broker<S> {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.channels.push(Arc::from(name));
         }
-        if notify && !others.is_empty() {
+        let event = notify.then_some(BodyField::ChannelUserJoined);
+        self.membership_changed(app, name, account, others, event, special, "channel_join");
+    }
+
+    /// Tells the other members (when the channel notifies) and `_agora_channel_event` (for
+    /// ordinary channels) that `account` joined or left `name`.
+    #[allow(clippy::too_many_arguments)]
+    fn membership_changed(
+        &mut self,
+        app: &AppConfig,
+        name: &str,
+        account: &str,
+        others: Vec<SessionId>,
+        member_event: Option<BodyField>,
+        special: bool,
+        system_event: &str,
+    ) {
+        if let Some(field) = member_event
+            && !others.is_empty()
+        {
             let body = EventBody::new(
-                BodyField::ChannelUserJoined,
+                field,
                 &pb::ChannelMember {
                     channel: name.to_owned(),
-                    account: account.to_string(),
+                    account: account.to_owned(),
                 },
             );
             for s in others {
@@ -518,8 +537,8 @@ impl<S: Store> Broker<S> {
             }
         }
         if !special {
-            let ev = json!({"event": "channel_join", "channel": name, "account": &**account})
-                .to_string();
+            let ev =
+                json!({"event": system_event, "channel": name, "account": account}).to_string();
             self.system_event(&app.app_id, CHANNEL_EVENT_CHANNEL, ev);
         }
     }
@@ -548,23 +567,8 @@ impl<S: Store> Broker<S> {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.channels.retain(|c| &**c != name);
         }
-        if notify && !others.is_empty() {
-            let body = EventBody::new(
-                BodyField::ChannelUserLeft,
-                &pb::ChannelMember {
-                    channel: name.to_owned(),
-                    account: account.to_owned(),
-                },
-            );
-            for s in others {
-                self.emit_encoded(s, &body, None);
-            }
-        }
-        if !special {
-            let ev =
-                json!({"event": "channel_leave", "channel": name, "account": account}).to_string();
-            self.system_event(&app.app_id, CHANNEL_EVENT_CHANNEL, ev);
-        }
+        let event = notify.then_some(BodyField::ChannelUserLeft);
+        self.membership_changed(app, name, account, others, event, special, "channel_leave");
         if empty {
             self.arm_ttl(&app.app_id, name, now);
         }

@@ -133,6 +133,8 @@ struct Session {
     channel_messages: channels::RateWindow,
     /// (event seq, call) of invitations delivered to this session and not yet acknowledged.
     receipts: Vec<(u64, u64)>,
+    /// Stored messages are still waiting in the store for room in this session.
+    backlog: bool,
 }
 
 #[derive(Debug)]
@@ -553,6 +555,7 @@ impl<S: Store> Broker<S> {
                 channels: Vec::new(),
                 channel_messages: channels::RateWindow::default(),
                 receipts: Vec::new(),
+                backlog: false,
             },
         );
         if let Some(a) = self.apps.get_mut(&app.app_id) {
@@ -582,20 +585,62 @@ impl<S: Store> Broker<S> {
         self.calls_on_login(&app.app_id, &account, now);
 
         // Messages stored while the account was offline, oldest first.
-        match self.store.take_offline(&app.app_id, &account) {
-            Ok(stored) => {
-                let ttl_ms = u64::try_from(app.offline.ttl.as_millis()).unwrap_or(u64::MAX);
-                let now_ms = self.unix_ms(now);
-                for m in stored {
-                    if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
-                        self.stats.offline_expired += 1;
-                        continue;
-                    }
-                    self.deliver_instant(sid, m, true);
-                }
-            }
+        self.deliver_stored(sid, now);
+    }
+
+    /// Delivers the account's stored messages into its session, but only up to half the
+    /// session's retention bound: the rest stay stored (the session has a backlog) and follow
+    /// as the client acknowledges, so a large backlog never overflows the session.
+    fn deliver_stored(&mut self, sid: SessionId, now: Instant) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let (app, account) = (s.app.clone(), s.account.clone());
+        let stored = match self.store.take_offline(&app.app_id, &account) {
+            Ok(stored) => stored,
             // The messages stay in the store for the next login.
-            Err(_) => self.stats.store_errors += 1,
+            Err(_) => {
+                self.stats.store_errors += 1;
+                return;
+            }
+        };
+        let ttl_ms = u64::try_from(app.offline.ttl.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = self.unix_ms(now);
+        let (max_events, max_bytes) = (
+            self.config.max_unacked_events / 2,
+            self.config.max_unacked_bytes / 2,
+        );
+        let mut stored = stored.into_iter();
+        let mut backlog = false;
+        for m in stored.by_ref() {
+            if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
+                self.stats.offline_expired += 1;
+                continue;
+            }
+            let full = self
+                .sessions
+                .get(&sid)
+                .is_none_or(|s| s.unacked.len() >= max_events || s.unacked_bytes >= max_bytes);
+            if full {
+                backlog = true;
+                self.requeue(&app.app_id, &account, m);
+                break;
+            }
+            self.deliver_instant(sid, m, true);
+        }
+        for m in stored {
+            self.requeue(&app.app_id, &account, m);
+        }
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.backlog = backlog;
+        }
+    }
+
+    /// Puts a message back in the store (in order, ignoring the per-account cap: it was
+    /// accepted already).
+    fn requeue(&mut self, app: &str, account: &str, m: StoredMessage) {
+        if self.store.push_offline(app, account, m, None).is_err() {
+            self.stats.store_errors += 1;
         }
     }
 
@@ -816,6 +861,18 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        // Top up from the store once most of what was handed over is acknowledged, so each
+        // top-up moves a large batch (the store is read whole and the rest put back).
+        if s.backlog
+            && s.unacked.len() <= self.config.max_unacked_events / 8
+            && s.unacked_bytes <= self.config.max_unacked_bytes / 8
+        {
+            let now = self.now;
+            self.deliver_stored(sid, now);
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
         if let Some(logout_seq) = s.logging_out
             && up_to >= logout_seq
             && let Some(conn) = s.conn
@@ -856,6 +913,8 @@ impl<S: Store> Broker<S> {
             .apps
             .get(&app.app_id)
             .and_then(|a| a.online.get(m.account.as_str()).copied());
+        // A session still working through a stored backlog gets new messages behind it.
+        let target = target.filter(|t| self.sessions.get(t).is_some_and(|s| !s.backlog));
         if let Some(target) = target {
             self.deliver_instant(target, stored, false);
             self.stats.messages_delivered += 1;

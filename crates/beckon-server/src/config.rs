@@ -15,8 +15,69 @@ use beckon_proto::codec::DEFAULT_MAX_FRAME;
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 7400);
 
-/// The default per-connection outbound byte budget (4 MiB).
-pub const DEFAULT_OUTBOUND_BUDGET: usize = 4 * 1024 * 1024;
+/// The default per-connection outbound byte budget (9 MiB).
+///
+/// It must exceed what the broker may retain unacknowledged per session
+/// ([`BrokerConfig::max_unacked_bytes`], 8 MiB by default) plus the frames' length prefixes:
+/// resuming a session replays everything it holds in one go, and a budget below that would
+/// disconnect the resuming client as a slow consumer every time, so the session could never be
+/// resumed. See [`ServerConfig::outbound_budget_floor`].
+pub const DEFAULT_OUTBOUND_BUDGET: usize = 9 * 1024 * 1024;
+
+/// The name of the database file inside a data directory.
+pub const STORE_FILE: &str = "beckon.redb";
+
+/// Where the broker keeps what outlives a session: user attributes and offline messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory: everything stored is lost when the process exits. For tests and throwaway
+    /// development servers (`--ephemeral`, `ephemeral = true`).
+    Memory,
+    /// A redb database, [`STORE_FILE`] in this directory (created if missing). Every write is
+    /// committed to disk before the broker acts on it, so it survives `kill -9` and power loss.
+    /// One server at a time: the database is locked while open, so a second server on the
+    /// same directory fails to start until the first has shut down
+    /// ([`ServerHandle::shutdown`](crate::ServerHandle::shutdown) waits for that).
+    Dir(PathBuf),
+    /// [`Storage::Dir`] of the standard data directory, resolved when the server starts:
+    /// `$XDG_DATA_HOME/beckon`, else `$HOME/.local/share/beckon` (see
+    /// [`Storage::standard_dir`]).
+    StandardDir,
+}
+
+impl Storage {
+    /// The standard data directory: `$XDG_DATA_HOME/beckon` when `XDG_DATA_HOME` is set to an
+    /// absolute path, else `$HOME/.local/share/beckon`; `None` when neither is usable.
+    pub fn standard_dir() -> Option<PathBuf> {
+        let absolute = |var: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        // The XDG base directory spec: relative values are invalid and must be ignored.
+        if let Some(data) = absolute("XDG_DATA_HOME") {
+            return Some(data.join("beckon"));
+        }
+        absolute("HOME").map(|home| home.join(".local").join("share").join("beckon"))
+    }
+
+    /// The data directory, with [`Storage::StandardDir`] resolved; `Ok(None)` for memory.
+    ///
+    /// # Errors
+    ///
+    /// A message saying why, when the standard directory is asked for and cannot be found.
+    pub fn dir(&self) -> Result<Option<PathBuf>, String> {
+        match self {
+            Storage::Memory => Ok(None),
+            Storage::Dir(dir) => Ok(Some(dir.clone())),
+            Storage::StandardDir => Self::standard_dir().map(Some).ok_or_else(|| {
+                "no standard data directory: neither XDG_DATA_HOME nor HOME is set to an \
+                 absolute path; pass --data-dir <DIR> (or --ephemeral)"
+                    .to_owned()
+            }),
+        }
+    }
+}
 
 /// Everything a [`Server`](crate::Server) needs to run.
 #[derive(Clone)]
@@ -30,6 +91,9 @@ pub struct ServerConfig {
     /// Bytes that may wait in one connection's outbound queue before the connection is
     /// disconnected as a slow consumer.
     pub outbound_budget_bytes: usize,
+    /// Where user attributes and offline messages are kept. [`ServerConfig::development`]
+    /// keeps them in memory; a configuration file defaults to [`Storage::StandardDir`].
+    pub storage: Storage,
 }
 
 // Written by hand because `BrokerConfig`'s own `Debug` prints the server secret and every App
@@ -43,6 +107,7 @@ impl fmt::Debug for ServerConfig {
             .field("login_timeout", &self.broker.login_timeout)
             .field("max_frame", &self.max_frame)
             .field("outbound_budget_bytes", &self.outbound_budget_bytes)
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }
@@ -50,6 +115,9 @@ impl fmt::Debug for ServerConfig {
 impl ServerConfig {
     /// The zero-config development server: any App ID is served, tokens are not verified and
     /// `_no_need_token` is accepted. Never expose it beyond a developer's machine.
+    ///
+    /// Its storage is [`Storage::Memory`], so tests and embedders write nothing to disk unless
+    /// they ask for it (the `beckon-server` binary switches to the standard data directory).
     ///
     /// # Panics
     ///
@@ -75,7 +143,8 @@ impl ServerConfig {
         file.into_config(random_secret())
     }
 
-    /// Reads and parses a TOML configuration file.
+    /// Reads and parses a TOML configuration file. A relative `data_dir` is taken relative to
+    /// the directory of the file, not to the working directory of the process.
     ///
     /// # Errors
     ///
@@ -86,7 +155,31 @@ impl ServerConfig {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml_str(&text)
+        let mut config = Self::from_toml_str(&text)?;
+        if let Storage::Dir(dir) = &config.storage
+            && dir.is_relative()
+            && let Some(base) = path.parent()
+        {
+            config.storage = Storage::Dir(base.join(dir));
+        }
+        Ok(config)
+    }
+
+    /// The smallest outbound budget with which every session can be resumed: the broker's
+    /// unacknowledged bytes and one length prefix per unacknowledged event (a resume replays
+    /// them all at once), plus one maximum frame for what is not an event (the login answer,
+    /// pongs). A smaller [`outbound_budget_bytes`](Self::outbound_budget_bytes) works, but a
+    /// client whose session holds more than the budget cannot resume it; the server warns at
+    /// start.
+    pub fn outbound_budget_floor(&self) -> usize {
+        self.broker
+            .max_unacked_bytes
+            .saturating_add(
+                self.broker
+                    .max_unacked_events
+                    .saturating_mul(beckon_proto::codec::LENGTH_PREFIX),
+            )
+            .saturating_add(self.max_frame)
     }
 
     fn with_apps(apps: Apps, secret: [u8; 32]) -> Self {
@@ -95,6 +188,7 @@ impl ServerConfig {
             broker: BrokerConfig::new(apps, secret),
             max_frame: DEFAULT_MAX_FRAME,
             outbound_budget_bytes: DEFAULT_OUTBOUND_BUDGET,
+            storage: Storage::Memory,
         }
     }
 }
@@ -193,6 +287,9 @@ struct FileConfig {
     login_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     outbound_budget_bytes: Option<usize>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    ephemeral: bool,
     #[serde(default)]
     development: bool,
     #[serde(default)]
@@ -281,6 +378,25 @@ impl FileConfig {
         if let Some(bytes) = positive(self.outbound_budget_bytes, None, "outbound_budget_bytes")? {
             config.outbound_budget_bytes = bytes;
         }
+        config.storage = match (self.data_dir, self.ephemeral) {
+            (Some(_), true) => {
+                return Err(ConfigError::InvalidValue {
+                    app_id: None,
+                    key: "data_dir",
+                    reason: "cannot be combined with `ephemeral = true`",
+                });
+            }
+            (Some(dir), false) if dir.as_os_str().is_empty() => {
+                return Err(ConfigError::InvalidValue {
+                    app_id: None,
+                    key: "data_dir",
+                    reason: "must not be empty",
+                });
+            }
+            (Some(dir), false) => Storage::Dir(dir),
+            (None, true) => Storage::Memory,
+            (None, false) => Storage::StandardDir,
+        };
         Ok(config)
     }
 }
@@ -384,6 +500,7 @@ mod tests {
         login_timeout_ms = 3000
         max_frame_bytes = 32768
         outbound_budget_bytes = 1048576
+        data_dir = "/var/lib/beckon"
 
         [[apps]]
         app_id = "myapp"
@@ -421,6 +538,7 @@ mod tests {
         assert_eq!(c.broker.login_timeout, Duration::from_secs(3));
         assert_eq!(c.max_frame, 32768);
         assert_eq!(c.outbound_budget_bytes, 1 << 20);
+        assert_eq!(c.storage, Storage::Dir("/var/lib/beckon".into()));
         assert!(!c.broker.apps.is_development());
 
         let app = c.broker.apps.lookup("myapp").unwrap();
@@ -468,7 +586,95 @@ mod tests {
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.max_frame, DEFAULT_MAX_FRAME);
         assert_eq!(c.outbound_budget_bytes, DEFAULT_OUTBOUND_BUDGET);
+        assert!(
+            c.outbound_budget_bytes >= c.outbound_budget_floor(),
+            "by default every session can be resumed"
+        );
         assert_eq!(c.broker.heartbeat_interval, Duration::from_secs(10));
+        // A configured server keeps its data unless told otherwise.
+        assert_eq!(c.storage, Storage::StandardDir);
+    }
+
+    #[test]
+    fn storage_keys() {
+        let apps = "[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n";
+        let c = ServerConfig::from_toml_str(&format!("ephemeral = true\n{apps}")).unwrap();
+        assert_eq!(c.storage, Storage::Memory);
+        let c = ServerConfig::from_toml_str(&format!("ephemeral = false\n{apps}")).unwrap();
+        assert_eq!(c.storage, Storage::StandardDir);
+        let c = ServerConfig::from_toml_str(&format!("data_dir = \"data\"\n{apps}")).unwrap();
+        assert_eq!(c.storage, Storage::Dir("data".into()));
+
+        let e = err(&format!("data_dir = \"/x\"\nephemeral = true\n{apps}"));
+        assert!(
+            matches!(
+                e,
+                ConfigError::InvalidValue {
+                    key: "data_dir",
+                    app_id: None,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("ephemeral"), "{e}");
+        let e = err(&format!("data_dir = \"\"\n{apps}"));
+        assert!(
+            matches!(
+                e,
+                ConfigError::InvalidValue {
+                    key: "data_dir",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(matches!(
+            err(&format!("ephemeral = 1\n{apps}")),
+            ConfigError::Toml(_)
+        ));
+    }
+
+    #[test]
+    fn storage_resolution() {
+        assert_eq!(Storage::Memory.dir(), Ok(None));
+        assert_eq!(
+            Storage::Dir("/srv/beckon".into()).dir(),
+            Ok(Some("/srv/beckon".into()))
+        );
+        // The standard directory depends on the environment, which tests must not change
+        // (the binary's tests set it per process); it is at least consistent.
+        match Storage::standard_dir() {
+            Some(dir) => {
+                assert_eq!(Storage::StandardDir.dir(), Ok(Some(dir.clone())));
+                assert!(dir.is_absolute() && dir.ends_with("beckon"), "{dir:?}");
+            }
+            None => assert!(
+                Storage::StandardDir
+                    .dir()
+                    .unwrap_err()
+                    .contains("--data-dir")
+            ),
+        }
+    }
+
+    #[test]
+    fn load_resolves_a_relative_data_dir_against_the_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "beckon-server-config-dir-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.toml");
+        let apps = "[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n";
+        std::fs::write(&path, format!("data_dir = \"data\"\n{apps}")).unwrap();
+        let relative = ServerConfig::load(&path).map(|c| c.storage);
+        std::fs::write(&path, format!("data_dir = \"/abs\"\n{apps}")).unwrap();
+        let absolute = ServerConfig::load(&path).map(|c| c.storage);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(relative.unwrap(), Storage::Dir(dir.join("data")));
+        assert_eq!(absolute.unwrap(), Storage::Dir("/abs".into()));
     }
 
     #[test]
@@ -496,6 +702,7 @@ mod tests {
         let c = ServerConfig::development();
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert!(c.broker.apps.is_development());
+        assert_eq!(c.storage, Storage::Memory, "tests must not write to disk");
         assert_ne!(
             c.broker.server_secret,
             ServerConfig::development().broker.server_secret,

@@ -4,13 +4,14 @@
 //! `beckon_transport`), feeds their frames to one [`beckon_broker::Broker`] owned by a single
 //! task, and writes what the broker answers. It enforces what the core cannot see: the maximum
 //! frame size, a per-connection outbound byte budget (a peer that does not read is disconnected
-//! as a slow consumer), and a clean shutdown that tells every client to reconnect later. The
-//! `beckon-server` binary wraps this library with a command line, a TOML config
-//! ([`ServerConfig::load`]) and signal handling.
+//! as a slow consumer), and a clean shutdown that tells every client to reconnect later. It
+//! opens the broker's store ([`Storage`]): in memory, or durable in a data directory with
+//! `beckon_store::RedbStore`. The `beckon-server` binary wraps this library with a command
+//! line, a TOML config ([`ServerConfig::load`]) and signal handling.
 //!
 //! It is not the protocol logic (sessions, presence, messages, tokens are the broker's), and
-//! not yet TLS, QUIC, WebSocket, durable storage or cluster mode: one process, TCP, state in
-//! memory.
+//! not yet TLS, QUIC, WebSocket or cluster mode: one process, TCP. Sessions and channels live in
+//! memory; user attributes and offline messages live in the store.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -32,8 +33,13 @@
 //! heartbeat_interval_ms = 10000    # optional; a client silent for 3 intervals is lost
 //! login_timeout_ms = 10000         # optional; a connection must log in within it
 //! max_frame_bytes = 65536          # optional; a larger frame closes the connection
-//! outbound_budget_bytes = 4194304  # optional; per-connection queue before "slow consumer"
+//! outbound_budget_bytes = 9437184  # optional; per-connection queue before "slow consumer"
 //! development = false              # optional; true also serves unknown App IDs, unchecked
+//! data_dir = "/var/lib/beckon"     # optional; the store is <data_dir>/beckon.redb; a relative
+//!                                  #   path is relative to this file; default: the standard
+//!                                  #   data directory ($XDG_DATA_HOME/beckon or
+//!                                  #   $HOME/.local/share/beckon)
+//! ephemeral = false                # optional; true keeps the store in memory (not with data_dir)
 //!
 //! [[apps]]
 //! app_id = "myapp"
@@ -60,6 +66,9 @@
 
 mod config;
 mod server;
+mod store;
 
-pub use config::{ConfigError, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, ServerConfig};
+pub use config::{
+    ConfigError, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, STORE_FILE, ServerConfig, Storage,
+};
 pub use server::{Server, ServerHandle};

@@ -1,6 +1,11 @@
 //! `beckon-server`: serves Beckon over TCP, or mints a token (`beckon-server token …`).
 //!
-//! With no arguments it serves the zero-config development mode on 127.0.0.1:7400.
+//! With no arguments it serves the zero-config development mode on 127.0.0.1:7400, keeping user
+//! attributes and offline messages in the standard data directory.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT), 1 when the server cannot start or
+//! fails (the store cannot be opened, the address is taken, …), 2 for bad arguments or
+//! configuration.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use beckon_server::{Server, ServerConfig};
+use beckon_server::{Server, ServerConfig, Storage};
 use beckon_token::{Privileges, TokenClaims};
 
 /// Exit code for bad arguments or configuration, as clap uses for usage errors.
@@ -27,6 +32,14 @@ struct Cli {
     /// TOML configuration file; without it the server runs in development mode.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Keep user attributes and offline messages in DIR/beckon.redb (created if missing).
+    /// Overrides the config file. Default: $XDG_DATA_HOME/beckon or $HOME/.local/share/beckon.
+    #[arg(long, value_name = "DIR", conflicts_with = "ephemeral")]
+    data_dir: Option<PathBuf>,
+    /// Keep user attributes and offline messages in memory only: they are lost when the server
+    /// stops. Overrides the config file.
+    #[arg(long)]
+    ephemeral: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -60,7 +73,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(args)) => token(&args),
-        None => serve(cli.listen, cli.config),
+        None => {
+            let storage = match (cli.data_dir, cli.ephemeral) {
+                (Some(dir), _) => Some(Storage::Dir(dir)),
+                (None, true) => Some(Storage::Memory),
+                (None, false) => None,
+            };
+            serve(cli.listen, cli.config, storage)
+        }
     }
 }
 
@@ -121,7 +141,12 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn serve(listen: Option<SocketAddr>, config_path: Option<PathBuf>) -> ExitCode {
+/// Serves with the config file (or development mode), `listen` and `storage` overriding it.
+fn serve(
+    listen: Option<SocketAddr>,
+    config_path: Option<PathBuf>,
+    storage: Option<Storage>,
+) -> ExitCode {
     // Logs go to stderr: stdout carries only the "listening on" line that scripts parse.
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -138,10 +163,22 @@ fn serve(listen: Option<SocketAddr>, config_path: Option<PathBuf>) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         },
-        None => ServerConfig::development(),
+        // The library's development config keeps everything in memory; the binary is what
+        // people run, so it keeps attributes and offline messages across restarts.
+        None => ServerConfig {
+            storage: Storage::StandardDir,
+            ..ServerConfig::development()
+        },
     };
     if let Some(addr) = listen {
         config.listen = addr;
+    }
+    if let Some(storage) = storage {
+        if storage == Storage::Dir(PathBuf::new()) {
+            eprintln!("beckon-server: --data-dir must not be empty");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        config.storage = storage;
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -29,13 +29,14 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, error, info, warn};
 
-use beckon_broker::{Broker, BrokerStats, ConnId, MemoryStore, OutFrame, Output};
+use beckon_broker::{Broker, BrokerStats, ConnId, OutFrame, Output};
 use beckon_proto::ErrorCode;
 use beckon_proto::codec::LENGTH_PREFIX;
 use beckon_proto::pb::{self, server_frame};
 use beckon_transport::{FrameReader, FrameWriter};
 
 use crate::config::ServerConfig;
+use crate::store::ServerStore;
 
 /// Inputs the broker loop takes per batch before it drains the broker's outputs: large enough
 /// to amortise the drain under load, small enough that one busy moment cannot delay timers.
@@ -71,11 +72,12 @@ const RECONNECT_SPREAD: Duration = Duration::from_secs(2);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// A Beckon server bound to its listening socket, not yet serving.
+/// A Beckon server bound to its listening socket, with its store open, not yet serving.
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     config: ServerConfig,
+    store: ServerStore,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
 }
@@ -90,19 +92,38 @@ impl fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds the TCP listener on `config.listen` (port 0 picks a free port).
+    /// Opens the store `config.storage` names (creating the data directory and database if
+    /// need be), then binds the TCP listener on `config.listen` (port 0 picks a free port).
     ///
     /// # Errors
     ///
-    /// The error of binding the socket.
+    /// The error of opening the store — the data directory cannot be found or created, or the
+    /// database cannot be opened, e.g. because another server holds it — with the path in its
+    /// message; or the error of binding the socket.
     pub async fn bind(config: ServerConfig) -> io::Result<Server> {
+        // Opening may repair the database after a crash, which reads the file: off the runtime.
+        let storage = config.storage.clone();
+        let store = tokio::task::spawn_blocking(move || ServerStore::open(&storage))
+            .await
+            .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let floor = config.outbound_budget_floor();
+        if config.outbound_budget_bytes < floor {
+            warn!(
+                budget_bytes = config.outbound_budget_bytes,
+                floor_bytes = floor,
+                "outbound_budget_bytes is below what a session may hold unacknowledged: a \
+                 client whose session holds more than the budget is disconnected as a slow \
+                 consumer each time it tries to resume"
+            );
+        }
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         Ok(Server {
             listener,
             local_addr,
             config,
+            store,
             inputs,
             input_rx,
         })
@@ -114,7 +135,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then shuts down cleanly: stops accepting, tells every
-    /// connection to reconnect later (`GoAway`), flushes and closes them, and returns.
+    /// connection to reconnect later (`GoAway`), puts the p2p messages clients had not
+    /// acknowledged into the store, flushes and closes the connections, closes the store, and
+    /// returns.
     ///
     /// # Errors
     ///
@@ -128,12 +151,13 @@ impl Server {
             listener,
             local_addr,
             config,
+            store,
             inputs,
             input_rx,
         } = self;
         info!(%local_addr, "listening");
 
-        let broker_loop = BrokerLoop::new(&config, input_rx);
+        let broker_loop = BrokerLoop::new(&config, store, input_rx);
         let mut broker_task = tokio::spawn(broker_loop.run());
         let mut broker_failed = None;
 
@@ -352,7 +376,7 @@ struct ConnEntry {
 }
 
 struct BrokerLoop {
-    broker: Broker<MemoryStore>,
+    broker: Broker<ServerStore>,
     inputs: mpsc::Receiver<Input>,
     conns: HashMap<ConnId, ConnEntry>,
     outbound_budget: usize,
@@ -361,7 +385,7 @@ struct BrokerLoop {
 }
 
 impl BrokerLoop {
-    fn new(config: &ServerConfig, inputs: mpsc::Receiver<Input>) -> Self {
+    fn new(config: &ServerConfig, store: ServerStore, inputs: mpsc::Receiver<Input>) -> Self {
         // The only place the wall clock is read: the broker derives Unix time from this pair
         // and the monotonic instants it is given afterwards.
         let epoch = now();
@@ -373,12 +397,7 @@ impl BrokerLoop {
             }
         };
         Self {
-            broker: Broker::new(
-                config.broker.clone(),
-                MemoryStore::new(),
-                epoch,
-                epoch_unix_ms,
-            ),
+            broker: Broker::new(config.broker.clone(), store, epoch, epoch_unix_ms),
             inputs,
             conns: HashMap::new(),
             outbound_budget: config.outbound_budget_bytes,

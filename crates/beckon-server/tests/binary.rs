@@ -2,17 +2,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use beckon_token::Privileges;
 
 use common::Client;
-
-const BIN: &str = env!("CARGO_BIN_EXE_beckon-server");
+use common::process::{BIN, ServerProcess, TempDir, TempFile, run_to_exit};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -23,111 +19,9 @@ fn unix_now() -> u64 {
 
 /// Runs `beckon-server token …` and returns (exit code, stdout, stderr).
 fn token_cmd(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
-        .arg("token")
-        .args(args)
-        .output()
-        .expect("run beckon-server token");
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// A temporary file removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "beckon-server-test-{}-{nanos}-{name}",
-            std::process::id()
-        ));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A running server process; killed on drop if a test fails before it exits.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    // Kept open so the server never writes to a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start beckon-server");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("beckon-server listening on ") else {
-            let _ = child.kill();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("unexpected first line {line:?}; stderr: {err}");
-        };
-        let addr: SocketAddr = addr.parse().unwrap();
-        assert_ne!(addr.port(), 0, "the real port is printed");
-        Self {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; returns its status and what it logged.
-    fn wait(&mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut err = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = stderr.read_to_string(&mut err);
-        }
-        (status, err)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    let mut cmd = Command::new(BIN);
+    cmd.arg("token").args(args);
+    run_to_exit(cmd)
 }
 
 #[test]
@@ -205,8 +99,12 @@ async fn serves_a_config_file_and_exits_cleanly_on_sigterm() {
             "listen = \"127.0.0.1:7400\"\n[[apps]]\napp_id = \"myapp\"\ncertificate = \"{cert}\"\n"
         ),
     );
-    let config_path = config.0.to_str().unwrap();
-    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0", "--config", config_path]);
+    let config_path = config.path_str();
+    let data_home = TempDir::new("xdg");
+    let mut server = ServerProcess::start(
+        &["--listen", "127.0.0.1:0", "--config", config_path],
+        data_home.path(),
+    );
 
     let (code, token, stderr) = token_cmd(&[
         "--app-id",
@@ -249,7 +147,8 @@ async fn serves_a_config_file_and_exits_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn development_mode_warns_and_exits_cleanly_on_sigint() {
-    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"]);
+    let data_home = TempDir::new("xdg");
+    let mut server = ServerProcess::start(&["--listen", "127.0.0.1:0"], data_home.path());
     let mut client = Client::connect(server.addr).await;
     client
         .login_ok("whatever", "alice", beckon_proto::NO_TOKEN)
@@ -261,4 +160,190 @@ async fn development_mode_warns_and_exits_cleanly_on_sigint() {
         stderr.contains("DEVELOPMENT MODE: any App ID is accepted"),
         "{stderr}"
     );
+}
+
+// ---- storage ------------------------------------------------------------------------------------
+
+/// A server started with `args` and exactly the environment `env` (plus PATH), logging at info
+/// level.
+fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> ServerProcess {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    ServerProcess::spawn(cmd)
+}
+
+/// Sends SIGTERM and checks the exit is clean; returns the log.
+fn stop(mut server: ServerProcess) -> String {
+    server.signal("TERM");
+    let (status, log) = server.wait();
+    assert_eq!(status.code(), Some(0), "{log}");
+    log
+}
+
+#[test]
+fn the_default_store_is_in_the_standard_data_directory() {
+    // $XDG_DATA_HOME/beckon when it is set.
+    let xdg = TempDir::new("xdg");
+    let home = TempDir::new("home");
+    let server = start_with_env(
+        &["--listen", "127.0.0.1:0"],
+        &[("XDG_DATA_HOME", xdg.path()), ("HOME", home.path())],
+    );
+    let db = xdg.path().join("beckon").join("beckon.redb");
+    assert!(db.is_file(), "{db:?}");
+    let log = stop(server);
+    assert!(log.contains("store: redb"), "{log}");
+    assert!(log.contains(db.to_str().unwrap()), "{log}");
+    assert!(log.contains("store closed"), "{log}");
+    assert!(!home.path().join(".local").exists());
+
+    // $HOME/.local/share/beckon otherwise (a relative XDG_DATA_HOME is ignored, as the XDG
+    // spec says), also with a config file that names no data directory.
+    let config = TempFile::new(
+        "nodir.toml",
+        "[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n",
+    );
+    let server = start_with_env(
+        &["--listen", "127.0.0.1:0", "--config", config.path_str()],
+        &[
+            ("HOME", home.path()),
+            ("XDG_DATA_HOME", std::path::Path::new("relative/dir")),
+        ],
+    );
+    let db = home.path().join(".local/share/beckon/beckon.redb");
+    assert!(db.is_file(), "{db:?}");
+    stop(server);
+}
+
+#[test]
+fn ephemeral_writes_nothing() {
+    let xdg = TempDir::new("xdg");
+    let server = start_with_env(
+        &["--listen", "127.0.0.1:0", "--ephemeral"],
+        &[("XDG_DATA_HOME", xdg.path())],
+    );
+    let log = stop(server);
+    assert!(log.contains("store: in memory"), "{log}");
+    assert_eq!(std::fs::read_dir(xdg.path()).unwrap().count(), 0);
+
+    // The flag overrides a config file's data_dir, and the config key works on its own.
+    let dir = TempDir::new("cfg-data");
+    let data = dir.path().join("data");
+    let config = TempFile::new(
+        "dir.toml",
+        &format!(
+            "data_dir = {:?}\n[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n",
+            data.to_str().unwrap()
+        ),
+    );
+    let server = start_with_env(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.path_str(),
+            "--ephemeral",
+        ],
+        &[("XDG_DATA_HOME", xdg.path())],
+    );
+    stop(server);
+    assert!(!data.exists());
+    let config = TempFile::new(
+        "eph.toml",
+        "ephemeral = true\n[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n",
+    );
+    let server = start_with_env(
+        &["--listen", "127.0.0.1:0", "--config", config.path_str()],
+        &[("XDG_DATA_HOME", xdg.path())],
+    );
+    stop(server);
+    assert_eq!(std::fs::read_dir(xdg.path()).unwrap().count(), 0);
+
+    // --data-dir overrides `ephemeral = true`, and creates the directory.
+    let server = start_with_env(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.path_str(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[("XDG_DATA_HOME", xdg.path())],
+    );
+    assert!(data.join("beckon.redb").is_file());
+    stop(server);
+}
+
+#[test]
+fn store_errors_exit_with_code_1() {
+    let xdg = TempDir::new("xdg");
+    let data = TempDir::new("data");
+    let run = |args: &[&str], env: &[(&str, &std::path::Path)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_to_exit(cmd)
+    };
+
+    // The data directory is held by a running server: one server owns one directory.
+    let first = start_with_env(
+        &["--listen", "127.0.0.1:0", "--data-dir", data.path_str()],
+        &[],
+    );
+    let (code, stdout, stderr) = run(
+        &["--listen", "127.0.0.1:0", "--data-dir", data.path_str()],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "never said it was listening: {stdout}");
+    assert!(
+        stderr.contains("beckon-server: cannot open the store"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(data.path_str()), "{stderr}");
+    stop(first);
+
+    // The data directory is a file.
+    let file = TempFile::new("not-a-dir", "");
+    let (code, _, stderr) = run(
+        &["--listen", "127.0.0.1:0", "--data-dir", file.path_str()],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot create the data directory"),
+        "{stderr}"
+    );
+
+    // No data directory can be found.
+    let (code, _, stderr) = run(&["--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no standard data directory"), "{stderr}");
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+
+    // Asking for both is a usage error.
+    let (code, _, stderr) = run(
+        &["--data-dir", data.path_str(), "--ephemeral"],
+        &[("XDG_DATA_HOME", xdg.path())],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    let config = TempFile::new(
+        "both.toml",
+        "ephemeral = true\ndata_dir = \"/tmp/x\"\n[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n",
+    );
+    let (code, _, stderr) = run(&["--config", config.path_str()], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("data_dir"), "{stderr}");
 }

@@ -16,8 +16,9 @@ const APP: &str = "myapp";
 const CERT: &str = "5cfd2fd1755d40ecb72977518be15d3b";
 
 fn config() -> ServerConfig {
+    // Ephemeral: these tests run in parallel and must not write to disk.
     let mut c = ServerConfig::from_toml_str(&format!(
-        "listen = \"127.0.0.1:0\"\n\
+        "listen = \"127.0.0.1:0\"\nephemeral = true\n\
          [[apps]]\napp_id = \"{APP}\"\ncertificate = \"{CERT}\"\n\
          [[apps]]\napp_id = \"open\"\ncertificate = \"x\"\nallow_no_token = true\n"
     ))

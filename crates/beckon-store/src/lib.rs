@@ -123,19 +123,24 @@ impl Store for RedbStore {
         let txn = self.db.begin_write().map_err(err)?;
         {
             let mut table = txn.open_table(OFFLINE).map_err(err)?;
-            let mut count = 0usize;
-            let mut last = None;
-            for entry in table
-                .range((app, account, 0u64)..=(app, account, u64::MAX))
-                .map_err(err)?
-            {
-                let (k, _) = entry.map_err(err)?;
-                count += 1;
-                last = Some(k.value().2);
+            let queue = (app, account, 0u64)..=(app, account, u64::MAX);
+            // Counting stops at the limit, and a push without one (a session handing back
+            // what it never had acknowledged, possibly thousands) counts nothing: each push
+            // costs O(limit), not O(queue).
+            if let Some(limit) = limit {
+                let mut count = 0usize;
+                for entry in table.range(queue.clone()).map_err(err)?.take(limit) {
+                    entry.map_err(err)?;
+                    count += 1;
+                }
+                if count >= limit {
+                    return Ok(PushOutcome::Full);
+                }
             }
-            if limit.is_some_and(|l| count >= l) {
-                return Ok(PushOutcome::Full);
-            }
+            let last = match table.range(queue).map_err(err)?.next_back() {
+                Some(entry) => Some(entry.map_err(err)?.0.value().2),
+                None => None,
+            };
             let pos = last.map_or(0, |p| p + 1);
             table
                 .insert((app, account, pos), encode(&msg).as_slice())
@@ -267,6 +272,41 @@ mod tests {
         );
         assert!(s.take_offline("app", "bob").unwrap().is_empty());
         assert!(decode(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn requeues_ignore_the_limit_and_keep_the_order() {
+        let dir = TempDir::new("requeue");
+        let mut s = RedbStore::open(&dir.0.join("db.redb")).unwrap();
+        for i in 0..5 {
+            assert_eq!(
+                s.push_offline("app", "bob", msg(i), None).unwrap(),
+                PushOutcome::Stored
+            );
+        }
+        // A limited push counts the whole queue, requeued messages included.
+        assert_eq!(
+            s.push_offline("app", "bob", msg(9), Some(5)).unwrap(),
+            PushOutcome::Full
+        );
+        assert_eq!(
+            s.push_offline("app", "bob", msg(5), Some(6)).unwrap(),
+            PushOutcome::Stored
+        );
+        assert_eq!(
+            s.push_offline("app", "bob", msg(9), Some(0)).unwrap(),
+            PushOutcome::Full
+        );
+        // Another account's queue, sorting right after this one, is not counted.
+        s.push_offline("app", "bobby", msg(7), None).unwrap();
+        assert_eq!(
+            s.take_offline("app", "bob").unwrap(),
+            (0..6).map(msg).collect::<Vec<_>>()
+        );
+        // Positions start over once the queue is empty.
+        s.push_offline("app", "bob", msg(8), Some(1)).unwrap();
+        assert_eq!(s.take_offline("app", "bob").unwrap(), [msg(8)]);
+        assert_eq!(s.take_offline("app", "bobby").unwrap(), [msg(7)]);
     }
 
     #[derive(Clone, Debug)]

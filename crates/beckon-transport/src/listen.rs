@@ -162,7 +162,10 @@ impl Listener {
                 let incoming = e.accept().await.ok_or_else(|| {
                     io::Error::new(io::ErrorKind::NotConnected, "the QUIC endpoint is closed")
                 })?;
-                (incoming.remote_address(), IncomingKind::Quic(Box::new(incoming)))
+                (
+                    incoming.remote_address(),
+                    IncomingKind::Quic(Box::new(incoming)),
+                )
             }
         };
         Ok(Incoming {

@@ -3,6 +3,8 @@
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

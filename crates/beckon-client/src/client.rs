@@ -1834,9 +1834,9 @@ impl Client {
                 },
                 _,
             ) => {
-                if self.call_state(&channel, &account, as_caller) == Some(Phase::Ending) {
-                    self.set_call(&channel, &account, as_caller, None);
-                }
+                // The broker ended whatever call it had under this key when the request got
+                // there, which may be a newer one than the call this request was about.
+                self.set_call(&channel, &account, as_caller, None);
                 self.events.push_back(Event::InviteEndByMyself {
                     channel,
                     account,

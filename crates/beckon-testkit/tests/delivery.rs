@@ -498,5 +498,9 @@ fn a_stored_backlog_larger_than_the_session_bound_arrives_whole_and_in_order() {
     let want: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
     assert_eq!(got, want);
     assert_eq!(sim.broker().stats().overflows, 0);
-    assert!(sim.events(a).iter().all(|e| !matches!(e, Event::MessageSendError { .. })));
+    assert!(
+        sim.events(a)
+            .iter()
+            .all(|e| !matches!(e, Event::MessageSendError { .. }))
+    );
 }

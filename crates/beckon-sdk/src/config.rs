@@ -3,7 +3,8 @@
 use std::fmt;
 
 use beckon_client::ClientConfig;
-use beckon_proto::codec::DEFAULT_MAX_FRAME;
+/// The default of [`Config::max_frame`]: 16 MiB.
+pub const DEFAULT_MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 use beckon_transport::{ClientTls, Endpoint, Scheme, TransportError};
 
 /// How an [`Instance`](crate::Instance) reaches its server.
@@ -18,7 +19,9 @@ pub struct Config {
     pub alternates: Vec<String>,
     /// How the secure schemes check the server's certificate.
     pub tls: ClientTls,
-    /// The largest frame accepted from the server, in bytes.
+    /// The largest frame accepted from the server, in bytes. Larger than the server's limit on
+    /// client frames (64 KiB) because some replies are large: `channel_query_userlist_all` of a
+    /// channel with 100,000 members is a few MiB of JSON.
     pub max_frame: usize,
     /// Tunables of the sans-IO client (timeouts, back-off, acknowledgements).
     pub client: ClientConfig,
@@ -32,7 +35,7 @@ impl Config {
             server: server.into(),
             alternates: Vec::new(),
             tls: ClientTls::default(),
-            max_frame: DEFAULT_MAX_FRAME,
+            max_frame: DEFAULT_MAX_SERVER_FRAME,
             client: ClientConfig {
                 seed: crate::id::random_u64(),
                 ..ClientConfig::default()

@@ -88,5 +88,5 @@ mod instance;
 pub use beckon_client::{ClientConfig, Event, SDK_VERSION, Status};
 pub use beckon_transport::ClientTls;
 pub use callbacks::{Callbacks, dispatch};
-pub use config::{Config, SdkError};
+pub use config::{Config, DEFAULT_MAX_SERVER_FRAME, SdkError};
 pub use instance::{EventStream, Instance};

@@ -1,0 +1,136 @@
+//! A channel of thousands of members: member lists through invoke, counts, and the silence of
+//! join/leave events above the notification threshold.
+
+use std::time::Instant;
+
+use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
+use beckon_proto::codec::{decode_server, encode_client};
+use beckon_proto::pb::{self, client_frame::Kind, event::Body, request::Op, server_frame};
+
+const MEMBERS: u64 = 5_000;
+
+fn drain(b: &mut Broker<MemoryStore>) -> Vec<(ConnId, server_frame::Kind)> {
+    std::iter::from_fn(|| b.poll_output())
+        .filter_map(|o| match o {
+            Output::Send { conn, frame } => Some((conn, decode_server(&frame.to_bytes()).unwrap())),
+            Output::Close { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn invoke_lists_every_member_of_a_large_channel() {
+    let now = Instant::now();
+    let mut b = Broker::new(
+        BrokerConfig::new(Apps::development(), [3; 32]),
+        MemoryStore::new(),
+        now,
+        0,
+    );
+    let mut member_events = 0usize;
+    for i in 0..MEMBERS {
+        let conn = ConnId(i);
+        b.connect(conn, now);
+        let login = pb::Login {
+            app_id: "app".into(),
+            account: format!("u{i:05}"),
+            token: "_no_need_token".into(),
+            ..Default::default()
+        };
+        b.handle_frame(conn, &encode_client(Kind::Login(login)), now);
+        let join = pb::Request {
+            id: 1,
+            op: Some(Op::ChannelJoin(pb::ChannelJoin {
+                channel: "big".into(),
+            })),
+        };
+        b.handle_frame(conn, &encode_client(Kind::Request(join)), now);
+        let ack = encode_client(Kind::Ack(pb::Ack {
+            up_to: u64::MAX / 2,
+        }));
+        b.handle_frame(conn, &ack, now);
+        member_events += drain(&mut b)
+            .iter()
+            .filter(|(_, k)| {
+                matches!(
+                    k,
+                    server_frame::Kind::Event(pb::Event {
+                        body: Some(Body::ChannelUserJoined(_)),
+                        ..
+                    })
+                )
+            })
+            .count();
+    }
+    // Join events stop once the channel passes 512 members (SPEC §7), so a crowd arriving costs
+    // O(n), not O(n²).
+    assert!(member_events <= 512 * 512, "{member_events} join events");
+    assert_eq!(b.channel_members("app", "big").len(), MEMBERS as usize);
+
+    let invoke =
+        |b: &mut Broker<MemoryStore>, id: u64, name: &str, req: &str| -> serde_json::Value {
+            let op = Op::Invoke(pb::Invoke {
+                name: name.into(),
+                req: req.into(),
+                call_id: "c".into(),
+            });
+            b.handle_frame(
+                ConnId(0),
+                &encode_client(Kind::Request(pb::Request { id, op: Some(op) })),
+                now,
+            );
+            let reply = drain(b)
+                .into_iter()
+                .find_map(|(_, k)| match k {
+                    server_frame::Kind::Event(pb::Event {
+                        body: Some(Body::Reply(r)),
+                        ..
+                    }) => Some(r),
+                    _ => None,
+                })
+                .expect("a reply");
+            match reply.result {
+                Some(pb::reply::Result::InvokeResult(r)) => {
+                    assert_eq!(r.err, "", "{}", r.resp);
+                    serde_json::from_str(&r.resp).unwrap()
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+    let all = invoke(
+        &mut b,
+        2,
+        "io.agora.signal.channel_query_userlist_all",
+        r#"{"name":"big"}"#,
+    );
+    assert_eq!(all["num"], MEMBERS);
+    let list = all["list"].as_array().unwrap();
+    assert_eq!(list.len(), MEMBERS as usize);
+    assert_eq!(list[0], serde_json::json!(["u00000", 0]));
+    let some = invoke(
+        &mut b,
+        3,
+        "io.agora.signal.channel_query_userlist_all",
+        r#"{"name":"big","num":10}"#,
+    );
+    assert_eq!(some["num"], MEMBERS);
+    assert_eq!(some["list"].as_array().unwrap().len(), 10);
+    let latest = invoke(
+        &mut b,
+        4,
+        "io.agora.signal.channel_query_userlist",
+        r#"{"name":"big"}"#,
+    );
+    assert_eq!(latest["list"].as_array().unwrap().len(), 200);
+    assert_eq!(
+        latest["list"][199],
+        serde_json::json!([format!("u{:05}", MEMBERS - 1), 0])
+    );
+    let num = invoke(
+        &mut b,
+        5,
+        "io.agora.signal.channel_query_num",
+        r#"{"name":"big"}"#,
+    );
+    assert_eq!(num["num"], MEMBERS);
+}

@@ -1,25 +1,33 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: a real Beckon server on
 //! 127.0.0.1 (port 0) with known apps (adjustable per test), tokens minted for it (with or
-//! without the server privilege), a TCP proxy that can cut a client's connection, SDK instances
+//! without the server privilege), a proxy that can cut a client's connection, SDK instances
 //! that record their callbacks, and waiting for an event with a deadline and a clear failure
 //! message.
 //!
-//! Everything here talks over real TCP through the public SDK; nothing reaches into the
+//! Every test runs over the transport `BECKON_TEST_TRANSPORT` names: `tcp` (the default), `tls`,
+//! `quic`, `ws` or `wss` ([`scheme`]). The server listens on that scheme (and on all the others,
+//! so tests that mix transports can reach it any way), secure schemes present [`test_tls`]'s
+//! certificate, and [`config`] makes SDK configurations that trust it. `cargo xtask test` runs
+//! the suite once per scheme.
+//!
+//! Everything here talks over real sockets through the public SDK; nothing reaches into the
 //! server's or the client's internals.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use beckon_broker::{AppConfig, Apps, BrokerConfig, BrokerStats};
 use beckon_sdk::{Callbacks, Config, Event, EventStream, Instance};
 use beckon_server::{Server, ServerConfig, ServerHandle};
 use beckon_token::{Privileges, TokenClaims};
+use beckon_transport::{
+    ClientTls, Endpoint, FrameRx, FrameTx, Listener, ListenerConfig, Scheme, ServerTls,
+};
 
 /// The production-style app: tokens signed with [`CERT`] are required.
 pub const APP_ID: &str = "e2e-app";
@@ -34,14 +42,92 @@ pub const DEV_APP_ID: &str = "e2e-dev-app";
 /// still ends quickly.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+// ---- transports -----------------------------------------------------------------------------------
+
+/// The scheme this run of the suite uses: `BECKON_TEST_TRANSPORT` (`tcp`, `tls`, `quic`, `ws`,
+/// `wss`), `tcp` when unset.
+///
+/// # Panics
+///
+/// When the variable names no scheme, so a typo cannot quietly run the suite over TCP.
+pub fn scheme() -> Scheme {
+    static SCHEME: OnceLock<Scheme> = OnceLock::new();
+    *SCHEME.get_or_init(|| match std::env::var("BECKON_TEST_TRANSPORT") {
+        Err(_) => Scheme::Tcp,
+        Ok(s) => match s.to_ascii_lowercase().as_str() {
+            "" | "tcp" => Scheme::Tcp,
+            "tls" => Scheme::Tls,
+            "quic" => Scheme::Quic,
+            "ws" => Scheme::Ws,
+            "wss" => Scheme::Wss,
+            other => panic!("BECKON_TEST_TRANSPORT={other:?}: expected tcp, tls, quic, ws or wss"),
+        },
+    })
+}
+
+/// Every scheme, in a fixed order.
+pub const SCHEMES: [Scheme; 5] = [
+    Scheme::Tcp,
+    Scheme::Tls,
+    Scheme::Quic,
+    Scheme::Ws,
+    Scheme::Wss,
+];
+
+/// The self-signed certificate (for `127.0.0.1` and `localhost`) every test server and proxy
+/// presents on its secure schemes, made once per process.
+pub fn test_tls() -> &'static ServerTls {
+    static TLS: OnceLock<ServerTls> = OnceLock::new();
+    TLS.get_or_init(|| {
+        ServerTls::self_signed(&["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("a self-signed certificate")
+    })
+}
+
+/// Client TLS settings that trust [`test_tls`] (and nothing else).
+pub fn test_client_tls() -> ClientTls {
+    ClientTls {
+        roots: test_tls().cert_chain.clone(),
+        ..ClientTls::default()
+    }
+}
+
+/// An SDK configuration for `url` that trusts the test certificate.
+pub fn config(url: impl Into<String>) -> Config {
+    let mut config = Config::new(url);
+    config.tls = test_client_tls();
+    config
+}
+
+/// A loopback URL of `scheme` on port 0.
+fn any_port(scheme: Scheme) -> Endpoint {
+    let path = if matches!(scheme, Scheme::Ws | Scheme::Wss) {
+        "/ws"
+    } else {
+        ""
+    };
+    format!("{scheme}://127.0.0.1:0{path}")
+        .parse()
+        .expect("a loopback URL")
+}
+
 // ---- server -------------------------------------------------------------------------------------
 
 /// A Beckon server on 127.0.0.1 serving [`APP_ID`], [`OTHER_APP_ID`] and [`DEV_APP_ID`], and no
-/// other App ID.
+/// other App ID, over every scheme; [`url`](Self::url) is that of [`scheme`].
 #[derive(Debug)]
 pub struct TestServer {
     handle: ServerHandle,
     url: String,
+}
+
+/// Listeners on port 0 for every scheme, [`scheme`]'s first.
+pub fn test_listen() -> Vec<Endpoint> {
+    let first = scheme();
+    std::iter::once(first)
+        .chain(SCHEMES.into_iter().filter(|s| *s != first))
+        .map(any_port)
+        .collect()
 }
 
 impl TestServer {
@@ -57,7 +143,8 @@ impl TestServer {
     /// Starts a server whose configuration `tweak` may adjust first.
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("a socket address"),
+            listen: test_listen(),
+            tls: Some(test_tls().clone()),
             broker: BrokerConfig::new(test_apps(), [42; 32]),
             ..ServerConfig::development()
         };
@@ -65,15 +152,33 @@ impl TestServer {
         let handle = Server::spawn(config)
             .await
             .expect("the test server binds 127.0.0.1:0");
-        let url = format!("tcp://{}", handle.local_addr());
+        let url = handle.endpoints()[0].to_string();
         Self { handle, url }
     }
 
-    /// `tcp://127.0.0.1:<port>`.
+    /// The URL of [`scheme`], e.g. `quic://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// The URL of `scheme`'s listener.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not listen on `scheme` (a test that changed `listen`).
+    pub fn url_of(&self, scheme: Scheme) -> String {
+        self.handle
+            .endpoint(scheme)
+            .unwrap_or_else(|| panic!("the test server does not listen on {scheme}"))
+            .to_string()
+    }
+
+    /// Every listener's URL, [`scheme`]'s first.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        self.handle.endpoints()
+    }
+
+    /// The address of the [`url`](Self::url) listener.
     pub fn addr(&self) -> SocketAddr {
         self.handle.local_addr()
     }
@@ -156,10 +261,14 @@ pub fn unused_addr() -> SocketAddr {
 
 // ---- a TCP proxy that can cut connections -------------------------------------------------------
 
-/// A TCP proxy on 127.0.0.1 in front of a server, so a test can take one client's connection
-/// away without touching the server or other clients: [`cut`](Self::cut) closes every
-/// connection through it and turns new ones away (accepted, then closed at once) until
-/// [`reopen`](Self::reopen). Dropping it closes everything.
+/// A proxy between SDK clients and a [`TestServer`], on the suite's [`scheme`], that can cut
+/// a client's connection away without touching the server or other clients:
+/// [`cut`](Self::cut) closes every connection through it and turns new ones away (accepted,
+/// then closed at once) until [`reopen`](Self::reopen). Dropping it closes everything.
+///
+/// It forwards whole frames, terminating the transport on each side, so it works the same for
+/// every scheme; on QUIC, closing a connection sends a close the peer sees at once, as a reset
+/// does on TCP.
 #[derive(Debug)]
 pub struct Proxy {
     url: String,
@@ -174,23 +283,43 @@ struct ProxyState {
 }
 
 impl Proxy {
-    /// A proxy forwarding to `target`.
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("the proxy binds 127.0.0.1:0");
-        let url = format!("tcp://{}", listener.local_addr().expect("a local address"));
+    /// A proxy forwarding to `server`'s listener of the suite's [`scheme`].
+    pub async fn start(server: &TestServer) -> Self {
+        let target: Endpoint = server.url().parse().expect("the server's URL parses");
+        let listener = Listener::bind(ListenerConfig {
+            endpoint: any_port(target.scheme),
+            tls: Some(test_tls().clone()),
+            max_frame: beckon_sdk::DEFAULT_MAX_SERVER_FRAME,
+        })
+        .await
+        .expect("the proxy binds 127.0.0.1:0");
+        let url = listener.endpoint().to_string();
         let state = Arc::new(Mutex::new(ProxyState::default()));
         let shared = state.clone();
         let acceptor = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            while let Ok(incoming) = listener.accept().await {
                 let mut st = shared.lock().unwrap_or_else(PoisonError::into_inner);
                 if st.closed {
-                    drop(client); // Turned away: the client sees its connection end.
+                    drop(incoming); // Turned away: the client sees its connection end.
                     continue;
                 }
                 st.links.retain(|l| !l.is_finished());
-                st.links.push(tokio::spawn(forward(client, target)));
+                let target = target.clone();
+                st.links.push(tokio::spawn(async move {
+                    let Ok(Some(client)) = incoming.establish().await else {
+                        return;
+                    };
+                    let Ok(server) = beckon_transport::connect(
+                        &target,
+                        &test_client_tls(),
+                        beckon_sdk::DEFAULT_MAX_SERVER_FRAME,
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    forward(client, server).await;
+                }));
             }
         });
         Self {
@@ -200,7 +329,7 @@ impl Proxy {
         }
     }
 
-    /// `tcp://127.0.0.1:<port>` of the proxy.
+    /// The proxy's URL, of the suite's [`scheme`].
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -210,7 +339,7 @@ impl Proxy {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.closed = true;
         for link in st.links.drain(..) {
-            link.abort(); // Drops both sockets: each side sees the connection end.
+            link.abort(); // Drops both connections: each side sees its connection end.
         }
     }
 
@@ -230,9 +359,21 @@ impl Drop for Proxy {
     }
 }
 
-async fn forward(mut client: TcpStream, target: SocketAddr) {
-    if let Ok(mut server) = TcpStream::connect(target).await {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+/// Forwards frames both ways until either side ends; then both connections are dropped.
+pub async fn forward(client: (FrameRx, FrameTx), server: (FrameRx, FrameTx)) {
+    async fn pump(mut from: FrameRx, mut to: FrameTx) {
+        while let Ok(Some(frame)) = from.read_frame().await {
+            if to.write_frame(&frame, b"").await.is_err() || to.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+    let (client_rx, client_tx) = client;
+    let (server_rx, server_tx) = server;
+    tokio::select! {
+        () = pump(client_rx, server_tx) => {}
+        () = pump(server_rx, client_tx) => {}
     }
 }
 
@@ -433,13 +574,13 @@ pub struct User {
 impl User {
     /// An instance for `url` that is not logged in.
     pub fn new(url: &str, account: &str) -> Self {
-        Self::with_config(Config::new(url), account)
+        Self::with_config(config(url), account)
     }
 
     /// An instance with reconnect timings short enough for tests that cut connections (first
     /// attempt within 20 ms, back-off 20–100 ms).
     pub fn quick(url: &str, account: &str) -> Self {
-        let mut config = Config::new(url);
+        let mut config = config(url);
         config.client.first_attempt_jitter = Duration::from_millis(20);
         config.client.initial_backoff = Duration::from_millis(20);
         config.client.max_backoff = Duration::from_millis(100);
@@ -449,7 +590,7 @@ impl User {
 
     /// An instance built from `config` that is not logged in.
     pub fn with_config(config: Config, account: &str) -> Self {
-        let sdk = Instance::new(config).expect("a tcp:// url");
+        let sdk = Instance::new(config).expect("a valid url");
         let calls = Arc::new(Recorder::default());
         sdk.callback_set(calls.clone());
         let events = sdk.events();

@@ -299,7 +299,7 @@ async fn short_grace_server() -> TestServer {
 #[tokio::test]
 async fn offline_after_the_grace_period_leaves_with_604() {
     let server = short_grace_server().await;
-    let proxy = Proxy::start(server.addr()).await;
+    let proxy = Proxy::start(&server).await;
     let mut alice = User::quick(proxy.url(), "alice");
     alice
         .sdk
@@ -349,7 +349,7 @@ async fn offline_after_the_grace_period_leaves_with_604() {
 #[tokio::test]
 async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
     let server = short_grace_server().await;
-    let proxy = Proxy::start(server.addr()).await;
+    let proxy = Proxy::start(&server).await;
     let mut alice = User::quick(proxy.url(), "alice");
     alice
         .sdk

@@ -1,6 +1,6 @@
-//! Fault injection: SDK clients exchange thousands of p2p messages through a TCP proxy that
-//! cuts their connections, both directions at once and abruptly (RST, whatever is in flight is
-//! lost), at random moments. The delivery contract (SPEC §5) must hold all the same: every send
+//! Fault injection: SDK clients exchange thousands of p2p messages through a proxy that cuts
+//! their connections, both directions at once and abruptly (on TCP-based schemes a TCP RST; on
+//! QUIC a connection close; whatever is in flight is lost), at random moments. The delivery contract (SPEC §5) must hold all the same: every send
 //! gets exactly one outcome, every message reported sent reaches its recipient exactly once and
 //! in the order its sender sent it, and nothing is received twice.
 //!
@@ -8,8 +8,9 @@
 //! test prints the one it used). Thread timing still varies from run to run, so a seed makes a
 //! failure likely to recur rather than certain to.
 //!
-//! Self-contained on purpose: it uses only the public server and SDK APIs, not the shared test
-//! helpers.
+//! Self-contained on purpose: it uses only the public server, transport and SDK APIs, and of
+//! the shared test helpers only the transport choice (`BECKON_TEST_TRANSPORT`) and the test
+//! certificate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -17,8 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use beckon_sdk::{Callbacks, ClientConfig, Config, Instance};
+use beckon_sdk::{Callbacks, ClientConfig, Instance};
 use beckon_server::{Server, ServerConfig};
+use beckon_tests::{config as sdk_config, scheme, test_client_tls, test_tls};
+use beckon_transport::{Endpoint, Listener, ListenerConfig, Scheme};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -68,11 +71,27 @@ impl Rng {
     }
 }
 
+/// A development server listening on the suite's scheme only.
+fn server_config() -> ServerConfig {
+    let path = if matches!(scheme(), Scheme::Ws | Scheme::Wss) {
+        "/ws"
+    } else {
+        ""
+    };
+    let mut config = ServerConfig::development();
+    config.listen = vec![format!("{}://127.0.0.1:0{path}", scheme()).parse().unwrap()];
+    config.tls = Some(test_tls().clone());
+    config
+}
+
 // ---- the proxy ------------------------------------------------------------------------------------
 
-/// A TCP proxy on 127.0.0.1 in front of `upstream` that cuts connections at random moments.
+/// A proxy on 127.0.0.1 in front of `upstream` that cuts connections at random moments. For
+/// the TCP-based schemes it forwards bytes (TLS and WebSocket pass through untouched); QUIC
+/// cannot be cut from outside, so for it the proxy terminates QUIC on both sides and forwards
+/// frames.
 struct Proxy {
-    addr: SocketAddr,
+    url: String,
     /// Live connections: id → what cuts it.
     live: Arc<Mutex<BTreeMap<u64, oneshot::Sender<()>>>>,
     cuts: Arc<AtomicU64>,
@@ -82,9 +101,24 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(upstream: SocketAddr, mut rng: Rng) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().unwrap();
+    async fn start(upstream: Endpoint, mut rng: Rng) -> Self {
+        let front = if upstream.scheme == Scheme::Quic {
+            let l = Listener::bind(ListenerConfig {
+                endpoint: "quic://127.0.0.1:0".parse().unwrap(),
+                tls: Some(test_tls().clone()),
+                max_frame: beckon_sdk::DEFAULT_MAX_SERVER_FRAME,
+            })
+            .await
+            .expect("bind");
+            Front::Quic(l)
+        } else {
+            Front::Tcp(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+        };
+        let url = match &front {
+            Front::Tcp(l) => upstream.with_port(l.local_addr().unwrap().port()),
+            Front::Quic(l) => l.endpoint().clone(),
+        }
+        .to_string();
         let live: Arc<Mutex<BTreeMap<u64, oneshot::Sender<()>>>> = Arc::default();
         let cuts = Arc::new(AtomicU64::new(0));
         let accepted = Arc::new(AtomicU64::new(0));
@@ -95,9 +129,17 @@ impl Proxy {
             let accepted = accepted.clone();
             tokio::spawn(async move {
                 let mut next_id = 0u64;
+                let upstream_addr: SocketAddr = upstream.authority().parse().unwrap();
                 loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        continue;
+                    let client = match &front {
+                        Front::Tcp(l) => match l.accept().await {
+                            Ok((client, _)) => Client::Tcp(client),
+                            Err(_) => continue,
+                        },
+                        Front::Quic(l) => match l.accept().await {
+                            Ok(incoming) => Client::Quic(incoming),
+                            Err(_) => continue,
+                        },
                     };
                     next_id += 1;
                     accepted.fetch_add(1, Ordering::Relaxed);
@@ -105,8 +147,14 @@ impl Proxy {
                     live.lock().unwrap().insert(next_id, cut);
                     let live = live.clone();
                     let id = next_id;
+                    let upstream = upstream.clone();
                     tokio::spawn(async move {
-                        pump(client, upstream, cut_rx).await;
+                        match client {
+                            Client::Tcp(client) => pump(client, upstream_addr, cut_rx).await,
+                            Client::Quic(incoming) => {
+                                pump_frames(incoming, &upstream, cut_rx).await;
+                            }
+                        }
                         live.lock().unwrap().remove(&id);
                     });
                 }
@@ -149,7 +197,7 @@ impl Proxy {
         };
 
         Self {
-            addr,
+            url,
             live,
             cuts,
             accepted,
@@ -170,6 +218,42 @@ impl Drop for Proxy {
         }
         // Cuts whatever is still connected.
         self.live.lock().unwrap().clear();
+    }
+}
+
+enum Front {
+    Tcp(TcpListener),
+    Quic(Listener),
+}
+
+enum Client {
+    Tcp(TcpStream),
+    Quic(beckon_transport::Incoming),
+}
+
+/// Forwards frames between a QUIC client and the server until either side closes or the
+/// connection is cut; a cut drops both connections, which closes them at once and loses
+/// whatever the proxy held.
+async fn pump_frames(
+    incoming: beckon_transport::Incoming,
+    upstream: &Endpoint,
+    cut: oneshot::Receiver<()>,
+) {
+    let Ok(Some(client)) = incoming.establish().await else {
+        return;
+    };
+    let Ok(server) = beckon_transport::connect(
+        upstream,
+        &test_client_tls(),
+        beckon_sdk::DEFAULT_MAX_SERVER_FRAME,
+    )
+    .await
+    else {
+        return;
+    };
+    tokio::select! {
+        () = beckon_tests::forward(client, server) => {}
+        _ = cut => {}
     }
 }
 
@@ -318,17 +402,18 @@ async fn p2p_delivery_survives_random_connection_cuts() {
     let started = Instant::now();
     let deadline = started + OVERALL;
 
-    let mut config = ServerConfig::development();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let server = Server::spawn(config).await.expect("bind 127.0.0.1:0");
-    let proxy = Proxy::start(server.local_addr(), rng.fork()).await;
+    let server = Server::spawn(server_config())
+        .await
+        .expect("bind 127.0.0.1:0");
+    eprintln!("faults: over {}", server.endpoints()[0]);
+    let proxy = Proxy::start(server.endpoints()[0].clone(), rng.fork()).await;
 
     // Two clients per pair, each its own instance, through the proxy.
     let mut peers = Vec::new();
     for p in 0..PAIRS {
         let (a, b) = (format!("a{p}"), format!("b{p}"));
         for (me, to) in [(a.clone(), b.clone()), (b, a)] {
-            let mut cfg = Config::new(format!("tcp://{}", proxy.addr));
+            let mut cfg = sdk_config(proxy.url.clone());
             cfg.client = ClientConfig {
                 seed: rng.next(),
                 // Quick to come back: the proxy cuts every connection about once a second.
@@ -338,7 +423,7 @@ async fn p2p_delivery_survives_random_connection_cuts() {
                 connect_timeout: Duration::from_secs(5),
                 ..cfg.client
             };
-            let sdk = Instance::new(cfg).expect("a tcp url");
+            let sdk = Instance::new(cfg).expect("a valid url");
             let rec = Arc::new(Recorder::default());
             sdk.callback_set(rec.clone());
             // A generous policy: many attempts, and more time than the whole test.
@@ -575,12 +660,12 @@ async fn an_offline_backlog_larger_than_the_unacked_bound_is_delivered() {
     const N: usize = 1100;
     const SIZE: usize = 8000;
     let deadline = Instant::now() + OVERALL;
-    let mut config = ServerConfig::development();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let server = Server::spawn(config).await.expect("bind 127.0.0.1:0");
-    let url = format!("tcp://{}", server.local_addr());
+    let server = Server::spawn(server_config())
+        .await
+        .expect("bind 127.0.0.1:0");
+    let url = server.endpoints()[0].to_string();
     let login = |account: &str| {
-        let sdk = Instance::new(Config::new(url.clone())).expect("a tcp url");
+        let sdk = Instance::new(sdk_config(url.clone())).expect("a valid url");
         let rec = Arc::new(Recorder::default());
         sdk.callback_set(rec.clone());
         sdk.login2(APP, account, "_no_need_token", 0, "", 30, 20);

@@ -45,7 +45,7 @@ impl Callbacks for Panicky {
 #[tokio::test]
 async fn a_panicking_callback_does_not_stop_the_instance() {
     let server = TestServer::start().await;
-    let sdk = Instance::new(Config::new(server.url())).expect("a tcp url");
+    let sdk = Instance::new(beckon_tests::config(server.url())).expect("a valid url");
     sdk.callback_set(Arc::new(Panicky));
     let mut events = sdk.events();
     sdk.login(APP_ID, "alice", &server.token("alice"), 0, "");
@@ -75,7 +75,7 @@ async fn a_panicking_callback_does_not_stop_the_instance() {
 #[tokio::test]
 async fn every_stream_gets_every_later_event() {
     let server = TestServer::start().await;
-    let sdk = Instance::new(Config::new(server.url())).expect("a tcp url");
+    let sdk = Instance::new(beckon_tests::config(server.url())).expect("a valid url");
     let counter = Arc::new(Counter::default());
     sdk.callback_set(counter.clone());
     let mut a = sdk.events();

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use beckon_sdk::{ClientConfig, Config, Event, Instance};
+use beckon_sdk::{ClientConfig, Event, Instance};
 use beckon_tests::{APP_ID, TIMEOUT, TestServer, expect_event, logged_in};
 
 /// An instance whose reconnect back-off is short, so the tests stay quick.
 fn quick_instance(url: &str) -> Instance {
-    let mut config = Config::new(url);
+    let mut config = beckon_tests::config(url);
     config.client = ClientConfig {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
@@ -21,7 +21,7 @@ fn quick_instance(url: &str) -> Instance {
 #[tokio::test]
 async fn a_restarted_server_is_reconnected_to() {
     let server = TestServer::start().await;
-    let addr = server.addr();
+    let listen = server.endpoints().to_vec();
     let alice = quick_instance(server.url());
     let mut events = alice.events();
     alice.login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 50);
@@ -40,7 +40,7 @@ async fn a_restarted_server_is_reconnected_to() {
     )
     .await;
     assert_eq!(ev, Event::Reconnecting { nretry: 1 });
-    let restarted = TestServer::start_with(|c| c.listen = addr).await;
+    let restarted = TestServer::start_with(|c| c.listen = listen).await;
     let ev = expect_event(
         &mut events,
         |e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }),

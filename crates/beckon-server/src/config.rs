@@ -1,7 +1,6 @@
 //! The server's configuration: built in code, or read from a TOML file.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,10 +9,27 @@ use serde::Deserialize;
 use beckon_broker::{AppConfig, Apps, BrokerConfig, OfflinePolicy};
 use beckon_proto::Limits;
 use beckon_proto::codec::DEFAULT_MAX_FRAME;
+use beckon_transport::{Endpoint, ServerTls};
 
-/// The address a server listens on when nothing else is said.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 7400);
+/// What a server listens on when nothing else is said: TCP and QUIC on 7400, WebSocket on
+/// 7401, all on the loopback interface.
+pub const DEFAULT_LISTEN: [&str; 3] = [
+    "tcp://127.0.0.1:7400",
+    "quic://127.0.0.1:7400",
+    "ws://127.0.0.1:7401/ws",
+];
+
+/// [`DEFAULT_LISTEN`], parsed.
+pub fn default_listen() -> Vec<Endpoint> {
+    DEFAULT_LISTEN
+        .iter()
+        .map(|url| url.parse().expect("the default listen URLs parse"))
+        .collect()
+}
+
+/// How long a new connection may take over its transport handshake (TLS, QUIC, the WebSocket
+/// upgrade) before it is closed.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default per-connection outbound byte budget (9 MiB).
 ///
@@ -82,8 +98,15 @@ impl Storage {
 /// Everything a [`Server`](crate::Server) needs to run.
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// Where to listen for TCP connections (port 0 picks a free port).
-    pub listen: SocketAddr,
+    /// Where to listen: one listener per URL (`tcp://`, `tls://`, `quic://`, `ws://…/path`,
+    /// `wss://…/path`); port 0 picks a free port. At least one is needed.
+    pub listen: Vec<Endpoint>,
+    /// The certificate and key of the secure schemes (`tls`, `quic`, `wss`). `None`: a
+    /// self-signed certificate is generated at start for the listeners' host names (plus
+    /// `localhost`, `127.0.0.1` and `::1`); clients accept it only when told to.
+    pub tls: Option<ServerTls>,
+    /// How long a connection may take over its transport handshake before it is closed.
+    pub handshake_timeout: Duration,
     /// The broker core's configuration: apps, heartbeats, timeouts, unacked bounds, secret.
     pub broker: BrokerConfig,
     /// The largest frame a client may send, in bytes; a larger one closes the connection.
@@ -101,7 +124,23 @@ pub struct ServerConfig {
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
-            .field("listen", &self.listen)
+            .field(
+                "listen",
+                &self
+                    .listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "tls",
+                &if self.tls.is_some() {
+                    "configured"
+                } else {
+                    "self-signed"
+                },
+            )
+            .field("handshake_timeout", &self.handshake_timeout)
             .field("development", &self.broker.apps.is_development())
             .field("heartbeat_interval", &self.broker.heartbeat_interval)
             .field("login_timeout", &self.broker.login_timeout)
@@ -139,12 +178,18 @@ impl ServerConfig {
     ///
     /// As [`development`](Self::development), if the system has no randomness.
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
-        let file: FileConfig = toml::from_str(s).map_err(ConfigError::Toml)?;
-        file.into_config(random_secret())
+        Self::parse(s, None)
     }
 
-    /// Reads and parses a TOML configuration file. A relative `data_dir` is taken relative to
-    /// the directory of the file, not to the working directory of the process.
+    /// Parses a TOML configuration; relative paths in it are taken against `base`.
+    fn parse(s: &str, base: Option<&Path>) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(s).map_err(ConfigError::Toml)?;
+        file.into_config(random_secret(), base)
+    }
+
+    /// Reads and parses a TOML configuration file. A relative `data_dir`, `tls_cert` or
+    /// `tls_key` is taken relative to the directory of the file, not to the working directory
+    /// of the process.
     ///
     /// # Errors
     ///
@@ -155,7 +200,7 @@ impl ServerConfig {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::from_toml_str(&text)?;
+        let mut config = Self::parse(&text, path.parent())?;
         if let Storage::Dir(dir) = &config.storage
             && dir.is_relative()
             && let Some(base) = path.parent()
@@ -184,7 +229,9 @@ impl ServerConfig {
 
     fn with_apps(apps: Apps, secret: [u8; 32]) -> Self {
         Self {
-            listen: DEFAULT_LISTEN,
+            listen: default_listen(),
+            tls: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             broker: BrokerConfig::new(apps, secret),
             max_frame: DEFAULT_MAX_FRAME,
             outbound_budget_bytes: DEFAULT_OUTBOUND_BUDGET,
@@ -226,6 +273,10 @@ pub enum ConfigError {
         key: &'static str,
         reason: &'static str,
     },
+    /// A `listen` URL that does not parse, or none at all.
+    Listen { reason: String },
+    /// The TLS certificate or key could not be read.
+    Tls { reason: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -260,8 +311,50 @@ impl fmt::Display for ConfigError {
                 key,
                 reason,
             } => write!(f, "invalid config: `{key}` {reason}"),
+            Self::Listen { reason } => write!(f, "invalid config: `listen`: {reason}"),
+            Self::Tls { reason } => write!(f, "invalid config: TLS: {reason}"),
         }
     }
+}
+
+/// Parses listen URLs (a bare `host:port` means `tcp://`), refusing an empty list and two
+/// listeners on the same transport address.
+///
+/// # Errors
+///
+/// A message naming the URL at fault.
+pub fn parse_listen(urls: &[String]) -> Result<Vec<Endpoint>, String> {
+    if urls.is_empty() {
+        return Err("at least one URL is needed".to_owned());
+    }
+    let mut endpoints: Vec<Endpoint> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let e: Endpoint = url.parse().map_err(|e| format!("{e}"))?;
+        // TCP-based schemes share the TCP port space, QUIC has UDP's to itself.
+        let udp = e.scheme == beckon_transport::Scheme::Quic;
+        if e.port != 0
+            && endpoints.iter().any(|o| {
+                (o.scheme == beckon_transport::Scheme::Quic) == udp
+                    && o.host == e.host
+                    && o.port == e.port
+            })
+        {
+            return Err(format!("{url}: another listener already uses that address"));
+        }
+        endpoints.push(e);
+    }
+    Ok(endpoints)
+}
+
+/// Reads a PEM certificate chain and key.
+///
+/// # Errors
+///
+/// [`ConfigError::Tls`] naming the file that could not be read or parsed.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<ServerTls, ConfigError> {
+    ServerTls::from_pem_files(cert, key).map_err(|e| ConfigError::Tls {
+        reason: e.to_string(),
+    })
 }
 
 impl std::error::Error for ConfigError {
@@ -282,7 +375,10 @@ impl std::error::Error for ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<SocketAddr>,
+    listen: Option<FileListen>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    handshake_timeout_ms: Option<u64>,
     heartbeat_interval_ms: Option<u64>,
     login_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
@@ -294,6 +390,14 @@ struct FileConfig {
     development: bool,
     #[serde(default)]
     apps: Vec<FileApp>,
+}
+
+/// `listen = "tcp://…"` or `listen = ["tcp://…", "quic://…"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileListen {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,7 +440,15 @@ fn positive<T: Default + PartialEq>(
 }
 
 impl FileConfig {
-    fn into_config(self, secret: [u8; 32]) -> Result<ServerConfig, ConfigError> {
+    fn into_config(
+        self,
+        secret: [u8; 32],
+        base: Option<&Path>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let resolve = |p: PathBuf| match base {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p,
+        };
         let mut apps = if self.development {
             Apps::development()
         } else {
@@ -356,7 +468,27 @@ impl FileConfig {
 
         let mut config = ServerConfig::with_apps(apps, secret);
         if let Some(listen) = self.listen {
-            config.listen = listen;
+            let urls = match listen {
+                FileListen::One(url) => vec![url],
+                FileListen::Many(urls) => urls,
+            };
+            config.listen = parse_listen(&urls).map_err(|reason| ConfigError::Listen { reason })?;
+        }
+        match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => {
+                config.tls = Some(load_tls(&resolve(cert), &resolve(key))?);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::InvalidValue {
+                    app_id: None,
+                    key: "tls_cert",
+                    reason: "tls_cert and tls_key go together",
+                });
+            }
+        }
+        if let Some(ms) = positive(self.handshake_timeout_ms, None, "handshake_timeout_ms")? {
+            config.handshake_timeout = Duration::from_millis(ms);
         }
         if let Some(ms) = positive(self.heartbeat_interval_ms, None, "heartbeat_interval_ms")? {
             config.broker.heartbeat_interval = Duration::from_millis(ms);
@@ -533,7 +665,7 @@ mod tests {
     #[test]
     fn full_config_parses() {
         let c = ServerConfig::from_toml_str(GOOD).unwrap();
-        assert_eq!(c.listen, "0.0.0.0:7500".parse().unwrap());
+        assert_eq!(c.listen, vec!["tcp://0.0.0.0:7500".parse().unwrap()]);
         assert_eq!(c.broker.heartbeat_interval, Duration::from_secs(5));
         assert_eq!(c.broker.login_timeout, Duration::from_secs(3));
         assert_eq!(c.max_frame, 32768);
@@ -583,7 +715,7 @@ mod tests {
     fn minimal_config_takes_defaults() {
         let c =
             ServerConfig::from_toml_str("[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n").unwrap();
-        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert_eq!(c.listen, default_listen());
         assert_eq!(c.max_frame, DEFAULT_MAX_FRAME);
         assert_eq!(c.outbound_budget_bytes, DEFAULT_OUTBOUND_BUDGET);
         assert!(
@@ -700,7 +832,7 @@ mod tests {
     #[test]
     fn development_constructor() {
         let c = ServerConfig::development();
-        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert_eq!(c.listen, default_listen());
         assert!(c.broker.apps.is_development());
         assert_eq!(c.storage, Storage::Memory, "tests must not write to disk");
         assert_ne!(
@@ -733,9 +865,10 @@ mod tests {
     fn syntax_and_type_errors() {
         assert!(matches!(err("listen = "), ConfigError::Toml(_)));
         assert!(matches!(
-            err("listen = \"not an address\""),
-            ConfigError::Toml(_)
+            err("development = true\nlisten = \"not an address\""),
+            ConfigError::Listen { .. }
         ));
+        assert!(matches!(err("listen = 5"), ConfigError::Toml(_)));
         assert!(matches!(
             err("heartbeat_interval_ms = \"10\""),
             ConfigError::Toml(_)
@@ -862,6 +995,50 @@ mod tests {
         std::fs::write(&path, GOOD).unwrap();
         let c = ServerConfig::load(&path);
         let _ = std::fs::remove_file(&path);
-        assert_eq!(c.unwrap().listen, "0.0.0.0:7500".parse().unwrap());
+        assert_eq!(
+            c.unwrap().listen,
+            vec!["tcp://0.0.0.0:7500".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn listen_takes_one_url_or_many() {
+        let c = ServerConfig::from_toml_str(
+            "development = true\nlisten = [\"tcp://127.0.0.1:7400\", \"quic://127.0.0.1:7400\", \"wss://[::1]:443/signal\"]\n",
+        )
+        .unwrap();
+        let urls: Vec<String> = c.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            urls,
+            [
+                "tcp://127.0.0.1:7400",
+                "quic://127.0.0.1:7400",
+                "wss://[::1]:443/signal"
+            ]
+        );
+        for (toml, why) in [
+            ("listen = []", "at least one"),
+            ("listen = [\"http://x:1\"]", "scheme"),
+            ("listen = [\"tcp://x:1\", \"ws://x:1/ws\"]", "already uses"),
+        ] {
+            let e =
+                ServerConfig::from_toml_str(&format!("development = true\n{toml}\n")).unwrap_err();
+            assert!(matches!(e, ConfigError::Listen { .. }), "{toml}: {e}");
+            assert!(e.to_string().contains(why), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn tls_files_are_read_and_checked() {
+        let e =
+            ServerConfig::from_toml_str("development = true\ntls_cert = \"/nonexistent.pem\"\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("go together"), "{e}");
+        let e = ServerConfig::from_toml_str(
+            "development = true\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Tls { .. }), "{e}");
+        assert!(e.to_string().contains("/nonexistent/c.pem"), "{e}");
     }
 }

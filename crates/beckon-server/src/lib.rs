@@ -1,8 +1,9 @@
 //! The Beckon signaling server: the tokio runtime that drives the sans-IO broker core.
 //!
-//! A [`Server`] accepts TCP connections (4-byte length-prefixed frames, see
-//! `beckon_transport`), feeds their frames to one [`beckon_broker::Broker`] owned by a single
-//! task, and writes what the broker answers. It enforces what the core cannot see: the maximum
+//! A [`Server`] accepts connections on any number of listeners — TCP, TLS over TCP, QUIC,
+//! WebSocket and WebSocket over TLS, each chosen by a URL (see `beckon_transport`) — feeds
+//! their frames to one [`beckon_broker::Broker`] owned by a single task, and writes what the
+//! broker answers. It enforces what the core cannot see: the maximum
 //! frame size, a per-connection outbound byte budget (a peer that does not read is disconnected
 //! as a slow consumer), and a clean shutdown that tells every client to reconnect later. It
 //! opens the broker's store ([`Storage`]): in memory, or durable in a data directory with
@@ -10,15 +11,16 @@
 //! line, a TOML config ([`ServerConfig::load`]) and signal handling.
 //!
 //! It is not the protocol logic (sessions, presence, messages, tokens are the broker's), and
-//! not yet TLS, QUIC, WebSocket or cluster mode: one process, TCP. Sessions and channels live in
-//! memory; user attributes and offline messages live in the store.
+//! not cluster mode: one process. No feature code knows which transport a connection came in
+//! on; a session logged in over QUIC messages one on WebSocket like any other. Sessions and
+//! channels live in memory; user attributes and offline messages live in the store.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use beckon_server::{Server, ServerConfig};
 //!
 //! let mut config = ServerConfig::development(); // any App ID, no token checks: tests only
-//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! config.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
 //! let server = Server::spawn(config).await?;
 //! println!("serving on {}", server.local_addr());
 //! println!("{:?}", server.stats().await);
@@ -29,7 +31,12 @@
 //! # Configuration file
 //!
 //! ```toml
-//! listen = "127.0.0.1:7400"        # optional, this is the default
+//! listen = ["tcp://127.0.0.1:7400", "quic://127.0.0.1:7400", "ws://127.0.0.1:7401/ws"]
+//!                                  # optional, this is the default; one URL or a list of
+//!                                  #   tcp://, tls://, quic://, ws://…/path, wss://…/path
+//! tls_cert = "/etc/beckon/cert.pem" # optional, with tls_key: PEM chain and key for tls, quic
+//! tls_key = "/etc/beckon/key.pem"  #   and wss; without them a self-signed certificate is made
+//! handshake_timeout_ms = 10000     # optional; TLS/QUIC/WebSocket handshakes must finish in it
 //! heartbeat_interval_ms = 10000    # optional; a client silent for 3 intervals is lost
 //! login_timeout_ms = 10000         # optional; a connection must log in within it
 //! max_frame_bytes = 65536          # optional; a larger frame closes the connection
@@ -68,7 +75,9 @@ mod config;
 mod server;
 mod store;
 
+pub use beckon_transport::{Endpoint, Scheme, ServerTls};
 pub use config::{
-    ConfigError, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, STORE_FILE, ServerConfig, Storage,
+    ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, STORE_FILE,
+    ServerConfig, Storage, default_listen, load_tls, parse_listen,
 };
 pub use server::{Server, ServerHandle};

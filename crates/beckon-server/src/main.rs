@@ -1,14 +1,15 @@
-//! `beckon-server`: serves Beckon over TCP, or mints a token (`beckon-server token …`).
+//! `beckon-server`: serves Beckon, or mints a token (`beckon-server token …`).
 //!
-//! With no arguments it serves the zero-config development mode on 127.0.0.1:7400, keeping user
-//! attributes and offline messages in the standard data directory.
+//! With no arguments it serves the zero-config development mode on the loopback interface —
+//! TCP and QUIC on port 7400, WebSocket on 7401 (`ws://127.0.0.1:7401/ws`) — keeping user
+//! attributes and offline messages in the standard data directory. It prints one line per
+//! listener on stdout, `beckon-server listening on <url>`, once every listener is bound.
 //!
 //! Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT), 1 when the server cannot start or
 //! fails (the store cannot be opened, the address is taken, …), 2 for bad arguments or
 //! configuration.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,9 +27,19 @@ const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "beckon-server", version, about = "The Beckon signaling server")]
 struct Cli {
-    /// Address to listen on (overrides the config file); port 0 picks a free port.
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<SocketAddr>,
+    /// Where to listen, as a URL: tcp://HOST:PORT, tls://HOST:PORT, quic://HOST:PORT,
+    /// ws://HOST:PORT/PATH or wss://HOST:PORT/PATH (a bare HOST:PORT means tcp). Repeat it to
+    /// listen on several; it replaces the config file's list. Port 0 picks a free port.
+    /// Default: tcp://127.0.0.1:7400, quic://127.0.0.1:7400 and ws://127.0.0.1:7401/ws.
+    #[arg(long, value_name = "URL")]
+    listen: Vec<String>,
+    /// PEM certificate chain for the tls, quic and wss listeners (with --tls-key). Without
+    /// it, a self-signed certificate is made at start, which clients accept only when told to.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// TOML configuration file; without it the server runs in development mode.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -79,7 +90,8 @@ fn main() -> ExitCode {
                 (None, true) => Some(Storage::Memory),
                 (None, false) => None,
             };
-            serve(cli.listen, cli.config, storage)
+            let tls = cli.tls_cert.zip(cli.tls_key);
+            serve(&cli.listen, tls, cli.config, storage)
         }
     }
 }
@@ -141,9 +153,11 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Serves with the config file (or development mode), `listen` and `storage` overriding it.
+/// Serves with the config file (or development mode), `listen`, `tls` and `storage`
+/// overriding it.
 fn serve(
-    listen: Option<SocketAddr>,
+    listen: &[String],
+    tls: Option<(PathBuf, PathBuf)>,
     config_path: Option<PathBuf>,
     storage: Option<Storage>,
 ) -> ExitCode {
@@ -170,8 +184,23 @@ fn serve(
             ..ServerConfig::development()
         },
     };
-    if let Some(addr) = listen {
-        config.listen = addr;
+    if !listen.is_empty() {
+        match beckon_server::parse_listen(listen) {
+            Ok(endpoints) => config.listen = endpoints,
+            Err(why) => {
+                eprintln!("beckon-server: --listen: {why}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    if let Some((cert, key)) = tls {
+        match beckon_server::load_tls(&cert, &key) {
+            Ok(tls) => config.tls = Some(tls),
+            Err(e) => {
+                eprintln!("beckon-server: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
     }
     if let Some(storage) = storage {
         if storage == Storage::Dir(PathBuf::new()) {
@@ -211,10 +240,11 @@ async fn run(config: ServerConfig) -> std::io::Result<()> {
     // never missed.
     let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
-    let addr = server.local_addr();
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "beckon-server listening on {addr}")?;
+        for endpoint in server.endpoints() {
+            writeln!(out, "beckon-server listening on {endpoint}")?;
+        }
         out.flush()?;
     }
     server.run(shutdown).await

@@ -21,9 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant as TokioInstant;
@@ -33,7 +31,9 @@ use beckon_broker::{Broker, BrokerStats, ConnId, OutFrame, Output};
 use beckon_proto::ErrorCode;
 use beckon_proto::codec::LENGTH_PREFIX;
 use beckon_proto::pb::{self, server_frame};
-use beckon_transport::{FrameReader, FrameWriter};
+use beckon_transport::{
+    Endpoint, FrameRx, FrameTx, Incoming, Listener, ListenerConfig, Scheme, ServerTls,
+};
 
 use crate::config::ServerConfig;
 use crate::store::ServerStore;
@@ -47,6 +47,9 @@ const WRITE_BATCH: usize = 256;
 
 /// Capacity of the input channel into the broker loop; beyond it, connection readers wait.
 const INPUT_QUEUE: usize = 4096;
+
+/// Accepted connections waiting for the main loop to start their tasks.
+const ACCEPT_QUEUE: usize = 256;
 
 /// After the server closes a connection, how long it keeps reading (and discarding) what the
 /// peer still sends. Closing a socket with unread input makes the kernel send a reset, which
@@ -68,14 +71,18 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// a ramp rather than a stampede.
 const RECONNECT_SPREAD: Duration = Duration::from_secs(2);
 
+/// How long a shutdown waits for QUIC connections to finish closing once served.
+const LISTENER_CLOSE: Duration = Duration::from_secs(2);
+
 /// Accept errors (e.g. out of file descriptors) back off from this delay, doubling to the max.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// A Beckon server bound to its listening socket, with its store open, not yet serving.
+/// A Beckon server bound to its listening sockets, with its store open, not yet serving.
 pub struct Server {
-    listener: TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<Listener>,
+    endpoints: Vec<Endpoint>,
+    certificate: Option<CertificateDer<'static>>,
     config: ServerConfig,
     store: ServerStore,
     inputs: mpsc::Sender<Input>,
@@ -85,7 +92,7 @@ pub struct Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
+            .field("endpoints", &self.endpoints)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -93,21 +100,76 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// Opens the store `config.storage` names (creating the data directory and database if
-    /// need be), then binds the TCP listener on `config.listen` (port 0 picks a free port).
+    /// need be), then binds a listener for every URL of `config.listen` (port 0 picks a free
+    /// port). The secure schemes use `config.tls`, or a self-signed certificate made now.
     ///
     /// # Errors
     ///
     /// The error of opening the store — the data directory cannot be found or created, or the
     /// database cannot be opened, e.g. because another server holds it — with the path in its
-    /// message; or the error of binding the socket.
+    /// message; an empty `listen`; a certificate that cannot be made or used; or the error of
+    /// binding a socket, with its URL.
     pub async fn bind(config: ServerConfig) -> io::Result<Server> {
+        if config.listen.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "nothing to listen on: `listen` is empty",
+            ));
+        }
         // Opening may repair the database after a crash, which reads the file: off the runtime.
         let storage = config.storage.clone();
         let store = tokio::task::spawn_blocking(move || ServerStore::open(&storage))
             .await
             .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
+
+        let tls = if config.listen.iter().any(|e| e.scheme.is_secure()) {
+            Some(match &config.tls {
+                Some(tls) => tls.clone(),
+                None => {
+                    let mut names: Vec<String> = config
+                        .listen
+                        .iter()
+                        .filter(|e| e.scheme.is_secure())
+                        .map(|e| e.host.clone())
+                        .collect();
+                    names.extend(["localhost", "127.0.0.1", "::1"].map(str::to_owned));
+                    names.sort();
+                    names.dedup();
+                    let tls = ServerTls::self_signed(&names).map_err(io::Error::from)?;
+                    warn!(
+                        names = ?names,
+                        "no certificate configured (--tls-cert/--tls-key): the secure \
+                         listeners use a self-signed one made now, which clients accept only \
+                         when told to"
+                    );
+                    tls
+                }
+            })
+        } else {
+            None
+        };
+        let certificate = tls.as_ref().and_then(|t| t.cert_chain.first().cloned());
+
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        for endpoint in &config.listen {
+            let listener = Listener::bind(ListenerConfig {
+                endpoint: endpoint.clone(),
+                tls: if endpoint.scheme.is_secure() {
+                    tls.clone()
+                } else {
+                    None
+                },
+                max_frame: config.max_frame,
+            })
+            .await
+            .map_err(|e| {
+                let e = io::Error::from(e);
+                io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}"))
+            })?;
+            listeners.push(listener);
+        }
+        let endpoints = listeners.iter().map(|l| l.endpoint().clone()).collect();
+
         let floor = config.outbound_budget_floor();
         if config.outbound_budget_bytes < floor {
             warn!(
@@ -120,8 +182,9 @@ impl Server {
         }
         let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
         Ok(Server {
-            listener,
-            local_addr,
+            listeners,
+            endpoints,
+            certificate,
             config,
             store,
             inputs,
@@ -129,9 +192,20 @@ impl Server {
         })
     }
 
-    /// The address the server listens on (with the real port when bound to port 0).
+    /// The address of the first listener (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners[0].local_addr()
+    }
+
+    /// Every listener's URL, in the order of `config.listen`, with the real ports.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The certificate the secure listeners present (for a client to trust it), if any
+    /// listener is secure.
+    pub fn certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.certificate.as_ref()
     }
 
     /// Serves until `shutdown` resolves, then shuts down cleanly: stops accepting, tells every
@@ -148,52 +222,54 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> io::Result<()> {
         let Server {
-            listener,
-            local_addr,
+            listeners,
+            endpoints,
+            certificate: _,
             config,
             store,
             inputs,
             input_rx,
         } = self;
-        info!(%local_addr, "listening");
+        for endpoint in &endpoints {
+            info!(%endpoint, "listening");
+        }
 
         let broker_loop = BrokerLoop::new(&config, store, input_rx);
         let mut broker_task = tokio::spawn(broker_loop.run());
         let mut broker_failed = None;
 
+        // One accept task per listener, all feeding this loop, which owns the connections.
+        let (accepted_tx, mut accepted) = mpsc::channel::<(Scheme, Incoming)>(ACCEPT_QUEUE);
+        let mut acceptors = JoinSet::new();
+        let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
+        for listener in &listeners {
+            acceptors.spawn(accept_loop(listener.clone(), accepted_tx.clone()));
+        }
+        drop(accepted_tx);
+
         // Connection ids are never reused while the broker runs (it requires that).
         let mut next_conn = 0u64;
         let mut conns = JoinSet::new();
         let (shutting_down, shutting_down_rx) = watch::channel(false);
-        let mut backoff = ACCEPT_BACKOFF_MIN;
         let mut shutdown = std::pin::pin!(shutdown);
+        let settings = ConnSettings {
+            handshake_timeout: config.handshake_timeout,
+        };
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        backoff = ACCEPT_BACKOFF_MIN;
-                        next_conn += 1;
-                        let conn = ConnId(next_conn);
-                        conns.spawn(serve_connection(
-                            conn,
-                            peer,
-                            stream,
-                            config.max_frame,
-                            inputs.clone(),
-                            shutting_down_rx.clone(),
-                        ));
-                    }
-                    Err(e) => {
-                        // Usually out of file descriptors: retrying at once would spin.
-                        warn!(error = %e, retry_in = ?backoff, "accept failed");
-                        tokio::select! {
-                            () = &mut shutdown => break,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                    }
-                },
+                Some((scheme, incoming)) = accepted.recv() => {
+                    next_conn += 1;
+                    let conn = ConnId(next_conn);
+                    conns.spawn(serve_connection(
+                        conn,
+                        scheme,
+                        incoming,
+                        settings,
+                        inputs.clone(),
+                        shutting_down_rx.clone(),
+                    ));
+                }
                 // Reaps finished connection tasks so the set does not grow without bound.
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 // The loop only returns after `Input::Shutdown`, so this is a panic in the
@@ -212,7 +288,9 @@ impl Server {
         }
 
         info!("shutting down");
-        drop(listener);
+        // Dropping the listeners stops accepting; QUIC connections already open live on.
+        acceptors.shutdown().await;
+        drop(accepted);
         let _ = shutting_down.send(true);
         // Ordered after every input already queued, so replies to them still go out.
         let _ = inputs.send(Input::Shutdown).await;
@@ -228,6 +306,17 @@ impl Server {
             );
             conns.shutdown().await;
         }
+        // Every connection has ended: let QUIC finish its closes, so the ports are free when
+        // this returns (a restart on the same address must be able to bind them).
+        let closing = async {
+            for listener in &listeners {
+                listener.close_and_wait().await;
+            }
+        };
+        if tokio::time::timeout(LISTENER_CLOSE, closing).await.is_err() {
+            debug!("QUIC connections still closing; not waiting for them");
+        }
+        drop(listeners);
         if let Some(why) = broker_failed {
             return Err(io::Error::other(format!("the broker loop stopped: {why}")));
         }
@@ -245,10 +334,12 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// The error of binding the socket.
+    /// As [`bind`](Self::bind).
     pub async fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
         let server = Server::bind(config).await?;
+        let endpoints = server.endpoints.clone();
         let local_addr = server.local_addr();
+        let certificate = server.certificate.clone();
         let inputs = server.inputs.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -257,6 +348,8 @@ impl Server {
         }));
         Ok(ServerHandle {
             local_addr,
+            endpoints,
+            certificate,
             inputs,
             stop,
             task,
@@ -264,9 +357,33 @@ impl Server {
     }
 }
 
+/// Accepts connections on one listener until the server stops (which aborts this task).
+async fn accept_loop(listener: Arc<Listener>, accepted: mpsc::Sender<(Scheme, Incoming)>) {
+    let scheme = listener.endpoint().scheme;
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        match listener.accept().await {
+            Ok(incoming) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                if accepted.send((scheme, incoming)).await.is_err() {
+                    return; // Shutting down.
+                }
+            }
+            Err(e) => {
+                // Usually out of file descriptors: retrying at once would spin.
+                warn!(endpoint = %listener.endpoint(), error = %e, retry_in = ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
 /// A server running in a background task, from [`Server::spawn`].
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    endpoints: Vec<Endpoint>,
+    certificate: Option<CertificateDer<'static>>,
     inputs: mpsc::Sender<Input>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
@@ -275,15 +392,30 @@ pub struct ServerHandle {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("local_addr", &self.local_addr)
+            .field("endpoints", &self.endpoints)
             .finish_non_exhaustive()
     }
 }
 
 impl ServerHandle {
-    /// The address the server listens on.
+    /// The address of the first listener.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Every listener's URL, with the real ports.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The first listener of `scheme`, if the server has one.
+    pub fn endpoint(&self, scheme: Scheme) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.scheme == scheme)
+    }
+
+    /// The certificate the secure listeners present, if any listener is secure.
+    pub fn certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.certificate.as_ref()
     }
 
     /// Shuts the server down and waits until it has finished.
@@ -316,6 +448,7 @@ enum Input {
     Connect {
         conn: ConnId,
         peer: SocketAddr,
+        scheme: Scheme,
         writer: WriterHandle,
     },
     Frame {
@@ -455,8 +588,13 @@ impl BrokerLoop {
     /// Feeds one input to the broker; returns whether the loop must shut down.
     fn handle_input(&mut self, input: Input) -> bool {
         match input {
-            Input::Connect { conn, peer, writer } => {
-                debug!(conn = conn.0, %peer, "connection opened");
+            Input::Connect {
+                conn,
+                peer,
+                scheme,
+                writer,
+            } => {
+                debug!(conn = conn.0, %peer, %scheme, "connection opened");
                 self.conns.insert(conn, ConnEntry { peer, writer });
                 self.broker.connect(conn, now());
             }
@@ -586,30 +724,52 @@ fn now() -> std::time::Instant {
 
 // ---- one connection ---------------------------------------------------------------------------
 
-/// Reads frames from one connection into the broker loop, with a writer task beside it.
+/// What every connection task needs from the configuration.
+#[derive(Clone, Copy, Debug)]
+struct ConnSettings {
+    handshake_timeout: Duration,
+}
+
+/// Runs one connection's transport handshake, then reads its frames into the broker loop, with
+/// a writer task beside it.
 async fn serve_connection(
     conn: ConnId,
-    peer: SocketAddr,
-    stream: TcpStream,
-    max_frame: usize,
+    scheme: Scheme,
+    incoming: Incoming,
+    settings: ConnSettings,
     inputs: mpsc::Sender<Input>,
     shutting_down: watch::Receiver<bool>,
 ) {
-    // Nagle's algorithm would hold back small frames (pongs, replies) for the peer's ACK.
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(conn = conn.0, %peer, error = %e, "set_nodelay failed");
-    }
-    // Split by hand rather than with `frame_tcp` so that the read half stays reachable after
-    // the frame reader is done with it: the linger below reads raw bytes from it.
-    let (mut read_half, write_half) = stream.into_split();
+    let peer = incoming.peer();
+    // The handshake runs here, in the connection's own task and under a deadline, so a peer
+    // that never finishes it (a stalled TLS hello, a half-sent HTTP upgrade) costs one idle
+    // task and its buffers until the deadline, and holds up nobody else.
+    let (mut rx, tx) =
+        match tokio::time::timeout(settings.handshake_timeout, incoming.establish()).await {
+            Ok(Ok(Some(pair))) => pair,
+            Ok(Ok(None)) => {
+                debug!(conn = conn.0, %peer, %scheme, "answered a plain HTTP request");
+                return;
+            }
+            Ok(Err(e)) => {
+                debug!(conn = conn.0, %peer, %scheme, error = %e, "closing: handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(
+                    conn = conn.0,
+                    %peer,
+                    %scheme,
+                    timeout = ?settings.handshake_timeout,
+                    "closing: handshake not finished in time"
+                );
+                return;
+            }
+        };
 
     let (frames, frame_rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    let mut writer_task = tokio::spawn(write_frames(
-        frame_rx,
-        FrameWriter::new(write_half),
-        queued.clone(),
-    ));
+    let mut writer_task = tokio::spawn(write_frames(frame_rx, tx, queued.clone()));
     let (close_signal, mut closed) = oneshot::channel();
     let writer = WriterHandle {
         frames,
@@ -618,7 +778,12 @@ async fn serve_connection(
         _close_signal: close_signal,
     };
     if inputs
-        .send(Input::Connect { conn, peer, writer })
+        .send(Input::Connect {
+            conn,
+            peer,
+            scheme,
+            writer,
+        })
         .await
         .is_err()
     {
@@ -627,34 +792,31 @@ async fn serve_connection(
     }
 
     let mut writer_result = None;
-    let cause = {
-        let mut reader = FrameReader::new(&mut read_half, max_frame);
-        loop {
-            tokio::select! {
-                read = reader.read_frame() => match read {
-                    Ok(Some(payload)) => {
-                        if inputs.send(Input::Frame { conn, payload }).await.is_err() {
-                            break None; // The broker loop is gone: shutting down.
-                        }
+    let cause = loop {
+        tokio::select! {
+            read = rx.read_frame() => match read {
+                Ok(Some(payload)) => {
+                    if inputs.send(Input::Frame { conn, payload }).await.is_err() {
+                        break None; // The broker loop is gone: shutting down.
                     }
-                    Ok(None) => break Some(Cause::Eof),
-                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                        break Some(Cause::Oversized(e.to_string()));
-                    }
-                    Err(e) => break Some(Cause::Read(e)),
-                },
-                // The broker loop dropped this connection (a close, a slow consumer, a
-                // shutdown): it has forgotten it, so nothing more is read.
-                _ = &mut closed => break None,
-                // A write failed (the writer ends cleanly only after the loop let go).
-                done = &mut writer_task => {
-                    let cause = match &done {
-                        Ok(Err(e)) => Cause::Write(e.kind()),
-                        _ => Cause::WriterEnded,
-                    };
-                    writer_result = Some(done);
-                    break Some(cause);
                 }
+                Ok(None) => break Some(Cause::Eof),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    break Some(Cause::Oversized(e.to_string()));
+                }
+                Err(e) => break Some(Cause::Read(e)),
+            },
+            // The broker loop dropped this connection (a close, a slow consumer, a
+            // shutdown): it has forgotten it, so nothing more is read.
+            _ = &mut closed => break None,
+            // A write failed (the writer ends cleanly only after the loop let go).
+            done = &mut writer_task => {
+                let cause = match &done {
+                    Ok(Err(e)) => Cause::Write(e.kind()),
+                    _ => Cause::WriterEnded,
+                };
+                writer_result = Some(done);
+                break Some(cause);
             }
         }
     };
@@ -678,9 +840,10 @@ async fn serve_connection(
         },
     };
     match writer_result {
-        // Our FIN is out; wait briefly for the peer's, so unread input cannot turn our close
-        // into a reset that destroys the frames just written.
-        Ok(Ok(())) => linger(&mut read_half, shutting_down).await,
+        // Our side is closed; wait briefly for the peer's close, so unread input cannot turn
+        // our close into a reset (TCP) or an abrupt connection close (QUIC) that destroys the
+        // frames just written.
+        Ok(Ok(())) => linger(&mut rx, shutting_down).await,
         Ok(Err(e)) => debug!(conn = conn.0, %peer, error = %e, "write failed"),
         Err(_) => {} // Aborted: a slow consumer, already logged by the loop.
     }
@@ -688,15 +851,8 @@ async fn serve_connection(
 
 /// Discards input until the peer closes, for at most [`LINGER`], or [`SHUTDOWN_LINGER`] once
 /// the server is shutting down.
-async fn linger(read_half: &mut OwnedReadHalf, mut shutting_down: watch::Receiver<bool>) {
-    let mut sink = [0u8; 4096];
-    let drain = async {
-        while let Ok(n) = read_half.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    };
+async fn linger(rx: &mut FrameRx, mut shutting_down: watch::Receiver<bool>) {
+    let drain = rx.discard_until_closed();
     let cut_short = async {
         // An error means the server is gone altogether: cut short as well.
         let _ = shutting_down.wait_for(|down| *down).await;
@@ -711,7 +867,7 @@ async fn linger(read_half: &mut OwnedReadHalf, mut shutting_down: watch::Receive
 /// Writes what the broker loop queues, a batch per flush, until the loop drops the channel.
 async fn write_frames(
     mut frames: mpsc::UnboundedReceiver<OutFrame>,
-    mut writer: FrameWriter<OwnedWriteHalf>,
+    mut writer: FrameTx,
     queued: Arc<AtomicUsize>,
 ) -> io::Result<()> {
     while let Some(first) = frames.recv().await {

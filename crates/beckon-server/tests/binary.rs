@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use beckon_token::Privileges;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::Client;
 use common::process::{BIN, ServerProcess, TempDir, TempFile, run_to_exit};
@@ -346,4 +347,158 @@ fn store_errors_exit_with_code_1() {
     let (code, _, stderr) = run(&["--config", config.path_str()], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("data_dir"), "{stderr}");
+}
+
+// ---- transports ---------------------------------------------------------------------------------
+
+/// Logs in over `url` with the SDK, trusting `tls`, and returns once the login succeeded.
+async fn sdk_login(url: &str, tls: &beckon_sdk::ClientTls, account: &str) -> beckon_sdk::Instance {
+    let mut config = beckon_sdk::Config::new(url);
+    config.tls = tls.clone();
+    let sdk = beckon_sdk::Instance::new(config).unwrap();
+    let mut events = sdk.events();
+    sdk.login("any-app", account, beckon_proto::NO_TOKEN, 0, "");
+    let ev = tokio::time::timeout(common::STEP, async {
+        loop {
+            match events.next().await {
+                Some(beckon_sdk::Event::LoginSuccess { .. }) => return Ok(()),
+                Some(beckon_sdk::Event::LoginFailed { ecode }) => return Err(ecode),
+                Some(_) => {}
+                None => return Err(-1),
+            }
+        }
+    })
+    .await;
+    assert_eq!(ev, Ok(Ok(())), "login over {url}");
+    sdk
+}
+
+#[tokio::test]
+async fn listens_on_every_url_given_with_the_certificate_given() {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = TempFile::new("cert.pem", &ck.cert.pem());
+    let key = TempFile::new("key.pem", &ck.signing_key.serialize_pem());
+    let urls = [
+        "tcp://127.0.0.1:0",
+        "tls://127.0.0.1:0",
+        "quic://127.0.0.1:0",
+        "ws://127.0.0.1:0/ws",
+        "wss://127.0.0.1:0/signal",
+    ];
+    let mut cmd = Command::new(BIN);
+    for url in urls {
+        cmd.args(["--listen", url]);
+    }
+    cmd.args(["--tls-cert", cert.path_str(), "--tls-key", key.path_str()])
+        .arg("--ephemeral")
+        .env("RUST_LOG", "warn");
+    let mut server = ServerProcess::spawn_listening(cmd, urls.len());
+    for (url, got) in urls.iter().zip(&server.endpoints) {
+        let scheme = url.split("://").next().unwrap();
+        assert!(got.starts_with(&format!("{scheme}://127.0.0.1:")), "{got}");
+        assert!(!got.contains(":0/") && !got.ends_with(":0"), "{got}");
+    }
+    assert!(server.endpoints[4].ends_with("/signal"));
+
+    // Every listener serves sessions; the secure ones present the given certificate (the SDK
+    // trusts exactly that one, and nothing else).
+    let tls = beckon_sdk::ClientTls {
+        roots: vec![ck.cert.der().clone()],
+        ..Default::default()
+    };
+    let mut sessions = Vec::new();
+    for (i, url) in server.endpoints.clone().iter().enumerate() {
+        sessions.push(sdk_login(url, &tls, &format!("user{i}")).await);
+    }
+
+    // The WebSocket listener answers health checks over plain HTTP.
+    let ws: beckon_server::Endpoint = server.endpoints[3].parse().unwrap();
+    let mut http = tokio::net::TcpStream::connect(ws.authority())
+        .await
+        .unwrap();
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    http.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    drop(sessions);
+    server.signal("TERM");
+    let (status, stderr) = server.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // A certificate was given, so none was generated.
+    assert!(!stderr.contains("self-signed"), "{stderr}");
+}
+
+#[tokio::test]
+async fn secure_listeners_without_a_certificate_use_a_self_signed_one() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "quic://127.0.0.1:0", "--ephemeral"])
+        .env("RUST_LOG", "warn");
+    let mut server = ServerProcess::spawn_listening(cmd, 1);
+    let url = server.endpoints[0].clone();
+    // Refused by default: nothing vouches for a certificate made at start.
+    let mut config = beckon_sdk::Config::new(url.as_str());
+    config.client.connect_timeout = std::time::Duration::from_secs(2);
+    let refused = beckon_sdk::Instance::new(config).unwrap();
+    let mut events = refused.events();
+    refused.login2("any-app", "alice", beckon_proto::NO_TOKEN, 0, "", 1, 1);
+    let ev = tokio::time::timeout(common::STEP * 2, async {
+        loop {
+            match events.next().await {
+                Some(e @ beckon_sdk::Event::LoginSuccess { .. })
+                | Some(e @ beckon_sdk::Event::LoginFailed { .. }) => return Some(e),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("an outcome");
+    assert!(
+        matches!(ev, Some(beckon_sdk::Event::LoginFailed { .. })),
+        "{ev:?}"
+    );
+    // Accepted when the app says so.
+    let accept_any = beckon_sdk::ClientTls {
+        dangerous_accept_any_cert: true,
+        ..Default::default()
+    };
+    let _ok = sdk_login(&url, &accept_any, "bob").await;
+    server.signal("TERM");
+    let (status, stderr) = server.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("self-signed"), "{stderr}");
+}
+
+#[test]
+fn bad_listen_urls_and_tls_files_exit_with_code_2() {
+    for (args, why) in [
+        (&["--listen", "http://127.0.0.1:0"][..], "scheme"),
+        (&["--listen", "tcp://127.0.0.1"][..], "port"),
+        (
+            &[
+                "--listen",
+                "tls://127.0.0.1:0",
+                "--tls-cert",
+                "/nonexistent/c.pem",
+                "--tls-key",
+                "/nonexistent/k.pem",
+            ][..],
+            "/nonexistent/c.pem",
+        ),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).arg("--ephemeral");
+        let (code, stdout, stderr) = run_to_exit(cmd);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
+    // --tls-cert without --tls-key is a usage error too.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--tls-cert", "c.pem", "--ephemeral"]);
+    let (code, _, stderr) = run_to_exit(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
 }

@@ -547,7 +547,7 @@ async fn an_embedded_server_opens_its_data_directory_and_holds_it_until_shut_dow
     let data = TempDir::new("embedded");
     let config = || {
         let mut c = ServerConfig::development();
-        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
         c.storage = Storage::Dir(data.path().join("nested"));
         c
     };

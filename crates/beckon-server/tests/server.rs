@@ -23,7 +23,7 @@ fn config() -> ServerConfig {
          [[apps]]\napp_id = \"open\"\ncertificate = \"x\"\nallow_no_token = true\n"
     ))
     .expect("valid config");
-    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
     c
 }
 
@@ -213,7 +213,7 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn development_server_spawns_serves_and_shuts_down() {
     let mut config = ServerConfig::development();
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
     let server = Server::spawn(config).await.unwrap();
     assert_eq!(server.local_addr().ip().to_string(), "127.0.0.1");
     assert_ne!(server.local_addr().port(), 0);
@@ -244,7 +244,7 @@ async fn development_server_spawns_serves_and_shuts_down() {
 #[tokio::test]
 async fn dropping_the_handle_stops_the_server() {
     let mut config = ServerConfig::development();
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
     let server = Server::spawn(config).await.unwrap();
     let addr = server.local_addr();
     drop(server);

@@ -109,6 +109,18 @@ impl FrameRx {
     }
 }
 
+impl FrameRx {
+    /// Reads and discards whatever the peer still sends until it closes (or the connection
+    /// fails), even after a bad frame: for lingering after the local side has closed, so that
+    /// unread input cannot turn the close into a reset that destroys the last frames sent.
+    pub async fn discard_until_closed(&mut self) {
+        match &mut self.inner {
+            Rx::Stream(r) => r.discard_until_eof().await,
+            Rx::Ws(ws) => while let Some(Ok(_)) = ws.next().await {},
+        }
+    }
+}
+
 impl FrameTx {
     /// Queues one frame whose payload is `head` followed by `body`.
     pub async fn write_frame(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {

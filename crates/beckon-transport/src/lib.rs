@@ -84,6 +84,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Reads and discards raw input until the peer closes the stream (or reading fails),
+    /// whatever state the framing is in: for lingering after a close, even one caused by a
+    /// bad frame.
+    pub async fn discard_until_eof(&mut self) {
+        self.buf.clear();
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = self.inner.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
     /// Whether a whole frame is already buffered (so `read_frame` will not wait).
     pub fn has_buffered_frame(&self) -> bool {
         let mut probe = self.buf.clone();

@@ -181,6 +181,17 @@ impl Listener {
             e.close(0u32.into(), b"server shutting down");
         }
     }
+
+    /// [`close`](Self::close)s, then waits until every QUIC connection of this listener has
+    /// finished closing, so that once the listener is dropped its UDP port is free again. Call
+    /// it after the connections were given their chance to end cleanly: a QUIC close ends
+    /// whatever is still open at once.
+    pub async fn close_and_wait(&self) {
+        self.close();
+        if let Kind::Quic(e) = &self.kind {
+            e.wait_idle().await;
+        }
+    }
 }
 
 impl Incoming {

@@ -77,6 +77,9 @@ impl Drop for TempDir {
 pub(crate) struct ServerProcess {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// The URL of every listener the server reported, in order.
+    #[allow(dead_code)] // Not every test binary looks at them.
+    pub(crate) endpoints: Vec<String>,
     // Kept open so the server never writes to a closed pipe.
     _stdout: BufReader<ChildStdout>,
     /// What the server logged so far; a thread keeps reading so the pipe never fills up.
@@ -98,7 +101,12 @@ impl ServerProcess {
 
     /// Starts the server `cmd` describes (arguments, environment) and waits for its
     /// "listening on" line.
-    pub(crate) fn spawn(mut cmd: Command) -> Self {
+    pub(crate) fn spawn(cmd: Command) -> Self {
+        Self::spawn_listening(cmd, 1)
+    }
+
+    /// Starts the server `cmd` describes and waits for `listeners` "listening on" lines.
+    pub(crate) fn spawn_listening(mut cmd: Command, listeners: usize) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -119,20 +127,26 @@ impl ServerProcess {
             }
         });
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("beckon-server listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = stderr_reader.join();
-            let err = stderr.lock().unwrap().clone();
-            panic!("unexpected first line {line:?}; stderr: {err}");
-        };
-        let addr: SocketAddr = addr.parse().unwrap();
+        let mut endpoints = Vec::new();
+        for _ in 0..listeners {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let Some(url) = line.trim().strip_prefix("beckon-server listening on ") else {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = stderr_reader.join();
+                let err = stderr.lock().unwrap().clone();
+                panic!("unexpected line {line:?}; stderr: {err}");
+            };
+            endpoints.push(url.to_owned());
+        }
+        let endpoint: beckon_server::Endpoint = endpoints[0].parse().unwrap();
+        let addr: SocketAddr = endpoint.authority().parse().unwrap();
         assert_ne!(addr.port(), 0, "the real port is printed");
         Self {
             child,
             addr,
+            endpoints,
             _stdout: stdout,
             stderr,
             stderr_reader: Some(stderr_reader),

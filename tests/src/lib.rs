@@ -285,7 +285,15 @@ struct ProxyState {
 impl Proxy {
     /// A proxy forwarding to `server`'s listener of the suite's [`scheme`].
     pub async fn start(server: &TestServer) -> Self {
-        let target: Endpoint = server.url().parse().expect("the server's URL parses");
+        Self::start_on(server, scheme()).await
+    }
+
+    /// A proxy of `scheme` forwarding to `server`'s listener of that scheme.
+    pub async fn start_on(server: &TestServer, scheme: Scheme) -> Self {
+        let target: Endpoint = server
+            .url_of(scheme)
+            .parse()
+            .expect("the server's URL parses");
         let listener = Listener::bind(ListenerConfig {
             endpoint: any_port(target.scheme),
             tls: Some(test_tls().clone()),

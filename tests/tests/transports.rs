@@ -11,7 +11,7 @@ use beckon_proto::ErrorCode;
 use beckon_proto::codec::decode_server;
 use beckon_proto::pb::server_frame;
 use beckon_sdk::Event;
-use beckon_tests::{SCHEMES, TIMEOUT, TestServer, User, scheme, test_client_tls, test_tls};
+use beckon_tests::{Proxy, SCHEMES, TIMEOUT, TestServer, User, scheme, test_client_tls, test_tls};
 use beckon_transport::{Endpoint, Scheme};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -151,6 +151,44 @@ async fn one_session_per_scheme_all_in_one_channel() {
         let next = (i + 1) % users.len();
         expect_p2p(&mut users[next], &from, "ring").await;
     }
+}
+
+#[tokio::test]
+async fn a_reconnect_moves_to_another_transport_and_resumes_the_session() {
+    if !runs_here() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let proxy = Proxy::start_on(&server, Scheme::Quic).await;
+    let mut config = beckon_tests::config(proxy.url());
+    config.alternates = vec![server.url_of(Scheme::Ws)];
+    config.client.first_attempt_jitter = Duration::from_millis(20);
+    config.client.initial_backoff = Duration::from_millis(20);
+    config.client.max_backoff = Duration::from_millis(100);
+    config.client.connect_timeout = Duration::from_secs(2);
+    let mut alice = User::with_config(config, "alice");
+    alice.login(&server).await;
+    alice.join("room").await;
+    let mut bob = logged_in_over(&server, Scheme::Tcp, "bob").await;
+    bob.join("room").await;
+
+    // The QUIC path goes away for good; the SDK moves to WebSocket and resumes.
+    proxy.cut();
+    let ev = alice
+        .expect(|e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }))
+        .await;
+    assert_eq!(ev, Event::Reconnected { fd: 0 });
+    let id = bob.sdk.message_instant_send("alice", 0, "over ws now", "");
+    expect_sent(&mut bob, id).await;
+    expect_p2p(&mut alice, "bob", "over ws now").await;
+    bob.sdk.message_channel_send("room", "still a member", "");
+    expect_channel_message(&mut alice, "room", "bob", "still a member").await;
+    assert!(
+        !bob.calls.calls().iter().any(|c| c.contains("leaved")),
+        "bob saw alice leave: {:?}",
+        bob.calls.calls()
+    );
+    assert!(server.stats().await.resumes >= 1);
 }
 
 /// Reads until the server closes the connection; panics if it stays open for [`TIMEOUT`].

@@ -34,17 +34,33 @@ pub use tls::{ClientTls, ServerTls};
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 use beckon_proto::codec::{FrameDecoder, length_prefix};
 
+/// The smallest and largest amount a [`FrameReader`] asks the stream for at once.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+
+/// What a [`FrameWriter`] allocates at the start of a batch.
+const WRITE_BATCH_START: usize = 4096;
+
+/// Frames a [`FrameWriter`] buffers before writing them out even without a flush.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+
 /// Reads whole frames from a byte stream.
+///
+/// Its buffer adapts to the traffic: a read that fills what was asked for doubles the next
+/// request (up to 64 KiB), one that brings less than a quarter halves it (down to 512 bytes),
+/// and a buffer left empty between frames shrinks back to that size. A busy connection reads in
+/// large chunks; an idle one holds half a kilobyte while it waits.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
+    want: usize,
     decoder: FrameDecoder,
 }
 
@@ -52,7 +68,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, max_frame: usize) -> Self {
         Self {
             inner,
-            buf: BytesMut::with_capacity(4096),
+            buf: BytesMut::new(),
+            want: READ_MIN,
             decoder: FrameDecoder::new(max_frame),
         }
     }
@@ -68,10 +85,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
-            if self.buf.capacity() - self.buf.len() < 1024 {
-                self.buf.reserve(4096);
+            if self.buf.is_empty() && self.buf.capacity() > 2 * self.want {
+                // Frames handed out keep their own part of the old allocation alive.
+                self.buf = BytesMut::new();
             }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            if self.buf.capacity() - self.buf.len() < self.want {
+                self.buf.reserve(self.want);
+            }
+            let asked = self.buf.capacity() - self.buf.len();
+            let n = self.inner.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -81,6 +104,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     ))
                 };
             }
+            if n == asked {
+                self.want = (self.want * 2).min(READ_MAX);
+            } else if n < asked / 4 {
+                self.want = (self.want / 2).max(READ_MIN);
+            }
         }
     }
 
@@ -88,8 +116,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// whatever state the framing is in: for lingering after a close, even one caused by a
     /// bad frame.
     pub async fn discard_until_eof(&mut self) {
-        self.buf.clear();
-        let mut sink = [0u8; 4096];
+        self.buf = BytesMut::new();
+        let mut sink = [0u8; 1024];
         while let Ok(n) = self.inner.read(&mut sink).await {
             if n == 0 {
                 break;
@@ -105,37 +133,56 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 }
 
 /// Writes frames to a byte stream through a buffer; call [`flush`](Self::flush) after a batch.
+///
+/// The buffer exists only between the first frame of a batch and its flush, so an idle
+/// connection holds none.
 #[derive(Debug)]
 pub struct FrameWriter<W: AsyncWrite> {
-    inner: BufWriter<W>,
+    inner: W,
+    buf: Vec<u8>,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub fn new(inner: W) -> Self {
         Self {
-            inner: BufWriter::with_capacity(64 * 1024, inner),
+            inner,
+            buf: Vec::new(),
         }
     }
 
     /// Queues one frame whose payload is `head` followed by `body`.
     pub async fn write_frame(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
-        self.inner
-            .write_all(&length_prefix(head.len() + body.len()))
-            .await?;
-        self.inner.write_all(head).await?;
-        if !body.is_empty() {
-            self.inner.write_all(body).await?;
+        if self.buf.capacity() == 0 {
+            // A batch usually holds several frames: start it with room for a few.
+            self.buf
+                .reserve((4 + head.len() + body.len()).max(WRITE_BATCH_START));
+        }
+        self.buf
+            .extend_from_slice(&length_prefix(head.len() + body.len()));
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(body);
+        if self.buf.len() >= WRITE_HIGH_WATER {
+            self.write_out().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_out(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.inner.write_all(&buf).await?;
         }
         Ok(())
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
+        self.write_out().await?;
         self.inner.flush().await
     }
 
     /// Flushes and shuts the write side down.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.inner.flush().await?;
+        self.write_out().await?;
         self.inner.shutdown().await
     }
 }
@@ -175,6 +222,41 @@ mod tests {
             let f = r.read_frame().await.unwrap().unwrap();
             assert_eq!(&f[..4], &i.to_be_bytes());
             assert_eq!(&f[4..], b"tail");
+        }
+        assert!(r.read_frame().await.unwrap().is_none());
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn frames_of_every_size_survive_the_adaptive_buffers() {
+        let (a, b) = tokio::io::duplex(8 * 1024);
+        let sizes: Vec<usize> = (0..600u32)
+            .map(|i| match i % 7 {
+                0 => 100_000 + i as usize,
+                1 => 0,
+                2 => 511,
+                3 => 4096,
+                _ => (i as usize * 37) % 2000,
+            })
+            .collect();
+        let expected = sizes.clone();
+        let writer = tokio::spawn(async move {
+            let mut w = FrameWriter::new(a);
+            for (i, n) in sizes.into_iter().enumerate() {
+                let body = vec![(i % 251) as u8; n];
+                w.write_frame(&(i as u32).to_be_bytes(), &body).await.unwrap();
+                if i % 5 == 0 {
+                    w.flush().await.unwrap();
+                }
+            }
+            w.shutdown().await.unwrap();
+        });
+        let mut r = FrameReader::new(b, 200_000);
+        for (i, n) in expected.into_iter().enumerate() {
+            let f = r.read_frame().await.unwrap().unwrap();
+            assert_eq!(&f[..4], &(i as u32).to_be_bytes());
+            assert_eq!(f.len(), 4 + n);
+            assert!(f[4..].iter().all(|b| *b == (i % 251) as u8));
         }
         assert!(r.read_frame().await.unwrap().is_none());
         writer.await.unwrap();

@@ -1,46 +1,68 @@
 //! `cargo xtask`: Beckon's development chores.
 //!
 //! - `cargo xtask bench [micro] [-- <criterion args>]`: the criterion micro-benchmarks
-//!   (codec, token) in release mode.
+//!   (codec, token, broker routing and fan-out) in release mode.
+//! - `cargo xtask bench p2p|fanout|idle|login|all [options]`: the whole-system load benchmark,
+//!   Beckon beside `nats-server`, `redis-server` and a bare forwarder, on this machine, with
+//!   one load generator, in one run; `cargo xtask bench --help` lists the options.
+//! - `cargo xtask test [--transport <scheme>] [-- <test args>]`: every test, with the
+//!   end-to-end suite run over every transport ([`test_cmd`]).
 //!
-//! The whole-system load benchmarks (p2p, fan-out, idle, login against peer brokers) are not
-//! built yet; asking for them is an error that says so.
+//! Modules: [`cli`] parses the command line; [`launch`] builds the release binaries and hands
+//! over to [`run`], which drives rounds, shapes and systems and prints the [`report`]; [`load`]
+//! holds what every load shares (windows, pacing, recording); [`beckon`], [`nats`],
+//! [`redis_pubsub`] and [`forwarder`] start their servers and generate their load; [`procs`]
+//! owns child processes and reads `/proc`.
+//!
+//! Two subcommands are internal: `load-run` (the benchmark proper, run by [`launch`] from the
+//! release build) and `forwarder` (the bare forwarder's server process).
 
-use std::process::{Command, ExitCode};
+mod beckon;
+mod cli;
+mod forwarder;
+mod launch;
+mod load;
+mod micro;
+mod nats;
+mod procs;
+mod redis_pubsub;
+mod report;
+mod run;
+mod test_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => match cli::parse_bench(rest) {
+            Ok(cli::Bench::Micro(criterion_args)) => micro::run(&criterion_args),
+            Ok(cli::Bench::Load(opts)) => launch::run(&opts),
+            Err(e) => {
+                if !e.is_empty() {
+                    eprintln!("cargo xtask bench: {e}\n");
+                }
+                eprintln!("{}", cli::USAGE);
+                ExitCode::from(2)
+            }
+        },
+        Some("test") => test_cmd::run(rest),
+        Some("load-run") => run::main(rest),
+        Some("forwarder") => forwarder::main(rest),
         _ => {
-            eprintln!("usage: cargo xtask bench [micro] [-- <criterion args>]");
+            eprintln!(
+                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]\n{}",
+                cli::USAGE
+            );
             ExitCode::from(2)
         }
     }
 }
 
-fn bench(args: &[String]) -> ExitCode {
-    let (shape, rest) = match args.first().map(String::as_str) {
-        None | Some("--") => ("micro", args),
-        Some(s) => (s, &args[1..]),
-    };
-    if shape != "micro" {
-        eprintln!(
-            "cargo xtask bench {shape}: the whole-system load benchmarks (p2p, fanout, idle, login) \
-             are not implemented yet; `cargo xtask bench micro` runs the criterion micro-benchmarks"
-        );
-        return ExitCode::from(2);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["bench", "-p", "beckon-benches"]);
-    cmd.args(rest);
-    match cmd.status() {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("could not run cargo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+/// The workspace's root directory (the xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), PathBuf::from)
 }

@@ -244,7 +244,9 @@ mod tests {
             let mut w = FrameWriter::new(a);
             for (i, n) in sizes.into_iter().enumerate() {
                 let body = vec![(i % 251) as u8; n];
-                w.write_frame(&(i as u32).to_be_bytes(), &body).await.unwrap();
+                w.write_frame(&(i as u32).to_be_bytes(), &body)
+                    .await
+                    .unwrap();
                 if i % 5 == 0 {
                     w.flush().await.unwrap();
                 }

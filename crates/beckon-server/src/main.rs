@@ -21,6 +21,11 @@ use tracing_subscriber::EnvFilter;
 use beckon_server::{Server, ServerConfig, Storage};
 use beckon_token::{Privileges, TokenClaims};
 
+/// mimalloc rather than the system allocator: every message the server routes allocates a few
+/// short-lived buffers across threads, which is the pattern mimalloc is built for.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for bad arguments or configuration, as clap uses for usage errors.
 const EXIT_USAGE: u8 = 2;
 
@@ -210,17 +215,37 @@ fn serve(
         config.storage = storage;
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One worker per core the process may run on (the affinity mask counts, so `taskset -c 0`
+    // means one), and on a single core no worker threads at all: the broker task and the
+    // connection tasks then hand work to each other without crossing threads.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let built = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("beckon-server: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    // Served from a spawned task, so that with worker threads the accept loop runs on them
+    // too rather than on this thread, which would only add hand-offs.
+    let served = runtime.block_on(async {
+        tokio::spawn(run(config)).await.unwrap_or_else(|e| {
+            Err(std::io::Error::other(format!(
+                "the server task failed: {e}"
+            )))
+        })
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("beckon-server: {e}");

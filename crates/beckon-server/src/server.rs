@@ -9,10 +9,10 @@
 //!
 //! The broker loop is the only owner of the broker, so the hot path takes no lock. Connection
 //! tasks talk to it through one bounded channel (a slow broker pushes back on readers, and so
-//! on clients, through TCP), and it talks to each writer through an unbounded channel whose
-//! size is bounded instead by a byte budget the loop enforces itself (see `BrokerLoop::send`).
+//! on clients, through TCP), and it talks to each writer through an [`Outbox`] whose size is
+//! bounded by a byte budget the loop enforces itself (see `BrokerLoop::send`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -41,9 +41,6 @@ use crate::store::ServerStore;
 /// Inputs the broker loop takes per batch before it drains the broker's outputs: large enough
 /// to amortise the drain under load, small enough that one busy moment cannot delay timers.
 const INPUT_BATCH: usize = 256;
-
-/// Frames a writer takes off its queue before one flush.
-const WRITE_BATCH: usize = 256;
 
 /// Capacity of the input channel into the broker loop; beyond it, connection readers wait.
 const INPUT_QUEUE: usize = 4096;
@@ -478,9 +475,87 @@ enum Cause {
     WriterEnded,
 }
 
+/// The frames waiting for one connection's writer task.
+///
+/// A queue that costs nothing while empty (a channel would hold a block of slots for every
+/// connection, idle or not), and that the writer empties a whole batch at a time.
+#[derive(Default)]
+struct Outbox {
+    state: std::sync::Mutex<OutboxState>,
+    ready: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    frames: VecDeque<OutFrame>,
+    /// The broker loop is done with the connection: the writer flushes what is left and ends.
+    closed: bool,
+    /// The writer has ended (a write failed, or it was aborted): nothing more is taken.
+    writer_gone: bool,
+}
+
+/// A batch left with more room than this is dropped rather than kept for the next one.
+const OUTBOX_KEEP: usize = 64;
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        // The lock is never held across anything that can panic; recover regardless.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a frame; gives it back when the writer has ended.
+    fn push(&self, frame: OutFrame) -> Result<(), OutFrame> {
+        let mut st = self.lock();
+        if st.writer_gone {
+            return Err(frame);
+        }
+        let was_empty = st.frames.is_empty();
+        st.frames.push_back(frame);
+        drop(st);
+        // A non-empty queue has a wake-up pending already, and the writer takes it all.
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Swaps the queued frames into `batch` (which must be empty), waiting for some; `false`
+    /// once the outbox is closed and drained.
+    async fn take(&self, batch: &mut VecDeque<OutFrame>) -> bool {
+        loop {
+            {
+                let mut st = self.lock();
+                if !st.frames.is_empty() {
+                    std::mem::swap(&mut st.frames, batch);
+                    return true;
+                }
+                if st.closed {
+                    return false;
+                }
+            }
+            // A notification between the check and this wait is kept as a permit.
+            self.ready.notified().await;
+        }
+    }
+
+    /// The writer has ended: refuse further frames and free the queued ones.
+    fn writer_gone(&self) {
+        let mut st = self.lock();
+        st.writer_gone = true;
+        st.frames = VecDeque::new();
+    }
+}
+
 /// The broker loop's side of one connection's writer.
 struct WriterHandle {
-    frames: mpsc::UnboundedSender<OutFrame>,
+    outbox: Arc<Outbox>,
     /// Bytes handed to the writer and not yet written; the loop adds, the writer subtracts.
     queued: Arc<AtomicUsize>,
     /// Stops the writer at once, dropping what it holds (for slow consumers).
@@ -497,9 +572,16 @@ impl WriterHandle {
         let n = frame.len() + LENGTH_PREFIX;
         // Counted like any frame, or the writer's subtraction would wrap the counter.
         self.queued.fetch_add(n, Ordering::Relaxed);
-        if self.frames.send(frame).is_err() {
+        if self.outbox.push(frame).is_err() {
             self.queued.fetch_sub(n, Ordering::Relaxed);
         }
+    }
+}
+
+impl Drop for WriterHandle {
+    /// Whatever the reason the loop lets go of a connection, its writer flushes and ends.
+    fn drop(&mut self) {
+        self.outbox.close();
     }
 }
 
@@ -650,8 +732,8 @@ impl BrokerLoop {
             match output {
                 Output::Send { conn, frame } => self.send(conn, frame),
                 Output::Close { conn, reason } => {
-                    // Dropping the writer's channel makes it write what is queued, flush and
-                    // shut the socket down; the connection task then ends.
+                    // Dropping the writer's handle closes its outbox: the writer writes what is
+                    // queued, flushes and shuts the socket down; the connection task then ends.
                     if let Some(entry) = self.conns.remove(&conn) {
                         let (id, peer, code) = (conn.0, entry.peer, reason.code);
                         let why = &reason.message;
@@ -679,7 +761,7 @@ impl BrokerLoop {
             self.slow_consumer(conn, queued);
             return;
         }
-        if entry.writer.frames.send(frame).is_err() {
+        if entry.writer.outbox.push(frame).is_err() {
             // The writer has stopped (write error); its connection task reports the disconnect.
             entry.writer.queued.fetch_sub(n, Ordering::Relaxed);
         }
@@ -745,7 +827,11 @@ async fn serve_connection(
     // that never finishes it (a stalled TLS hello, a half-sent HTTP upgrade) costs one idle
     // task and its buffers until the deadline, and holds up nobody else.
     let (mut rx, tx) =
-        match tokio::time::timeout(settings.handshake_timeout, incoming.establish()).await {
+        // Boxed: the handshake's state (a WebSocket upgrade's is kilobytes) is freed once it is
+        // done, rather than sizing this task for the connection's whole life.
+        match tokio::time::timeout(settings.handshake_timeout, Box::pin(incoming.establish()))
+            .await
+        {
             Ok(Ok(Some(pair))) => pair,
             Ok(Ok(None)) => {
                 debug!(conn = conn.0, %peer, %scheme, "answered a plain HTTP request");
@@ -767,12 +853,12 @@ async fn serve_connection(
             }
         };
 
-    let (frames, frame_rx) = mpsc::unbounded_channel();
+    let outbox = Arc::new(Outbox::default());
     let queued = Arc::new(AtomicUsize::new(0));
-    let mut writer_task = tokio::spawn(write_frames(frame_rx, tx, queued.clone()));
+    let mut writer_task = tokio::spawn(write_frames(outbox.clone(), tx, queued.clone()));
     let (close_signal, mut closed) = oneshot::channel();
     let writer = WriterHandle {
-        frames,
+        outbox,
         queued,
         abort: writer_task.abort_handle(),
         _close_signal: close_signal,
@@ -821,7 +907,7 @@ async fn serve_connection(
         }
     };
     if let Some(cause) = cause {
-        // The loop drops the writer's channel when it handles this, so the writer finishes.
+        // The loop drops the writer's handle when it handles this, so the writer finishes.
         let _ = inputs.send(Input::Disconnect { conn, cause }).await;
     }
     drop(inputs);
@@ -830,7 +916,9 @@ async fn serve_connection(
     // peer that reads nothing could hold it, and this task, indefinitely.
     let writer_result = match writer_result {
         Some(done) => done,
-        None => match tokio::time::timeout(WRITER_DRAIN, &mut writer_task).await {
+        // Boxed, like the linger below: what only the end of a connection needs should not
+        // size the task for its whole life.
+        None => match Box::pin(tokio::time::timeout(WRITER_DRAIN, &mut writer_task)).await {
             Ok(done) => done,
             Err(_) => {
                 debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
@@ -843,7 +931,7 @@ async fn serve_connection(
         // Our side is closed; wait briefly for the peer's close, so unread input cannot turn
         // our close into a reset (TCP) or an abrupt connection close (QUIC) that destroys the
         // frames just written.
-        Ok(Ok(())) => linger(&mut rx, shutting_down).await,
+        Ok(Ok(())) => Box::pin(linger(&mut rx, shutting_down)).await,
         Ok(Err(e)) => debug!(conn = conn.0, %peer, error = %e, "write failed"),
         Err(_) => {} // Aborted: a slow consumer, already logged by the loop.
     }
@@ -864,24 +952,33 @@ async fn linger(rx: &mut FrameRx, mut shutting_down: watch::Receiver<bool>) {
     }
 }
 
-/// Writes what the broker loop queues, a batch per flush, until the loop drops the channel.
+/// Writes what the broker loop queues, a batch per flush, until the loop closes the outbox.
 async fn write_frames(
-    mut frames: mpsc::UnboundedReceiver<OutFrame>,
+    outbox: Arc<Outbox>,
     mut writer: FrameTx,
     queued: Arc<AtomicUsize>,
 ) -> io::Result<()> {
-    while let Some(first) = frames.recv().await {
-        let mut written = first.len() + LENGTH_PREFIX;
-        writer.write_frame(&first.head, &first.body).await?;
-        // Whatever else is already queued goes out in the same flush: one syscall for many
-        // frames when the queue is deep.
-        for _ in 1..WRITE_BATCH {
-            let Ok(frame) = frames.try_recv() else { break };
+    /// Marks the outbox when the writer ends, however it ends (an error, or an abort).
+    struct Gone(Arc<Outbox>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            self.0.writer_gone();
+        }
+    }
+    let _gone = Gone(outbox.clone());
+    let mut batch = VecDeque::new();
+    while outbox.take(&mut batch).await {
+        let mut written = 0;
+        // The whole queue goes out in one flush: one syscall for many frames when it is deep.
+        for frame in batch.drain(..) {
             written += frame.len() + LENGTH_PREFIX;
             writer.write_frame(&frame.head, &frame.body).await?;
         }
         writer.flush().await?;
         queued.fetch_sub(written, Ordering::Relaxed);
+        if batch.capacity() > OUTBOX_KEEP {
+            batch = VecDeque::new();
+        }
     }
     writer.shutdown().await
 }

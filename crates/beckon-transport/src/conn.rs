@@ -162,8 +162,17 @@ fn ws_io(e: tokio_tungstenite::tungstenite::Error) -> io::Error {
     }
 }
 
+/// WebSocket buffers: tungstenite allocates its read buffer up front (128 KiB by default) and
+/// lets its write buffer grow to 128 KiB before writing; signaling connections are many and
+/// mostly idle, so both are kept small (a burst still grows the read buffer as needed, and every
+/// batch of frames is flushed anyway).
+const WS_READ_BUFFER: usize = 4 * 1024;
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+
 pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame))
 }

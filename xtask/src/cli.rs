@@ -17,10 +17,13 @@ use beckon_transport::Scheme;
 /// The usage text printed for `--help` and after a parse error.
 pub(crate) const USAGE: &str = "\
 usage: cargo xtask bench [micro] [-- <criterion args>]
+       cargo xtask bench rtt
        cargo xtask bench p2p|fanout|idle|login|all [options]
 
 shapes:
   micro     the criterion micro-benchmarks (the default)
+  rtt       p2p round trip through the SDK over every transport: median, p99, p999
+            (BECKON_RTT_ROUNDS round trips per transport, 5,000 by default)
   p2p       pairs of connections, sender to receiver: peak msg/s, then latency at 50 % of peak
   fanout    one publisher to a channel of members: peak deliveries/s, then latency at 50 %
   idle      logged-in idle sessions: server memory (RSS) per session
@@ -166,6 +169,11 @@ pub(crate) fn parse_bench(args: &[String]) -> Result<Bench, String> {
     match first {
         "--" => return Ok(Bench::Micro(args.to_vec())),
         "micro" => return Ok(Bench::Micro(rest.to_vec())),
+        "rtt" => {
+            let mut args = vec!["--bench".to_owned(), "rtt".to_owned()];
+            args.extend(rest.iter().cloned());
+            return Ok(Bench::Micro(args));
+        }
         "-h" | "--help" => return Err(String::new()),
         _ => {}
     }
@@ -283,6 +291,13 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn rtt_runs_the_round_trip_bench() {
+        assert!(
+            matches!(parse_bench(&args("rtt")), Ok(Bench::Micro(a)) if a == ["--bench", "rtt"])
+        );
     }
 
     #[test]

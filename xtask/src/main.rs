@@ -33,6 +33,12 @@ mod test_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The load generator and the bare forwarder allocate per message like the servers they drive;
+/// they use the allocator beckon-server uses, so the harness costs every system as little as it
+/// can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();

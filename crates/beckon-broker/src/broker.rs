@@ -1,5 +1,6 @@
 //! The broker state machine.
 
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -159,13 +160,15 @@ pub struct Broker<S> {
     store: S,
     epoch: Instant,
     epoch_unix_ms: u64,
-    conns: HashMap<ConnId, Conn>,
-    sessions: HashMap<SessionId, Session>,
+    /// Keyed by ids the broker hands out itself, never by client input, so a fast hash that
+    /// offers no protection against chosen keys is safe here (and is on every frame's path).
+    conns: FxHashMap<ConnId, Conn>,
+    sessions: FxHashMap<SessionId, Session>,
     apps: HashMap<String, AppState>,
     next_session: u64,
     next_message: u64,
     next_channel: u64,
-    channel_ids: HashMap<u64, (Arc<str>, Arc<str>)>,
+    channel_ids: FxHashMap<u64, (Arc<str>, Arc<str>)>,
     calls: calls::Calls,
     /// Where event heads are written (see `EventBody::frame_in`).
     head_scratch: bytes::BytesMut,
@@ -184,13 +187,13 @@ impl<S: Store> Broker<S> {
             store,
             epoch,
             epoch_unix_ms,
-            conns: HashMap::new(),
-            sessions: HashMap::new(),
+            conns: FxHashMap::default(),
+            sessions: FxHashMap::default(),
             apps: HashMap::new(),
             next_session: 1,
             next_message: 0,
             next_channel: 1,
-            channel_ids: HashMap::new(),
+            channel_ids: FxHashMap::default(),
             calls: calls::Calls::default(),
             head_scratch: bytes::BytesMut::new(),
             now: epoch,

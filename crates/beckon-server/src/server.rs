@@ -12,7 +12,7 @@
 //! on clients, through TCP), and it talks to each writer through an [`Outbox`] whose size is
 //! bounded by a byte budget the loop enforces itself (see `BrokerLoop::send`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
@@ -44,6 +45,9 @@ const INPUT_BATCH: usize = 256;
 
 /// Capacity of the input channel into the broker loop; beyond it, connection readers wait.
 const INPUT_QUEUE: usize = 4096;
+
+/// Frames a connection task hands to the broker loop at once, at most.
+const READ_BATCH: usize = 64;
 
 /// Accepted connections waiting for the main loop to start their tasks.
 const ACCEPT_QUEUE: usize = 256;
@@ -452,6 +456,11 @@ enum Input {
         conn: ConnId,
         payload: Bytes,
     },
+    /// Frames that arrived together, in order: one hand-off for many when a client pipelines.
+    Frames {
+        conn: ConnId,
+        payloads: Vec<Bytes>,
+    },
     Disconnect {
         conn: ConnId,
         cause: Cause,
@@ -593,7 +602,8 @@ struct ConnEntry {
 struct BrokerLoop {
     broker: Broker<ServerStore>,
     inputs: mpsc::Receiver<Input>,
-    conns: HashMap<ConnId, ConnEntry>,
+    /// Keyed by ids this server hands out, never by client input: a fast hash is safe.
+    conns: FxHashMap<ConnId, ConnEntry>,
     outbound_budget: usize,
     /// Slow consumers the loop disconnected itself (the broker counts only its own).
     slow_consumers: u64,
@@ -614,7 +624,7 @@ impl BrokerLoop {
         Self {
             broker: Broker::new(config.broker.clone(), store, epoch, epoch_unix_ms),
             inputs,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             outbound_budget: config.outbound_budget_bytes,
             slow_consumers: 0,
         }
@@ -685,6 +695,16 @@ impl BrokerLoop {
                 // (the broker would ignore them too).
                 if self.conns.contains_key(&conn) {
                     self.broker.handle_frame(conn, &payload, now());
+                }
+            }
+            Input::Frames { conn, payloads } => {
+                let now = now();
+                for payload in payloads {
+                    // Checked per frame: one of them may have closed the connection.
+                    if !self.conns.contains_key(&conn) {
+                        break;
+                    }
+                    self.broker.handle_frame(conn, &payload, now);
                 }
             }
             Input::Disconnect { conn, cause } => {
@@ -882,7 +902,19 @@ async fn serve_connection(
         tokio::select! {
             read = rx.read_frame() => match read {
                 Ok(Some(payload)) => {
-                    if inputs.send(Input::Frame { conn, payload }).await.is_err() {
+                    // Whatever else arrived in the same read goes in the same hand-off.
+                    let input = match rx.try_buffered() {
+                        None => Input::Frame { conn, payload },
+                        Some(second) => {
+                            let mut payloads = vec![payload, second];
+                            while payloads.len() < READ_BATCH {
+                                let Some(next) = rx.try_buffered() else { break };
+                                payloads.push(next);
+                            }
+                            Input::Frames { conn, payloads }
+                        }
+                    };
+                    if inputs.send(input).await.is_err() {
                         break None; // The broker loop is gone: shutting down.
                     }
                 }

@@ -110,6 +110,16 @@ impl FrameRx {
 }
 
 impl FrameRx {
+    /// The next frame if one has already arrived whole and can be had without waiting; `None`
+    /// otherwise (errors are left for [`read_frame`](Self::read_frame)). For handing frames on
+    /// in batches.
+    pub fn try_buffered(&mut self) -> Option<Bytes> {
+        match &mut self.inner {
+            Rx::Stream(r) => r.try_buffered(),
+            Rx::Ws(_) => None,
+        }
+    }
+
     /// Reads and discards whatever the peer still sends until it closes (or the connection
     /// fails), even after a bad frame: for lingering after the local side has closed, so that
     /// unread input cannot turn the close into a reset that destroys the last frames sent.

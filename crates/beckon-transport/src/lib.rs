@@ -44,7 +44,7 @@ use beckon_proto::codec::{FrameDecoder, length_prefix};
 const READ_MIN: usize = 512;
 const READ_MAX: usize = 64 * 1024;
 
-/// What a [`FrameWriter`] allocates at the start of a batch.
+/// The least a [`FrameWriter`] allocates at the start of a batch.
 const WRITE_BATCH_START: usize = 4096;
 
 /// Frames a [`FrameWriter`] buffers before writing them out even without a flush.
@@ -112,6 +112,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The next frame if a whole one is already buffered, without reading; `None` otherwise
+    /// (including when the buffer holds a bad frame, which the next
+    /// [`read_frame`](Self::read_frame) reports).
+    pub fn try_buffered(&mut self) -> Option<Bytes> {
+        match self.decoder.decode(&mut self.buf) {
+            Ok(Some(frame)) => Some(frame),
+            _ => None,
+        }
+    }
+
     /// Reads and discards raw input until the peer closes the stream (or reading fails),
     /// whatever state the framing is in: for lingering after a close, even one caused by a
     /// bad frame.
@@ -140,6 +150,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 pub struct FrameWriter<W: AsyncWrite> {
     inner: W,
     buf: Vec<u8>,
+    /// The size of the last batch written out: the next batch starts with this much room, so a
+    /// busy connection does not regrow its buffer from scratch every time.
+    last_batch: usize,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
@@ -147,15 +160,18 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         Self {
             inner,
             buf: Vec::new(),
+            last_batch: 0,
         }
     }
 
     /// Queues one frame whose payload is `head` followed by `body`.
     pub async fn write_frame(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
         if self.buf.capacity() == 0 {
-            // A batch usually holds several frames: start it with room for a few.
-            self.buf
-                .reserve((4 + head.len() + body.len()).max(WRITE_BATCH_START));
+            // A batch usually holds several frames: start it with room for as many as the last.
+            let room = self
+                .last_batch
+                .clamp(WRITE_BATCH_START, WRITE_HIGH_WATER + 1024);
+            self.buf.reserve((4 + head.len() + body.len()).max(room));
         }
         self.buf
             .extend_from_slice(&length_prefix(head.len() + body.len()));
@@ -170,6 +186,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     async fn write_out(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             let buf = std::mem::take(&mut self.buf);
+            self.last_batch = buf.len();
             self.inner.write_all(&buf).await?;
         }
         Ok(())

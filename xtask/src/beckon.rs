@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use tokio::time::Sleep;
 
 use beckon_client::{Client, ClientConfig, ConnectionCommand, Event};
@@ -215,10 +214,12 @@ impl Session {
                 self.client.handle_timeout(Instant::now());
             }
             r = self.rx.read_frame() => {
-                self.frame(r)?;
+                // One clock reading for the frames of one read: they arrived together.
+                let now = Instant::now();
+                self.frame(r, now)?;
                 for _ in 1..READ_BATCH {
-                    match self.rx.read_frame().now_or_never() {
-                        Some(r) => self.frame(r)?,
+                    match self.rx.try_buffered() {
+                        Some(frame) => self.client.handle_frame(&frame, now),
                         None => break,
                     }
                 }
@@ -228,10 +229,10 @@ impl Session {
         self.drain().await
     }
 
-    fn frame(&mut self, r: std::io::Result<Option<Bytes>>) -> Result<(), String> {
+    fn frame(&mut self, r: std::io::Result<Option<Bytes>>, now: Instant) -> Result<(), String> {
         match r {
             Ok(Some(frame)) => {
-                self.client.handle_frame(&frame, Instant::now());
+                self.client.handle_frame(&frame, now);
                 Ok(())
             }
             Ok(None) => Err("the server closed the connection".into()),

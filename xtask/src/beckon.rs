@@ -165,9 +165,20 @@ impl Session {
             let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
             return Err(format!("the client refused to log in: {events:?}"));
         }
-        let (rx, tx) = beckon_transport::connect(&target.endpoint, &target.tls, MAX_FRAME)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", target.endpoint))?;
+        let (rx, tx) = if target.endpoint.scheme == Scheme::Tcp {
+            // Loopback TCP from a source address of its own per connection: with one source
+            // address, every connect scans the same crowded port range (the login shape leaves
+            // thousands of TIME_WAIT sockets behind), and the generator's kernel time goes there.
+            let stream = connect_spread(&target.endpoint)
+                .await
+                .map_err(|e| format!("cannot connect to {}: {e}", target.endpoint))?;
+            beckon_transport::from_tcp(stream, MAX_FRAME)
+                .map_err(|e| format!("cannot set up {}: {e}", target.endpoint))?
+        } else {
+            beckon_transport::connect(&target.endpoint, &target.tls, MAX_FRAME)
+                .await
+                .map_err(|e| format!("cannot connect to {}: {e}", target.endpoint))?
+        };
         client.handle_connected(Instant::now());
         let mut s = Session {
             client,
@@ -507,4 +518,22 @@ pub(crate) fn login(
             }
         });
     }
+}
+
+/// Connects to a loopback `endpoint` from one of 127.0.0.2–127.0.0.251 in turn, or from the
+/// default address when the endpoint is not on 127.0.0.1.
+async fn connect_spread(endpoint: &Endpoint) -> std::io::Result<tokio::net::TcpStream> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let addr: std::net::SocketAddr = endpoint
+        .authority()
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    if addr.ip() != std::net::IpAddr::from([127, 0, 0, 1]) {
+        return tokio::net::TcpStream::connect(addr).await;
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 250;
+    let source = std::net::SocketAddr::from(([127, 0, 0, 2 + n as u8], 0));
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(source)?;
+    socket.connect(addr).await
 }

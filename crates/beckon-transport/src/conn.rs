@@ -275,6 +275,14 @@ async fn tls_stream(
     ))
 }
 
+/// Frames a TCP stream connected some other way (say, from a chosen source address), as
+/// [`connect`] frames a `tcp://` endpoint.
+pub fn from_tcp(stream: TcpStream, max_frame: usize) -> io::Result<(FrameRx, FrameTx)> {
+    stream.set_nodelay(true)?;
+    let (r, w) = stream.into_split();
+    Ok(from_stream(r, w, max_frame, None))
+}
+
 /// Connects to a server at `endpoint`.
 pub async fn connect(
     endpoint: &Endpoint,

@@ -26,7 +26,7 @@ mod endpoint;
 mod listen;
 mod tls;
 
-pub use conn::{FrameRx, FrameTx, connect};
+pub use conn::{FrameRx, FrameTx, connect, from_tcp};
 pub use endpoint::{Endpoint, Scheme, TransportError};
 pub use listen::{Incoming, Listener, ListenerConfig};
 pub use tls::{ClientTls, ServerTls};

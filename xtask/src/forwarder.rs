@@ -178,13 +178,16 @@ async fn queue(to: &Route, frame: Bytes) {
     }
 }
 
+/// Writes through the same batching writer Beckon's server uses (a buffer that exists only
+/// between a batch's first frame and its flush), so that neither side of the comparison
+/// holds a 64 KiB buffer per idle connection that the other does not.
 async fn write_frames(w: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, w);
+    let mut out = beckon_transport::FrameWriter::new(w);
     while let Some(frame) = rx.recv().await {
-        write_frame(&mut out, &frame).await?;
+        out.write_frame(&frame, &[]).await?;
         // Everything already queued goes out with one flush.
         while let Ok(frame) = rx.try_recv() {
-            write_frame(&mut out, &frame).await?;
+            out.write_frame(&frame, &[]).await?;
         }
         out.flush().await?;
     }

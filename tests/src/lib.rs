@@ -99,14 +99,9 @@ pub fn config(url: impl Into<String>) -> Config {
     config
 }
 
-/// A loopback URL of `scheme` on port 0.
-fn any_port(scheme: Scheme) -> Endpoint {
-    let path = if matches!(scheme, Scheme::Ws | Scheme::Wss) {
-        "/ws"
-    } else {
-        ""
-    };
-    format!("{scheme}://127.0.0.1:0{path}")
+/// A loopback URL of `scheme` on port 0 (WebSocket URLs get the default path, `/ws`).
+pub fn any_port(scheme: Scheme) -> Endpoint {
+    format!("{scheme}://127.0.0.1:0")
         .parse()
         .expect("a loopback URL")
 }

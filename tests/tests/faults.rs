@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use beckon_sdk::{Callbacks, ClientConfig, Instance};
 use beckon_server::{Server, ServerConfig};
-use beckon_tests::{config as sdk_config, scheme, test_client_tls, test_tls};
+use beckon_tests::{any_port, config as sdk_config, scheme, test_client_tls, test_tls};
 use beckon_transport::{Endpoint, Listener, ListenerConfig, Scheme};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -73,13 +73,8 @@ impl Rng {
 
 /// A development server listening on the suite's scheme only.
 fn server_config() -> ServerConfig {
-    let path = if matches!(scheme(), Scheme::Ws | Scheme::Wss) {
-        "/ws"
-    } else {
-        ""
-    };
     let mut config = ServerConfig::development();
-    config.listen = vec![format!("{}://127.0.0.1:0{path}", scheme()).parse().unwrap()];
+    config.listen = vec![any_port(scheme())];
     config.tls = Some(test_tls().clone());
     config
 }
@@ -104,7 +99,7 @@ impl Proxy {
     async fn start(upstream: Endpoint, mut rng: Rng) -> Self {
         let front = if upstream.scheme == Scheme::Quic {
             let l = Listener::bind(ListenerConfig {
-                endpoint: "quic://127.0.0.1:0".parse().unwrap(),
+                endpoint: any_port(Scheme::Quic),
                 tls: Some(test_tls().clone()),
                 max_frame: beckon_sdk::DEFAULT_MAX_SERVER_FRAME,
             })

@@ -200,6 +200,21 @@ impl CallError {
             message: message.into(),
         }
     }
+
+    /// `GENERAL_E_WRONG_PARAM` (1004): an empty or malformed parameter.
+    pub fn wrong_param(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GeneralWrongParam, message)
+    }
+
+    /// `GENERAL_E_LARGE_PARAM` (1005): a parameter over its limit.
+    pub fn large_param(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GeneralLargeParam, message)
+    }
+
+    /// `GENERAL_E_FAILED` (1001): the request was well formed but could not be carried out.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GeneralFailed, message)
+    }
 }
 
 impl fmt::Display for CallError {

@@ -324,19 +324,7 @@ impl Client {
             self.log("login ignored: already logged in or logging in");
             return;
         }
-        let checked = Limits::default()
-            .account("App ID", app_id)
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| {
-                if token.is_empty() {
-                    Err(CallError::new(
-                        ErrorCode::GeneralWrongParam,
-                        "token must not be empty (use _no_need_token where the app allows it)",
-                    ))
-                } else {
-                    Ok(())
-                }
-            });
+        let checked = validate::login(&self.limits, app_id, account, token);
         if let Err(e) = checked {
             self.events.push_back(Event::LoginFailed {
                 ecode: e.code.code(),
@@ -416,9 +404,7 @@ impl Client {
         };
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| self.limits.message("msg", msg))
-            .and_then(|()| self.limits.id("msgID", &message_id));
+            .and_then(|()| validate::instant_message(&self.limits, account, msg, &message_id));
         if let Err(e) = checked {
             self.events.push_back(Event::MessageSendError {
                 message_id: message_id.clone(),
@@ -504,18 +490,7 @@ impl Client {
     pub fn invoke(&mut self, name: &str, req: &str, call_id: &str, now: Instant) {
         let checked = self
             .logged_in()
-            .and_then(|()| {
-                if name.is_empty() {
-                    Err(CallError::new(
-                        ErrorCode::GeneralWrongParam,
-                        "name must not be empty",
-                    ))
-                } else {
-                    Ok(())
-                }
-            })
-            .and_then(|()| self.limits.message("req", req))
-            .and_then(|()| self.limits.id("callID", call_id));
+            .and_then(|()| validate::invoke(&self.limits, name, req, call_id));
         if let Err(e) = checked {
             self.events.push_back(Event::InvokeRet {
                 call_id: call_id.to_owned(),
@@ -612,8 +587,7 @@ impl Client {
     pub fn channel_query_user_is_in(&mut self, channel: &str, account: &str, now: Instant) {
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.account("account", account));
+            .and_then(|()| validate::channel_member(&self.limits, channel, account));
         if let Err(e) = checked {
             return self.error("channelQueryUserIsIn", &e);
         }
@@ -634,9 +608,7 @@ impl Client {
     pub fn channel_set_attr(&mut self, channel: &str, name: &str, value: &str, now: Instant) {
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.attr_name("name", name))
-            .and_then(|()| self.limits.channel_attr_value("value", value));
+            .and_then(|()| validate::channel_attr_write(&self.limits, channel, name, value));
         if let Err(e) = checked {
             return self.error("channelSetAttr", &e);
         }
@@ -657,8 +629,7 @@ impl Client {
     pub fn channel_del_attr(&mut self, channel: &str, name: &str, now: Instant) {
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.attr_name("name", name));
+            .and_then(|()| validate::channel_attr_delete(&self.limits, channel, name));
         if let Err(e) = checked {
             return self.error("channelDelAttr", &e);
         }
@@ -733,9 +704,7 @@ impl Client {
         };
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.message("msg", msg))
-            .and_then(|()| self.limits.id("msgID", &message_id));
+            .and_then(|()| validate::channel_message(&self.limits, channel, msg, &message_id));
         if let Err(e) = checked {
             self.events.push_back(Event::MessageSendError {
                 message_id: message_id.clone(),
@@ -786,8 +755,8 @@ impl Client {
         extra: &str,
         now: Instant,
     ) {
-        let mut map = match parse_json_object(extra) {
-            Ok(m) => m,
+        let mut map = match self.limits.extra(extra) {
+            Ok(m) => m.into_map(),
             Err(e) => {
                 self.events.push_back(Event::InviteFailed {
                     channel: channel.to_owned(),
@@ -828,17 +797,12 @@ impl Client {
         let reinvite = self.call_state(channel, account, true).is_some();
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| self.limits.message("extra", extra))
-            .and_then(|()| parse_json_object(extra).map(|_| ()))
             .and_then(|()| {
-                if Some(account) == self.account() {
-                    Err(CallError::new(
-                        ErrorCode::GeneralWrongParam,
-                        "a user cannot invite itself",
-                    ))
-                } else if reinvite {
+                let me = self.account().unwrap_or_default();
+                validate::invite(&self.limits, me, channel, account, extra).map(|_| ())
+            })
+            .and_then(|()| {
+                if reinvite {
                     Err(CallError::new(
                         ErrorCode::InviteReinvite,
                         format!("{account} is already invited to {channel}"),
@@ -907,10 +871,9 @@ impl Client {
         let ringing = self.call_state(channel, account, false) == Some(Phase::Waiting);
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| self.limits.message("extra", extra))
-            .and_then(|()| parse_json_object(extra).map(|_| ()))
+            .and_then(|()| {
+                validate::invite_answer(&self.limits, channel, account, extra).map(|_| ())
+            })
             .and_then(|()| {
                 if ringing {
                     Ok(())
@@ -952,8 +915,7 @@ impl Client {
         let known = as_caller || live(self.call_state(channel, account, false));
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.account("account", account))
+            .and_then(|()| validate::invite_end(&self.limits, channel, account))
             .and_then(|()| {
                 if known {
                     Ok(())
@@ -987,22 +949,7 @@ impl Client {
         let known = as_caller || live(self.call_state(channel, account, false));
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.channel("channelID", channel))
-            .and_then(|()| self.limits.account("phoneNum", account))
-            .and_then(|()| {
-                if dtmf.is_empty()
-                    || !dtmf
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-                {
-                    Err(CallError::new(
-                        ErrorCode::GeneralWrongParam,
-                        "dtmf must be digits, * or #",
-                    ))
-                } else {
-                    Ok(())
-                }
-            })
+            .and_then(|()| validate::invite_dtmf(&self.limits, channel, account, dtmf))
             .and_then(|()| {
                 if known {
                     Ok(())
@@ -1103,8 +1050,7 @@ impl Client {
     fn user_attr(&mut self, what: &str, account: &str, name: &str, now: Instant) {
         let checked = self
             .logged_in()
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| self.limits.attr_name("name", name));
+            .and_then(|()| validate::user_attr_read(&self.limits, account, name));
         if let Err(e) = checked {
             return self.error(what, &e);
         }
@@ -2067,24 +2013,6 @@ fn no_invitation(channel: &str, account: &str) -> CallError {
         ErrorCode::GeneralWrongParam,
         format!("there is no call with {account} on {channel}"),
     )
-}
-
-/// Parses `extra`: empty, or a JSON object.
-fn parse_json_object(extra: &str) -> Result<serde_json::Map<String, serde_json::Value>, CallError> {
-    if extra.trim().is_empty() {
-        return Ok(serde_json::Map::new());
-    }
-    match serde_json::from_str::<serde_json::Value>(extra) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(CallError::new(
-            ErrorCode::GeneralWrongParam,
-            "extra must be a JSON object",
-        )),
-        Err(e) => Err(CallError::new(
-            ErrorCode::GeneralWrongParam,
-            format!("extra is not valid JSON: {e}"),
-        )),
-    }
 }
 
 #[cfg(test)]

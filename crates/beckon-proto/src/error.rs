@@ -186,6 +186,9 @@ impl From<ErrorCode> for i32 {
     }
 }
 
+/// The outcome of a call: its result, or why it was rejected.
+pub type CallResult<T = ()> = Result<T, CallError>;
+
 /// A rejected call: the SPEC error code plus a message a person can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallError {

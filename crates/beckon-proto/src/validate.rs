@@ -15,7 +15,7 @@
 //! assert_eq!(validate::invite(&limits, "alice", "room", "bob", " ").unwrap_err().code.code(), 1004);
 //! ```
 
-use crate::error::CallError;
+use crate::error::{CallError, CallResult};
 
 mod json;
 mod request;
@@ -85,7 +85,7 @@ impl Limits {
     }
 
     /// An account: 1..=max visible characters, no whitespace.
-    pub fn account(&self, what: &str, account: &str) -> Result<(), CallError> {
+    pub fn account(&self, what: &str, account: &str) -> CallResult {
         self.name(what, account)?;
         if account.chars().any(char::is_whitespace) {
             return Err(CallError::wrong_param(format!(
@@ -96,27 +96,27 @@ impl Limits {
     }
 
     /// A channel name: 1..=max visible characters.
-    pub fn channel(&self, what: &str, channel: &str) -> Result<(), CallError> {
+    pub fn channel(&self, what: &str, channel: &str) -> CallResult {
         self.name(what, channel)
     }
 
     /// An attribute name: 1..=max visible characters.
-    pub fn attr_name(&self, what: &str, name: &str) -> Result<(), CallError> {
+    pub fn attr_name(&self, what: &str, name: &str) -> CallResult {
         self.name(what, name)
     }
 
     /// A user attribute value: visible characters (empty allowed: it deletes), bounded length.
-    pub fn user_attr_value(&self, what: &str, value: &str) -> Result<(), CallError> {
+    pub fn user_attr_value(&self, what: &str, value: &str) -> CallResult {
         check_chars(what, value, self.max_user_attr_value_chars, true)
     }
 
     /// A channel attribute value.
-    pub fn channel_attr_value(&self, what: &str, value: &str) -> Result<(), CallError> {
+    pub fn channel_attr_value(&self, what: &str, value: &str) -> CallResult {
         check_chars(what, value, self.max_channel_attr_value_chars, true)
     }
 
     /// A p2p or channel message body: any text, empty allowed, bounded in bytes.
-    pub fn message(&self, what: &str, msg: &str) -> Result<(), CallError> {
+    pub fn message(&self, what: &str, msg: &str) -> CallResult {
         if msg.len() > self.max_message_bytes {
             return Err(CallError::large_param(format!(
                 "{what} is {} bytes; the limit is {} bytes",
@@ -128,11 +128,11 @@ impl Limits {
     }
 
     /// A client-chosen message id or call id: empty allowed, visible, bounded like a name.
-    pub fn id(&self, what: &str, id: &str) -> Result<(), CallError> {
+    pub fn id(&self, what: &str, id: &str) -> CallResult {
         check_chars(what, id, self.max_name_chars, true)
     }
 
-    fn name(&self, what: &str, value: &str) -> Result<(), CallError> {
+    fn name(&self, what: &str, value: &str) -> CallResult {
         check_chars(what, value, self.max_name_chars, false)
     }
 }
@@ -142,7 +142,7 @@ pub fn is_visible(c: char) -> bool {
     !c.is_control()
 }
 
-fn check_chars(what: &str, value: &str, max: usize, allow_empty: bool) -> Result<(), CallError> {
+fn check_chars(what: &str, value: &str, max: usize, allow_empty: bool) -> CallResult {
     if !allow_empty && value.is_empty() {
         return Err(CallError::wrong_param(format!("{what} must not be empty")));
     }
@@ -169,7 +169,8 @@ mod tests {
     use super::*;
     use crate::ErrorCode;
 
-    fn code(r: Result<(), CallError>) -> i32 {
+    /// The code a check returned: 0 when it passed.
+    pub(super) fn code<T>(r: CallResult<T>) -> i32 {
         r.err().map_or(0, |e| e.code.code())
     }
 

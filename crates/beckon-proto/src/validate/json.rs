@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::CallError;
+use crate::error::{CallError, CallResult};
 
 /// `extra` key: the invitation is a phone call through the app's gateway.
 pub const EXTRA_PHONE: &str = "_phone";
@@ -23,7 +23,7 @@ pub struct Extra(Map<String, Value>);
 
 impl Extra {
     /// Parses `extra` (its size is checked by [`Limits::extra`](crate::Limits::extra)).
-    pub(crate) fn parse(extra: &str) -> Result<Self, CallError> {
+    pub(crate) fn parse(extra: &str) -> CallResult<Self> {
         if extra.is_empty() {
             return Ok(Self::default());
         }
@@ -63,12 +63,12 @@ pub struct InvokeArgs(Map<String, Value>);
 
 impl InvokeArgs {
     /// Parses an `invoke` request (`req_json`), which must be a JSON object.
-    pub fn parse(req: &str) -> Result<Self, CallError> {
+    pub fn parse(req: &str) -> CallResult<Self> {
         json_object("the request", req).map(Self)
     }
 
     /// A string argument that must be present.
-    pub fn string(&self, key: &str) -> Result<String, CallError> {
+    pub fn string(&self, key: &str) -> CallResult<String> {
         match self.0.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
             Some(_) => Err(CallError::wrong_param(format!(
@@ -81,7 +81,7 @@ impl InvokeArgs {
     }
 
     /// A whole-number argument; `default` when absent.
-    pub fn count(&self, key: &str, default: usize) -> Result<usize, CallError> {
+    pub fn count(&self, key: &str, default: usize) -> CallResult<usize> {
         match self.0.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -94,7 +94,7 @@ impl InvokeArgs {
     }
 }
 
-fn json_object(what: &str, text: &str) -> Result<Map<String, Value>, CallError> {
+fn json_object(what: &str, text: &str) -> CallResult<Map<String, Value>> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(CallError::wrong_param(format!(
@@ -109,10 +109,7 @@ fn json_object(what: &str, text: &str) -> Result<Map<String, Value>, CallError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn code<T>(r: Result<T, CallError>) -> i32 {
-        r.err().map_or(0, |e| e.code.code())
-    }
+    use crate::validate::tests::code;
 
     #[test]
     fn extra_is_empty_or_an_object() {

@@ -6,7 +6,7 @@
 //! both sides report the first one.
 
 use super::{Extra, Limits};
-use crate::error::CallError;
+use crate::error::{CallError, CallResult};
 
 /// The one user attribute name starting with `_` that users may set (SPEC §6).
 pub const CONN_TIMEOUT_ATTR: &str = "_conn_timeout";
@@ -38,13 +38,13 @@ fn max_dtmf(limits: &Limits) -> usize {
 
 impl Limits {
     /// A call's `extra`: at most the message size, and empty or a JSON object.
-    pub fn extra(&self, extra: &str) -> Result<Extra, CallError> {
+    pub fn extra(&self, extra: &str) -> CallResult<Extra> {
         self.message("extra", extra)?;
         Extra::parse(extra)
     }
 
     /// DTMF digits: `[0-9*#]+` (1004), at most as many as a name has characters (1005).
-    pub fn dtmf(&self, dtmf: &str) -> Result<(), CallError> {
+    pub fn dtmf(&self, dtmf: &str) -> CallResult {
         if dtmf.is_empty()
             || !dtmf
                 .bytes()
@@ -64,12 +64,12 @@ impl Limits {
 
 /// An App ID: named like an account, under the default limits (an app's own limits are only
 /// known once the App ID is).
-pub fn app_id(app_id: &str) -> Result<(), CallError> {
+pub fn app_id(app_id: &str) -> CallResult {
     Limits::default().account("App ID", app_id)
 }
 
 /// `login(appId, account, token, …)`.
-pub fn login(limits: &Limits, app: &str, account: &str, token: &str) -> Result<(), CallError> {
+pub fn login(limits: &Limits, app: &str, account: &str, token: &str) -> CallResult {
     app_id(app)?;
     limits.account("account", account)?;
     if token.is_empty() {
@@ -81,38 +81,28 @@ pub fn login(limits: &Limits, app: &str, account: &str, token: &str) -> Result<(
 }
 
 /// `messageInstantSend(account, uid, msg, msgID)`.
-pub fn instant_message(
-    limits: &Limits,
-    account: &str,
-    msg: &str,
-    msg_id: &str,
-) -> Result<(), CallError> {
+pub fn instant_message(limits: &Limits, account: &str, msg: &str, msg_id: &str) -> CallResult {
     limits.account("account", account)?;
     limits.message("msg", msg)?;
     limits.id("msgID", msg_id)
 }
 
 /// `messageChannelSend(channelID, msg, msgID)` and its forced form.
-pub fn channel_message(
-    limits: &Limits,
-    channel: &str,
-    msg: &str,
-    msg_id: &str,
-) -> Result<(), CallError> {
+pub fn channel_message(limits: &Limits, channel: &str, msg: &str, msg_id: &str) -> CallResult {
     limits.channel("channelID", channel)?;
     limits.message("msg", msg)?;
     limits.id("msgID", msg_id)
 }
 
 /// `getUserAttr(account, name)`.
-pub fn user_attr_read(limits: &Limits, account: &str, name: &str) -> Result<(), CallError> {
+pub fn user_attr_read(limits: &Limits, account: &str, name: &str) -> CallResult {
     limits.account("account", account)?;
     limits.attr_name("name", name)
 }
 
 /// `setAttr(name, value)`: built-in names are read-only except `_conn_timeout`, whose value
 /// must be a whole number of seconds (or empty, to delete).
-pub fn user_attr_write(limits: &Limits, name: &str, value: &str) -> Result<(), CallError> {
+pub fn user_attr_write(limits: &Limits, name: &str, value: &str) -> CallResult {
     limits.attr_name("name", name)?;
     limits.user_attr_value("value", value)?;
     if name.starts_with('_') {
@@ -136,19 +126,14 @@ pub fn conn_timeout_secs(value: &str) -> Option<u32> {
 }
 
 /// `channelQueryUserIsIn(channelID, account)`.
-pub fn channel_member(limits: &Limits, channel: &str, account: &str) -> Result<(), CallError> {
+pub fn channel_member(limits: &Limits, channel: &str, account: &str) -> CallResult {
     limits.channel("channelID", channel)?;
     limits.account("account", account)
 }
 
 /// `channelSetAttr(channelID, name, value)`: built-in attributes take only their own kind of
 /// value, the read-only ones none, and other names starting with `_` are reserved.
-pub fn channel_attr_write(
-    limits: &Limits,
-    channel: &str,
-    name: &str,
-    value: &str,
-) -> Result<(), CallError> {
+pub fn channel_attr_write(limits: &Limits, channel: &str, name: &str, value: &str) -> CallResult {
     use channel_attr::*;
     limits.channel("channelID", channel)?;
     limits.attr_name("name", name)?;
@@ -180,7 +165,7 @@ pub fn channel_attr_write(
 }
 
 /// `channelDelAttr(channelID, name)`: the read-only built-ins cannot be deleted.
-pub fn channel_attr_delete(limits: &Limits, channel: &str, name: &str) -> Result<(), CallError> {
+pub fn channel_attr_delete(limits: &Limits, channel: &str, name: &str) -> CallResult {
     limits.channel("channelID", channel)?;
     limits.attr_name("name", name)?;
     if name == channel_attr::MEMBER_NUM || name == channel_attr::TOTAL_MEMBER_NUM {
@@ -207,10 +192,8 @@ pub fn invite(
     channel: &str,
     callee: &str,
     extra: &str,
-) -> Result<Extra, CallError> {
-    limits.channel("channelID", channel)?;
-    limits.account("account", callee)?;
-    let parsed = limits.extra(extra)?;
+) -> CallResult<Extra> {
+    let parsed = invite_answer(limits, channel, callee, extra)?;
     if callee == caller {
         return Err(CallError::wrong_param("a user cannot invite itself"));
     }
@@ -222,39 +205,29 @@ pub fn invite(
     Ok(parsed)
 }
 
-/// `channelInviteAccept` / `channelInviteRefuse(channelID, account, uid, extra)`; `account`
-/// is the caller. Returns the parsed `extra`.
-pub fn invite_answer(
-    limits: &Limits,
-    channel: &str,
-    caller: &str,
-    extra: &str,
-) -> Result<Extra, CallError> {
+/// `channelInviteAccept` / `channelInviteRefuse(channelID, account, uid, extra)`; `peer` is
+/// the caller. Returns the parsed `extra`.
+pub fn invite_answer(limits: &Limits, channel: &str, peer: &str, extra: &str) -> CallResult<Extra> {
     limits.channel("channelID", channel)?;
-    limits.account("account", caller)?;
+    limits.account("account", peer)?;
     limits.extra(extra)
 }
 
 /// `channelInviteEnd(channelID, account, uid)`.
-pub fn invite_end(limits: &Limits, channel: &str, account: &str) -> Result<(), CallError> {
+pub fn invite_end(limits: &Limits, channel: &str, account: &str) -> CallResult {
     limits.channel("channelID", channel)?;
     limits.account("account", account)
 }
 
 /// `channelInviteDTMF(channelID, phoneNum, dtmf)`.
-pub fn invite_dtmf(
-    limits: &Limits,
-    channel: &str,
-    account: &str,
-    dtmf: &str,
-) -> Result<(), CallError> {
+pub fn invite_dtmf(limits: &Limits, channel: &str, account: &str, dtmf: &str) -> CallResult {
     invite_end(limits, channel, account)?;
     limits.dtmf(dtmf)
 }
 
 /// `invoke(name, req, callID)`: the envelope only. The functions and their arguments are the
 /// server's to know (a newer server may offer more), so the broker checks those itself.
-pub fn invoke(limits: &Limits, name: &str, req: &str, call_id: &str) -> Result<(), CallError> {
+pub fn invoke(limits: &Limits, name: &str, req: &str, call_id: &str) -> CallResult {
     if name.is_empty() {
         return Err(CallError::wrong_param("name must not be empty"));
     }
@@ -265,10 +238,7 @@ pub fn invoke(limits: &Limits, name: &str, req: &str, call_id: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn code<T>(r: Result<T, CallError>) -> i32 {
-        r.err().map_or(0, |e| e.code.code())
-    }
+    use crate::validate::tests::code;
 
     #[test]
     fn user_attr_names() {
@@ -335,24 +305,44 @@ mod tests {
     #[test]
     fn dtmf_and_invoke() {
         let l = Limits::default();
-        assert_eq!(code(invite_dtmf(&l, "c", "bob", "12*#")), 0);
-        assert_eq!(code(invite_dtmf(&l, "c", "bob", "")), 1004);
-        assert_eq!(code(invite_dtmf(&l, "c", "bob", "1a")), 1004);
-        assert_eq!(code(invite_dtmf(&l, "c", "bob", &"1".repeat(129))), 1005);
+        let long = "1".repeat(129);
+        for (dtmf, want) in [("12*#", 0), ("", 1004), ("1a", 1004), (&*long, 1005)] {
+            assert_eq!(code(invite_dtmf(&l, "c", "bob", dtmf)), want, "{dtmf:?}");
+        }
         assert_eq!(code(invite_dtmf(&l, "c", "bo b", "1")), 1004);
-        assert_eq!(code(invoke(&l, "f", "{}", "")), 0);
-        assert_eq!(code(invoke(&l, "", "{}", "")), 1004);
-        assert_eq!(code(invoke(&l, "f", &"x".repeat(8193), "")), 1005);
-        assert_eq!(code(invoke(&l, "f", "{}", "a\u{0}")), 1004);
+        let huge = "x".repeat(8193);
+        let envelopes: [(&str, &str, &str, i32); 4] = [
+            ("f", "{}", "", 0),
+            ("", "{}", "", 1004),
+            ("f", &huge, "", 1005),
+            ("f", "{}", "a\u{0}", 1004),
+        ];
+        for (name, req, call_id, want) in envelopes {
+            assert_eq!(
+                code(invoke(&l, name, req, call_id)),
+                want,
+                "{name:?} {call_id:?}"
+            );
+        }
     }
 
     #[test]
     fn logins() {
         let l = Limits::default();
-        assert_eq!(code(login(&l, "app", "alice", "t")), 0);
-        assert_eq!(code(login(&l, "", "alice", "t")), 1004);
-        assert_eq!(code(login(&l, "app", "al ice", "t")), 1004);
-        assert_eq!(code(login(&l, "app", "alice", "")), 1004);
-        assert_eq!(code(login(&l, &"a".repeat(129), "alice", "")), 1005);
+        let long = "a".repeat(129);
+        let cases = [
+            ("app", "alice", "t", 0),
+            ("", "alice", "t", 1004),
+            ("app", "al ice", "t", 1004),
+            ("app", "alice", "", 1004),
+            (&*long, "alice", "", 1005),
+        ];
+        for (app, account, token, want) in cases {
+            assert_eq!(
+                code(login(&l, app, account, token)),
+                want,
+                "{app:?} {account:?} {token:?}"
+            );
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! links with latency, and jumps a virtual clock from one wake-up to the next, so that thousands
 //! of schedules run in seconds with no sockets and no sleeping. Links are FIFO (like a stream
 //! transport); faults are injected with [`Sim::cut`]. Every run is a pure function of its seed
-//! and the operations applied. It is test support, not a product crate.
+//! and the operations applied. [`wire`] drives a broker with raw frames instead, as an
+//! untrusted client or a benchmark does. It is test support, not a product crate.
 //!
 //! ```
 //! use beckon_client::{Event, Status};
@@ -32,6 +33,8 @@ use bytes::Bytes;
 
 use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
 use beckon_client::{Client, ClientConfig, ConnectionCommand, Event};
+
+pub mod wire;
 
 /// The App ID every simulated client logs in to.
 pub const APP_ID: &str = "sim";

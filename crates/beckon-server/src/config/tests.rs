@@ -37,6 +37,15 @@ const GOOD: &str = r#"
     certificate = "00112233445566778899aabbccddeeff"
 "#;
 
+/// A path in the temporary directory that no other test (or test process) uses.
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "beckon-server-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ))
+}
+
 fn err(toml: &str) -> ConfigError {
     ServerConfig::from_toml_str(toml).expect_err("config should be rejected")
 }
@@ -170,11 +179,7 @@ fn storage_resolution() {
 
 #[test]
 fn load_resolves_a_relative_data_dir_against_the_file() {
-    let dir = std::env::temp_dir().join(format!(
-        "beckon-server-config-dir-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let dir = temp_path("config-dir");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("server.toml");
     let apps = "[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n";
@@ -352,11 +357,7 @@ fn oversized_max_frame() {
 
 #[test]
 fn load_reports_the_path() {
-    let path = std::env::temp_dir().join(format!(
-        "beckon-server-missing-{}-{:?}.toml",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let path = temp_path("missing").with_extension("toml");
     let e = ServerConfig::load(&path).unwrap_err();
     assert!(matches!(&e, ConfigError::Io { path: p, .. } if *p == path));
     assert!(e.to_string().contains("cannot read config file"), "{e}");
@@ -364,11 +365,7 @@ fn load_reports_the_path() {
 
 #[test]
 fn load_reads_a_file() {
-    let path = std::env::temp_dir().join(format!(
-        "beckon-server-config-{}-{:?}.toml",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let path = temp_path("config").with_extension("toml");
     std::fs::write(&path, GOOD).unwrap();
     let c = ServerConfig::load(&path);
     let _ = std::fs::remove_file(&path);

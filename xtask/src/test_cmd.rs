@@ -10,6 +10,9 @@ use std::process::{Command, ExitCode};
 /// The schemes the end-to-end suite runs over after the workspace pass (which is TCP).
 const OTHER_SCHEMES: [&str; 4] = ["tls", "quic", "ws", "wss"];
 const ALL_SCHEMES: [&str; 5] = ["tcp", "tls", "quic", "ws", "wss"];
+/// The usage line of `cargo xtask test`.
+pub(crate) const USAGE: &str =
+    "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]";
 
 pub(crate) fn run(args: &[String]) -> ExitCode {
     let mut only = None;
@@ -37,11 +40,17 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 rest = tail;
                 break;
             }
-            other => {
-                eprintln!(
-                    "cargo xtask test: unknown argument {other:?}\n\
-                     usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]"
+            "-h" | "--help" => {
+                println!(
+                    "{USAGE}\n\n\
+                     Runs `cargo test --workspace` (the end-to-end suite over TCP), then the\n\
+                     end-to-end suite again over tls, quic, ws and wss; with --transport, just\n\
+                     the end-to-end suite over that scheme. Arguments after -- go to the tests."
                 );
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("cargo xtask test: unknown argument {other:?}\n{USAGE}");
                 return ExitCode::from(2);
             }
         }

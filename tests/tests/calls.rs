@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use beckon_broker::GATEWAY_REGISTER;
-use beckon_sdk::Event;
+use beckon_sdk::{CallId, Event};
 use beckon_tests::{TestServer, User, logged_in};
 
 // ---- the events, with the arguments the seeds give them ---------------------------------------
@@ -155,14 +155,13 @@ async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
         next_call(&mut alice).await,
         received_by_peer("call-1", "bob")
     );
-    assert_eq!(
-        alice.sdk.calls().await,
-        [("call-1".to_owned(), "bob".to_owned(), true)]
-    );
-    assert_eq!(
-        bob.sdk.calls().await,
-        [("call-1".to_owned(), "alice".to_owned(), false)]
-    );
+    let call = |peer: &str, outgoing| CallId {
+        channel: "call-1".into(),
+        peer: peer.into(),
+        outgoing,
+    };
+    assert_eq!(alice.sdk.calls().await, [call("bob", true)]);
+    assert_eq!(bob.sdk.calls().await, [call("alice", false)]);
 
     bob.sdk
         .channel_invite_accept("call-1", "alice", 0, r#"{"answer":"yes"}"#);

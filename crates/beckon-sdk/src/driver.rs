@@ -40,115 +40,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `destroy` waits for the logout to complete.
 pub(crate) const DESTROY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A call on the client, run on the driver task with the time the driver took it. API methods
+/// and questions alike are closures: a question sends its answer through a channel it captured.
+pub(crate) type ClientOp = Box<dyn FnOnce(&mut Client, Instant) + Send>;
+
 /// What an [`Instance`](crate::Instance) asks of its driver.
 pub(crate) enum Command {
-    Login2 {
-        app_id: String,
-        account: String,
-        token: String,
-        device_id: String,
-        retry_time_in_s: i32,
-        retry_count: i32,
-    },
-    Logout,
-    MessageInstantSend {
-        account: String,
-        msg: String,
-        msg_id: String,
-    },
-    QueryUserStatus {
-        account: String,
-    },
-    SetAttr {
-        name: String,
-        value: String,
-    },
-    GetAttr {
-        name: String,
-    },
-    GetAttrAll,
-    GetUserAttr {
-        account: String,
-        name: String,
-    },
-    GetUserAttrAll {
-        account: String,
-    },
-    Invoke {
-        name: String,
-        req: String,
-        call_id: String,
-    },
-    ChannelJoin {
-        channel: String,
-    },
-    ChannelLeave {
-        channel: String,
-    },
-    ChannelQueryUserNum {
-        channel: String,
-    },
-    ChannelQueryUserIsIn {
-        channel: String,
-        account: String,
-    },
-    ChannelSetAttr {
-        channel: String,
-        name: String,
-        value: String,
-    },
-    ChannelDelAttr {
-        channel: String,
-        name: String,
-    },
-    ChannelClearAttr {
-        channel: String,
-    },
-    MessageChannelSend {
-        channel: String,
-        msg: String,
-        msg_id: String,
-        /// `messageChannelSendForce`: without being a member.
-        force: bool,
-    },
-    ChannelInviteUser {
-        channel: String,
-        account: String,
-    },
-    ChannelInviteUser2 {
-        channel: String,
-        account: String,
-        extra: String,
-    },
-    ChannelInvitePhone3 {
-        channel: String,
-        phone_num: String,
-        sources_num: String,
-        extra: String,
-    },
-    ChannelInviteAnswer {
-        channel: String,
-        account: String,
-        extra: String,
-        /// Accept, or refuse.
-        accept: bool,
-    },
-    ChannelInviteEnd {
-        channel: String,
-        account: String,
-    },
-    ChannelInviteDtmf {
-        channel: String,
-        phone_num: String,
-        dtmf: String,
-    },
-    MessageDtmfSend {
-        msg: String,
-    },
-    /// A snapshot of the client's joined channels, in join order.
-    JoinedChannels(oneshot::Sender<Vec<String>>),
-    /// A snapshot of the client's calls in progress.
-    Calls(oneshot::Sender<Vec<(String, String, bool)>>),
+    /// A call on the client.
+    Client(ClientOp),
+    /// A login call: afterwards the status is published even if unchanged (see
+    /// [`Driver::publish_status`]).
+    Login(ClientOp),
     SetCallbacks(Arc<dyn Callbacks>),
     Subscribe(mpsc::UnboundedSender<Event>),
     /// Log out if need be, then stop; the sender is told when the driver is done.
@@ -330,12 +232,8 @@ impl Driver {
 
     async fn handle(&mut self, input: Input) {
         let now = Instant::now();
-        let mut was_login = false;
         match input {
-            Input::Command(c) => {
-                was_login = matches!(c, Command::Login2 { .. });
-                self.command(c, now);
-            }
+            Input::Command(c) => self.command(c, now),
             Input::CommandsClosed => {}
             Input::Io(IoEvent::Frame {
                 generation,
@@ -370,7 +268,6 @@ impl Driver {
             }
             Input::Timeout => self.client.handle_timeout(now),
         }
-        self.confirm_status |= was_login;
         self.drain().await;
     }
 
@@ -379,114 +276,17 @@ impl Driver {
     }
 
     fn command(&mut self, c: Command, now: Instant) {
-        let client = &mut self.client;
         match c {
-            Command::Login2 {
-                app_id,
-                account,
-                token,
-                device_id,
-                retry_time_in_s,
-                retry_count,
-            } => client.login2(
-                &app_id,
-                &account,
-                &token,
-                &device_id,
-                retry_time_in_s,
-                retry_count,
-                now,
-            ),
-            Command::Logout => client.logout(now),
-            Command::MessageInstantSend {
-                account,
-                msg,
-                msg_id,
-            } => {
-                let _ = client.message_instant_send(&account, &msg, &msg_id, now);
-            }
-            Command::QueryUserStatus { account } => client.query_user_status(&account, now),
-            Command::SetAttr { name, value } => client.set_attr(&name, &value, now),
-            Command::GetAttr { name } => client.get_attr(&name, now),
-            Command::GetAttrAll => client.get_attr_all(now),
-            Command::GetUserAttr { account, name } => client.get_user_attr(&account, &name, now),
-            Command::GetUserAttrAll { account } => client.get_user_attr_all(&account, now),
-            Command::Invoke { name, req, call_id } => client.invoke(&name, &req, &call_id, now),
-            Command::ChannelJoin { channel } => client.channel_join(&channel, now),
-            Command::ChannelLeave { channel } => client.channel_leave(&channel, now),
-            Command::ChannelQueryUserNum { channel } => {
-                client.channel_query_user_num(&channel, now)
-            }
-            Command::ChannelQueryUserIsIn { channel, account } => {
-                client.channel_query_user_is_in(&channel, &account, now)
-            }
-            Command::ChannelSetAttr {
-                channel,
-                name,
-                value,
-            } => client.channel_set_attr(&channel, &name, &value, now),
-            Command::ChannelDelAttr { channel, name } => {
-                client.channel_del_attr(&channel, &name, now)
-            }
-            Command::ChannelClearAttr { channel } => client.channel_clear_attr(&channel, now),
-            Command::MessageChannelSend {
-                channel,
-                msg,
-                msg_id,
-                force,
-            } => {
-                let _ = if force {
-                    client.message_channel_send_force(&channel, &msg, &msg_id, now)
-                } else {
-                    client.message_channel_send(&channel, &msg, &msg_id, now)
-                };
-            }
-            Command::ChannelInviteUser { channel, account } => {
-                client.channel_invite_user(&channel, &account, now)
-            }
-            Command::ChannelInviteUser2 {
-                channel,
-                account,
-                extra,
-            } => client.channel_invite_user2(&channel, &account, &extra, now),
-            Command::ChannelInvitePhone3 {
-                channel,
-                phone_num,
-                sources_num,
-                extra,
-            } => client.channel_invite_phone3(&channel, &phone_num, &sources_num, &extra, now),
-            Command::ChannelInviteAnswer {
-                channel,
-                account,
-                extra,
-                accept: true,
-            } => client.channel_invite_accept(&channel, &account, &extra, now),
-            Command::ChannelInviteAnswer {
-                channel,
-                account,
-                extra,
-                accept: false,
-            } => client.channel_invite_refuse(&channel, &account, &extra, now),
-            Command::ChannelInviteEnd { channel, account } => {
-                client.channel_invite_end(&channel, &account, now)
-            }
-            Command::ChannelInviteDtmf {
-                channel,
-                phone_num,
-                dtmf,
-            } => client.channel_invite_dtmf(&channel, &phone_num, &dtmf, now),
-            Command::MessageDtmfSend { msg } => client.message_dtmf_send(&msg, now),
-            Command::JoinedChannels(reply) => {
-                let _ = reply.send(client.joined_channels().to_vec());
-            }
-            Command::Calls(reply) => {
-                let _ = reply.send(client.calls());
+            Command::Client(op) => op(&mut self.client, now),
+            Command::Login(op) => {
+                op(&mut self.client, now);
+                self.confirm_status = true;
             }
             Command::SetCallbacks(cb) => self.callbacks = Some(cb),
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::Destroy(done) => {
-                if client.status() != Status::NotLoggedIn {
-                    client.logout(now);
+                if self.client.status() != Status::NotLoggedIn {
+                    self.client.logout(now);
                 }
                 self.destroying = Some(Destroying {
                     deadline: now + DESTROY_TIMEOUT,

@@ -82,10 +82,9 @@
 mod callbacks;
 mod config;
 mod driver;
-mod id;
 mod instance;
 
-pub use beckon_client::{ClientConfig, Event, SDK_VERSION, Status};
+pub use beckon_client::{CallId, ClientConfig, Event, SDK_VERSION, Status};
 pub use beckon_transport::ClientTls;
 pub use callbacks::{Callbacks, dispatch};
 pub use config::{Config, DEFAULT_MAX_SERVER_FRAME, SdkError};

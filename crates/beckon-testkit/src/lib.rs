@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
-use beckon_client::{Client, ClientConfig, ConnectionCommand, Event};
+use beckon_client::{Client, ClientConfig, ConnectionCommand, Event, Rng};
 
 /// The App ID every simulated client logs in to.
 pub const APP_ID: &str = "sim";
@@ -124,7 +124,7 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
     next_conn: u64,
-    rng: u64,
+    rng: Rng,
     net: NetConfig,
 }
 
@@ -150,7 +150,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             order: 0,
             next_conn: 1,
-            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            rng: Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             net,
         }
     }
@@ -427,11 +427,6 @@ impl Sim {
     }
 
     fn next_random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.next_u64()
     }
 }

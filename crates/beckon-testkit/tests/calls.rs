@@ -233,8 +233,10 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     sim.run_until_idle();
     for c in 0..3 {
         if sim.act(c, |cl, _| cl.status()) == Status::LoggedIn {
-            for (ch, peer, _) in sim.act(c, |cl, _| cl.calls()) {
-                sim.act(c, |cl, now| cl.channel_invite_end(&ch, &peer, now));
+            for call in sim.act(c, |cl, _| cl.calls()) {
+                sim.act(c, |cl, now| {
+                    cl.channel_invite_end(&call.channel, &call.peer, now)
+                });
             }
         }
     }

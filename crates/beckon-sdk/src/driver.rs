@@ -101,14 +101,51 @@ struct Destroying {
     done: oneshot::Sender<()>,
 }
 
+/// How the driver reaches the server: the URLs, tried in turn, and the settings of an attempt.
+pub(crate) struct Dialer {
+    pub(crate) endpoints: Vec<Endpoint>,
+    pub(crate) tls: ClientTls,
+    pub(crate) max_frame: usize,
+    pub(crate) timeout: Duration,
+    /// Attempts made so far; the next one takes the URL after the last one's.
+    pub(crate) attempts: usize,
+}
+
+impl Dialer {
+    /// The URL of the next attempt, and the attempt itself: connect, bounded by the timeout.
+    fn dial(&mut self) -> (Endpoint, ConnectFuture) {
+        // Each attempt takes the next URL, so a reconnect can move to another transport.
+        let endpoint = self.endpoints[self.attempts % self.endpoints.len()].clone();
+        self.attempts += 1;
+        let (target, tls, max_frame, timeout) = (
+            endpoint.clone(),
+            self.tls.clone(),
+            self.max_frame,
+            self.timeout,
+        );
+        let attempt = Box::pin(async move {
+            let connect = beckon_transport::connect(&target, &tls, max_frame);
+            match tokio::time::timeout(timeout, connect).await {
+                Ok(r) => r.map_err(io::Error::from),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connecting timed out",
+                )),
+            }
+        });
+        (endpoint, attempt)
+    }
+
+    /// The URL of the latest attempt.
+    fn last(&self) -> &Endpoint {
+        let n = self.endpoints.len();
+        &self.endpoints[(self.attempts + n - 1) % n]
+    }
+}
+
 pub(crate) struct Driver {
     client: Client,
-    /// The server's URLs; attempts go round them.
-    endpoints: Vec<Endpoint>,
-    next_endpoint: usize,
-    tls: ClientTls,
-    max_frame: usize,
-    connect_timeout: Duration,
+    dialer: Dialer,
     commands: mpsc::UnboundedReceiver<Command>,
     io_tx: mpsc::Sender<IoEvent>,
     io_rx: mpsc::Receiver<IoEvent>,
@@ -130,10 +167,7 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         client: Client,
-        endpoints: Vec<Endpoint>,
-        tls: ClientTls,
-        max_frame: usize,
-        connect_timeout: Duration,
+        dialer: Dialer,
         commands: mpsc::UnboundedReceiver<Command>,
         status: Arc<AtomicI32>,
     ) -> Self {
@@ -141,11 +175,7 @@ impl Driver {
         let published = client.status() as i32;
         Self {
             client,
-            endpoints,
-            next_endpoint: 0,
-            tls,
-            max_frame,
-            connect_timeout,
+            dialer,
             commands,
             io_tx,
             io_rx,
@@ -259,10 +289,8 @@ impl Driver {
                 self.client.handle_connected(now);
             }
             Input::Connected(Err(e)) => {
-                self.log(format!(
-                    "could not connect to {}: {e}",
-                    self.endpoint_text()
-                ));
+                let url = self.dialer.last().to_string();
+                self.log(format!("could not connect to {url}: {e}"));
                 self.link = Link::Idle;
                 self.client.handle_disconnected(now);
             }
@@ -326,27 +354,9 @@ impl Driver {
         // A client opens only after closing; drop any leftover connection all the same.
         self.close();
         self.generation += 1;
-        let timeout = self.connect_timeout;
-        let max_frame = self.max_frame;
-        // Each attempt takes the next URL, so a reconnect can move to another transport.
-        let endpoint = self.endpoints[self.next_endpoint % self.endpoints.len()].clone();
-        self.next_endpoint += 1;
-        let tls = self.tls.clone();
+        let (endpoint, attempt) = self.dialer.dial();
         self.log(format!("connecting to {endpoint}"));
-        self.link = Link::Connecting(Box::pin(async move {
-            match tokio::time::timeout(
-                timeout,
-                beckon_transport::connect(&endpoint, &tls, max_frame),
-            )
-            .await
-            {
-                Ok(r) => r.map_err(io::Error::from),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connecting timed out",
-                )),
-            }
-        }));
+        self.link = Link::Connecting(attempt);
     }
 
     /// Closes the connection after sending what the client queued for it (the client wants
@@ -451,11 +461,6 @@ impl Driver {
             self.published = s;
             self.status.store(s, Ordering::Release);
         }
-    }
-
-    fn endpoint_text(&self) -> String {
-        let i = (self.next_endpoint + self.endpoints.len() - 1) % self.endpoints.len();
-        self.endpoints[i].to_string()
     }
 
     // ---- stopping -----------------------------------------------------------------------------

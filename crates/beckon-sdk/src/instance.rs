@@ -16,7 +16,7 @@ use beckon_client::{
 
 use crate::callbacks::Callbacks;
 use crate::config::{Config, SdkError};
-use crate::driver::{Command, DESTROY_TIMEOUT, Driver};
+use crate::driver::{Command, DESTROY_TIMEOUT, Dialer, Driver};
 
 /// One client of a Beckon server: the seed's `IAgoraAPI`, with its methods in snake_case.
 ///
@@ -62,15 +62,14 @@ impl Instance {
         let client = Client::new(config.client.clone(), Instant::now());
         let status = Arc::new(AtomicI32::new(client.status() as i32));
         let ids = client.message_ids();
-        let driver = Driver::new(
-            client,
+        let dialer = Dialer {
             endpoints,
-            config.tls.clone(),
-            config.max_frame,
-            config.client.connect_timeout,
-            rx,
-            status.clone(),
-        );
+            tls: config.tls.clone(),
+            max_frame: config.max_frame,
+            timeout: config.client.connect_timeout,
+            attempts: 0,
+        };
+        let driver = Driver::new(client, dialer, rx, status.clone());
         runtime.spawn(driver.run());
         Ok(Self {
             commands,

@@ -133,7 +133,7 @@ impl Client {
 
     /// The account of the current login, if any.
     pub fn account(&self) -> Option<&str> {
-        self.creds.as_ref().map(|c| c.account.as_str())
+        self.creds.as_ref().map(|c| c.login.account.as_str())
     }
 
     /// Requests sent or queued that have no reply yet.

@@ -6,21 +6,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use beckon_proto::pb::{self, client_frame};
-use beckon_proto::{CallError, ErrorCode, Limits, PROTOCOL_VERSION};
+use beckon_proto::{CallError, ErrorCode, Limits};
 
 use super::api::Pending;
 use super::requests::Failure;
 use super::{Client, Status};
-use crate::config::{ClientConfig, SDK_VERSION};
+use crate::config::ClientConfig;
 use crate::event::Event;
 
 /// What a login was given, kept to log in again after a lost connection.
 #[derive(Clone, Debug)]
 pub(super) struct Credentials {
-    pub(super) app_id: String,
-    pub(super) account: String,
-    pub(super) token: String,
-    pub(super) device_id: String,
+    /// The login frame, without a session to resume.
+    pub(super) login: pb::Login,
+    /// How long, and how many attempts, a login or reconnect may take.
     pub(super) retry_time: Duration,
     pub(super) retry_count: u32,
 }
@@ -93,13 +92,8 @@ impl Client {
             last_event_seq: self.acks.last_seq,
         });
         let login = pb::Login {
-            app_id: creds.app_id.clone(),
-            account: creds.account.clone(),
-            token: creds.token.clone(),
-            sdk_version: SDK_VERSION,
-            device_id: creds.device_id.clone(),
             resume,
-            protocol_version: PROTOCOL_VERSION,
+            ..creds.login.clone()
         };
         self.transmit(client_frame::Kind::Login(login), now);
     }

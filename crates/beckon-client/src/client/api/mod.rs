@@ -6,14 +6,15 @@ mod pending;
 
 use std::time::{Duration, Instant};
 
-use beckon_proto::{CallError, ErrorCode, Limits, validate};
+use beckon_proto::pb;
+use beckon_proto::{CallError, ErrorCode, Limits, PROTOCOL_VERSION, validate};
 
 pub(super) use pending::Pending;
 
 use super::calls::{CallId, Phase};
 use super::session::Credentials;
 use super::{Client, Status};
-use crate::config::{DEFAULT_RETRY_COUNT, DEFAULT_RETRY_TIME_S};
+use crate::config::{DEFAULT_RETRY_COUNT, DEFAULT_RETRY_TIME_S, SDK_VERSION};
 use crate::event::Event;
 
 impl Client {
@@ -74,11 +75,17 @@ impl Client {
             return;
         }
         let positive = |v: i32, default: i32| if v > 0 { v } else { default }.unsigned_abs();
-        let creds = Credentials {
+        let login = pb::Login {
             app_id: app_id.to_owned(),
             account: account.to_owned(),
             token: token.to_owned(),
+            sdk_version: SDK_VERSION,
             device_id: device_id.to_owned(),
+            resume: None,
+            protocol_version: PROTOCOL_VERSION,
+        };
+        let creds = Credentials {
+            login,
             retry_time: Duration::from_secs(positive(retry_time_in_s, DEFAULT_RETRY_TIME_S).into()),
             retry_count: positive(retry_count, DEFAULT_RETRY_COUNT),
         };
@@ -555,20 +562,15 @@ fn call_exists(exists: bool, channel: &str, account: &str) -> Result<(), CallErr
     Err(CallError::new(ErrorCode::GeneralWrongParam, why))
 }
 
-/// Parses `extra`: empty, or a JSON object.
+/// Parses `extra`: empty, or a JSON object. (The client's one check of a call's `extra`.)
 fn parse_json_object(extra: &str) -> Result<serde_json::Map<String, serde_json::Value>, CallError> {
+    let wrong = |why: String| CallError::new(ErrorCode::GeneralWrongParam, why);
     if extra.trim().is_empty() {
         return Ok(serde_json::Map::new());
     }
-    match serde_json::from_str::<serde_json::Value>(extra) {
+    match serde_json::from_str(extra) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(CallError::new(
-            ErrorCode::GeneralWrongParam,
-            "extra must be a JSON object",
-        )),
-        Err(e) => Err(CallError::new(
-            ErrorCode::GeneralWrongParam,
-            format!("extra is not valid JSON: {e}"),
-        )),
+        Ok(_) => Err(wrong("extra must be a JSON object".to_owned())),
+        Err(e) => Err(wrong(format!("extra is not valid JSON: {e}"))),
     }
 }

@@ -611,6 +611,19 @@ impl User {
         expect_event(&mut self.events, want, TIMEOUT).await
     }
 
+    /// Waits for the next event `stop` accepts (skipping the others) and asserts it is `want`.
+    pub async fn expect_eq(&mut self, stop: impl FnMut(&Event) -> bool, want: Event) {
+        let got = self.expect(stop).await;
+        assert_eq!(got, want, "{}'s next event of this kind", self.account);
+    }
+
+    /// Waits for the next event of `want`'s kind (skipping the others) and asserts it is `want`.
+    pub async fn expect_next(&mut self, want: Event) {
+        let kind = std::mem::discriminant(&want);
+        self.expect_eq(|e| std::mem::discriminant(e) == kind, want)
+            .await;
+    }
+
     /// Logs in to [`APP_ID`] with a valid token and waits for `on_login_success`.
     pub async fn login(&mut self, server: &TestServer) {
         let token = server.token(&self.account);
@@ -770,6 +783,20 @@ impl User {
         }
     }
 
+    /// [`invoke`](Self::invoke) of the built-in function `io.agora.signal.{name}`, with the
+    /// function's name as the call id.
+    pub async fn signal(&mut self, name: &str, req: &str) -> (String, serde_json::Value) {
+        self.invoke(&format!("io.agora.signal.{name}"), req, name)
+            .await
+    }
+
+    /// [`signal`](Self::signal) that must succeed; its response.
+    pub async fn signal_ok(&mut self, name: &str, req: &str) -> serde_json::Value {
+        let (err, resp) = self.signal(name, req).await;
+        assert_eq!(err, "", "{name}({req}) failed: {resp}");
+        resp
+    }
+
     /// Asks the server whether `account` is online ("1" or "0").
     pub async fn status_of(&mut self, account: &str) -> String {
         self.sdk.query_user_status(account);
@@ -811,6 +838,15 @@ pub async fn logged_in(server: &TestServer, account: &str) -> User {
 }
 
 // ---- waiting for events -------------------------------------------------------------------------
+
+/// Users logged in to `server` as `accounts`, in order.
+pub async fn all_logged_in<const N: usize>(server: &TestServer, accounts: [&str; N]) -> [User; N] {
+    let mut users = Vec::with_capacity(N);
+    for account in accounts {
+        users.push(logged_in(server, account).await);
+    }
+    users.try_into().expect("one user per account")
+}
 
 /// Waits up to `timeout` for the next event that satisfies `want`, skipping the others.
 ///

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use beckon_broker::GATEWAY_REGISTER;
 use beckon_sdk::{CallId, Event};
-use beckon_tests::{TestServer, User, logged_in};
+use beckon_tests::{TestServer, User, all_logged_in, logged_in};
 
 // ---- the events, with the arguments the seeds give them ---------------------------------------
 
@@ -142,8 +142,7 @@ async fn privileged(server: &TestServer, account: &str) -> User {
 #[tokio::test]
 async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     let extra = r#"{"destMediaUid":123,"srcNum":"+15550100","note":"héllo"}"#;
     alice.sdk.channel_invite_user2("call-1", "bob", extra);
@@ -217,8 +216,7 @@ async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
 #[tokio::test]
 async fn a_refusal_carries_its_extra_back() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     ringing(&mut alice, &mut bob, "call-2").await;
     bob.sdk
         .channel_invite_refuse("call-2", "alice", 0, r#"{"reason":"busy"}"#);
@@ -249,8 +247,7 @@ async fn a_refusal_carries_its_extra_back() {
 #[tokio::test]
 async fn either_side_may_end_a_call_before_or_after_acceptance() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     // The caller ends while it rings.
     ringing(&mut alice, &mut bob, "c1").await;
@@ -298,8 +295,7 @@ async fn either_side_may_end_a_call_before_or_after_acceptance() {
 #[tokio::test]
 async fn an_immediate_answer_still_reports_the_receipt_first() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     alice.sdk.channel_invite_user("c", "bob", 0);
     assert_eq!(next_call(&mut bob).await, received("c", "alice", ""));
     bob.sdk.channel_invite_accept("c", "alice", 0, "");
@@ -310,8 +306,7 @@ async fn an_immediate_answer_still_reports_the_receipt_first() {
 #[tokio::test]
 async fn dtmf_digits_are_checked() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     talking(&mut alice, &mut bob, "c").await;
 
     for bad in ["12a", "", "1 2", "１"] {
@@ -351,8 +346,7 @@ async fn dtmf_digits_are_checked() {
 #[tokio::test]
 async fn a_reinvitation_fails_with_701_and_keeps_the_call() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     alice.sdk.channel_invite_user2("c", "bob", r#"{"n":1}"#);
     assert_eq!(
         next_call(&mut bob).await,
@@ -450,18 +444,19 @@ async fn an_invitation_to_a_callee_that_stays_offline_fails_with_703() {
 #[tokio::test]
 async fn an_unanswered_invitation_times_out_with_704() {
     let server = TestServer::start_with_app(|a| a.call_timeout = Duration::from_millis(300)).await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     let started = tokio::time::Instant::now();
     alice.sdk.channel_invite_user2("c", "bob", r#"{"k":"v"}"#);
     assert_eq!(
         next_call(&mut bob).await,
         received("c", "alice", r#"{"k":"v"}"#)
     );
-    let ev = alice
-        .expect(|e| matches!(e, Event::InviteFailed { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::InviteFailed { .. }),
+            failed("c", "bob", 704, ""),
+        )
         .await;
-    assert_eq!(ev, failed("c", "bob", 704, ""));
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(next_call(&mut bob).await, end_by_peer("c", "alice"));
     assert_eq!(server.stats().await.call_timeouts, 1);
@@ -474,8 +469,7 @@ async fn an_unanswered_invitation_times_out_with_704() {
 #[tokio::test]
 async fn logging_out_ends_the_calls_on_both_sides() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     // The callee leaves while it rings: the caller fails with INVITE_E_PEEROFFLINE.
     ringing(&mut alice, &mut bob, "c1").await;
@@ -522,8 +516,7 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
     carol.sdk.channel_invite_accept("c", "bob", 0, "");
     carol.expect_error("channelInviteAccept", 1003).await;
 
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     alice.sdk.channel_invite_accept("c", "bob", 0, "");
     alice.expect_error("channelInviteAccept", 1004).await;
     alice.sdk.channel_invite_refuse("c", "bob", 0, "");
@@ -574,10 +567,12 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
     bob.sdk.channel_invite_refuse("c", "alice", 0, &too_big);
     bob.expect_error("channelInviteRefuse", 1005).await;
     bob.sdk.channel_invite_accept("c", "alice", 0, &largest);
-    let ev = alice
-        .expect(|e| matches!(e, Event::InviteAcceptedByPeer { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::InviteAcceptedByPeer { .. }),
+            accepted("c", "bob", &largest),
+        )
         .await;
-    assert_eq!(ev, accepted("c", "bob", &largest));
 }
 
 // ---- phone calls and obsolete interfaces ------------------------------------------------------
@@ -726,15 +721,17 @@ async fn a_gateway_carrying_one_call_may_answer_without_dest_num() {
         Event::InviteReceived { .. }
     ));
     gw.sdk.channel_invite_accept("p", "alice", 0, "");
-    let ev = alice
-        .expect(|e| {
-            matches!(
-                e,
-                Event::InviteAcceptedByPeer { .. } | Event::InviteFailed { .. }
-            )
-        })
+    alice
+        .expect_eq(
+            |e| {
+                matches!(
+                    e,
+                    Event::InviteAcceptedByPeer { .. } | Event::InviteFailed { .. }
+                )
+            },
+            accepted("p", "+15550100", ""),
+        )
         .await;
-    assert_eq!(ev, accepted("p", "+15550100", ""));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use beckon_sdk::{Callbacks, Config, Event, Instance};
-use beckon_tests::{APP_ID, TIMEOUT, TestServer, expect_event, logged_in};
+use beckon_tests::{APP_ID, TIMEOUT, TestServer, all_logged_in, expect_event};
 
 #[tokio::test]
 async fn callback_get_returns_what_was_set() {
@@ -108,8 +108,7 @@ async fn every_stream_gets_every_later_event() {
 #[tokio::test]
 async fn dropping_an_instance_closes_its_connection() {
     let server = TestServer::start().await;
-    let alice = logged_in(&server, "alice").await;
-    let _bob = logged_in(&server, "bob").await;
+    let [alice, _bob] = all_logged_in(&server, ["alice", "bob"]).await;
     assert_eq!(server.stats().await.connections, 2);
     let mut events = alice.events;
     drop(alice.sdk);

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use beckon_sdk::{ClientConfig, Config, Event, Instance, SDK_VERSION, SdkError};
 use beckon_tests::{
-    APP_ID, CERT, DEV_APP_ID, OTHER_APP_ID, OTHER_CERT, TIMEOUT, TestServer, User, expect_event,
-    expect_no_event, logged_in, mint_token, unix_now, unused_addr,
+    APP_ID, CERT, DEV_APP_ID, OTHER_APP_ID, OTHER_CERT, TIMEOUT, TestServer, User, all_logged_in,
+    expect_event, expect_no_event, logged_in, mint_token, unix_now, unused_addr,
 };
 
 #[tokio::test]
@@ -246,10 +246,8 @@ async fn unsupported_scheme_fails_at_construction() {
 #[tokio::test]
 async fn duplicate_login_kicks_the_first_session() {
     let server = TestServer::start().await;
-    let mut first = logged_in(&server, "alice").await;
-    let mut second = logged_in(&server, "alice").await;
-    let ev = first.expect(|e| matches!(e, Event::Logout { .. })).await;
-    assert_eq!(ev, Event::Logout { ecode: 103 });
+    let [mut first, mut second] = all_logged_in(&server, ["alice", "alice"]).await;
+    first.expect_next(Event::Logout { ecode: 103 }).await;
     assert!(first.calls.saw("on_logout(103)"));
     assert_eq!(first.sdk.get_status(), 0);
     assert_eq!(second.sdk.get_status(), 2);
@@ -284,8 +282,7 @@ async fn logout_reports_101_and_a_second_logout_108() {
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice").await;
     alice.sdk.logout();
-    let ev = alice.expect(|e| matches!(e, Event::Logout { .. })).await;
-    assert_eq!(ev, Event::Logout { ecode: 101 });
+    alice.expect_next(Event::Logout { ecode: 101 }).await;
     assert!(alice.calls.saw("on_logout(101)"));
 
     alice.sdk.logout();
@@ -316,10 +313,12 @@ async fn logout_during_login_cancels_it_with_203() {
         .sdk
         .login(APP_ID, "alice", &server.token("alice"), 0, "");
     alice.sdk.logout();
-    let ev = alice
-        .expect(|e| matches!(e, Event::LoginFailed { .. } | Event::LoginSuccess { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::LoginFailed { .. } | Event::LoginSuccess { .. }),
+            Event::LoginFailed { ecode: 203 },
+        )
         .await;
-    assert_eq!(ev, Event::LoginFailed { ecode: 203 });
     assert_eq!(alice.sdk.get_status(), 0);
     // Not logged in afterwards: a fresh login works.
     alice.login(&server).await;
@@ -357,8 +356,7 @@ async fn login_while_logged_in_is_ignored() {
 #[tokio::test]
 async fn destroy_logs_out() {
     let server = TestServer::start().await;
-    let mut bob = logged_in(&server, "bob").await;
-    let alice = logged_in(&server, "alice").await;
+    let [mut bob, alice] = all_logged_in(&server, ["bob", "alice"]).await;
     let calls = alice.calls.clone();
     let mut events = alice.events;
     alice.sdk.destroy().await;
@@ -379,8 +377,7 @@ async fn destroy_logs_out() {
 #[tokio::test]
 async fn two_instances_in_one_process_are_independent() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     assert!(
         alice
             .calls

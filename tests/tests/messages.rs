@@ -5,22 +5,20 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use beckon_sdk::Event;
-use beckon_tests::{TestServer, User, expect_no_event, logged_in};
+use beckon_tests::{TestServer, User, all_logged_in, expect_no_event, logged_in};
 
 /// Waits for the outcome of message `id`, which must be a success.
 async fn expect_sent(u: &mut User, id: &str) {
-    let ev = u
-        .expect(|e| {
+    u.expect_eq(
+        |e| {
             matches!(e, Event::MessageSendSuccess { message_id }
                 | Event::MessageSendError { message_id, .. } if message_id == id)
-        })
-        .await;
-    assert_eq!(
-        ev,
+        },
         Event::MessageSendSuccess {
-            message_id: id.to_owned()
-        }
-    );
+            message_id: id.to_owned(),
+        },
+    )
+    .await;
 }
 
 async fn expect_received(u: &mut User, from: &str, msg: &str) {
@@ -42,8 +40,7 @@ async fn expect_received(u: &mut User, from: &str, msg: &str) {
 #[tokio::test]
 async fn messages_go_both_ways() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     let id = alice.sdk.message_instant_send("bob", 0, "hello bob", "");
     assert!(!id.is_empty(), "the SDK generates an id");
@@ -101,8 +98,7 @@ async fn messages_go_both_ways() {
 async fn ten_thousand_messages_arrive_once_in_order() {
     const N: usize = 10_000;
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     // Pipelined: every send is queued before any outcome is awaited.
     let mut pending: HashMap<String, usize> = HashMap::with_capacity(N);

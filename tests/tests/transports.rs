@@ -51,15 +51,16 @@ async fn expect_p2p(user: &mut User, from: &str, msg: &str) {
 }
 
 async fn expect_sent(user: &mut User, id: String) {
-    let ev = user
-        .expect(|e| {
+    user.expect_eq(
+        |e| {
             matches!(
                 e,
                 Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
             )
-        })
-        .await;
-    assert_eq!(ev, Event::MessageSendSuccess { message_id: id });
+        },
+        Event::MessageSendSuccess { message_id: id },
+    )
+    .await;
 }
 
 /// The next channel message from `from` (members also hear their own).
@@ -174,10 +175,12 @@ async fn a_reconnect_moves_to_another_transport_and_resumes_the_session() {
 
     // The QUIC path goes away for good; the SDK moves to WebSocket and resumes.
     proxy.cut();
-    let ev = alice
-        .expect(|e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }),
+            Event::Reconnected { fd: 0 },
+        )
         .await;
-    assert_eq!(ev, Event::Reconnected { fd: 0 });
     let id = bob.sdk.message_instant_send("alice", 0, "over ws now", "");
     expect_sent(&mut bob, id).await;
     expect_p2p(&mut alice, "bob", "over ws now").await;

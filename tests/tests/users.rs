@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use beckon_sdk::Event;
-use beckon_tests::{TestServer, User, expect_no_event, logged_in};
+use beckon_tests::{TestServer, User, all_logged_in, expect_no_event, logged_in};
 
 /// Reads `account`'s attribute `name` through `getUserAttr` (or `getAttr` for oneself).
 async fn attr(u: &mut User, account: &str, name: &str) -> String {
@@ -75,8 +75,7 @@ async fn invoke(u: &mut User, name: &str, req: &str, call_id: &str) -> (String, 
 #[tokio::test]
 async fn query_user_status_sees_online_and_offline() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     assert_eq!(alice.status_of("bob").await, "1");
     assert_eq!(alice.status_of("alice").await, "1");
     assert_eq!(alice.status_of("nobody").await, "0");
@@ -91,8 +90,7 @@ async fn query_user_status_sees_online_and_offline() {
 #[tokio::test]
 async fn user_attributes_between_two_users() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     assert_eq!(
         attr(&mut bob, "alice", "color").await,
@@ -176,8 +174,7 @@ async fn bad_attribute_writes_fail_and_change_nothing() {
 #[tokio::test]
 async fn invoke_runs_the_user_functions() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let _bob = logged_in(&server, "bob").await;
+    let [mut alice, _bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     let f = |name: &str| format!("io.agora.signal.{name}");
     assert_eq!(
@@ -309,21 +306,20 @@ async fn every_call_before_login_is_1003() {
     expect_error(&mut alice, "invoke", 1003).await;
 
     let id = alice.sdk.message_instant_send("bob", 0, "hi", "");
-    let ev = alice
-        .expect(|e| {
-            matches!(
-                e,
-                Event::MessageSendError { .. } | Event::MessageSendSuccess { .. }
-            )
-        })
+    alice
+        .expect_eq(
+            |e| {
+                matches!(
+                    e,
+                    Event::MessageSendError { .. } | Event::MessageSendSuccess { .. }
+                )
+            },
+            Event::MessageSendError {
+                message_id: id.clone(),
+                ecode: 1003,
+            },
+        )
         .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendError {
-            message_id: id.clone(),
-            ecode: 1003
-        }
-    );
     assert!(
         alice
             .calls
@@ -347,8 +343,7 @@ async fn every_call_before_login_is_1003() {
 #[tokio::test]
 async fn bad_inputs_fail_with_their_codes_and_change_nothing() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
 
     for (account, ecode) in [("", 1004), ("b ob", 1004), ("bob\n", 1004)] {
         alice.sdk.query_user_status(account);
@@ -388,53 +383,42 @@ async fn bad_inputs_fail_with_their_codes_and_change_nothing() {
     // 8 KiB is measured in bytes: 2049 four-byte characters are too many.
     let emoji = "😀".repeat(2049);
     let id = alice.sdk.message_instant_send("bob", 0, &emoji, "");
-    let ev = alice
-        .expect(|e| matches!(e, Event::MessageSendError { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendError {
+    alice
+        .expect_next(Event::MessageSendError {
             message_id: id,
-            ecode: 1005
-        }
-    );
+            ecode: 1005,
+        })
+        .await;
     // A message id with a control character is refused too.
     let ev_id = alice.sdk.message_instant_send("bob", 0, "hi", "bad\u{1}id");
-    let ev = alice
-        .expect(|e| matches!(e, Event::MessageSendError { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendError {
+    alice
+        .expect_next(Event::MessageSendError {
             message_id: ev_id,
-            ecode: 1004
-        }
-    );
+            ecode: 1004,
+        })
+        .await;
 
     // Still logged in, and bob got nothing but the valid message that follows.
     assert_eq!(alice.sdk.get_status(), 2);
     let largest = "y".repeat(8192);
     let id = alice.sdk.message_instant_send("bob", 0, &largest, "");
-    let ev = alice
-        .expect(|e| {
-            matches!(
-                e,
-                Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
-            )
-        })
+    alice
+        .expect_eq(
+            |e| {
+                matches!(
+                    e,
+                    Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
+                )
+            },
+            Event::MessageSendSuccess { message_id: id },
+        )
         .await;
-    assert_eq!(ev, Event::MessageSendSuccess { message_id: id });
-    let ev = bob
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageInstantReceive {
-            account: "alice".into(),
-            uid: 0,
-            msg: largest
-        }
-    );
+    bob.expect_next(Event::MessageInstantReceive {
+        account: "alice".into(),
+        uid: 0,
+        msg: largest,
+    })
+    .await;
     expect_no_event(
         &mut bob.events,
         |e| matches!(e, Event::MessageInstantReceive { .. }),

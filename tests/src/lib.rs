@@ -653,6 +653,15 @@ impl User {
         }
     }
 
+    /// `login2` to [`APP_ID`] with a valid token, a 30 s retry time and `retry_count`
+    /// attempts; waits for `on_login_success`.
+    pub async fn login_retrying(&mut self, server: &TestServer, retry_count: i32) {
+        let token = server.token(&self.account);
+        self.sdk
+            .login2(APP_ID, &self.account, &token, 0, "", 30, retry_count);
+        self.await_login(APP_ID).await;
+    }
+
     /// Logs out and waits for `on_logout(101)`.
     pub async fn logout(&mut self) {
         self.sdk.logout();
@@ -838,6 +847,13 @@ pub async fn logged_in(server: &TestServer, account: &str) -> User {
 }
 
 // ---- waiting for events -------------------------------------------------------------------------
+
+/// A fresh [`TestServer`] and users logged in to it as `accounts`, in order.
+pub async fn server_with<const N: usize>(accounts: [&str; N]) -> (TestServer, [User; N]) {
+    let server = TestServer::start().await;
+    let users = all_logged_in(&server, accounts).await;
+    (server, users)
+}
 
 /// Users logged in to `server` as `accounts`, in order.
 pub async fn all_logged_in<const N: usize>(server: &TestServer, accounts: [&str; N]) -> [User; N] {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use beckon_broker::GATEWAY_REGISTER;
 use beckon_sdk::{CallId, Event};
-use beckon_tests::{TestServer, User, all_logged_in, logged_in};
+use beckon_tests::{TestServer, User, all_logged_in, logged_in, server_with};
 
 // ---- the events, with the arguments the seeds give them ---------------------------------------
 
@@ -141,8 +141,7 @@ async fn privileged(server: &TestServer, account: &str) -> User {
 
 #[tokio::test]
 async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     let extra = r#"{"destMediaUid":123,"srcNum":"+15550100","note":"héllo"}"#;
     alice.sdk.channel_invite_user2("call-1", "bob", extra);
@@ -215,8 +214,7 @@ async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
 
 #[tokio::test]
 async fn a_refusal_carries_its_extra_back() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     ringing(&mut alice, &mut bob, "call-2").await;
     bob.sdk
         .channel_invite_refuse("call-2", "alice", 0, r#"{"reason":"busy"}"#);
@@ -246,8 +244,7 @@ async fn a_refusal_carries_its_extra_back() {
 
 #[tokio::test]
 async fn either_side_may_end_a_call_before_or_after_acceptance() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     // The caller ends while it rings.
     ringing(&mut alice, &mut bob, "c1").await;
@@ -294,8 +291,7 @@ async fn either_side_may_end_a_call_before_or_after_acceptance() {
 
 #[tokio::test]
 async fn an_immediate_answer_still_reports_the_receipt_first() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     alice.sdk.channel_invite_user("c", "bob", 0);
     assert_eq!(next_call(&mut bob).await, received("c", "alice", ""));
     bob.sdk.channel_invite_accept("c", "alice", 0, "");
@@ -305,8 +301,7 @@ async fn an_immediate_answer_still_reports_the_receipt_first() {
 
 #[tokio::test]
 async fn dtmf_digits_are_checked() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     talking(&mut alice, &mut bob, "c").await;
 
     for bad in ["12a", "", "1 2", "１"] {
@@ -345,8 +340,7 @@ async fn dtmf_digits_are_checked() {
 
 #[tokio::test]
 async fn a_reinvitation_fails_with_701_and_keeps_the_call() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     alice.sdk.channel_invite_user2("c", "bob", r#"{"n":1}"#);
     assert_eq!(
         next_call(&mut bob).await,
@@ -468,8 +462,7 @@ async fn an_unanswered_invitation_times_out_with_704() {
 
 #[tokio::test]
 async fn logging_out_ends_the_calls_on_both_sides() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     // The callee leaves while it rings: the caller fails with INVITE_E_PEEROFFLINE.
     ringing(&mut alice, &mut bob, "c1").await;

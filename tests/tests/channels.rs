@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use beckon_sdk::Event;
 use beckon_tests::{
     APP_ID, Proxy, TIMEOUT, TestServer, User, all_logged_in, expect_no_event, logged_in,
+    server_with,
 };
 
 /// The next `on_channel_attr_updated` of `u`, which must be exactly this one.
@@ -120,6 +121,27 @@ fn member_events(events: &[Event]) -> Vec<&Event> {
         .collect()
 }
 
+/// Users logged in to `server` as `accounts`, who joined "room" in that order.
+async fn all_in_room<const N: usize>(server: &TestServer, accounts: [&str; N]) -> [User; N] {
+    let mut users = all_logged_in(server, accounts).await;
+    for u in &mut users {
+        u.join("room").await;
+    }
+    users
+}
+
+/// `u` saw no attribute update of `channel` (up to a sync with it).
+async fn expect_no_attr_events(u: &mut User, channel: &str) {
+    let seen = u.sync_channel(channel).await;
+    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+}
+
+/// `u` saw no member join or leave in `channel` (up to a sync with it).
+async fn expect_no_member_events(u: &mut User, channel: &str) {
+    let seen = u.sync_channel(channel).await;
+    assert!(member_events(&seen).is_empty(), "{seen:?}");
+}
+
 /// A user logged in with the server privilege.
 async fn privileged(server: &TestServer, account: &str) -> User {
     let mut u = User::new(server.url(), account);
@@ -147,8 +169,7 @@ async fn await_channels_expired(server: &TestServer, n: u64) {
 
 #[tokio::test]
 async fn join_reports_in_spec_order_and_members_follow_each_other() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob, mut carol] = all_logged_in(&server, ["alice", "bob", "carol"]).await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
 
     assert_eq!(alice.join("room").await, ["alice"]);
     alice.sdk.channel_set_attr("room", "topic", "rust");
@@ -210,8 +231,7 @@ async fn join_reports_in_spec_order_and_members_follow_each_other() {
 
     // Joining again answers as a fresh join, without member events for the others.
     assert_eq!(carol.join("room").await, ["alice", "carol"]);
-    let seen = alice.sync_channel("room").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut alice, "room").await;
 
     // Leaving a channel not joined.
     bob.sdk.channel_leave("room");
@@ -226,9 +246,7 @@ async fn join_reports_in_spec_order_and_members_follow_each_other() {
 #[tokio::test]
 async fn logout_and_kick_leave_with_603_and_601() {
     let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
-    alice.join("room").await;
-    bob.join("room").await;
+    let [mut alice, mut bob] = all_in_room(&server, ["alice", "bob"]).await;
     expect_user_joined(&mut alice, "room", "bob").await;
 
     // Logout: LEAVECHANNEL_E_LOGOUT, before onLogout.
@@ -286,10 +304,7 @@ async fn offline_after_the_grace_period_leaves_with_604() {
     let server = short_grace_server().await;
     let proxy = Proxy::start(&server).await;
     let mut alice = User::quick(proxy.url(), "alice");
-    alice
-        .sdk
-        .login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 2);
-    alice.await_login(APP_ID).await;
+    alice.login_retrying(&server, 2).await;
     alice.sdk.set_attr("_conn_timeout", "20");
     alice.join("room").await;
     let mut bob = logged_in(&server, "bob").await;
@@ -335,10 +350,7 @@ async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
     let server = short_grace_server().await;
     let proxy = Proxy::start(&server).await;
     let mut alice = User::quick(proxy.url(), "alice");
-    alice
-        .sdk
-        .login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 1000);
-    alice.await_login(APP_ID).await;
+    alice.login_retrying(&server, 1000).await;
     let mut bob = logged_in(&server, "bob").await;
     bob.join("room").await;
     assert_eq!(alice.join("room").await, ["bob", "alice"]);
@@ -403,8 +415,7 @@ async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
 
 #[tokio::test]
 async fn joining_another_channel_leaves_the_first_unless_the_app_allows_more() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     bob.join("a").await;
     assert_eq!(alice.join("a").await, ["bob", "alice"]);
     expect_user_joined(&mut bob, "a", "alice").await;
@@ -430,8 +441,7 @@ async fn joining_another_channel_leaves_the_first_unless_the_app_allows_more() {
     expect_user_joined(&mut bob, "a", "alice").await;
     alice.join("b").await;
     assert_eq!(alice.sdk.joined_channels().await, ["a", "b"]);
-    let seen = bob.sync_channel("a").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut bob, "a").await;
     // Both channels deliver.
     let id = bob.sdk.message_channel_send("a", "to a", "");
     assert_eq!(send_outcome(&mut bob, &id).await, None);
@@ -468,8 +478,7 @@ async fn joining_another_channel_leaves_the_first_unless_the_app_allows_more() {
 
 #[tokio::test]
 async fn membership_queries_need_no_membership() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob, mut carol] = all_logged_in(&server, ["alice", "bob", "carol"]).await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("room").await;
     bob.join("room").await;
 
@@ -521,8 +530,7 @@ async fn membership_queries_need_no_membership() {
 
 #[tokio::test]
 async fn invoke_runs_every_channel_function() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob, mut carol] = all_logged_in(&server, ["alice", "bob", "carol"]).await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("room").await;
     bob.join("room").await;
     expect_user_joined(&mut alice, "room", "bob").await;
@@ -608,8 +616,7 @@ async fn invoke_runs_every_channel_function() {
         let (err, _) = alice.signal(name, req).await;
         assert_eq!(err, "1004", "{name} {req}");
     }
-    let seen = bob.sync_channel("room").await;
-    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+    expect_no_attr_events(&mut bob, "room").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,8 +651,7 @@ async fn a_channel_of_three_hundred_members() {
         .collect();
     assert_eq!(joined, names[1..NOTIFIED]);
     users[N - 1].leave("crowd").await;
-    let seen = users[0].sync_channel("crowd").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut users[0], "crowd").await;
 
     let mut outsider = logged_in(&server, "outsider").await;
     let list = |from: usize, to: usize| -> Value {
@@ -705,8 +711,7 @@ async fn a_channel_of_three_hundred_members() {
 
 #[tokio::test]
 async fn attribute_changes_reach_every_member() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob, mut carol] = all_logged_in(&server, ["alice", "bob", "carol"]).await;
+    let (server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     let admin = privileged(&server, "admin").await;
     alice.join("room").await;
     bob.join("room").await;
@@ -801,14 +806,12 @@ async fn attribute_changes_reach_every_member() {
     alice.sdk.channel_del_attr("room", "_member_num");
     alice.expect_error("channelDelAttr", 1004).await;
     // None of the refused writes reached anyone.
-    let seen = bob.sync_channel("room").await;
-    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+    expect_no_attr_events(&mut bob, "room").await;
 }
 
 #[tokio::test]
 async fn user_notification_0_silences_member_events() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob, mut carol] = all_logged_in(&server, ["alice", "bob", "carol"]).await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("room").await;
     alice.sdk.channel_set_attr("room", "_userNotification", "0");
     expect_attr(&mut alice, "room", "_userNotification", "0", "update").await;
@@ -816,8 +819,7 @@ async fn user_notification_0_silences_member_events() {
     assert_eq!(bob.join("room").await, ["alice", "bob"]);
     expect_attr(&mut bob, "room", "_userNotification", "0", "update").await;
     bob.leave("room").await;
-    let seen = alice.sync_channel("room").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut alice, "room").await;
 
     alice.sdk.channel_set_attr("room", "_userNotification", "1");
     expect_attr(&mut alice, "room", "_userNotification", "1", "update").await;
@@ -873,14 +875,12 @@ async fn empty_channels_expire_after_their_ttl() {
         .await;
     await_channels_expired(&server, 3).await;
     alice.join("t2").await;
-    let seen = alice.sync_channel("t2").await;
-    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+    expect_no_attr_events(&mut alice, "t2").await;
 }
 
 #[tokio::test]
 async fn member_counts_are_reported_when_auto_update_is_on() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob, mut carol] = all_logged_in(&server, ["alice", "bob", "carol"]).await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("c").await;
     alice.sdk.channel_set_attr("c", "_member_num", "7");
     alice.expect_error("channelSetAttr", 1004).await;
@@ -948,9 +948,7 @@ async fn member_counts_are_reported_when_auto_update_is_on() {
 #[tokio::test]
 async fn sendmsg_and_setattr_limits_apply_per_channel() {
     let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
-    alice.join("room").await;
-    bob.join("room").await;
+    let [mut alice, mut bob] = all_in_room(&server, ["alice", "bob"]).await;
     alice.sdk.channel_set_attr("room", "_sendmsg_limit", "3");
     alice.sdk.channel_set_attr("room", "_setattr_limit", "2");
     for u in [&mut alice, &mut bob] {
@@ -1104,9 +1102,7 @@ async fn channel_messages_reach_every_member_in_order() {
 #[tokio::test]
 async fn a_user_may_send_60_channel_messages_per_second() {
     let server = TestServer::start().await;
-    let [mut eve, mut bob] = all_logged_in(&server, ["eve", "bob"]).await;
-    eve.join("room").await;
-    bob.join("room").await;
+    let [mut eve, mut bob] = all_in_room(&server, ["eve", "bob"]).await;
     let ids: Vec<String> = (0..70)
         .map(|i| eve.sdk.message_channel_send("room", &format!("m{i}"), ""))
         .collect();
@@ -1136,9 +1132,7 @@ async fn a_user_may_send_60_channel_messages_per_second() {
 #[tokio::test]
 async fn message_bodies_are_limited_to_8192_bytes() {
     let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
-    alice.join("room").await;
-    bob.join("room").await;
+    let [mut alice, mut bob] = all_in_room(&server, ["alice", "bob"]).await;
     for body in ["x".repeat(8192), "é".repeat(4096), String::new()] {
         let id = alice.sdk.message_channel_send("room", &body, "");
         assert_eq!(send_outcome(&mut alice, &id).await, None);
@@ -1180,8 +1174,7 @@ async fn message_bodies_are_limited_to_8192_bytes() {
 
 #[tokio::test]
 async fn send_force_needs_the_server_privilege() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     let mut admin = privileged(&server, "admin").await;
     alice.join("room").await;
 

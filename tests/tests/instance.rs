@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use beckon_sdk::{Callbacks, Config, Event, Instance};
-use beckon_tests::{APP_ID, TIMEOUT, TestServer, all_logged_in, expect_event};
+use beckon_tests::{APP_ID, TIMEOUT, TestServer, expect_event, server_with};
 
 #[tokio::test]
 async fn callback_get_returns_what_was_set() {
@@ -107,8 +107,7 @@ async fn every_stream_gets_every_later_event() {
 
 #[tokio::test]
 async fn dropping_an_instance_closes_its_connection() {
-    let server = TestServer::start().await;
-    let [alice, _bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (server, [alice, _bob]) = server_with(["alice", "bob"]).await;
     assert_eq!(server.stats().await.connections, 2);
     let mut events = alice.events;
     drop(alice.sdk);

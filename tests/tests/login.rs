@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use beckon_sdk::{ClientConfig, Config, Event, Instance, SDK_VERSION, SdkError};
 use beckon_tests::{
-    APP_ID, CERT, DEV_APP_ID, OTHER_APP_ID, OTHER_CERT, TIMEOUT, TestServer, User, all_logged_in,
-    expect_event, expect_no_event, logged_in, mint_token, unix_now, unused_addr,
+    APP_ID, CERT, DEV_APP_ID, OTHER_APP_ID, OTHER_CERT, TIMEOUT, TestServer, User, expect_event,
+    expect_no_event, logged_in, mint_token, server_with, unix_now, unused_addr,
 };
 
 #[tokio::test]
@@ -245,8 +245,7 @@ async fn unsupported_scheme_fails_at_construction() {
 
 #[tokio::test]
 async fn duplicate_login_kicks_the_first_session() {
-    let server = TestServer::start().await;
-    let [mut first, mut second] = all_logged_in(&server, ["alice", "alice"]).await;
+    let (server, [mut first, mut second]) = server_with(["alice", "alice"]).await;
     first.expect_next(Event::Logout { ecode: 103 }).await;
     assert!(first.calls.saw("on_logout(103)"));
     assert_eq!(first.sdk.get_status(), 0);
@@ -355,8 +354,7 @@ async fn login_while_logged_in_is_ignored() {
 
 #[tokio::test]
 async fn destroy_logs_out() {
-    let server = TestServer::start().await;
-    let [mut bob, alice] = all_logged_in(&server, ["bob", "alice"]).await;
+    let (_server, [mut bob, alice]) = server_with(["bob", "alice"]).await;
     let calls = alice.calls.clone();
     let mut events = alice.events;
     alice.sdk.destroy().await;
@@ -376,8 +374,7 @@ async fn destroy_logs_out() {
 
 #[tokio::test]
 async fn two_instances_in_one_process_are_independent() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     assert!(
         alice
             .calls

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use beckon_sdk::Event;
-use beckon_tests::{TestServer, User, all_logged_in, expect_no_event, logged_in};
+use beckon_tests::{TestServer, User, expect_no_event, logged_in, server_with};
 
 /// Waits for the outcome of message `id`, which must be a success.
 async fn expect_sent(u: &mut User, id: &str) {
@@ -39,8 +39,7 @@ async fn expect_received(u: &mut User, from: &str, msg: &str) {
 
 #[tokio::test]
 async fn messages_go_both_ways() {
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     let id = alice.sdk.message_instant_send("bob", 0, "hello bob", "");
     assert!(!id.is_empty(), "the SDK generates an id");
@@ -97,8 +96,7 @@ async fn messages_go_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_arrive_once_in_order() {
     const N: usize = 10_000;
-    let server = TestServer::start().await;
-    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     // Pipelined: every send is queued before any outcome is awaited.
     let mut pending: HashMap<String, usize> = HashMap::with_capacity(N);

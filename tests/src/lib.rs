@@ -427,139 +427,70 @@ impl Recorder {
     }
 }
 
-impl Callbacks for Recorder {
-    fn on_login_success(&self, uid: u32, fd: i32) {
-        self.push(format!("on_login_success({uid}, {fd})"));
-    }
-    fn on_login_failed(&self, ecode: i32) {
-        self.push(format!("on_login_failed({ecode})"));
-    }
-    fn on_logout(&self, ecode: i32) {
-        self.push(format!("on_logout({ecode})"));
-    }
-    fn on_reconnecting(&self, nretry: u32) {
-        self.push(format!("on_reconnecting({nretry})"));
-    }
-    fn on_reconnected(&self, fd: i32) {
-        self.push(format!("on_reconnected({fd})"));
-    }
-    fn on_error(&self, name: &str, ecode: i32, _desc: &str) {
-        self.push(format!("on_error({name}, {ecode})"));
-    }
-    fn on_query_user_status_result(&self, name: &str, status: &str) {
-        self.push(format!("on_query_user_status_result({name}, {status})"));
-    }
-    fn on_user_attr_result(&self, account: &str, name: &str, value: &str) {
-        self.push(format!("on_user_attr_result({account}, {name}, {value})"));
-    }
-    fn on_user_attr_all_result(&self, account: &str, value: &str) {
-        self.push(format!("on_user_attr_all_result({account}, {value})"));
-    }
-    fn on_invoke_ret(&self, call_id: &str, err: &str, resp: &str) {
-        self.push(format!("on_invoke_ret({call_id}, {err}, {resp})"));
-    }
-    fn on_message_send_success(&self, message_id: &str) {
-        self.push(format!("on_message_send_success({message_id})"));
-    }
-    fn on_message_send_error(&self, message_id: &str, ecode: i32) {
-        self.push(format!("on_message_send_error({message_id}, {ecode})"));
-    }
-    fn on_message_instant_receive(&self, account: &str, uid: u32, msg: &str) {
-        self.push(format!(
-            "on_message_instant_receive({account}, {uid}, {msg})"
-        ));
-    }
-    fn on_message_channel_receive(&self, channel_id: &str, account: &str, uid: u32, msg: &str) {
-        self.push(format!(
-            "on_message_channel_receive({channel_id}, {account}, {uid}, {msg})"
-        ));
-    }
-    fn on_channel_joined(&self, channel_id: &str) {
-        self.push(format!("on_channel_joined({channel_id})"));
-    }
-    fn on_channel_join_failed(&self, channel_id: &str, ecode: i32) {
-        self.push(format!("on_channel_join_failed({channel_id}, {ecode})"));
-    }
-    fn on_channel_leaved(&self, channel_id: &str, ecode: i32) {
-        self.push(format!("on_channel_leaved({channel_id}, {ecode})"));
-    }
-    fn on_channel_user_joined(&self, account: &str, uid: u32) {
-        self.push(format!("on_channel_user_joined({account}, {uid})"));
-    }
-    fn on_channel_user_leaved(&self, account: &str, uid: u32) {
-        self.push(format!("on_channel_user_leaved({account}, {uid})"));
-    }
-    fn on_channel_user_list(&self, accounts: &[String], uids: &[u32]) {
-        let uids: Vec<String> = uids.iter().map(u32::to_string).collect();
-        self.push(format!(
-            "on_channel_user_list([{}], [{}])",
-            accounts.join(", "),
-            uids.join(", ")
-        ));
-    }
-    fn on_channel_query_user_num_result(&self, channel_id: &str, ecode: i32, num: i32) {
-        self.push(format!(
-            "on_channel_query_user_num_result({channel_id}, {ecode}, {num})"
-        ));
-    }
-    fn on_channel_query_user_is_in(&self, channel_id: &str, account: &str, is_in: i32) {
-        self.push(format!(
-            "on_channel_query_user_is_in({channel_id}, {account}, {is_in})"
-        ));
-    }
-    fn on_channel_attr_updated(&self, channel_id: &str, name: &str, value: &str, kind: &str) {
-        self.push(format!(
-            "on_channel_attr_updated({channel_id}, {name}, {value}, {kind})"
-        ));
-    }
-    fn on_invite_received(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_received({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_received_by_peer(&self, channel_id: &str, account: &str, uid: u32) {
-        self.push(format!(
-            "on_invite_received_by_peer({channel_id}, {account}, {uid})"
-        ));
-    }
-    fn on_invite_accepted_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_accepted_by_peer({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_refused_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_refused_by_peer({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_failed(&self, channel_id: &str, account: &str, uid: u32, ecode: i32, extra: &str) {
-        self.push(format!(
-            "on_invite_failed({channel_id}, {account}, {uid}, {ecode}, {extra})"
-        ));
-    }
-    fn on_invite_end_by_myself(&self, channel_id: &str, account: &str, uid: u32) {
-        self.push(format!(
-            "on_invite_end_by_myself({channel_id}, {account}, {uid})"
-        ));
-    }
-    fn on_invite_end_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_end_by_peer({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_msg(
-        &self,
-        channel_id: &str,
-        account: &str,
-        uid: u32,
-        msg_type: &str,
-        msg_data: &str,
-        extra: &str,
-    ) {
-        self.push(format!(
-            "on_invite_msg({channel_id}, {account}, {uid}, {msg_type}, {msg_data}, {extra})"
-        ));
-    }
+/// Implements [`Callbacks`] for [`Recorder`]: each listed callback records its name and the
+/// shown arguments, comma-separated, in parentheses.
+macro_rules! record {
+    ($($name:ident($($arg:ident: $ty:ty),*) => [$($shown:expr),*];)*) => {
+        impl Callbacks for Recorder {
+            $(fn $name(&self, $($arg: $ty),*) {
+                let shown: Vec<String> = vec![$($shown.to_string()),*];
+                self.push(format!("{}({})", stringify!($name), shown.join(", ")));
+            })*
+        }
+    };
+}
+
+/// `[a, b, …]`.
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(T::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+record! {
+    on_login_success(uid: u32, fd: i32) => [uid, fd];
+    on_login_failed(ecode: i32) => [ecode];
+    on_logout(ecode: i32) => [ecode];
+    on_reconnecting(nretry: u32) => [nretry];
+    on_reconnected(fd: i32) => [fd];
+    on_error(name: &str, ecode: i32, _desc: &str) => [name, ecode];
+    on_query_user_status_result(name: &str, status: &str) => [name, status];
+    on_user_attr_result(account: &str, name: &str, value: &str) => [account, name, value];
+    on_user_attr_all_result(account: &str, value: &str) => [account, value];
+    on_invoke_ret(call_id: &str, err: &str, resp: &str) => [call_id, err, resp];
+    on_message_send_success(message_id: &str) => [message_id];
+    on_message_send_error(message_id: &str, ecode: i32) => [message_id, ecode];
+    on_message_instant_receive(account: &str, uid: u32, msg: &str) => [account, uid, msg];
+    on_message_channel_receive(channel_id: &str, account: &str, uid: u32, msg: &str)
+        => [channel_id, account, uid, msg];
+    on_channel_joined(channel_id: &str) => [channel_id];
+    on_channel_join_failed(channel_id: &str, ecode: i32) => [channel_id, ecode];
+    on_channel_leaved(channel_id: &str, ecode: i32) => [channel_id, ecode];
+    on_channel_user_joined(account: &str, uid: u32) => [account, uid];
+    on_channel_user_leaved(account: &str, uid: u32) => [account, uid];
+    on_channel_user_list(accounts: &[String], uids: &[u32]) => [list(accounts), list(uids)];
+    on_channel_query_user_num_result(channel_id: &str, ecode: i32, num: i32)
+        => [channel_id, ecode, num];
+    on_channel_query_user_is_in(channel_id: &str, account: &str, is_in: i32)
+        => [channel_id, account, is_in];
+    on_channel_attr_updated(channel_id: &str, name: &str, value: &str, kind: &str)
+        => [channel_id, name, value, kind];
+    on_invite_received(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_received_by_peer(channel_id: &str, account: &str, uid: u32)
+        => [channel_id, account, uid];
+    on_invite_accepted_by_peer(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_refused_by_peer(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_failed(channel_id: &str, account: &str, uid: u32, ecode: i32, extra: &str)
+        => [channel_id, account, uid, ecode, extra];
+    on_invite_end_by_myself(channel_id: &str, account: &str, uid: u32)
+        => [channel_id, account, uid];
+    on_invite_end_by_peer(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_msg(
+        channel_id: &str, account: &str, uid: u32, msg_type: &str, msg_data: &str, extra: &str
+    ) => [channel_id, account, uid, msg_type, msg_data, extra];
 }
 
 /// An SDK instance with a subscribed event stream and recording callbacks.

@@ -124,3 +124,23 @@ async fn dropping_an_instance_closes_its_connection() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn generated_message_ids_differ_across_instances() {
+    // Nothing is sent: neither instance logs in, so any address will do.
+    let url = "tcp://127.0.0.1:9";
+    let (a, b) = (
+        Instance::new(Config::new(url)).expect("a tcp url"),
+        Instance::new(Config::new(url)).expect("a tcp url"),
+    );
+    let ids: std::collections::HashSet<String> = (0..100)
+        .flat_map(|_| {
+            [
+                a.message_instant_send("bob", 0, "hi", ""),
+                b.message_channel_send("room", "hi", ""),
+            ]
+        })
+        .collect();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(a.message_instant_send("bob", 0, "hi", "mine"), "mine");
+}

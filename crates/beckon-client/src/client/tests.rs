@@ -206,3 +206,112 @@ fn bad_calls_fail_locally_with_codes() {
     }));
     assert_eq!(c.pending_requests(), 0, "rejected calls send nothing");
 }
+
+/// The server's answer `code` to request `id`, as event `seq`.
+fn reply(seq: u64, id: u64, code: i32) -> Bytes {
+    codec::encode_server(server_frame::Kind::Event(pb::Event {
+        seq,
+        body: Some(pb::event::Body::Reply(pb::Reply {
+            request_id: id,
+            code,
+            message: "refused".into(),
+            result: None,
+        })),
+    }))
+}
+
+#[test]
+fn a_refusal_and_a_server_failure_report_alike() {
+    let now = Instant::now();
+    let mut c = logged_in(5, now);
+    // Refused by the client: the request's failure callback, then onError.
+    c.channel_join("", now);
+    let local = drain(&mut c);
+    // Refused by the server: the same callbacks, with the server's code.
+    c.channel_join("room", now);
+    drain(&mut c);
+    c.handle_frame(&reply(1, 1, 1001), now);
+    let remote = drain(&mut c);
+    assert_eq!(
+        local[0],
+        Event::ChannelJoinFailed {
+            channel: String::new(),
+            ecode: 1004
+        }
+    );
+    assert!(
+        matches!(&local[1], Event::Error { name, ecode: 1004, .. } if name == "channelJoin"),
+        "{local:?}"
+    );
+    assert_eq!(local.len(), 2);
+    assert_eq!(
+        remote,
+        [
+            Event::ChannelJoinFailed {
+                channel: "room".into(),
+                ecode: 1001
+            },
+            Event::Error {
+                name: "channelJoin".into(),
+                ecode: 1001,
+                desc: "refused".into(),
+            },
+        ]
+    );
+}
+
+#[test]
+fn on_error_names_the_call_the_application_made() {
+    let now = Instant::now();
+    let mut c = logged_in(6, now);
+    c.get_attr("color", now); // request 1
+    c.get_attr_all(now); // request 2
+    c.channel_invite_phone("p", "+15550100", now); // request 3
+    drain(&mut c);
+    for (seq, id) in [(1, 1), (2, 2), (3, 3)] {
+        c.handle_frame(&reply(seq, id, 1001), now);
+    }
+    let names: Vec<String> = drain(&mut c)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Error { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["getAttr", "getAttrAll", "channelInvitePhone3"]);
+}
+
+#[test]
+fn every_call_before_login_is_not_logged_in_first() {
+    let now = Instant::now();
+    let mut c = Client::new(ClientConfig::default(), now);
+    c.channel_invite_phone3("p", "+15550100", "", "{not json", now);
+    assert_eq!(
+        drain(&mut c)[0],
+        Event::InviteFailed {
+            channel: "p".into(),
+            account: "+15550100".into(),
+            uid: 0,
+            ecode: 1003,
+            extra: "{not json".into(),
+        }
+    );
+}
+
+#[test]
+fn generated_message_ids_are_distinct_and_come_from_the_shared_generator() {
+    let now = Instant::now();
+    let mut c = logged_in(7, now);
+    let ids = c.message_ids();
+    let first = c.message_instant_send("bob", "hi", "", now);
+    let second = ids.resolve("");
+    let third = c.message_channel_send("room", "hi", "", now);
+    assert_ne!(first, second);
+    assert_ne!(second, third);
+    let counter = |id: &str| id.rsplit('-').next().unwrap_or_default().to_owned();
+    assert_eq!(
+        [counter(&first), counter(&second), counter(&third)],
+        ["1", "2", "3"]
+    );
+    assert_eq!(c.message_instant_send("bob", "hi", "mine", now), "mine");
+}

@@ -193,6 +193,26 @@ impl TestServer {
         self.handle.stats().await
     }
 
+    /// Polls the statistics until `done` holds; returns them. Panics after [`TIMEOUT`] with
+    /// `what` and the last statistics.
+    pub async fn await_stats(
+        &self,
+        what: &str,
+        done: impl Fn(&BrokerStats) -> bool,
+    ) -> BrokerStats {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let stats = self.stats().await;
+            if done(&stats) {
+                return stats;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("{what} did not happen within {TIMEOUT:?}: {stats:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
     }
@@ -582,6 +602,12 @@ impl User {
             Event::LoginSuccess { uid, .. } => self.uid = uid,
             other => panic!("{} could not log in to {app_id}: {other:?}", self.account),
         }
+    }
+
+    /// Checks that no instant message reaches this user within 100 ms.
+    pub async fn expect_no_instant_message(&mut self) {
+        let message = |e: &Event| matches!(e, Event::MessageInstantReceive { .. });
+        expect_no_event(&mut self.events, message, Duration::from_millis(100)).await;
     }
 
     /// `login2` to [`APP_ID`] with a valid token, a 30 s retry time and `retry_count`

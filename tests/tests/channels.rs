@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 use beckon_sdk::Event;
 use beckon_tests::{
-    APP_ID, Proxy, TIMEOUT, TestServer, User, all_logged_in, expect_no_event, logged_in,
-    server_with,
+    APP_ID, Proxy, TestServer, User, all_logged_in, expect_no_event, logged_in, server_with,
 };
 
 /// The next `on_channel_attr_updated` of `u`, which must be exactly this one.
@@ -149,20 +148,10 @@ async fn privileged(server: &TestServer, account: &str) -> User {
     u
 }
 
-/// Polls the server's statistics until `channels_expired` reaches `n`.
+/// Waits until `n` channels have expired.
 async fn await_channels_expired(server: &TestServer, n: u64) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let got = server.stats().await.channels_expired;
-        if got >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{got} channels expired after {TIMEOUT:?}, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{n} channels' expiry");
+    server.await_stats(&what, |s| s.channels_expired >= n).await;
 }
 
 // ---- joining and leaving ----------------------------------------------------------------------

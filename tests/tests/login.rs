@@ -267,12 +267,7 @@ async fn duplicate_login_kicks_the_first_session() {
             msg: "to the second".into()
         }
     );
-    expect_no_event(
-        &mut first.events,
-        |e| matches!(e, Event::MessageInstantReceive { .. }),
-        Duration::from_millis(100),
-    )
-    .await;
+    first.expect_no_instant_message().await;
     assert_eq!(server.stats().await.kicks, 1);
 }
 

@@ -223,11 +223,6 @@ async fn messages_to_an_offline_user_wait_for_the_next_login() {
         expect_received(&mut bob, "alice", &format!("late {i}")).await;
     }
     expect_received(&mut bob, "alice", "live").await;
-    expect_no_event(
-        &mut bob.events,
-        |e| matches!(e, Event::MessageInstantReceive { .. }),
-        Duration::from_millis(100),
-    )
-    .await;
+    bob.expect_no_instant_message().await;
     assert_eq!(server.stats().await.messages_stored, 8);
 }

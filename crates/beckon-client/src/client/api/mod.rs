@@ -134,11 +134,8 @@ impl Client {
         now: Instant,
     ) -> String {
         let message_id = self.ids.resolve(msg_id);
-        let checked = self
-            .limits
-            .account("account", account)
-            .and_then(|()| self.limits.message("msg", msg))
-            .and_then(|()| self.limits.id("msgID", &message_id));
+        let to = self.limits.account("account", account);
+        let checked = to.and_then(|()| self.message_checks(msg, &message_id));
         let (account, msg) = (account.to_owned(), msg.to_owned());
         let pending = Pending::InstantSend {
             account,
@@ -221,70 +218,82 @@ impl Client {
 
     /// `channelJoin(channelID)`.
     pub fn channel_join(&mut self, channel: &str, now: Instant) {
-        let checked = self.limits.channel("channelID", channel);
-        let channel = channel.to_owned();
-        self.submit(checked, Pending::ChannelJoin { channel }, now);
+        self.on_channel(channel, |channel| Pending::ChannelJoin { channel }, now);
     }
 
     /// `channelQueryUserIsIn(channelID, account)`.
     pub fn channel_query_user_is_in(&mut self, channel: &str, account: &str, now: Instant) {
-        let checked = self
-            .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.account("account", account));
-        let (channel, account) = (channel.to_owned(), account.to_owned());
-        self.submit(
-            checked,
-            Pending::ChannelQueryUserIsIn { channel, account },
-            now,
-        );
-    }
-
-    /// `channelLeave(channelID)`.
-    pub fn channel_leave(&mut self, channel: &str, now: Instant) {
-        let checked = self.limits.channel("channelID", channel);
-        let channel = channel.to_owned();
-        self.submit(checked, Pending::ChannelLeave { channel }, now);
+        let rest = self.limits.account("account", account);
+        let account = account.to_owned();
+        let pending = |channel| Pending::ChannelQueryUserIsIn { channel, account };
+        self.on_channel_and(channel, rest, pending, now);
     }
 
     /// `channelSetAttr(channelID, name, value)`.
     pub fn channel_set_attr(&mut self, channel: &str, name: &str, value: &str, now: Instant) {
-        let checked = self
+        let rest = self
             .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.attr_name("name", name))
+            .attr_name("name", name)
             .and_then(|()| self.limits.channel_attr_value("value", value));
-        let (channel, name, value) = (channel.to_owned(), name.to_owned(), value.to_owned());
-        let pending = Pending::ChannelSetAttr {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        let pending = |channel| Pending::ChannelSetAttr {
             channel,
             name,
             value,
         };
-        self.submit(checked, pending, now);
+        self.on_channel_and(channel, rest, pending, now);
     }
 
-    /// `channelQueryUserNum(channelID)`.
-    pub fn channel_query_user_num(&mut self, channel: &str, now: Instant) {
-        let checked = self.limits.channel("channelID", channel);
-        let channel = channel.to_owned();
-        self.submit(checked, Pending::ChannelQueryUserNum { channel }, now);
+    /// `channelLeave(channelID)`.
+    pub fn channel_leave(&mut self, channel: &str, now: Instant) {
+        self.on_channel(channel, |channel| Pending::ChannelLeave { channel }, now);
     }
 
     /// `channelDelAttr(channelID, name)`.
     pub fn channel_del_attr(&mut self, channel: &str, name: &str, now: Instant) {
-        let checked = self
-            .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.attr_name("name", name));
-        let (channel, name) = (channel.to_owned(), name.to_owned());
-        self.submit(checked, Pending::ChannelDelAttr { channel, name }, now);
+        let rest = self.limits.attr_name("name", name);
+        let name = name.to_owned();
+        self.on_channel_and(
+            channel,
+            rest,
+            |channel| Pending::ChannelDelAttr { channel, name },
+            now,
+        );
+    }
+
+    /// `channelQueryUserNum(channelID)`.
+    pub fn channel_query_user_num(&mut self, channel: &str, now: Instant) {
+        self.on_channel(
+            channel,
+            |channel| Pending::ChannelQueryUserNum { channel },
+            now,
+        );
     }
 
     /// `channelClearAttr(channelID)`.
     pub fn channel_clear_attr(&mut self, channel: &str, now: Instant) {
-        let checked = self.limits.channel("channelID", channel);
-        let channel = channel.to_owned();
-        self.submit(checked, Pending::ChannelClearAttr { channel }, now);
+        self.on_channel(
+            channel,
+            |channel| Pending::ChannelClearAttr { channel },
+            now,
+        );
+    }
+
+    /// Submits the request `pending` makes of `channel`, once the channel's name passes.
+    fn on_channel(&mut self, channel: &str, pending: impl FnOnce(String) -> Pending, now: Instant) {
+        self.on_channel_and(channel, Ok(()), pending, now);
+    }
+
+    /// [`on_channel`](Self::on_channel) with the call's other checks, `rest`, after the name's.
+    fn on_channel_and(
+        &mut self,
+        channel: &str,
+        rest: Result<(), CallError>,
+        pending: impl FnOnce(String) -> Pending,
+        now: Instant,
+    ) {
+        let checked = self.limits.channel("channelID", channel).and(rest);
+        self.submit(checked, pending(channel.to_owned()), now);
     }
 
     /// `messageChannelSend(channelID, msg, msgID)`; returns the message id (generated when
@@ -303,12 +312,12 @@ impl Client {
     /// server privilege).
     pub fn message_channel_send_force(
         &mut self,
-        channel: &str,
+        channel_id: &str,
         msg: &str,
         msg_id: &str,
         now: Instant,
     ) -> String {
-        self.channel_send(channel, msg, msg_id, true, now)
+        self.channel_send(channel_id, msg, msg_id, true, now)
     }
 
     fn channel_send(
@@ -320,19 +329,23 @@ impl Client {
         now: Instant,
     ) -> String {
         let message_id = self.ids.resolve(msg_id);
-        let checked = self
-            .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.message("msg", msg))
-            .and_then(|()| self.limits.id("msgID", &message_id));
-        let pending = Pending::ChannelSend {
-            channel: channel.to_owned(),
-            msg: msg.to_owned(),
-            message_id: message_id.clone(),
+        let rest = self.message_checks(msg, &message_id);
+        let (msg, id) = (msg.to_owned(), message_id.clone());
+        let pending = |channel| Pending::ChannelSend {
+            channel,
+            msg,
+            message_id: id,
             force,
         };
-        self.submit(checked, pending, now);
+        self.on_channel_and(channel, rest, pending, now);
         message_id
+    }
+
+    /// The checks of a message's body and id.
+    fn message_checks(&self, msg: &str, message_id: &str) -> Result<(), CallError> {
+        self.limits
+            .message("msg", msg)
+            .and_then(|()| self.limits.id("msgID", message_id))
     }
 
     /// Channels this client is in, in join order.
@@ -410,12 +423,8 @@ impl Client {
     ) {
         // A call still being ended counts too: its end callback has not come yet.
         let reinvite = self.calls.phase(channel, account, true).is_some();
-        let checked = self
-            .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| self.limits.message("extra", extra))
-            .and_then(|()| parse_json_object(extra).map(|_| ()))
+        let rest = self
+            .peer_checks(account, extra)
             .and_then(|()| {
                 require(
                     Some(account) != self.account(),
@@ -424,15 +433,13 @@ impl Client {
             })
             .and_then(|()| {
                 if reinvite {
-                    Err(CallError::new(
-                        ErrorCode::InviteReinvite,
-                        format!("{account} is already invited to {channel}"),
-                    ))
-                } else {
-                    Ok(())
+                    let why = format!("{account} is already invited to {channel}");
+                    return Err(CallError::new(ErrorCode::InviteReinvite, why));
                 }
+                Ok(())
             });
-        self.submit(checked, invite(call, channel, account, extra), now);
+        let pending = |_| invite(call, channel, account, extra);
+        self.on_channel_and(channel, rest, pending, now);
     }
 
     /// `channelInviteAccept(channelID, account, uid, extra)`: `account` is the caller.
@@ -459,20 +466,17 @@ impl Client {
 
     fn answer(&mut self, channel: &str, account: &str, extra: &str, accept: bool, now: Instant) {
         let ringing = self.calls.phase(channel, account, false) == Some(Phase::Waiting);
-        let checked = self
-            .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.account("account", account))
-            .and_then(|()| self.limits.message("extra", extra))
-            .and_then(|()| parse_json_object(extra).map(|_| ()))
+        let rest = self
+            .peer_checks(account, extra)
             .and_then(|()| call_exists(ringing, channel, account));
-        let pending = Pending::InviteAnswer {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
-            extra: extra.to_owned(),
+        let (account, extra) = (account.to_owned(), extra.to_owned());
+        let pending = |channel| Pending::InviteAnswer {
+            channel,
+            account,
+            extra,
             accept,
         };
-        self.submit(checked, pending, now);
+        self.on_channel_and(channel, rest, pending, now);
     }
 
     /// `channelInviteEnd(channelID, account, uid)`, by either side, before or after acceptance.
@@ -481,18 +485,17 @@ impl Client {
     pub fn channel_invite_end(&mut self, channel: &str, account: &str, now: Instant) {
         let as_caller = self.calls.live(channel, account, true);
         let known = as_caller || self.calls.live(channel, account, false);
-        let checked = self
+        let rest = self
             .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.account("account", account))
+            .account("account", account)
             .and_then(|()| call_exists(known, channel, account));
-        let (channel, account) = (channel.to_owned(), account.to_owned());
-        let pending = Pending::InviteEnd {
+        let account = account.to_owned();
+        let pending = |channel| Pending::InviteEnd {
             channel,
             account,
             as_caller,
         };
-        self.submit(checked, pending, now);
+        self.on_channel_and(channel, rest, pending, now);
     }
 
     /// `channelInviteDTMF(channelID, phoneNum, dtmf)`: digits `[0-9*#]` to the other side.
@@ -503,19 +506,19 @@ impl Client {
             && dtmf
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
-        let checked = self
+        let rest = self
             .limits
-            .channel("channelID", channel)
-            .and_then(|()| self.limits.account("phoneNum", account))
+            .account("phoneNum", account)
             .and_then(|()| require(digits, "dtmf must be digits, * or #"))
             .and_then(|()| call_exists(known, channel, account));
-        let pending = Pending::InviteDtmf {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
+        let account = account.to_owned();
+        let pending = |channel| Pending::InviteDtmf {
+            channel,
+            account,
             dtmf: dtmf.to_owned(),
             as_caller,
         };
-        self.submit(checked, pending, now);
+        self.on_channel_and(channel, rest, pending, now);
     }
 
     /// `messageDTMFSend(uid, msg, msgID)` (obsolete): DTMF to the most recent call.
@@ -532,6 +535,14 @@ impl Client {
     /// Calls in progress, oldest first.
     pub fn calls(&self) -> Vec<CallId> {
         self.calls.ids()
+    }
+
+    /// The checks of the other side of a call and of the call's `extra`.
+    fn peer_checks(&self, account: &str, extra: &str) -> Result<(), CallError> {
+        self.limits
+            .account("account", account)
+            .and_then(|()| self.limits.message("extra", extra))
+            .and_then(|()| parse_json_object(extra).map(|_| ()))
     }
 }
 

@@ -604,10 +604,37 @@ impl User {
         }
     }
 
+    /// Waits for `on_reconnected(0)`; an `on_logout` first fails the test.
+    pub async fn expect_reconnected(&mut self) {
+        let ended = |e: &Event| matches!(e, Event::Reconnected { .. } | Event::Logout { .. });
+        self.expect_eq(ended, Event::Reconnected { fd: 0 }).await;
+    }
+
+    /// Waits for the next instant message, which must be `msg` from `from`.
+    pub async fn expect_message(&mut self, from: &str, msg: &str) {
+        let (account, msg) = (from.to_owned(), msg.to_owned());
+        let want = Event::MessageInstantReceive {
+            account,
+            uid: 0,
+            msg,
+        };
+        self.expect_next(want).await;
+    }
+
     /// Checks that no instant message reaches this user within 100 ms.
     pub async fn expect_no_instant_message(&mut self) {
-        let message = |e: &Event| matches!(e, Event::MessageInstantReceive { .. });
-        expect_no_event(&mut self.events, message, Duration::from_millis(100)).await;
+        self.expect_none(100, |e| matches!(e, Event::MessageInstantReceive { .. }))
+            .await;
+    }
+
+    /// Checks that no event `unwanted` accepts reaches this user within `ms` milliseconds;
+    /// returns the events that did.
+    pub async fn expect_none(
+        &mut self,
+        ms: u64,
+        unwanted: impl FnMut(&Event) -> bool,
+    ) -> Vec<Event> {
+        expect_no_event(&mut self.events, unwanted, Duration::from_millis(ms)).await
     }
 
     /// `login2` to [`APP_ID`] with a valid token, a 30 s retry time and `retry_count`

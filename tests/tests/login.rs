@@ -5,7 +5,7 @@ use std::time::Duration;
 use beckon_sdk::{ClientConfig, Config, Event, Instance, SDK_VERSION, SdkError};
 use beckon_tests::{
     APP_ID, CERT, DEV_APP_ID, OTHER_APP_ID, OTHER_CERT, TIMEOUT, TestServer, User, expect_event,
-    expect_no_event, logged_in, mint_token, server_with, unix_now, unused_addr,
+    logged_in, mint_token, server_with, unix_now, unused_addr,
 };
 
 #[tokio::test]
@@ -256,17 +256,7 @@ async fn duplicate_login_kicks_the_first_session() {
     assert_eq!(bob.status_of("alice").await, "1");
     bob.sdk
         .message_instant_send("alice", 0, "to the second", "");
-    let got = second
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        got,
-        Event::MessageInstantReceive {
-            account: "bob".into(),
-            uid: 0,
-            msg: "to the second".into()
-        }
-    );
+    second.expect_message("bob", "to the second").await;
     first.expect_no_instant_message().await;
     assert_eq!(server.stats().await.kicks, 1);
 }
@@ -332,17 +322,14 @@ async fn login_while_logged_in_is_ignored() {
     let mut bob = logged_in(&server, "bob").await;
     assert_eq!(bob.status_of("someone-else").await, "0");
     assert_eq!(bob.status_of("alice").await, "1");
-    expect_no_event(
-        &mut alice.events,
-        |e| {
+    alice
+        .expect_none(100, |e| {
             matches!(
                 e,
                 Event::LoginSuccess { .. } | Event::LoginFailed { .. } | Event::Logout { .. }
             )
-        },
-        Duration::from_millis(100),
-    )
-    .await;
+        })
+        .await;
     assert_eq!(alice.sdk.get_status(), 2);
     assert_eq!(server.stats().await.logins, 2);
 }
@@ -392,10 +379,6 @@ async fn two_instances_in_one_process_are_independent() {
     assert_eq!(bob.sdk.get_status(), 2);
     bob.await_status_of("alice", "0").await;
     assert_eq!(bob.status_of("bob").await, "1");
-    expect_no_event(
-        &mut bob.events,
-        |e| matches!(e, Event::Logout { .. }),
-        Duration::from_millis(50),
-    )
-    .await;
+    bob.expect_none(50, |e| matches!(e, Event::Logout { .. }))
+        .await;
 }

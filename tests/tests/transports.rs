@@ -34,22 +34,6 @@ async fn logged_in_over(server: &TestServer, scheme: Scheme, account: &str) -> U
     user
 }
 
-async fn expect_p2p(user: &mut User, from: &str, msg: &str) {
-    let ev = user
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageInstantReceive {
-            account: from.into(),
-            uid: 0,
-            msg: msg.into()
-        },
-        "{} over its transport",
-        user.account
-    );
-}
-
 async fn expect_sent(user: &mut User, id: String) {
     user.expect_eq(
         |e| {
@@ -96,12 +80,12 @@ async fn quic_and_websocket_sessions_message_each_other_and_share_a_channel() {
         .sdk
         .message_instant_send("on-ws", 0, "hello from quic", "");
     expect_sent(&mut quic, id).await;
-    expect_p2p(&mut ws, "on-quic", "hello from quic").await;
+    ws.expect_message("on-quic", "hello from quic").await;
     let id = ws
         .sdk
         .message_instant_send("on-quic", 0, "hello from ws", "");
     expect_sent(&mut ws, id).await;
-    expect_p2p(&mut quic, "on-ws", "hello from ws").await;
+    quic.expect_message("on-ws", "hello from ws").await;
 
     assert_eq!(quic.join("lobby").await, ["on-quic"]);
     assert_eq!(ws.join("lobby").await, ["on-quic", "on-ws"]);
@@ -150,7 +134,7 @@ async fn one_session_per_scheme_all_in_one_channel() {
         let id = users[i].sdk.message_instant_send(&to, 0, "ring", "");
         expect_sent(&mut users[i], id).await;
         let next = (i + 1) % users.len();
-        expect_p2p(&mut users[next], &from, "ring").await;
+        users[next].expect_message(&from, "ring").await;
     }
 }
 
@@ -175,15 +159,10 @@ async fn a_reconnect_moves_to_another_transport_and_resumes_the_session() {
 
     // The QUIC path goes away for good; the SDK moves to WebSocket and resumes.
     proxy.cut();
-    alice
-        .expect_eq(
-            |e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }),
-            Event::Reconnected { fd: 0 },
-        )
-        .await;
+    alice.expect_reconnected().await;
     let id = bob.sdk.message_instant_send("alice", 0, "over ws now", "");
     expect_sent(&mut bob, id).await;
-    expect_p2p(&mut alice, "bob", "over ws now").await;
+    alice.expect_message("bob", "over ws now").await;
     bob.sdk.message_channel_send("room", "still a member", "");
     expect_channel_message(&mut alice, "room", "bob", "still a member").await;
     assert!(
@@ -359,10 +338,10 @@ async fn bad_input_on_every_transport_ends_only_its_own_connection() {
     // Through all of that, the two real sessions never noticed.
     let id = alice.sdk.message_instant_send("bob", 0, "still fine", "");
     expect_sent(&mut alice, id).await;
-    expect_p2p(&mut bob, "alice", "still fine").await;
+    bob.expect_message("alice", "still fine").await;
     let id = bob.sdk.message_instant_send("alice", 0, "here too", "");
     expect_sent(&mut bob, id).await;
-    expect_p2p(&mut alice, "bob", "here too").await;
+    alice.expect_message("bob", "here too").await;
     for u in [&mut alice, &mut bob] {
         let calls = u.calls.calls();
         assert!(

@@ -196,6 +196,13 @@ fn authority(server: &TestServer, scheme: Scheme) -> String {
     e.authority()
 }
 
+/// A plain TCP connection to `server`'s `scheme` listener that has sent `bytes`.
+async fn raw(server: &TestServer, scheme: Scheme, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(authority(server, scheme)).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
 /// A raw QUIC connection to `server` speaking the session protocol's ALPN, trusting the test
 /// certificate, for what the transport crate's client would never do.
 async fn raw_quic(server: &TestServer) -> (quinn::Endpoint, quinn::Connection) {
@@ -234,35 +241,19 @@ async fn bad_input_on_every_transport_ends_only_its_own_connection() {
 
     // TLS: a client that connects and never starts the handshake, and one that sends garbage
     // instead of a ClientHello.
-    let mut silent = TcpStream::connect(authority(&server, Scheme::Tls))
-        .await
-        .unwrap();
+    let mut silent = raw(&server, Scheme::Tls, b"").await;
     closed_by_server(&mut silent, "a TLS handshake that never starts").await;
-    let mut garbage = TcpStream::connect(authority(&server, Scheme::Tls))
-        .await
-        .unwrap();
-    garbage.write_all(b"\x00\x01garbage\r\n").await.unwrap();
+    let mut garbage = raw(&server, Scheme::Tls, b"\x00\x01garbage\r\n").await;
     closed_by_server(&mut garbage, "garbage instead of a ClientHello").await;
 
     // WebSocket: an HTTP request that never ends, and garbage instead of HTTP.
-    let mut half = TcpStream::connect(authority(&server, Scheme::Ws))
-        .await
-        .unwrap();
-    half.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut half = raw(&server, Scheme::Ws, b"GET /ws HTTP/1.1\r\nHost: x\r\n").await;
     closed_by_server(&mut half, "an HTTP upgrade that never finishes").await;
-    let mut junk = TcpStream::connect(authority(&server, Scheme::Ws))
-        .await
-        .unwrap();
-    junk.write_all(&[0xff; 9000]).await.unwrap();
+    let mut junk = raw(&server, Scheme::Ws, &[0xff; 9000]).await;
     closed_by_server(&mut junk, "9,000 bytes of garbage instead of HTTP").await;
 
     // TCP: garbage where a length prefix should be is an oversized frame: LOGOUT_E_PACKET.
-    let mut tcp = TcpStream::connect(authority(&server, Scheme::Tcp))
-        .await
-        .unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut tcp = raw(&server, Scheme::Tcp, b"GET / HTTP/1.1\r\n\r\n").await;
     closed_by_server(&mut tcp, "garbage on the TCP listener").await;
 
     // Over TLS, WebSocket and QUIC: an oversized frame gets LOGOUT_E_PACKET and the close.

@@ -1,13 +1,13 @@
 //! The driver: the one task per [`Instance`](crate::Instance) that owns its sans-IO
 //! [`Client`] and carries out what the client asks.
 //!
-//! Like quinn's connection driver, it waits for the next input — an API command, a frame (or the
-//! end of the connection) from the reader task, the completion of a connection attempt, or the
-//! client's one timer — hands it to the client with the current time, then drains the client's
-//! outputs in the documented order: connection commands, frames to send, events. Ready inputs
-//! are taken in batches of up to [`BATCH`]; frames are written to the connection's buffer as
-//! they come out and the buffer is flushed once per batch, so a burst of sends or received
-//! messages costs one system call, not one per frame.
+//! Like quinn's connection driver, it waits for the next input — an API call (a closure over
+//! the client), a frame (or the end of the connection) from the reader task, the completion of a
+//! connection attempt, or the client's one timer — hands it to the client with the current time,
+//! then drains the client's outputs in the documented order: connection commands, frames to
+//! send, events. Ready inputs are taken in batches of up to [`BATCH`]; frames are written to the
+//! connection's buffer as they come out and the buffer is flushed once per batch, so a burst of
+//! sends or received messages costs one system call, not one per frame.
 //!
 //! The driver is the client's only writer: there is no lock around the client. The `Instance`
 //! reaches it only through the command channel, and learns its status through an atomic the

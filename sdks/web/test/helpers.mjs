@@ -1,0 +1,306 @@
+// Shared by the tests: a real beckon-server on a free loopback port, callback recorders with
+// deadlines, a TCP proxy that can cut connections, and the Rust SDK peer (`sdk-peer`).
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const SDK_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = resolve(SDK_DIR, "../..");
+
+/** How long one expected callback may take: generous for a loaded machine, still quick to fail. */
+export const TIMEOUT_MS = 10_000;
+
+/** An app that requires signed tokens (its certificate is below); every other App ID is open. */
+export const SECURE_APP = "web-secure-app";
+export const SECURE_CERT = "0123456789abcdef0123456789abcdef";
+
+export function binary(envVar, name) {
+  const path = process.env[envVar] ?? join(ROOT, "target", "debug", name);
+  if (!existsSync(path)) {
+    throw new Error(`${path} does not exist: build it (cargo build -p beckon-server -p beckon-tests), or set ${envVar}`);
+  }
+  return path;
+}
+
+export const serverBin = () => binary("BECKON_SERVER_BIN", "beckon-server");
+export const peerBin = () => binary("BECKON_SDK_PEER_BIN", "sdk-peer");
+
+/**
+ * Starts beckon-server on free loopback ports (WebSocket and TCP) in development mode with
+ * the secure app, keeping everything in memory. Resolves to its URLs and a `stop()`.
+ */
+export async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "beckon-web-test-"));
+  const config = join(dir, "beckon.toml");
+  writeFileSync(
+    config,
+    `development = true\nephemeral = true\n\n[[apps]]\napp_id = "${SECURE_APP}"\ncertificate = "${SECURE_CERT}"\n`,
+  );
+  const child = spawn(
+    serverBin(),
+    ["--config", config, "--listen", "ws://127.0.0.1:0/ws", "--listen", "tcp://127.0.0.1:0"],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+    if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
+  });
+  const urls = [];
+  const lines = createInterface({ input: child.stdout });
+  await new Promise((resolveStart, reject) => {
+    const timer = setTimeout(() => reject(new Error(`beckon-server did not start:\n${stderr}`)), 20_000);
+    child.on("exit", (code) => reject(new Error(`beckon-server exited with ${code}:\n${stderr}`)));
+    lines.on("line", (line) => {
+      const m = /listening on (\S+)/.exec(line);
+      if (m) urls.push(m[1]);
+      if (urls.length === 2) {
+        clearTimeout(timer);
+        resolveStart();
+      }
+    });
+  });
+  const ws = urls.find((u) => u.startsWith("ws://"));
+  const tcp = urls.find((u) => u.startsWith("tcp://"));
+  const port = Number(new URL(ws).port);
+  return {
+    ws,
+    tcp,
+    port,
+    http: `http://127.0.0.1:${port}`,
+    stderr: () => stderr,
+    stop: () =>
+      new Promise((done) => {
+        if (child.exitCode !== null) return done();
+        child.removeAllListeners("exit");
+        child.on("exit", () => done());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** Mints a token for the secure app with the server's own command line. */
+export function mintToken(account, { expireIn = 3600, app = SECURE_APP, cert = SECURE_CERT } = {}) {
+  return execFileSync(serverBin(), [
+    "token",
+    "--app-id",
+    app,
+    "--certificate",
+    cert,
+    "--account",
+    account,
+    "--expire-in",
+    String(expireIn),
+  ])
+    .toString()
+    .trim();
+}
+
+/**
+ * Records the callbacks `names` of `target` (assigning them as an app would) and lets a test
+ * wait for them: `await rec.next("onLoginSuccess")` resolves to the arguments of the next such
+ * call not yet taken.
+ */
+export function record(target, names, label = "") {
+  const calls = [];
+  const waiters = [];
+  for (const name of names) {
+    target[name] = (...args) => {
+      calls.push({ name, args, taken: false });
+      for (const w of [...waiters]) w();
+    };
+  }
+  return {
+    calls,
+    /** The arguments of every call of `name` so far. */
+    all: (name) => calls.filter((c) => c.name === name).map((c) => c.args),
+    /** Resolves with the arguments of the next untaken call of `name` that `pred` accepts. */
+    next(name, pred = () => true, timeoutMs = TIMEOUT_MS) {
+      return new Promise((resolveNext, reject) => {
+        const check = () => {
+          const c = calls.find((x) => !x.taken && x.name === name && pred(...x.args));
+          if (!c) return false;
+          c.taken = true;
+          waiters.splice(waiters.indexOf(check), 1);
+          clearTimeout(timer);
+          resolveNext(c.args);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(check), 1);
+          const seen = calls.map((x) => `${x.name}(${JSON.stringify(x.args)})`).join("\n  ");
+          reject(new Error(`${label}: no ${name} within ${timeoutMs} ms; seen:\n  ${seen}`));
+        }, timeoutMs);
+        waiters.push(check);
+        check();
+      });
+    },
+  };
+}
+
+export const SESSION_CALLBACKS = [
+  "onLoginSuccess",
+  "onLoginFailed",
+  "onLogout",
+  "onError",
+  "onMessageInstantReceive",
+  "onInviteReceived",
+  "onReconnecting",
+  "onReconnected",
+  "onMessageSendSuccess",
+  "onMessageSendError",
+];
+
+export const CHANNEL_CALLBACKS = [
+  "onChannelJoined",
+  "onChannelJoinFailed",
+  "onChannelLeaved",
+  "onChannelUserJoined",
+  "onChannelUserLeaved",
+  "onChannelUserList",
+  "onChannelAttrUpdated",
+  "onMessageChannelReceive",
+];
+
+export const CALL_CALLBACKS = [
+  "onInviteReceivedByPeer",
+  "onInviteAcceptedByPeer",
+  "onInviteRefusedByPeer",
+  "onInviteFailed",
+  "onInviteEndByPeer",
+  "onInviteEndByMyself",
+  "onInviteMsg",
+];
+
+/** Logs `account` in and waits for success; returns the session and its recorder. */
+export async function loggedIn(Signal, url, account, { app = "web-test", token = "_no_need_token", options = {} } = {}) {
+  const session = Signal(app, { url, ...options }).login(account, token);
+  const rec = record(session, SESSION_CALLBACKS, account);
+  await rec.next("onLoginSuccess");
+  return { session, rec };
+}
+
+/** A unique name per call, so tests sharing a server never meet by accident. */
+let counter = 0;
+export function unique(prefix) {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** A WebSocket that counts the frames it sends (to prove a rejected call sent nothing). */
+export function countingWebSocket() {
+  const counter = { sent: 0 };
+  class Counting extends WebSocket {
+    send(data) {
+      counter.sent += 1;
+      super.send(data);
+    }
+  }
+  return { WebSocket: Counting, counter };
+}
+
+/**
+ * A TCP proxy on a free loopback port in front of `port`. `cut()` destroys every connection
+ * through it at once, as a network failure would (no WebSocket close handshake).
+ */
+export async function startProxy(port) {
+  const pairs = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, "127.0.0.1");
+    const pair = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", end);
+    upstream.on("close", end);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}/ws`,
+    get connections() {
+      return pairs.size;
+    },
+    cut() {
+      for (const [a, b] of pairs) {
+        a.resetAndDestroy?.() ?? a.destroy();
+        b.destroy();
+      }
+      pairs.clear();
+    },
+    close: () =>
+      new Promise((r) => {
+        for (const [a, b] of pairs) {
+          a.destroy();
+          b.destroy();
+        }
+        server.close(() => r());
+      }),
+  };
+}
+
+/**
+ * The Rust SDK as a peer process (`sdk-peer URL APP ACCOUNT`): `send(cmd)` writes a JSON
+ * command; `next(event, pred)` resolves with the next matching JSON event.
+ */
+export function startPeer(url, app, account) {
+  const child = spawn(peerBin(), [url, app, account], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const events = [];
+  const waiters = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    events.push({ ev: JSON.parse(line), taken: false });
+    for (const w of [...waiters]) w();
+  });
+  return {
+    events,
+    send(cmd) {
+      child.stdin.write(`${JSON.stringify(cmd)}\n`);
+    },
+    next(event, pred = () => true, timeoutMs = TIMEOUT_MS) {
+      return new Promise((resolveNext, reject) => {
+        const check = () => {
+          const e = events.find((x) => !x.taken && x.ev.event === event && pred(x.ev));
+          if (!e) return false;
+          e.taken = true;
+          waiters.splice(waiters.indexOf(check), 1);
+          clearTimeout(timer);
+          resolveNext(e.ev);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(check), 1);
+          reject(
+            new Error(
+              `sdk-peer ${account}: no ${event} within ${timeoutMs} ms; seen:\n  ${events
+                .map((x) => JSON.stringify(x.ev))
+                .join("\n  ")}\n${stderr}`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.push(check);
+        check();
+      });
+    },
+    stop: () =>
+      new Promise((done) => {
+        if (child.exitCode !== null) return done();
+        child.on("exit", () => done());
+        child.stdin.end();
+        setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+      }),
+  };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -183,7 +183,10 @@ mod tests {
         let a = StaticFile::new("text/plain", &b"one"[..]);
         let b = StaticFile::new("text/plain", &b"two"[..]);
         assert_ne!(a.etag, b.etag);
-        let head = format!("GET / HTTP/1.1\r\nIf-None-Match: W/{}, \"x\"\r\n\r\n", a.etag);
+        let head = format!(
+            "GET / HTTP/1.1\r\nIf-None-Match: W/{}, \"x\"\r\n\r\n",
+            a.etag
+        );
         assert!(if_none_match(head.as_bytes(), &a.etag));
         assert!(!if_none_match(head.as_bytes(), &b.etag));
         assert!(!if_none_match(b"GET / HTTP/1.1\r\n\r\n", &a.etag));

@@ -65,7 +65,10 @@ async fn files_are_served_with_their_type_cache_policy_and_etag() {
     let (addr, task) = serve(6).await;
     let page = request(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
-    assert_eq!(header(&page, "content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(header(&page, "cache-control"), Some("no-cache"));
     assert_eq!(header(&page, "x-content-type-options"), Some("nosniff"));
     assert_eq!(
@@ -96,7 +99,10 @@ async fn files_are_served_with_their_type_cache_policy_and_etag() {
         &format!("GET /sdk/beckon-sig.js HTTP/1.1\r\nIf-None-Match: {etag}\r\n\r\n"),
     )
     .await;
-    assert!(again.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{again}");
+    assert!(
+        again.starts_with("HTTP/1.1 304 Not Modified\r\n"),
+        "{again}"
+    );
     assert!(again.ends_with("\r\n\r\n"), "no body: {again}");
 
     // HEAD: the headers only.
@@ -116,7 +122,10 @@ async fn files_are_served_with_their_type_cache_policy_and_etag() {
     let url = format!("ws://{addr}/ws");
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (_ws, _) = tokio_tungstenite::client_async(url, s).await.unwrap();
-    assert_eq!(task.await.unwrap(), [false, false, false, false, false, true]);
+    assert_eq!(
+        task.await.unwrap(),
+        [false, false, false, false, false, true]
+    );
 }
 
 #[tokio::test]

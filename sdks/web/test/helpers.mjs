@@ -209,8 +209,8 @@ export function countingWebSocket() {
  */
 export async function startProxy(port) {
   const pairs = new Set();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, "127.0.0.1");
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const upstream = net.connect({ port, host: "127.0.0.1", noDelay: true });
     const pair = [client, upstream];
     pairs.add(pair);
     client.pipe(upstream);
@@ -304,3 +304,56 @@ export function startPeer(url, app, account) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * An app's own web server on a free loopback port, as apps deploy behind a reverse proxy: it
+ * serves `files` (path → HTML) itself and passes every other request, the SDK script and the
+ * WebSocket upgrade included, through to beckon-server on `port`.
+ */
+export async function startAppServer(port, files) {
+  const http = await import("node:http");
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const body = files[req.url.split("?")[0]];
+    if (body !== undefined) {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(body);
+      return;
+    }
+    const up = http.request({ host: "127.0.0.1", port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  server.on("upgrade", (req, socket, head) => {
+    socket.setNoDelay(true);
+    const up = net.connect({ port, host: "127.0.0.1", noDelay: true }, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join("\r\n")}\r\n\r\n`);
+      if (head.length) up.write(head);
+      socket.pipe(up);
+      up.pipe(socket);
+    });
+    for (const s of [socket, up]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {
+        socket.destroy();
+        up.destroy();
+      });
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    origin: `http://127.0.0.1:${server.address().port}`,
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
+  };
+}

@@ -6,7 +6,8 @@
 //!   Beckon beside `nats-server`, `redis-server` and a bare forwarder, on this machine, with
 //!   one load generator, in one run; `cargo xtask bench --help` lists the options.
 //! - `cargo xtask test [--transport <scheme>] [-- <test args>]`: every test, with the
-//!   end-to-end suite run over every transport ([`test_cmd`]).
+//!   end-to-end suite run over every transport ([`test_cmd`]), then the Web SDK's ([`web`]).
+//! - `cargo xtask web [--check]`: builds the Web SDK and the script the server embeds ([`web`]).
 //!
 //! Modules: [`cli`] parses the command line; [`launch`] builds the release binaries and hands
 //! over to [`run`], which drives rounds, shapes and systems and prints the [`report`]; [`load`]
@@ -29,6 +30,7 @@ mod redis_pubsub;
 mod report;
 mod run;
 mod test_cmd;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,11 +57,13 @@ fn main() -> ExitCode {
             }
         },
         Some("test") => test_cmd::run(rest),
+        Some("web") => web::run(rest),
         Some("load-run") => run::main(rest),
         Some("forwarder") => forwarder::main(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]\n{}",
+                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]\n       \
+                 cargo xtask web [--check]\n{}",
                 cli::USAGE
             );
             ExitCode::from(2)

@@ -53,12 +53,13 @@ class Logger {
   }
 }
 
-/** Calls an app's callback; an exception in it is reported, never thrown into the SDK. */
-function fire(target: object, name: string, ...args: unknown[]): void {
-  const f = (target as Record<string, unknown>)[name];
-  if (typeof f !== "function") return;
+/**
+ * Runs app code (a callback); an exception in it is reported as uncaught (the console shows it)
+ * but never thrown into the SDK, so the events after it are still delivered.
+ */
+function guarded(f: () => void): void {
   try {
-    f.apply(target, args);
+    f();
   } catch (e) {
     const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
     if (report) report(e);
@@ -67,6 +68,12 @@ function fire(target: object, name: string, ...args: unknown[]): void {
         throw e;
       }, 0);
   }
+}
+
+/** Calls an app's callback property, if it is set. */
+function fire(target: object, name: string, ...args: unknown[]): void {
+  const f = (target as Record<string, unknown>)[name];
+  if (typeof f === "function") guarded(() => f.apply(target, args));
 }
 
 function defaultUrl(): string | undefined {
@@ -297,7 +304,7 @@ export class Session {
       case "log":
         return log.log(ev.level, ev.txt);
       case "done":
-        return ev.done(ev.ecode, ev.desc, ev.result);
+        return guarded(() => ev.done(ev.ecode, ev.desc, ev.result));
       case "messageSendSuccess":
         return fire(this, "onMessageSendSuccess", ev.messageId);
       case "messageSendError":

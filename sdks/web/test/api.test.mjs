@@ -119,6 +119,34 @@ describe("Session", () => {
     void rec;
   });
 
+  test("an exception in an app's callback is reported and later callbacks still fire", async () => {
+    const reported = [];
+    globalThis.reportError = (e) => reported.push(e.message);
+    try {
+      const a = await login(unique("throws"));
+      const b = await login(unique("fine"));
+      const got = [];
+      b.session.onMessageInstantReceive = (account, uid, msg) => {
+        got.push(msg);
+        throw new Error(`app bug on ${msg}`);
+      };
+      a.session.messageInstantSend(b.session.account, "one", () => {
+        throw new Error("app bug in cb");
+      });
+      a.session.messageInstantSend(b.session.account, "two");
+      await a.rec.next("onMessageSendSuccess");
+      await a.rec.next("onMessageSendSuccess");
+      const deadline = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < deadline) await sleep(10);
+      assert.deepEqual(got, ["one", "two"]);
+      assert.deepEqual(reported.sort(), ["app bug in cb", "app bug on one", "app bug on two"]);
+      a.session.logout();
+      b.session.logout();
+    } finally {
+      delete globalThis.reportError;
+    }
+  });
+
   test("login failures: wrong token, empty token, bad account", async () => {
     const wrong = Signal(SECURE_APP, { url: server.ws }).login("alice", "_no_need_token");
     const r1 = record(wrong, SESSION_CALLBACKS, "wrong");

@@ -101,7 +101,7 @@ test("bad arguments fail locally with their code, send nothing and change nothin
   const ragain = record(again, CALL_CALLBACKS, "again");
   assert.equal((await ragain.next("onInviteFailed"))[1], 701);
   await rec.next("onError");
-  assert.equal(counter.sent, before, "no frame for the rejected call calls");
+  assert.equal(counter.sent, before, "no frame for the rejected call operations");
 
   // Nothing above reached the server (only acknowledgements of the peer's call events may
   // have gone out), nothing changed, and the session is still up.

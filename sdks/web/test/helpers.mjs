@@ -101,44 +101,54 @@ export function mintToken(account, { expireIn = 3600, app = SECURE_APP, cert = S
 }
 
 /**
+ * What happened, in order, with a way to wait for the next untaken happening of a kind:
+ * `push(name, value)` records one; `next(name, pred)` resolves with the next untaken value of
+ * `name` that `pred` accepts, or fails after `timeoutMs` listing everything seen.
+ */
+function journal(label, show) {
+  const items = [];
+  const waiters = new Set();
+  return {
+    items,
+    push(name, value) {
+      items.push({ name, value, taken: false });
+      for (const w of [...waiters]) w();
+    },
+    next(name, pred, timeoutMs = TIMEOUT_MS) {
+      return new Promise((resolveNext, reject) => {
+        const check = () => {
+          const it = items.find((x) => !x.taken && x.name === name && pred(x.value));
+          if (!it) return;
+          it.taken = true;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolveNext(it.value);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          const seen = items.map((x) => show(x.name, x.value)).join("\n  ");
+          reject(new Error(`${label}: no ${name} within ${timeoutMs} ms; seen:\n  ${seen}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/**
  * Records the callbacks `names` of `target` (assigning them as an app would) and lets a test
  * wait for them: `await rec.next("onLoginSuccess")` resolves to the arguments of the next such
  * call not yet taken.
  */
 export function record(target, names, label = "") {
-  const calls = [];
-  const waiters = [];
-  for (const name of names) {
-    target[name] = (...args) => {
-      calls.push({ name, args, taken: false });
-      for (const w of [...waiters]) w();
-    };
-  }
+  const j = journal(label, (name, args) => `${name}(${JSON.stringify(args)})`);
+  for (const name of names) target[name] = (...args) => j.push(name, args);
   return {
-    calls,
     /** The arguments of every call of `name` so far. */
-    all: (name) => calls.filter((c) => c.name === name).map((c) => c.args),
+    all: (name) => j.items.filter((c) => c.name === name).map((c) => c.value),
     /** Resolves with the arguments of the next untaken call of `name` that `pred` accepts. */
-    next(name, pred = () => true, timeoutMs = TIMEOUT_MS) {
-      return new Promise((resolveNext, reject) => {
-        const check = () => {
-          const c = calls.find((x) => !x.taken && x.name === name && pred(...x.args));
-          if (!c) return false;
-          c.taken = true;
-          waiters.splice(waiters.indexOf(check), 1);
-          clearTimeout(timer);
-          resolveNext(c.args);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(check), 1);
-          const seen = calls.map((x) => `${x.name}(${JSON.stringify(x.args)})`).join("\n  ");
-          reject(new Error(`${label}: no ${name} within ${timeoutMs} ms; seen:\n  ${seen}`));
-        }, timeoutMs);
-        waiters.push(check);
-        check();
-      });
-    },
+    next: (name, pred = () => true, timeoutMs = TIMEOUT_MS) => j.next(name, (args) => pred(...args), timeoutMs),
   };
 }
 
@@ -257,42 +267,19 @@ export function startPeer(url, app, account) {
   const child = spawn(peerBin(), [url, app, account], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
-  const events = [];
-  const waiters = [];
+  const j = journal(`sdk-peer ${account}`, (name, ev) => JSON.stringify(ev));
   createInterface({ input: child.stdout }).on("line", (line) => {
-    events.push({ ev: JSON.parse(line), taken: false });
-    for (const w of [...waiters]) w();
+    const ev = JSON.parse(line);
+    j.push(ev.event, ev);
   });
   return {
-    events,
     send(cmd) {
       child.stdin.write(`${JSON.stringify(cmd)}\n`);
     },
-    next(event, pred = () => true, timeoutMs = TIMEOUT_MS) {
-      return new Promise((resolveNext, reject) => {
-        const check = () => {
-          const e = events.find((x) => !x.taken && x.ev.event === event && pred(x.ev));
-          if (!e) return false;
-          e.taken = true;
-          waiters.splice(waiters.indexOf(check), 1);
-          clearTimeout(timer);
-          resolveNext(e.ev);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(check), 1);
-          reject(
-            new Error(
-              `sdk-peer ${account}: no ${event} within ${timeoutMs} ms; seen:\n  ${events
-                .map((x) => JSON.stringify(x.ev))
-                .join("\n  ")}\n${stderr}`,
-            ),
-          );
-        }, timeoutMs);
-        waiters.push(check);
-        check();
-      });
-    },
+    next: (event, pred = () => true, timeoutMs = TIMEOUT_MS) =>
+      j.next(event, pred, timeoutMs).catch((e) => {
+        throw new Error(`${e.message}\n${stderr}`);
+      }),
     stop: () =>
       new Promise((done) => {
         if (child.exitCode !== null) return done();

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { Signal, SignalClient, Session, Channel, Call } from "../dist/lib/index.js";
+// Through the package's own name, as apps import it (its "exports" entry).
+import { Signal, SignalClient, Session, Channel, Call } from "beckon-web";
 import {
   CALL_CALLBACKS,
   CHANNEL_CALLBACKS,

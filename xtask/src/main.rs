@@ -1,7 +1,7 @@
 //! `cargo xtask`: Beckon's development chores.
 //!
 //! - `cargo xtask test [--transport <scheme>] [-- <test args>]`: every test, with the
-//!   end-to-end suite run over every transport ([`test_cmd`]).
+//!   end-to-end suite run over every transport ([`test_cmd`]), then the Web SDK's ([`web`]).
 //! - `cargo xtask bench [micro] [-- <criterion args>]`: the criterion micro-benchmarks
 //!   (codec, token, broker routing and fan-out) in release mode ([`micro`]); `cargo xtask bench
 //!   rtt`: the round trip per transport.
@@ -9,6 +9,7 @@
 //!   Beckon beside `nats-server`, `redis-server` and a bare forwarder. The xtask checks the
 //!   options, builds `beckon-server` and the load generator (`crates/beckon-loadgen`) in
 //!   release mode and runs it ([`launch`]).
+//! - `cargo xtask web [--check]`: builds the Web SDK and the script the server embeds ([`web`]).
 //!
 //! `--help` (or `-h`) after any command prints its usage.
 //!
@@ -26,6 +27,7 @@ mod cli;
 mod launch;
 mod micro;
 mod test_cmd;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,12 +56,13 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("bench") => bench(rest),
         Some("test") => test_cmd::run(rest),
+        Some("web") => web::run(rest),
         Some("-h" | "--help" | "help") => {
-            println!("{}\n{}", test_cmd::USAGE, bench_usage());
+            println!("{}\n{}\n{}", test_cmd::USAGE, web::USAGE, bench_usage());
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{}\n{}", test_cmd::USAGE, bench_usage());
+            eprintln!("{}\n{}\n{}", test_cmd::USAGE, web::USAGE, bench_usage());
             ExitCode::from(2)
         }
     }

@@ -3,7 +3,8 @@
 //! Runs `cargo test --workspace` (whose end-to-end suite talks TCP), then the end-to-end suite
 //! (`cargo test -p beckon-tests`) once more for each other scheme, with `BECKON_TEST_TRANSPORT`
 //! naming it. The test binaries are built once; the passes differ only in that variable. With
-//! `--transport`, runs just the end-to-end suite over that scheme.
+//! `--transport`, runs just the end-to-end suite over that scheme. A full run ends with the Web
+//! SDK's tests (`crate::web::test`).
 
 use std::process::{Command, ExitCode};
 
@@ -93,6 +94,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if only.is_none() && !crate::web::test() {
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

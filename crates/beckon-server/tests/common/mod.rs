@@ -147,3 +147,94 @@ pub(crate) fn kick_code(frame: &server_frame::Kind) -> i32 {
         other => panic!("expected Kick, got {other:?}"),
     }
 }
+
+// ---- a bystander ------------------------------------------------------------------------------
+
+/// How long a bystander waits for one pong before it gives up on the server. Far above any
+/// bound a test asserts, so that a stalled broker is measured rather than cut short.
+const BYSTANDER_PATIENCE: Duration = Duration::from_secs(180);
+
+/// What a bystander saw.
+#[derive(Debug)]
+pub(crate) struct BystanderReport {
+    /// The longest wait for a pong.
+    pub(crate) longest: Duration,
+    pub(crate) pings: u64,
+    /// Why its session ended before it was told to stop, if it did.
+    pub(crate) dropped: Option<String>,
+}
+
+/// A logged-in session that does nothing but ping the server, from its own task, every 20 ms,
+/// and records how long each pong took: how long the broker kept everybody else waiting.
+pub(crate) struct Bystander {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<BystanderReport>,
+}
+
+impl Bystander {
+    /// Logs `account` in to `app` with `token` on a connection of its own and starts pinging.
+    pub(crate) async fn start(addr: SocketAddr, app: &str, account: &str, token: &str) -> Self {
+        let mut c = Client::connect(addr).await;
+        c.login_ok(app, account, token).await;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut report = BystanderReport {
+                longest: Duration::ZERO,
+                pings: 0,
+                dropped: None,
+            };
+            let mut nonce = 0u64;
+            loop {
+                if stopped.try_recv().is_ok() {
+                    return report;
+                }
+                nonce += 1;
+                c.send(client_frame::Kind::Ping(pb::Ping { nonce })).await;
+                let sent = tokio::time::Instant::now();
+                let pong = async {
+                    loop {
+                        match c.reader.read_frame().await {
+                            Ok(Some(bytes)) => match decode_server(&bytes) {
+                                Ok(server_frame::Kind::Pong(p)) if p.nonce == nonce => {
+                                    return Ok(());
+                                }
+                                Ok(server_frame::Kind::Event(e)) => {
+                                    let ack = client_frame::Kind::Ack(pb::Ack { up_to: e.seq });
+                                    c.writer.write_frame(&encode_client(ack), b"").await.ok();
+                                    c.writer.flush().await.ok();
+                                }
+                                Ok(_) => {}
+                                Err(e) => return Err(format!("a bad frame: {e}")),
+                            },
+                            Ok(None) | Err(_) => {
+                                return Err("the server closed the connection".to_owned());
+                            }
+                        }
+                    }
+                };
+                match tokio::time::timeout(BYSTANDER_PATIENCE, pong).await {
+                    Ok(Ok(())) => {
+                        report.pings += 1;
+                        report.longest = report.longest.max(sent.elapsed());
+                    }
+                    Ok(Err(why)) => {
+                        report.dropped = Some(why);
+                        return report;
+                    }
+                    Err(_) => {
+                        report.dropped = Some(format!("no pong within {BYSTANDER_PATIENCE:?}"));
+                        return report;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops pinging; returns what it saw.
+    pub(crate) async fn finish(self) -> BystanderReport {
+        let _ = self.stop.send(());
+        self.task.await.expect("the bystander task")
+    }
+}

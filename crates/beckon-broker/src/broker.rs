@@ -18,13 +18,15 @@ use crate::channels::Channels;
 use crate::config::{AppConfig, BrokerConfig};
 use crate::frame::{BodyField, EventBody, OutFrame};
 use crate::session::Session;
-use crate::store::{Store, StoreError, StoredMessage};
+use crate::store::{Store, StoreError, StoreOp};
 use crate::{ConnId, SessionId};
+use storage::{Storage, Then};
 
 mod calls;
 mod channels;
 mod login;
 mod requests;
+mod storage;
 mod users;
 
 /// What the broker asks its driver to do.
@@ -82,7 +84,10 @@ pub struct BrokerStats {
     pub logins: u64,
     pub login_failures: u64,
     pub kicks: u64,
+    /// P2P messages stored for a recipient that had a session (handed to it at once, or
+    /// behind what it already had).
     pub messages_delivered: u64,
+    /// P2P messages stored for a recipient that had none, for its next login.
     pub messages_stored: u64,
     pub slow_consumer_disconnects: u64,
     /// Sessions resumed on a new connection.
@@ -123,21 +128,30 @@ struct Caller {
     app: Arc<AppConfig>,
     account: Arc<str>,
     privileged: bool,
+    /// The request's id, for a reply that waits for the store.
+    request: u64,
 }
 
 /// The sans-IO broker core.
 ///
-/// It owns every session, the presence table and the store, and never performs I/O or reads a
-/// clock. Its methods come in four kinds:
+/// It owns every session and the presence table, and never performs I/O or reads a clock.
+/// Its methods come in four kinds:
 /// - inputs: [`connect`](Self::connect), [`handle_frame`](Self::handle_frame),
-///   [`disconnect`](Self::disconnect), [`handle_timeout`](Self::handle_timeout);
-/// - outputs, to drain after every input: [`poll_output`](Self::poll_output), then
-///   [`poll_timeout`](Self::poll_timeout) to arm the one timer;
+///   [`disconnect`](Self::disconnect), [`handle_timeout`](Self::handle_timeout),
+///   [`handle_store_done`](Self::handle_store_done);
+/// - outputs, to drain after every input: [`poll_output`](Self::poll_output) and
+///   [`poll_store`](Self::poll_store), then [`poll_timeout`](Self::poll_timeout) to arm the one
+///   timer;
 /// - getters: [`stats`](Self::stats), [`is_online`](Self::is_online), [`store`](Self::store).
+///
+/// The store `S` is a handle the broker keeps for its drivers and never calls: they carry its
+/// batches out on a handle of their own.
 #[derive(Debug)]
 pub struct Broker<S> {
     config: BrokerConfig,
     store: S,
+    /// Store operations under way and what their answers continue.
+    storage: Storage,
     epoch: Instant,
     epoch_unix_ms: u64,
     /// Keyed by ids the broker hands out itself, never by client input, so a fast hash that
@@ -164,6 +178,7 @@ impl<S: Store> Broker<S> {
         Self {
             config,
             store,
+            storage: Storage::default(),
             epoch,
             epoch_unix_ms,
             conns: FxHashMap::default(),
@@ -195,6 +210,7 @@ impl<S: Store> Broker<S> {
         }
     }
 
+    /// The store handle the broker was made with (it never calls it).
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -249,28 +265,53 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// Shuts down: every client is told to reconnect (spread over `spread`), unacknowledged
-    /// p2p messages go to the store, and every connection is closed. The broker is empty after.
+    /// Shuts down: every client is told to reconnect (spread over `spread`) and which of its
+    /// requests were applied, every account online gets a restart window in the store (its
+    /// messages queue without the offline cap while its client comes back), and every
+    /// connection is closed. Unacknowledged p2p messages are in the store already.
+    ///
+    /// Call it once every store batch handed out has been answered (see
+    /// [`store_idle`](Self::store_idle)), so that every reply owed went out before the
+    /// `GoAway`; then carry out the last batch ([`poll_store`](Self::poll_store)). The broker
+    /// is empty after.
     pub fn shutdown(&mut self, spread: Duration) {
+        debug_assert!(
+            self.store_idle(),
+            "replies waiting for the store would be lost"
+        );
         let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();
         for conn in conns {
-            let logged_in = self.conns.get(&conn).is_some_and(|c| c.session.is_some());
-            if logged_in {
+            let session = self.conns.get(&conn).and_then(|c| c.session);
+            let applied = session.and_then(|sid| self.sessions.get(&sid));
+            if let Some(s) = applied {
                 let delay = splitmix64(conn.0) % spread_ms;
-                self.send(
-                    conn,
-                    OutFrame::server(server_frame::Kind::GoAway(pb::GoAway {
-                        message: "the server is restarting".into(),
-                        reconnect_after_ms: u32::try_from(delay).unwrap_or(u32::MAX),
-                    })),
-                );
+                let go_away = pb::GoAway {
+                    message: "the server is restarting".into(),
+                    reconnect_after_ms: u32::try_from(delay).unwrap_or(u32::MAX),
+                    last_applied_request_id: Some(s.last_applied_request),
+                };
+                self.send(conn, OutFrame::server(server_frame::Kind::GoAway(go_away)));
             }
             self.drop_conn(conn, ErrorCode::LogoutNet, "the server is shutting down");
         }
-        let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
+        let mut sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
+        sessions.sort();
+        let now_ms = self.unix_ms(self.now);
         for sid in sessions {
+            let window = self.sessions.get(&sid).and_then(|s| {
+                let grace = self.grace_period(s);
+                let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+                s.logging_out.is_none().then(|| StoreOp::Window {
+                    app: s.app.app_id.clone(),
+                    account: s.account.to_string(),
+                    until_ms: now_ms.saturating_add(grace_ms),
+                })
+            });
+            if let Some(op) = window {
+                self.store_op(op, Then::Nothing);
+            }
             self.end_session(sid, EndReason::Shutdown);
         }
     }
@@ -369,16 +410,17 @@ impl<S: Store> Broker<S> {
         self.timers.push(Reverse((at, key)));
     }
 
-    /// Appends an event to a session's stream; returns its sequence number.
+    /// Appends an event to a session's stream; returns its sequence number. `record`: the
+    /// store position of the p2p message it carries.
     fn emit<M: prost::Message>(
         &mut self,
         sid: SessionId,
         field: BodyField,
         body: &M,
-        message: Option<StoredMessage>,
+        record: Option<u64>,
     ) -> Option<u64> {
         let body = EventBody::new(field, body);
-        self.emit_encoded(sid, &body, message)
+        self.emit_encoded(sid, &body, record)
     }
 
     /// Appends an encoded event to a session's stream (the same body may go to many).
@@ -386,19 +428,20 @@ impl<S: Store> Broker<S> {
         &mut self,
         sid: SessionId,
         body: &EventBody,
-        message: Option<StoredMessage>,
+        record: Option<u64>,
     ) -> Option<u64> {
         let s = self.sessions.get_mut(&sid)?;
         let seq = s.events.take_seq();
         let frame = body.frame_in(seq, &mut self.head_scratch);
-        s.events.retain(seq, frame.clone(), message);
+        s.events.retain(seq, frame.clone(), record);
         let conn = s.conn;
         let c = &self.config;
         if s.events
             .holds_more_than(c.max_unacked_events, c.max_unacked_bytes)
         {
-            // The session cannot hold more without growing without bound: it ends, its p2p
-            // messages go to the offline store, and the client's resume gets a fresh session.
+            // The session cannot hold more without growing without bound: it ends (its p2p
+            // messages wait in the store for the next session), and the client's resume gets a
+            // fresh session.
             self.stats.overflows += 1;
             if let Some(conn) = conn {
                 let why = "too many unacknowledged events: the session ended";

@@ -140,6 +140,21 @@ pub(crate) fn attrs_json(attrs: &[(String, String)]) -> String {
     Value::Object(map).to_string()
 }
 
+/// What `onInvokeRet` gets for a function's outcome: `err` "" and the response, or the error
+/// code and `{"error": "<why>"}`.
+pub(crate) fn result(outcome: CallResult<Response>) -> beckon_proto::pb::InvokeResult {
+    match outcome {
+        Ok(response) => beckon_proto::pb::InvokeResult {
+            err: String::new(),
+            resp: response.to_json(),
+        },
+        Err(e) => beckon_proto::pb::InvokeResult {
+            err: e.code.code().to_string(),
+            resp: error_json(&e),
+        },
+    }
+}
+
 /// The response JSON of a failed function: `{"error": "<why>"}`.
 pub(crate) fn error_json(e: &CallError) -> String {
     json!({ "error": e.message }).to_string()

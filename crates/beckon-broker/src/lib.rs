@@ -76,7 +76,10 @@ pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
 pub use config::{AppConfig, Apps, BrokerConfig, OfflinePolicy};
 pub use frame::OutFrame;
 pub use invoke::GATEWAY_REGISTER;
-pub use store::{BoxError, MemoryStore, PushOutcome, Store, StoreError, StoredMessage};
+pub use store::{
+    BoxError, MemoryStore, Portion, QueueLimit, Recovered, Store, StoreAnswer, StoreBatch,
+    StoreDone, StoreError, StoreOp, StoredMessage,
+};
 
 /// A connection, named by the driver. Ids must not be reused while the broker runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,7 +10,6 @@ use beckon_token::Privileges;
 use crate::ConnId;
 use crate::config::AppConfig;
 use crate::frame::OutFrame;
-use crate::store::StoredMessage;
 
 /// A count of events in the current one-second window.
 #[derive(Debug, Default)]
@@ -41,8 +40,9 @@ impl RateWindow {
 struct Retained {
     seq: u64,
     frame: OutFrame,
-    /// A p2p message goes back to the offline store if its session ends before the ack.
-    message: Option<StoredMessage>,
+    /// The store position of a p2p message: its record is deleted when the client
+    /// acknowledges it, and stays in the store for the account's next session otherwise.
+    record: Option<u64>,
 }
 
 /// The events of a session in sequence, with those the client has not acknowledged.
@@ -80,22 +80,25 @@ impl EventStream {
     }
 
     /// Keeps an event (numbered by [`take_seq`](Self::take_seq)) until it is acknowledged.
-    pub(crate) fn retain(&mut self, seq: u64, frame: OutFrame, message: Option<StoredMessage>) {
+    pub(crate) fn retain(&mut self, seq: u64, frame: OutFrame, record: Option<u64>) {
         self.unacked_bytes += frame.len();
-        self.unacked.push_back(Retained {
-            seq,
-            frame,
-            message,
-        });
+        self.unacked.push_back(Retained { seq, frame, record });
     }
 
-    /// Forgets every event up to `up_to`, which the client has.
-    pub(crate) fn ack(&mut self, up_to: u64) {
+    /// Forgets every event up to `up_to`, which the client has; adds the store positions of
+    /// the p2p messages among them to `records`.
+    pub(crate) fn ack(&mut self, up_to: u64, records: &mut Vec<u64>) {
         while self.unacked.front().is_some_and(|r| r.seq <= up_to) {
             if let Some(r) = self.unacked.pop_front() {
                 self.unacked_bytes -= r.frame.len();
+                records.extend(r.record);
             }
         }
+    }
+
+    /// The number and bytes of unacknowledged events.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.unacked.len(), self.unacked_bytes)
     }
 
     /// Whether the unacknowledged events reach `events` in number or `bytes` in size.
@@ -112,10 +115,48 @@ impl EventStream {
     pub(crate) fn replay(&self) -> Vec<OutFrame> {
         self.unacked.iter().map(|r| r.frame.clone()).collect()
     }
+}
 
-    /// The p2p messages among the unacknowledged events, oldest first.
-    pub(crate) fn into_messages(self) -> impl Iterator<Item = StoredMessage> {
-        self.unacked.into_iter().filter_map(|r| r.message)
+/// Where a session stands in its account's queue of stored messages (positions, see
+/// [`StoreOp`](crate::StoreOp)).
+///
+/// Every p2p message for the account is in the store until the client acknowledges it. The
+/// session is handed them in position order: directly as they are accepted while it is caught
+/// up (and has room), otherwise by reads of the store in portions. So a session that falls
+/// behind — at login, or by holding too much unacknowledged — never overtakes its own backlog.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    /// The first position accepted after the session began: messages before it were stored
+    /// while the account was offline (or held by an earlier session).
+    pub(crate) since: u64,
+    /// Every message up to this position was handed to the session, or is not in the store.
+    pub(crate) cursor: u64,
+    /// The highest position accepted for the account while the session exists (0: none).
+    pub(crate) tail: u64,
+    /// The store may hold messages after `cursor` that the session does not know of: set at
+    /// login, until a read finds the end of the queue.
+    pub(crate) behind: bool,
+    /// A read of the store is under way.
+    pub(crate) reading: bool,
+    /// A read failed: the rest waits in the store for the account's next session.
+    pub(crate) failed: bool,
+}
+
+impl Inbox {
+    pub(crate) fn new(since: u64) -> Self {
+        Self {
+            since,
+            cursor: 0,
+            tail: 0,
+            behind: true,
+            reading: false,
+            failed: false,
+        }
+    }
+
+    /// Whether every message accepted for the account has been handed to the session.
+    pub(crate) fn caught_up(&self) -> bool {
+        !self.behind && !self.reading && self.tail <= self.cursor
     }
 }
 
@@ -139,8 +180,10 @@ pub(crate) struct Session {
     pub(crate) channel_messages: RateWindow,
     /// (event seq, call) of invitations delivered to this session and not yet acknowledged.
     pub(crate) receipts: Vec<(u64, u64)>,
-    /// Stored messages are still waiting in the store for room in this session.
-    pub(crate) backlog: bool,
+    /// The session's place in its account's stored messages.
+    pub(crate) inbox: Inbox,
+    /// The account's `_conn_timeout`, once read (at login, and as the session sets it).
+    pub(crate) conn_timeout: Option<String>,
 }
 
 impl Session {
@@ -164,7 +207,8 @@ impl Session {
             channels: Vec::new(),
             channel_messages: RateWindow::default(),
             receipts: Vec::new(),
-            backlog: false,
+            inbox: Inbox::new(0),
+            conn_timeout: None,
         }
     }
 
@@ -205,15 +249,18 @@ mod tests {
         let mut s = EventStream::default();
         for n in [10, 20, 30] {
             let seq = s.take_seq();
-            s.retain(seq, frame(n), None);
+            s.retain(seq, frame(n), (n != 20).then_some(n as u64));
         }
         assert_eq!(s.next_seq(), 4);
         assert!(s.holds_at_least(3, usize::MAX) && !s.holds_more_than(3, 60));
         assert!(s.holds_more_than(3, 59));
-        s.ack(2);
+        let mut records = Vec::new();
+        s.ack(2, &mut records);
         assert_eq!(s.replay(), [frame(30)]);
         assert!(!s.holds_at_least(2, 31) && s.holds_at_least(2, 30));
-        s.ack(u64::MAX);
+        assert_eq!(records, [10], "the positions of the messages acknowledged");
+        s.ack(u64::MAX, &mut records);
+        assert_eq!(records, [10, 30]);
         assert!(s.replay().is_empty() && !s.holds_more_than(0, 0));
     }
 

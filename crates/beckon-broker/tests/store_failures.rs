@@ -6,7 +6,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use beckon_broker::{
-    Apps, Broker, BrokerConfig, ConnId, PushOutcome, Store, StoreError, StoredMessage,
+    Apps, Broker, BrokerConfig, ConnId, Recovered, Store, StoreBatch, StoreDone, StoreError,
 };
 use beckon_proto::pb::{self, request::Op};
 use beckon_testkit::wire;
@@ -14,22 +14,26 @@ use beckon_testkit::wire;
 /// What the store knows and the client must not.
 const SECRET_DETAIL: &str = "/var/lib/beckon/beckon.redb: No space left on device";
 
-/// Every operation fails.
-#[derive(Debug)]
+/// Every batch fails.
+#[derive(Clone, Debug)]
 struct BrokenStore;
 
 fn broken() -> StoreError {
     StoreError::Io(io::Error::other(SECRET_DETAIL))
 }
 
-#[rustfmt::skip]
 impl Store for BrokenStore {
-    fn user_attr(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, StoreError> { Err(broken()) }
-    fn user_attrs(&self, _: &str, _: &str) -> Result<Vec<(String, String)>, StoreError> { Err(broken()) }
-    fn set_user_attr(&mut self, _: &str, _: &str, _: &str, _: Option<&str>) -> Result<(), StoreError> { Err(broken()) }
-    fn user_attr_count(&self, _: &str, _: &str) -> Result<usize, StoreError> { Err(broken()) }
-    fn push_offline(&mut self, _: &str, _: &str, _: StoredMessage, _: Option<usize>) -> Result<PushOutcome, StoreError> { Err(broken()) }
-    fn take_offline(&mut self, _: &str, _: &str) -> Result<Vec<StoredMessage>, StoreError> { Err(broken()) }
+    fn execute(&mut self, batches: Vec<StoreBatch>) -> Vec<StoreDone> {
+        let fail = |b: StoreBatch| StoreDone {
+            id: b.id,
+            answers: Err(broken()),
+        };
+        batches.into_iter().map(fail).collect()
+    }
+
+    fn recover(&mut self) -> Result<Recovered, StoreError> {
+        Ok(Recovered::default())
+    }
 }
 
 #[test]
@@ -37,10 +41,11 @@ fn store_failures_are_1001_without_their_detail() {
     let now = Instant::now();
     let config = BrokerConfig::new(Apps::development(), [4; 32]);
     let mut b = Broker::new(config, BrokenStore, now, 0);
-    // The stored messages cannot be read at login: counted, and the login goes ahead.
+    // Neither the stored messages nor the grace period can be read at login: counted, and the
+    // login goes ahead.
     wire::login_acked(&mut b, ConnId(1), "app", "alice", now);
     assert!(b.is_online("app", "alice"));
-    assert_eq!(b.stats().store_errors, 1);
+    assert_eq!(b.stats().store_errors, 2);
 
     let requests = [
         Op::SetUserAttr(pb::SetUserAttr {
@@ -79,12 +84,11 @@ fn store_failures_are_1001_without_their_detail() {
     let result = wire::invoke_result(wire::request(&mut b, ConnId(1), n + 1, invoke, now));
     assert_eq!(result.err, "1001");
     assert!(!result.resp.contains("redb"), "{}", result.resp);
-    assert_eq!(b.stats().store_errors, 1 + n + 1);
+    assert_eq!(b.stats().store_errors, 2 + n + 1);
     assert_eq!(b.stats().messages_stored, 0);
 
-    // The grace period cannot be read either: the default serves (120 s).
+    // The grace period was not read: the default serves (120 s).
     b.disconnect(ConnId(1), now);
-    assert_eq!(b.stats().store_errors, 1 + n + 2);
     b.handle_timeout(now + Duration::from_secs(119));
     assert!(b.is_online("app", "alice"));
     b.handle_timeout(now + Duration::from_secs(120));

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use beckon_broker::BrokerStats;
+use beckon_broker::{BrokerStats, Recovered};
 use beckon_transport::{Endpoint, Listener, Scheme};
 
 use crate::config::ServerConfig;
@@ -85,6 +85,8 @@ pub struct Server {
     certificate: Option<CertificateDer<'static>>,
     config: ServerConfig,
     store: ServerStore,
+    /// What the store says the last server left behind.
+    recovered: Recovered,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
 }
@@ -118,7 +120,7 @@ impl Server {
         }
         // Opening may repair the database after a crash, which reads the file: off the runtime.
         let storage = config.storage.clone();
-        let store = tokio::task::spawn_blocking(move || ServerStore::open(&storage))
+        let (store, recovered) = tokio::task::spawn_blocking(move || ServerStore::open(&storage))
             .await
             .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
 
@@ -142,6 +144,7 @@ impl Server {
             certificate,
             config,
             store,
+            recovered,
             inputs,
             input_rx,
         })
@@ -182,6 +185,7 @@ impl Server {
             certificate: _,
             config,
             store,
+            recovered,
             inputs,
             input_rx,
         } = self;
@@ -189,7 +193,7 @@ impl Server {
             info!(%endpoint, "listening");
         }
 
-        let broker_loop = BrokerLoop::new(&config, store, input_rx);
+        let broker_loop = BrokerLoop::new(&config, store, recovered, input_rx)?;
         let mut broker_task = tokio::spawn(broker_loop.run());
         let mut broker_failed = None;
 

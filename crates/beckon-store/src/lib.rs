@@ -1,40 +1,65 @@
 //! Durable storage for the Beckon broker.
 //!
-//! [`RedbStore`] implements the broker's synchronous [`Store`] trait on redb, an embedded,
-//! crash-safe (copy-on-write B-tree, fsync on commit) key-value database in pure Rust. Every
-//! write is one committed transaction, so a write the broker acknowledged survives `kill -9`.
-//! It is not a cache and not shared between processes: one server owns one data directory.
+//! [`RedbStore`] implements the broker's [`Store`] on redb, an embedded, crash-safe
+//! (copy-on-write B-tree, fsync on commit) key-value database in pure Rust. It carries out the
+//! broker's batches: every call to [`Store::execute`] is one transaction, committed and synced
+//! before it answers, however many batches it is given (group commit). So a write the broker
+//! acknowledged survives `kill -9`, and the cost of a sync is shared by everything that
+//! arrived while the previous one ran. It is not a cache and not shared between processes: one
+//! server owns one data directory.
 //!
 //! ```
-//! use beckon_broker::Store;
+//! use beckon_broker::{Store, StoreAnswer, StoreBatch, StoreOp};
 //! use beckon_store::RedbStore;
 //!
 //! let dir = std::env::temp_dir().join(format!("beckon-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let mut store = RedbStore::open(&dir.join("beckon.redb")).unwrap();
-//! store.set_user_attr("app", "alice", "color", Some("blue")).unwrap();
-//! assert_eq!(store.user_attr("app", "alice", "color").unwrap().as_deref(), Some("blue"));
+//! let (app, account) = ("app".to_owned(), "alice".to_owned());
+//! let set = StoreOp::SetAttr { app: app.clone(), account: account.clone(), name: "color".into(),
+//!     value: Some("blue".into()), max_attrs: 256 };
+//! let get = StoreOp::Attr { app, account, name: "color".into() };
+//! let done = store.execute(vec![StoreBatch { id: 1, ops: vec![set, get] }]);
+//! let answers = done[0].answers.as_ref().unwrap();
+//! assert_eq!(answers[1].as_ref().unwrap(), &StoreAnswer::Attr(Some("blue".into())));
 //! # drop(store); std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use beckon_broker::{
+    Portion, QueueLimit, Recovered, Store, StoreAnswer, StoreBatch, StoreDone, StoreError, StoreOp,
+    StoredMessage,
 };
-
-use beckon_broker::{PushOutcome, Store, StoreError, StoredMessage};
 
 /// (app, account, attribute name) → value.
 const ATTRS: TableDefinition<'_, (&str, &str, &str), &str> = TableDefinition::new("user_attrs");
-/// (app, account, position) → encoded [`StoredMessage`]; positions increase per account.
+/// (app, account, position) → encoded [`StoredMessage`]: an account's messages in the order
+/// they were accepted.
 const OFFLINE: TableDefinition<'_, (&str, &str, u64), &[u8]> =
     TableDefinition::new("offline_messages");
+/// (app, account) → (messages, bytes) in the account's queue, for the queue limits.
+const QUEUES: TableDefinition<'_, (&str, &str), (u64, u64)> = TableDefinition::new("queues");
+/// Named counters: [`NEXT_POSITION`].
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// (app, account) → the end of its restart window (Unix ms).
+const WINDOWS: TableDefinition<'_, (&str, &str), u64> = TableDefinition::new("restart_windows");
 
-/// The broker's store in a redb database file.
+/// Above every position ever written.
+const NEXT_POSITION: &str = "next_position";
+
+/// The bytes of a record before the sender and the body (see [`encode`]).
+const HEADER: usize = 20;
+
+/// The broker's store in a redb database file. Handles share one database.
+#[derive(Clone)]
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -43,32 +68,40 @@ impl fmt::Debug for RedbStore {
     }
 }
 
-/// Whether a write transaction's changes are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Commit,
-    /// Nothing changed: the transaction is dropped, which costs no commit.
-    Abort,
-}
-
 /// A redb failure as the broker's error: I/O and corruption by their kind, the rest as a
 /// failed read or write (`kind`).
-fn classify(e: redb::Error, kind: fn(redb::Error) -> StoreError) -> StoreError {
-    match e {
+fn classify(e: impl Into<redb::Error>, kind: fn(redb::Error) -> StoreError) -> StoreError {
+    match e.into() {
         redb::Error::Io(e) => StoreError::Io(e),
         redb::Error::Corrupted(what) => StoreError::Corrupt(what),
         e => kind(e),
     }
 }
 
+fn write_err(e: impl Into<redb::Error>) -> StoreError {
+    classify(e, StoreError::write)
+}
+
+fn read_err(e: impl Into<redb::Error>) -> StoreError {
+    classify(e, StoreError::read)
+}
+
 impl RedbStore {
-    /// Opens (or creates) the database at `path`, creating its tables.
+    /// Opens (or creates) the database at `path`, creating its tables. A database written
+    /// before message positions were global is brought up to date (its queue counts and next
+    /// position are computed once).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open = || -> Result<Database, redb::Error> {
             let db = Database::create(path)?;
             let txn = db.begin_write()?;
             txn.open_table(ATTRS)?;
             txn.open_table(OFFLINE)?;
+            txn.open_table(QUEUES)?;
+            txn.open_table(WINDOWS)?;
+            let counted = txn.open_table(META)?.get(NEXT_POSITION)?.is_some();
+            if !counted {
+                count_queues(&txn)?;
+            }
             txn.commit()?;
             Ok(db)
         };
@@ -76,143 +109,403 @@ impl RedbStore {
             path: path.to_owned(),
             source: e.into(),
         })?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
     }
 
-    /// Runs `f` in a read transaction.
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&ReadTransaction) -> Result<T, redb::Error>,
-    ) -> Result<T, StoreError> {
-        let run = || f(&self.db.begin_read()?);
-        run().map_err(|e| classify(e, StoreError::read))
-    }
-
-    /// Runs `f` in a write transaction, committed (and synced) before this returns when `f`
-    /// says so.
-    fn write<T>(
-        &mut self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(T, Outcome), redb::Error>,
-    ) -> Result<T, StoreError> {
-        let run = || {
-            let txn = self.db.begin_write()?;
-            let (out, outcome) = f(&txn)?;
-            if outcome == Outcome::Commit {
-                txn.commit()?;
+    /// Runs every batch in one write transaction; commits it when anything was written.
+    fn run(&self, batches: &[StoreBatch]) -> Result<Vec<Vec<Answer>>, StoreError> {
+        // A message acknowledged in the same transaction that stores it never touches the
+        // tables: the group commit's saving when the store is behind. Only a message stored
+        // without a limit can have been handed out before it was stored.
+        let mut put: HashSet<(&str, &str, u64)> = HashSet::new();
+        let mut cancelled: HashSet<(&str, &str, u64)> = HashSet::new();
+        for op in ops(batches) {
+            match op {
+                StoreOp::PutMessage {
+                    app,
+                    account,
+                    position,
+                    limit: None,
+                    ..
+                } => {
+                    put.insert((app, account, *position));
+                }
+                StoreOp::DeleteMessage {
+                    app,
+                    account,
+                    position,
+                } if put.contains(&(app.as_str(), account.as_str(), *position)) => {
+                    cancelled.insert((app, account, *position));
+                }
+                _ => {}
             }
-            Ok(out)
+        }
+
+        let txn = self.db.begin_write().map_err(write_err)?;
+        let mut t = Tables {
+            attrs: txn.open_table(ATTRS).map_err(write_err)?,
+            offline: txn.open_table(OFFLINE).map_err(write_err)?,
+            queues: txn.open_table(QUEUES).map_err(write_err)?,
+            meta: txn.open_table(META).map_err(write_err)?,
+            windows: txn.open_table(WINDOWS).map_err(write_err)?,
+            wrote: false,
+            next_position: None,
         };
-        run().map_err(|e| classify(e, StoreError::write))
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            let mut answers = Vec::with_capacity(b.ops.len());
+            for op in &b.ops {
+                let skip = match op {
+                    StoreOp::PutMessage {
+                        app,
+                        account,
+                        position,
+                        ..
+                    }
+                    | StoreOp::DeleteMessage {
+                        app,
+                        account,
+                        position,
+                    } => cancelled.contains(&(app.as_str(), account.as_str(), *position)),
+                    _ => false,
+                };
+                answers.push(if skip {
+                    Ok(StoreAnswer::Done)
+                } else {
+                    t.run(op)?
+                });
+            }
+            out.push(answers);
+        }
+        if let Some(next) = t.next_position {
+            let known = t.meta.get(NEXT_POSITION).map_err(write_err)?;
+            if known.is_none_or(|k| k.value() < next) {
+                t.meta.insert(NEXT_POSITION, next).map_err(write_err)?;
+            }
+        }
+        let wrote = t.wrote || !cancelled.is_empty();
+        drop(t);
+        if wrote {
+            txn.commit().map_err(write_err)?;
+        } else {
+            txn.abort().map_err(write_err)?;
+        }
+        Ok(out)
     }
 }
 
-impl Store for RedbStore {
-    fn user_attr(
-        &self,
+/// The answer to one operation: a read may fail on its own (a corrupt record); a write that
+/// fails fails the transaction (`Err` of [`Tables::run`]).
+type Answer = Result<StoreAnswer, StoreError>;
+
+fn ops(batches: &[StoreBatch]) -> impl Iterator<Item = &StoreOp> {
+    batches.iter().flat_map(|b| b.ops.iter())
+}
+
+/// The tables of one write transaction.
+struct Tables<'txn> {
+    attrs: Table<'txn, (&'static str, &'static str, &'static str), &'static str>,
+    offline: Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
+    queues: Table<'txn, (&'static str, &'static str), (u64, u64)>,
+    meta: Table<'txn, &'static str, u64>,
+    windows: Table<'txn, (&'static str, &'static str), u64>,
+    wrote: bool,
+    /// Above the highest position written in this transaction.
+    next_position: Option<u64>,
+}
+
+impl Tables<'_> {
+    fn run(&mut self, op: &StoreOp) -> Result<Answer, StoreError> {
+        match op {
+            StoreOp::PutMessage {
+                app,
+                account,
+                position,
+                message,
+                limit,
+            } => self.put(app, account, *position, message, *limit).map(Ok),
+            StoreOp::DeleteMessage {
+                app,
+                account,
+                position,
+            } => {
+                let removed = self
+                    .offline
+                    .remove((app.as_str(), account.as_str(), *position))
+                    .map_err(write_err)?
+                    .map(|v| v.value().len().saturating_sub(HEADER));
+                if let Some(size) = removed {
+                    self.count(app, account, -1, -(size as i64))?;
+                    self.wrote = true;
+                }
+                Ok(Ok(StoreAnswer::Done))
+            }
+            StoreOp::SetAttr {
+                app,
+                account,
+                name,
+                value,
+                max_attrs,
+            } => self
+                .set_attr(app, account, name, value.as_deref(), *max_attrs)
+                .map(Ok),
+            StoreOp::Attr { app, account, name } => Ok(self
+                .attrs
+                .get((app.as_str(), account.as_str(), name.as_str()))
+                .map(|v| StoreAnswer::Attr(v.map(|v| v.value().to_owned())))
+                .map_err(read_err)),
+            StoreOp::Attrs { app, account } => {
+                Ok(self.attrs_of(app, account).map(StoreAnswer::Attrs))
+            }
+            StoreOp::Messages {
+                app,
+                account,
+                after,
+                max_count,
+                max_bytes,
+            } => Ok(self.messages(app, account, *after, *max_count, *max_bytes)),
+            StoreOp::Window {
+                app,
+                account,
+                until_ms,
+            } => {
+                self.windows
+                    .insert((app.as_str(), account.as_str()), *until_ms)
+                    .map_err(write_err)?;
+                self.wrote = true;
+                Ok(Ok(StoreAnswer::Done))
+            }
+        }
+    }
+
+    fn put(
+        &mut self,
         app: &str,
         account: &str,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.read(|txn| {
-            let table = txn.open_table(ATTRS)?;
-            Ok(table
-                .get((app, account, name))?
-                .map(|v| v.value().to_owned()))
-        })
-    }
-
-    fn user_attrs(&self, app: &str, account: &str) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(|txn| {
-            let table = txn.open_table(ATTRS)?;
-            let mut out = Vec::new();
-            for entry in table.range((app, account, "")..)? {
-                let (k, v) = entry?;
-                let (a, acc, name) = k.value();
-                if a != app || acc != account {
-                    break;
-                }
-                out.push((name.to_owned(), v.value().to_owned()));
+        position: u64,
+        message: &StoredMessage,
+        limit: Option<QueueLimit>,
+    ) -> Result<StoreAnswer, StoreError> {
+        if let Some(l) = limit {
+            let (count, bytes) = self.queue(app, account)?;
+            let over_bytes = usize::try_from(bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_add(message.size())
+                > l.bytes;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= l.messages || over_bytes {
+                return Ok(StoreAnswer::Full);
             }
-            Ok(out)
-        })
+        }
+        let old = self
+            .offline
+            .insert((app, account, position), encode(message).as_slice())
+            .map_err(write_err)?
+            .map(|v| v.value().len().saturating_sub(HEADER));
+        // Positions are never reused; a second write of one replaces it.
+        let (n, size) = match old {
+            Some(old) => (0, message.size() as i64 - old as i64),
+            None => (1, message.size() as i64),
+        };
+        self.count(app, account, n, size)?;
+        self.wrote = true;
+        let next = position.saturating_add(1);
+        self.next_position = Some(self.next_position.map_or(next, |n| n.max(next)));
+        Ok(StoreAnswer::Done)
     }
 
-    fn set_user_attr(
+    /// The account's (messages, bytes).
+    fn queue(&self, app: &str, account: &str) -> Result<(u64, u64), StoreError> {
+        Ok(self
+            .queues
+            .get((app, account))
+            .map_err(write_err)?
+            .map_or((0, 0), |v| v.value()))
+    }
+
+    fn count(&mut self, app: &str, account: &str, n: i64, bytes: i64) -> Result<(), StoreError> {
+        let (count, size) = self.queue(app, account)?;
+        let count = count.saturating_add_signed(n);
+        let size = size.saturating_add_signed(bytes);
+        if count == 0 {
+            self.queues.remove((app, account)).map_err(write_err)?;
+        } else {
+            self.queues
+                .insert((app, account), (count, size))
+                .map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    fn set_attr(
         &mut self,
         app: &str,
         account: &str,
         name: &str,
         value: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(ATTRS)?;
-            match value {
-                Some(v) => table.insert((app, account, name), v)?,
-                None => table.remove((app, account, name))?,
-            };
-            Ok(((), Outcome::Commit))
-        })
+        max_attrs: usize,
+    ) -> Result<StoreAnswer, StoreError> {
+        match value {
+            Some(v) => {
+                let exists = self
+                    .attrs
+                    .get((app, account, name))
+                    .map_err(write_err)?
+                    .is_some();
+                if !exists {
+                    // Counting stops at the limit: O(limit), not O(attributes).
+                    let mut count = 0;
+                    for entry in self
+                        .attrs
+                        .range((app, account, "")..)
+                        .map_err(write_err)?
+                        .take(max_attrs)
+                    {
+                        let (k, _) = entry.map_err(write_err)?;
+                        let (a, acc, _) = k.value();
+                        if a != app || acc != account {
+                            break;
+                        }
+                        count += 1;
+                    }
+                    if count >= max_attrs {
+                        return Ok(StoreAnswer::Full);
+                    }
+                }
+                self.attrs
+                    .insert((app, account, name), v)
+                    .map_err(write_err)?;
+            }
+            None => {
+                self.attrs.remove((app, account, name)).map_err(write_err)?;
+            }
+        }
+        self.wrote = true;
+        Ok(StoreAnswer::Done)
     }
 
-    fn user_attr_count(&self, app: &str, account: &str) -> Result<usize, StoreError> {
-        Ok(self.user_attrs(app, account)?.len())
+    fn attrs_of(&self, app: &str, account: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.attrs.range((app, account, "")..).map_err(read_err)? {
+            let (k, v) = entry.map_err(read_err)?;
+            let (a, acc, name) = k.value();
+            if a != app || acc != account {
+                break;
+            }
+            out.push((name.to_owned(), v.value().to_owned()));
+        }
+        Ok(out)
     }
 
-    fn push_offline(
-        &mut self,
+    fn messages(
+        &self,
         app: &str,
         account: &str,
-        msg: StoredMessage,
-        limit: Option<usize>,
-    ) -> Result<PushOutcome, StoreError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(OFFLINE)?;
-            let queue = (app, account, 0u64)..=(app, account, u64::MAX);
-            // Counting stops at the limit, and a push without one (a session handing back
-            // what it never had acknowledged, possibly thousands) counts nothing: each push
-            // costs O(limit), not O(queue).
-            if let Some(limit) = limit {
-                let mut count = 0usize;
-                for entry in table.range(queue.clone())?.take(limit) {
-                    entry?;
-                    count += 1;
-                }
-                if count >= limit {
-                    return Ok((PushOutcome::Full, Outcome::Abort));
-                }
+        after: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Answer {
+        let mut portion = Portion::new(max_count, max_bytes);
+        let from = after.saturating_add(1);
+        for entry in self
+            .offline
+            .range((app, account, from)..=(app, account, u64::MAX))
+            .map_err(read_err)?
+        {
+            let (k, v) = entry.map_err(read_err)?;
+            if !portion.take(k.value().2, decode(v.value())?) {
+                break;
             }
-            let last = match table.range(queue)?.next_back() {
-                Some(entry) => Some(entry?.0.value().2),
-                None => None,
-            };
-            let pos = last.map_or(0, |p| p + 1);
-            table.insert((app, account, pos), encode(&msg).as_slice())?;
-            Ok((PushOutcome::Stored, Outcome::Commit))
-        })
+        }
+        Ok(portion.answer())
+    }
+}
+
+/// Brings a database from before positions were global up to date: its messages were kept
+/// under per-account positions from 0, and positions now start at 1 (0 reads as "none"), so
+/// each moves up by one; then every account's queue count and the next position are computed.
+fn count_queues(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut offline = txn.open_table(OFFLINE)?;
+    let mut records: Vec<(String, String, u64, Vec<u8>)> = Vec::new();
+    for entry in offline.iter()? {
+        let (k, v) = entry?;
+        let (app, account, position) = k.value();
+        records.push((
+            app.to_owned(),
+            account.to_owned(),
+            position,
+            v.value().to_vec(),
+        ));
+    }
+    offline.retain(|_, _| false)?;
+    let mut queues = txn.open_table(QUEUES)?;
+    let mut next = 1u64;
+    for (app, account, position, record) in &records {
+        let position = position.saturating_add(1);
+        offline.insert(
+            (app.as_str(), account.as_str(), position),
+            record.as_slice(),
+        )?;
+        next = next.max(position.saturating_add(1));
+        let key = (app.as_str(), account.as_str());
+        let (n, bytes) = queues.get(key)?.map_or((0, 0), |v| v.value());
+        let size = record.len().saturating_sub(HEADER) as u64;
+        queues.insert(key, (n + 1, bytes + size))?;
+    }
+    txn.open_table(META)?.insert(NEXT_POSITION, next)?;
+    Ok(())
+}
+
+impl Store for RedbStore {
+    fn execute(&mut self, batches: Vec<StoreBatch>) -> Vec<StoreDone> {
+        match self.run(&batches) {
+            Ok(answers) => batches
+                .iter()
+                .zip(answers)
+                .map(|(b, answers)| StoreDone {
+                    id: b.id,
+                    answers: Ok(answers),
+                })
+                .collect(),
+            Err(e) => batches
+                .iter()
+                .map(|b| StoreDone {
+                    id: b.id,
+                    answers: Err(e.again()),
+                })
+                .collect(),
+        }
     }
 
-    fn take_offline(&mut self, app: &str, account: &str) -> Result<Vec<StoredMessage>, StoreError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(OFFLINE)?;
-            let mut out = Vec::new();
-            let mut keys = Vec::new();
-            for entry in table.range((app, account, 0u64)..=(app, account, u64::MAX))? {
-                let (k, v) = entry?;
-                keys.push(k.value().2);
-                // A record that does not decode aborts the whole take: nothing is removed.
-                out.push(decode(v.value())?);
+    fn recover(&mut self) -> Result<Recovered, StoreError> {
+        let run = || -> Result<Recovered, redb::Error> {
+            let txn = self.db.begin_write()?;
+            let next_position = txn
+                .open_table(META)?
+                .get(NEXT_POSITION)?
+                .map_or(0, |v| v.value());
+            let mut windows = Vec::new();
+            {
+                let mut table = txn.open_table(WINDOWS)?;
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    let (app, account) = k.value();
+                    windows.push((app.to_owned(), account.to_owned(), v.value()));
+                }
+                table.retain(|_, _| false)?;
             }
-            for pos in keys {
-                table.remove((app, account, pos))?;
-            }
-            Ok((out, Outcome::Commit))
-        })
+            txn.commit()?;
+            Ok(Recovered {
+                next_position,
+                windows,
+            })
+        };
+        run().map_err(read_err)
     }
 }
 
 /// `server_msg_id u64 | sent_at_ms u64 | sender_len u32 | sender | msg`, big-endian.
 fn encode(m: &StoredMessage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20 + m.sender.len() + m.msg.len());
+    let mut out = Vec::with_capacity(HEADER + m.sender.len() + m.msg.len());
     out.extend_from_slice(&m.server_msg_id.to_be_bytes());
     out.extend_from_slice(&m.sent_at_ms.to_be_bytes());
     let sender_len = u32::try_from(m.sender.len()).expect("accounts are at most 128 characters");
@@ -222,198 +515,18 @@ fn encode(m: &StoredMessage) -> Vec<u8> {
     out
 }
 
-fn decode(b: &[u8]) -> Result<StoredMessage, redb::Error> {
+fn decode(b: &[u8]) -> Result<StoredMessage, StoreError> {
     let parse = || -> Option<StoredMessage> {
-        let len = u32::from_be_bytes(b.get(16..20)?.try_into().ok()?) as usize;
+        let len = u32::from_be_bytes(b.get(16..HEADER)?.try_into().ok()?) as usize;
         Some(StoredMessage {
             server_msg_id: u64::from_be_bytes(b.get(0..8)?.try_into().ok()?),
             sent_at_ms: u64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
-            sender: String::from_utf8(b.get(20..20 + len)?.to_vec()).ok()?,
-            msg: String::from_utf8(b.get(20 + len..)?.to_vec()).ok()?,
+            sender: String::from_utf8(b.get(HEADER..HEADER + len)?.to_vec()).ok()?,
+            msg: String::from_utf8(b.get(HEADER + len..)?.to_vec()).ok()?,
         })
     };
-    parse().ok_or_else(|| redb::Error::Corrupted("an offline message does not decode".into()))
+    parse().ok_or_else(|| StoreError::Corrupt("a stored message does not decode".into()))
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
-    use beckon_broker::MemoryStore;
-    use proptest::prelude::*;
-    use redb::ReadableTableMetadata;
-
-    use super::*;
-
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let p =
-                std::env::temp_dir().join(format!("beckon-store-{tag}-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn msg(i: u64) -> StoredMessage {
-        StoredMessage {
-            sender: format!("s{i}"),
-            msg: format!("body é {i}"),
-            server_msg_id: i * 7,
-            sent_at_ms: 1000 + i,
-        }
-    }
-
-    #[test]
-    fn survives_reopening() {
-        let dir = TempDir::new("reopen");
-        let path = dir.0.join("db.redb");
-        {
-            let mut s = RedbStore::open(&path).unwrap();
-            s.set_user_attr("app", "alice", "a", Some("1")).unwrap();
-            s.set_user_attr("app", "alice", "b", Some("2")).unwrap();
-            s.set_user_attr("app", "alicia", "a", Some("x")).unwrap();
-            s.set_user_attr("other", "alice", "a", Some("y")).unwrap();
-            for i in 0..3 {
-                assert_eq!(
-                    s.push_offline("app", "bob", msg(i), Some(3)).unwrap(),
-                    PushOutcome::Stored
-                );
-            }
-            assert_eq!(
-                s.push_offline("app", "bob", msg(9), Some(3)).unwrap(),
-                PushOutcome::Full
-            );
-        }
-        let mut s = RedbStore::open(&path).unwrap();
-        assert_eq!(
-            s.user_attrs("app", "alice").unwrap(),
-            [
-                ("a".to_owned(), "1".to_owned()),
-                ("b".to_owned(), "2".to_owned())
-            ]
-        );
-        assert_eq!(s.user_attr_count("app", "alicia").unwrap(), 1);
-        assert_eq!(
-            s.take_offline("app", "bob").unwrap(),
-            [msg(0), msg(1), msg(2)]
-        );
-        assert!(s.take_offline("app", "bob").unwrap().is_empty());
-        assert!(decode(&[1, 2, 3]).is_err());
-    }
-
-    #[test]
-    fn requeues_ignore_the_limit_and_keep_the_order() {
-        let dir = TempDir::new("requeue");
-        let mut s = RedbStore::open(&dir.0.join("db.redb")).unwrap();
-        for i in 0..5 {
-            assert_eq!(
-                s.push_offline("app", "bob", msg(i), None).unwrap(),
-                PushOutcome::Stored
-            );
-        }
-        // A limited push counts the whole queue, requeued messages included.
-        assert_eq!(
-            s.push_offline("app", "bob", msg(9), Some(5)).unwrap(),
-            PushOutcome::Full
-        );
-        assert_eq!(
-            s.push_offline("app", "bob", msg(5), Some(6)).unwrap(),
-            PushOutcome::Stored
-        );
-        assert_eq!(
-            s.push_offline("app", "bob", msg(9), Some(0)).unwrap(),
-            PushOutcome::Full
-        );
-        // Another account's queue, sorting right after this one, is not counted.
-        s.push_offline("app", "bobby", msg(7), None).unwrap();
-        assert_eq!(
-            s.take_offline("app", "bob").unwrap(),
-            (0..6).map(msg).collect::<Vec<_>>()
-        );
-        // Positions start over once the queue is empty.
-        s.push_offline("app", "bob", msg(8), Some(1)).unwrap();
-        assert_eq!(s.take_offline("app", "bob").unwrap(), [msg(8)]);
-        assert_eq!(s.take_offline("app", "bobby").unwrap(), [msg(7)]);
-    }
-
-    #[test]
-    fn failures_say_what_failed() {
-        let dir = TempDir::new("failures");
-        let missing = dir.0.join("no-such-dir").join("db.redb");
-        match RedbStore::open(&missing) {
-            Err(e @ StoreError::Open { .. }) => {
-                assert!(e.to_string().contains("no-such-dir"), "{e}");
-            }
-            other => panic!("{other:?}"),
-        }
-        let mut s = RedbStore::open(&dir.0.join("db.redb")).unwrap();
-        s.push_offline("app", "bob", msg(1), None).unwrap();
-        {
-            let txn = s.db.begin_write().unwrap();
-            txn.open_table(OFFLINE)
-                .unwrap()
-                .insert(("app", "bob", 1), [9u8, 9].as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
-        assert!(matches!(
-            s.take_offline("app", "bob"),
-            Err(StoreError::Corrupt(_))
-        ));
-        // The take was not committed: the readable message is still there.
-        let txn = s.db.begin_read().unwrap();
-        assert_eq!(txn.open_table(OFFLINE).unwrap().len().unwrap(), 2);
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Set(u8, u8, Option<u8>),
-        Push(u8, u64, Option<usize>),
-        Take(u8),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0..3u8, 0..3u8, proptest::option::of(0..3u8)).prop_map(|(a, n, v)| Op::Set(a, n, v)),
-            (0..3u8, any::<u64>(), proptest::option::of(0..4usize))
-                .prop_map(|(a, i, l)| Op::Push(a, i, l)),
-            (0..3u8).prop_map(Op::Take),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-        #[test]
-        fn behaves_like_the_memory_store(ops in proptest::collection::vec(op(), 1..30)) {
-            let dir = TempDir::new("model");
-            let mut real = RedbStore::open(&dir.0.join("db.redb")).unwrap();
-            let mut model = MemoryStore::new();
-            for op in ops {
-                match op {
-                    Op::Set(a, n, v) => {
-                        let (acc, name, val) = (format!("u{a}"), format!("n{n}"), v.map(|v| format!("v{v}")));
-                        real.set_user_attr("app", &acc, &name, val.as_deref()).unwrap();
-                        model.set_user_attr("app", &acc, &name, val.as_deref()).unwrap();
-                        prop_assert_eq!(real.user_attrs("app", &acc).unwrap(), model.user_attrs("app", &acc).unwrap());
-                    }
-                    Op::Push(a, i, l) => {
-                        let acc = format!("u{a}");
-                        prop_assert_eq!(real.push_offline("app", &acc, msg(i % 1000), l).unwrap(), model.push_offline("app", &acc, msg(i % 1000), l).unwrap());
-                    }
-                    Op::Take(a) => {
-                        let acc = format!("u{a}");
-                        prop_assert_eq!(real.take_offline("app", &acc).unwrap(), model.take_offline("app", &acc).unwrap());
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;

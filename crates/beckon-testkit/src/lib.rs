@@ -3,9 +3,12 @@
 //! [`Sim`] wires [`beckon_client::Client`]s to a [`beckon_broker::Broker`] through simulated
 //! links with latency, and jumps a virtual clock from one wake-up to the next, so that thousands
 //! of schedules run in seconds with no sockets and no sleeping. Links are FIFO (like a stream
-//! transport); faults are injected with [`Sim::cut`]. Every run is a pure function of its seed
-//! and the operations applied. [`wire`] drives a broker with raw frames instead, as an
-//! untrusted client or a benchmark does. It is test support, not a product crate.
+//! transport); the broker's store batches are carried out after a latency of their own, in
+//! order, as the server's store thread does. Faults are injected with [`Sim::cut`], and the
+//! server itself can be killed ([`Sim::crash`]: what the store had not committed is lost) or
+//! restarted ([`Sim::restart`]). Every run is a pure function of its seed and the operations
+//! applied. [`wire`] drives a broker with raw frames instead, as an untrusted client or a
+//! benchmark does. It is test support, not a product crate.
 //!
 //! ```
 //! use beckon_client::{Event, Status};
@@ -31,13 +34,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
+use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output, Store, StoreBatch};
 use beckon_client::{Client, ClientConfig, ConnectionCommand, Event, Rng};
 
 pub mod wire;
 
 /// The App ID every simulated client logs in to.
 pub const APP_ID: &str = "sim";
+
+/// The Unix time (ms) the simulation starts at.
+const UNIX_START_MS: u64 = 1_700_000_000_000;
 
 #[derive(Debug)]
 enum Delivery {
@@ -63,6 +69,11 @@ enum Delivery {
     /// The client closed the connection; the broker notices after the frames before it.
     ClosedByClient {
         conn: ConnId,
+    },
+    /// The store has carried out a batch of the broker of `epoch`.
+    Committed {
+        epoch: u64,
+        batch: StoreBatch,
     },
 }
 
@@ -97,12 +108,15 @@ struct SimClient {
     events: Vec<Event>,
 }
 
-/// Knobs of the simulated network.
+/// Knobs of the simulated network and store.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
     /// One-way latency is drawn uniformly from this range (FIFO order is kept per link).
     pub min_latency: Duration,
     pub max_latency: Duration,
+    /// How long the store takes over a batch, drawn uniformly up to this (batches complete in
+    /// order).
+    pub max_store_latency: Duration,
 }
 
 impl Default for NetConfig {
@@ -110,6 +124,7 @@ impl Default for NetConfig {
         Self {
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(20),
+            max_store_latency: Duration::from_millis(5),
         }
     }
 }
@@ -128,6 +143,10 @@ pub enum Disturbance {
     Advance(u64),
     /// This many [`Sim::step`]s.
     Steps(u8),
+    /// The server is killed ([`Sim::crash`]).
+    Crash,
+    /// The server restarts gracefully ([`Sim::restart`]).
+    Restart,
 }
 
 /// A broker and N clients on virtual time.
@@ -136,6 +155,13 @@ pub struct Sim {
     start: Instant,
     now: Instant,
     broker: Broker<MemoryStore>,
+    config: BrokerConfig,
+    /// The store, which outlives brokers (its own handle; the broker's shares it).
+    store: MemoryStore,
+    /// Which broker this is: deliveries for an earlier one are dropped.
+    epoch: u64,
+    /// The latest time a store batch completes, so batches complete in order.
+    store_clock: Instant,
     clients: Vec<SimClient>,
     conn_owner: HashMap<ConnId, usize>,
     /// Per link direction, the latest delivery time, so links stay FIFO.
@@ -159,10 +185,15 @@ impl Sim {
 
     pub fn with_config(seed: u64, config: BrokerConfig, net: NetConfig) -> Self {
         let start = Instant::now();
+        let store = MemoryStore::new();
         Self {
             start,
             now: start,
-            broker: Broker::new(config, MemoryStore::new(), start, 1_700_000_000_000),
+            broker: Broker::new(config.clone(), store.clone(), start, UNIX_START_MS),
+            config,
+            store,
+            epoch: 0,
+            store_clock: start,
             clients: Vec::new(),
             conn_owner: HashMap::new(),
             link_clock: HashMap::new(),
@@ -223,6 +254,86 @@ impl Sim {
 
     pub fn broker(&self) -> &Broker<MemoryStore> {
         &self.broker
+    }
+
+    /// The store, as the broker's batches left it.
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    /// Kills the server, as `kill -9` would: every connection breaks at once, whatever was in
+    /// flight to the server and every store batch not yet carried out is lost. A new server
+    /// starts at once on the same store (with a new secret, as a new process would have).
+    pub fn crash(&mut self) {
+        let now = self.now;
+        for idx in 0..self.clients.len() {
+            if let Some(conn) = self.clients[idx].conn.take() {
+                self.conn_owner.remove(&conn);
+                self.clients[idx].client.handle_disconnected(now);
+            }
+        }
+        self.replace_broker();
+    }
+
+    /// Restarts the server gracefully, as SIGTERM and a new process would: the store's batches
+    /// under way complete, the broker shuts down (clients are told to come back later), its
+    /// last batch is carried out, and a new server starts on the same store. What clients had
+    /// in flight to the old server is not read.
+    pub fn restart(&mut self) {
+        self.pump();
+        self.finish_store();
+        self.broker.shutdown(Duration::from_secs(2));
+        self.pump();
+        self.finish_store();
+        self.replace_broker();
+    }
+
+    /// Carries out, now and in order, every store batch under way, and what their answers
+    /// lead to.
+    fn finish_store(&mut self) {
+        loop {
+            let mut pending = Vec::new();
+            let mut rest = BinaryHeap::new();
+            for Reverse(s) in std::mem::take(&mut self.queue) {
+                match s.delivery {
+                    Delivery::Committed { epoch, batch } if epoch == self.epoch => {
+                        pending.push(batch);
+                    }
+                    delivery => rest.push(Reverse(Scheduled { delivery, ..s })),
+                }
+            }
+            self.queue = rest;
+            while let Some(batch) = self.broker.poll_store() {
+                pending.push(batch);
+            }
+            if pending.is_empty() {
+                return;
+            }
+            pending.sort_by_key(|b| b.id);
+            for batch in pending {
+                self.commit(batch);
+            }
+            self.pump_outputs_only();
+        }
+    }
+
+    fn commit(&mut self, batch: StoreBatch) {
+        for done in self.store.execute(vec![batch]) {
+            self.broker.handle_store_done(done);
+        }
+    }
+
+    fn replace_broker(&mut self) {
+        self.epoch += 1;
+        let secret = self.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
+        for (i, b) in self.config.server_secret.iter_mut().enumerate() {
+            *b ^= secret[i % 8];
+        }
+        let unix_ms = UNIX_START_MS + u64::try_from(self.elapsed().as_millis()).unwrap_or(0);
+        let mut broker = Broker::new(self.config.clone(), self.store.clone(), self.now, unix_ms);
+        broker.recovered(self.store.recover().expect("the memory store recovers"));
+        self.broker = broker;
+        self.store_clock = self.now;
     }
 
     /// Every event the client reported so far.
@@ -306,6 +417,8 @@ impl Sim {
             Disturbance::Cut(c) => self.cut(c),
             Disturbance::Advance(ms) => self.advance(Duration::from_millis(ms)),
             Disturbance::Steps(n) => self.steps(n),
+            Disturbance::Crash => self.crash(),
+            Disturbance::Restart => self.restart(),
         }
     }
 
@@ -441,34 +554,59 @@ impl Sim {
                     self.clients[idx].events.push(ev);
                 }
             }
-            while let Some(out) = self.broker.poll_output() {
-                progressed = true;
-                match out {
-                    Output::Send { conn, frame } => {
-                        if let Some(&client) = self.conn_owner.get(&conn) {
-                            let payload = frame.to_bytes();
-                            self.schedule(
-                                conn,
-                                false,
-                                Delivery::ToClient {
-                                    client,
-                                    conn,
-                                    payload,
-                                },
-                            );
-                        }
-                    }
-                    Output::Close { conn, .. } => {
-                        if let Some(&client) = self.conn_owner.get(&conn) {
-                            self.schedule(conn, false, Delivery::ClosedByBroker { client, conn });
-                        }
-                    }
-                }
-            }
+            progressed |= self.pump_outputs_only();
             if !progressed {
                 return;
             }
         }
+    }
+
+    /// Schedules the broker's outputs and store batches; whether there were any.
+    fn pump_outputs_only(&mut self) -> bool {
+        let mut progressed = false;
+        while let Some(batch) = self.broker.poll_store() {
+            progressed = true;
+            let max = u64::try_from(self.net.max_store_latency.as_micros()).unwrap_or(0);
+            let lat = Duration::from_micros(if max == 0 {
+                0
+            } else {
+                self.next_random() % max
+            });
+            let at = (self.now + lat).max(self.store_clock);
+            self.store_clock = at;
+            self.order += 1;
+            let epoch = self.epoch;
+            self.queue.push(Reverse(Scheduled {
+                at,
+                order: self.order,
+                delivery: Delivery::Committed { epoch, batch },
+            }));
+        }
+        while let Some(out) = self.broker.poll_output() {
+            progressed = true;
+            match out {
+                Output::Send { conn, frame } => {
+                    if let Some(&client) = self.conn_owner.get(&conn) {
+                        let payload = frame.to_bytes();
+                        self.schedule(
+                            conn,
+                            false,
+                            Delivery::ToClient {
+                                client,
+                                conn,
+                                payload,
+                            },
+                        );
+                    }
+                }
+                Output::Close { conn, .. } => {
+                    if let Some(&client) = self.conn_owner.get(&conn) {
+                        self.schedule(conn, false, Delivery::ClosedByBroker { client, conn });
+                    }
+                }
+            }
+        }
+        progressed
     }
 
     fn deliver(&mut self, d: Delivery) {
@@ -498,6 +636,11 @@ impl Sim {
                 }
             }
             Delivery::ClosedByClient { conn } => self.broker.disconnect(conn, now),
+            Delivery::Committed { epoch, batch } => {
+                if epoch == self.epoch {
+                    self.commit(batch);
+                }
+            }
         }
     }
 

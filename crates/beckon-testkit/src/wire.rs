@@ -44,13 +44,28 @@ pub fn ack_all_frame() -> Bytes {
     }))
 }
 
-/// Everything the broker asked for since the last call.
+/// Carries out every store batch the broker has, at once, on a handle of its own store, until
+/// it has none (an answer may lead to more).
+pub fn commit<S: Store>(b: &mut Broker<S>) {
+    while let Some(batch) = b.poll_store() {
+        let mut store = b.store().clone();
+        for done in store.execute(vec![batch]) {
+            b.handle_store_done(done);
+        }
+    }
+}
+
+/// Everything the broker asked for since the last call, its store batches carried out first
+/// (so replies that wait for the store are among the outputs).
 pub fn outputs<S: Store>(b: &mut Broker<S>) -> Vec<Output> {
+    commit(b);
     std::iter::from_fn(|| b.poll_output()).collect()
 }
 
-/// Drops every pending output (what a benchmark does with them).
+/// Carries out the store batches and drops every pending output (what a benchmark does with
+/// them).
 pub fn discard<S: Store>(b: &mut Broker<S>) {
+    commit(b);
     while b.poll_output().is_some() {}
 }
 

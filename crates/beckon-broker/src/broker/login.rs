@@ -11,11 +11,12 @@ use beckon_proto::pb::{self, server_frame};
 use beckon_proto::{CallError, ErrorCode, PROTOCOL_VERSION, validate};
 use beckon_token::{Privileges, TokenError};
 
+use super::storage::Then;
 use super::{AppState, Broker, EndReason, TimerKey, uid_for};
 use crate::config::AppConfig;
 use crate::frame::OutFrame;
-use crate::session::Session;
-use crate::store::Store;
+use crate::session::{Inbox, Session};
+use crate::store::{Store, StoreOp};
 use crate::{ConnId, SessionId};
 
 /// Why a login failed: the code, the message, and a retry-after hint in milliseconds.
@@ -129,7 +130,8 @@ impl<S: Store> Broker<S> {
         self.next_session += 1;
         let account: Arc<str> = Arc::from(account);
         let secret = self.resume_secret(sid);
-        let session = Session::new(app.clone(), account.clone(), conn, secret, privileges);
+        let mut session = Session::new(app.clone(), account.clone(), conn, secret, privileges);
+        session.inbox = Inbox::new(self.next_position());
         let heartbeat = self.config.heartbeat_interval;
         self.send(
             conn,
@@ -147,8 +149,15 @@ impl<S: Store> Broker<S> {
         self.announce_online(&app.app_id, &account);
         self.calls_on_login(&app.app_id, &account, now);
 
-        // Messages stored while the account was offline, oldest first.
-        self.deliver_stored(sid, now);
+        // The account's grace period, and its stored messages, oldest first, in portions.
+        self.close_window(&app.app_id, &account);
+        let read = StoreOp::Attr {
+            app: app.app_id.clone(),
+            account: account.to_string(),
+            name: validate::CONN_TIMEOUT_ATTR.to_owned(),
+        };
+        self.store_op(read, Then::ConnTimeout { sid });
+        self.top_up(sid);
     }
 
     /// Resumes the session named in the login on `conn`, replaying what the client has not
@@ -183,7 +192,10 @@ impl<S: Store> Broker<S> {
         s.conn = Some(conn);
         s.grace_until = None;
         s.privileges = privileges;
-        s.events.ack(r.last_event_seq);
+        self.forget_acknowledged(sid, r.last_event_seq);
+        let Some(s) = self.sessions.get(&sid) else {
+            return Err("the session has ended");
+        };
         let replay = s.events.replay();
         let ok = login_ok(sid, s, self.config.heartbeat_interval, true, String::new());
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -206,8 +218,7 @@ impl<S: Store> Broker<S> {
             // The client asked to leave; there is nothing to resume.
             return self.end_session(sid, EndReason::Lost);
         }
-        let (app, account) = (s.app.clone(), s.account.clone());
-        let until = now + self.grace_period(&app.app_id, &account);
+        let until = now + self.grace_period(s);
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.conn = None;
             s.grace_until = Some(until);
@@ -228,17 +239,11 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// The account's `_conn_timeout` (SPEC §5), clamped to the configured bounds.
-    fn grace_period(&mut self, app_id: &str, account: &str) -> Duration {
-        let stored = self
-            .store
-            .user_attr(app_id, account, validate::CONN_TIMEOUT_ATTR);
-        let value = stored.unwrap_or_else(|e| {
-            // The default grace serves as well; the failure is counted and logged.
-            self.store_failed(e);
-            None
-        });
-        let configured = value
+    /// The session's grace period: its account's `_conn_timeout` (SPEC §5), clamped to the
+    /// configured bounds; the default until the attribute has been read.
+    pub(super) fn grace_period(&self, s: &Session) -> Duration {
+        let configured = s
+            .conn_timeout
             .as_deref()
             .and_then(validate::conn_timeout_secs)
             .map(|secs| Duration::from_secs(secs.into()));
@@ -278,9 +283,6 @@ impl<S: Store> Broker<S> {
         if reason != EndReason::Shutdown && (went_offline || reason == EndReason::Kicked) {
             self.calls_on_offline(&s.app.app_id, &s.account);
         }
-        if reason == EndReason::Logout {
-            return; // Everything was acknowledged.
-        }
         if let Some(conn) = s.conn
             && let Some(c) = self.conns.get_mut(&conn)
             && c.session == Some(sid)
@@ -288,58 +290,8 @@ impl<S: Store> Broker<S> {
             // Forget the connection's link to the session; the caller closes it.
             c.session = None;
         }
-        // P2P messages the client never acknowledged wait for its next login.
-        for m in s.events.into_messages() {
-            self.requeue(&s.app.app_id, &s.account, m);
-        }
-    }
-
-    /// Delivers the account's stored messages into its session, but only up to half the
-    /// session's retention bound: the rest stay stored (the session has a backlog) and follow
-    /// as the client acknowledges, so a large backlog never overflows the session.
-    pub(super) fn deliver_stored(&mut self, sid: SessionId, now: Instant) {
-        let Some(s) = self.sessions.get(&sid) else {
-            return;
-        };
-        let (app, account) = (s.app.clone(), s.account.clone());
-        let stored = match self.store.take_offline(&app.app_id, &account) {
-            Ok(stored) => stored,
-            // The messages stay in the store for the next login.
-            Err(e) => {
-                self.store_failed(e);
-                return;
-            }
-        };
-        let ttl_ms = u64::try_from(app.offline.ttl.as_millis()).unwrap_or(u64::MAX);
-        let now_ms = self.unix_ms(now);
-        let (max_events, max_bytes) = (
-            self.config.max_unacked_events / 2,
-            self.config.max_unacked_bytes / 2,
-        );
-        let mut stored = stored.into_iter();
-        let mut backlog = false;
-        for m in stored.by_ref() {
-            if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
-                self.stats.offline_expired += 1;
-                continue;
-            }
-            let full = self
-                .sessions
-                .get(&sid)
-                .is_none_or(|s| s.events.holds_at_least(max_events, max_bytes));
-            if full {
-                backlog = true;
-                self.requeue(&app.app_id, &account, m);
-                break;
-            }
-            self.deliver_instant(sid, m, true);
-        }
-        for m in stored {
-            self.requeue(&app.app_id, &account, m);
-        }
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.backlog = backlog;
-        }
+        // The p2p messages the client never acknowledged are in the store: the account's next
+        // session is handed them, in order, before anything newer.
     }
 }
 

@@ -4,13 +4,30 @@
 use beckon_proto::pb::{self, reply, request::Op};
 use beckon_proto::{CallError, CallResult};
 
+use super::storage::{Then, Via};
 use super::{Broker, Caller};
 use crate::SessionId;
 use crate::frame::BodyField;
 use crate::invoke::{self, Function, Response};
-use crate::store::Store;
+use crate::store::{Store, StoreOp};
 
-type Reply = CallResult<Option<reply::Result>>;
+pub(super) type Reply = CallResult<Option<reply::Result>>;
+
+/// A request's answer: now, or once the store has answered (the store's continuation replies).
+enum Answer {
+    Now(Reply),
+    Later,
+}
+
+impl From<CallResult> for Answer {
+    /// `Ok`: the request went to the store, which answers it; `Err`: refused now.
+    fn from(r: CallResult) -> Self {
+        match r {
+            Ok(()) => Answer::Later,
+            Err(e) => Answer::Now(Err(e)),
+        }
+    }
+}
 
 impl<S: Store> Broker<S> {
     pub(super) fn handle_request(&mut self, sid: SessionId, req: pb::Request) {
@@ -34,10 +51,13 @@ impl<S: Store> Broker<S> {
             app: s.app.clone(),
             account: s.account.clone(),
             privileged: s.privileged(),
+            request: req.id,
         };
-        let result = match req.op {
-            None => Err(CallError::wrong_param("unknown request kind")),
+        let answer = match req.op {
+            None => Answer::Now(Err(CallError::wrong_param("unknown request kind"))),
             Some(Op::Logout(_)) => {
+                // From the answer on, nothing more is routed to the session: messages for the
+                // account wait in the store for its next login.
                 let seq = self.reply(sid, req.id, Ok(None));
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.logging_out = seq;
@@ -46,11 +66,13 @@ impl<S: Store> Broker<S> {
             }
             Some(op) => self.run_op(&me, op),
         };
-        self.reply(sid, req.id, result);
+        if let Answer::Now(result) = answer {
+            self.reply(sid, req.id, result);
+        }
     }
 
     /// Emits the reply to a request; returns its sequence number.
-    fn reply(&mut self, sid: SessionId, request_id: u64, result: Reply) -> Option<u64> {
+    pub(super) fn reply(&mut self, sid: SessionId, request_id: u64, result: Reply) -> Option<u64> {
         let r = match result {
             Ok(result) => pb::Reply {
                 request_id,
@@ -68,80 +90,81 @@ impl<S: Store> Broker<S> {
         self.emit(sid, BodyField::Reply, &r, None)
     }
 
-    fn run_op(&mut self, me: &Caller, op: Op) -> Reply {
+    fn run_op(&mut self, me: &Caller, op: Op) -> Answer {
         use reply::Result as R;
-        let done = |r: CallResult| r.map(|()| None);
-        let result = match op {
+        let done = |r: CallResult| Answer::Now(r.map(|()| None));
+        let now = |r: CallResult<R>| Answer::Now(r.map(Some));
+        match op {
             // Answered by `handle_request`, which must know the reply's sequence number.
-            Op::Logout(_) => return Ok(None),
-            Op::SendInstantMessage(m) => return done(self.send_instant(me, m)),
-            Op::SetUserAttr(a) => return done(self.set_user_attr(me, &a.name, &a.value)),
-            Op::ChannelLeave(l) => return done(self.channel_leave(me, &l.channel)),
-            Op::ChannelSetAttr(a) => {
-                return done(self.channel_set_attr(me, &a.channel, &a.name, &a.value));
-            }
-            Op::ChannelDelAttr(a) => return done(self.channel_del_attr(me, &a.channel, &a.name)),
-            Op::ChannelClearAttr(a) => return done(self.channel_clear_attr(me, &a.channel)),
-            Op::SendChannelMessage(m) => return done(self.channel_send(me, m)),
-            Op::Invite(m) => return done(self.call_invite(me, m)),
-            Op::InviteAccept(m) => return done(self.call_answer(me, m, true)),
-            Op::InviteRefuse(m) => return done(self.call_answer(me, m, false)),
-            Op::InviteEnd(m) => return done(self.call_end(me, m)),
-            Op::InviteDtmf(m) => return done(self.call_dtmf(me, m)),
-            Op::QueryUserStatus(q) => R::UserStatus(pb::UserStatus {
-                online: self.user_status(me, &q.account)?,
-            }),
-            Op::GetUserAttr(g) => R::AttrValue(pb::AttrValue {
-                value: self.user_attr(me, &g.account, &g.name)?,
-            }),
-            Op::GetUserAttrAll(g) => R::AttrAll(pb::AttrAll {
-                json: invoke::attrs_json(&self.user_attrs(me, &g.account)?),
-            }),
-            Op::ChannelJoin(j) => R::ChannelJoined(self.channel_join(me, &j.channel)?),
-            Op::ChannelQueryUserNum(q) => R::ChannelUserNum(pb::ChannelUserNum {
-                num: self.channel_query_user_num(me, &q.channel)?,
-            }),
-            Op::ChannelQueryUserIsIn(q) => R::ChannelIsIn(pb::ChannelIsIn {
-                is_in: self.channel_query_user_is_in(me, &q.channel, &q.account)?,
-            }),
-            Op::Invoke(i) => R::InvokeResult(self.invoke(me, &i)),
-        };
-        Ok(Some(result))
-    }
-
-    /// `invoke`: the function's error, if any, is in the result (`err`), not the reply code.
-    fn invoke(&mut self, me: &Caller, i: &pb::Invoke) -> pb::InvokeResult {
-        let parsed = Function::parse(&me.app.limits, &i.name, &i.req, &i.call_id);
-        match parsed.and_then(|f| self.run_function(me, f)) {
-            Ok(response) => pb::InvokeResult {
-                err: String::new(),
-                resp: response.to_json(),
-            },
-            Err(e) => pb::InvokeResult {
-                err: e.code.code().to_string(),
-                resp: invoke::error_json(&e),
+            Op::Logout(_) => Answer::Now(Ok(None)),
+            Op::SendInstantMessage(m) => self.send_instant(me, m).into(),
+            Op::SetUserAttr(a) => self
+                .set_user_attr(me, &a.name, &a.value, Via::Request)
+                .into(),
+            Op::GetUserAttr(g) => self.user_attr(me, &g.account, &g.name, Via::Request).into(),
+            Op::GetUserAttrAll(g) => self.user_attrs(me, &g.account, Via::Request).into(),
+            Op::ChannelLeave(l) => done(self.channel_leave(me, &l.channel)),
+            Op::ChannelSetAttr(a) => done(self.channel_set_attr(me, &a.channel, &a.name, &a.value)),
+            Op::ChannelDelAttr(a) => done(self.channel_del_attr(me, &a.channel, &a.name)),
+            Op::ChannelClearAttr(a) => done(self.channel_clear_attr(me, &a.channel)),
+            Op::SendChannelMessage(m) => done(self.channel_send(me, m)),
+            Op::Invite(m) => done(self.call_invite(me, m)),
+            Op::InviteAccept(m) => done(self.call_answer(me, m, true)),
+            Op::InviteRefuse(m) => done(self.call_answer(me, m, false)),
+            Op::InviteEnd(m) => done(self.call_end(me, m)),
+            Op::InviteDtmf(m) => done(self.call_dtmf(me, m)),
+            Op::QueryUserStatus(q) => now(self
+                .user_status(me, &q.account)
+                .map(|online| R::UserStatus(pb::UserStatus { online }))),
+            Op::ChannelJoin(j) => now(self.channel_join(me, &j.channel).map(R::ChannelJoined)),
+            Op::ChannelQueryUserNum(q) => now(self
+                .channel_query_user_num(me, &q.channel)
+                .map(|num| R::ChannelUserNum(pb::ChannelUserNum { num }))),
+            Op::ChannelQueryUserIsIn(q) => now(self
+                .channel_query_user_is_in(me, &q.channel, &q.account)
+                .map(|is_in| R::ChannelIsIn(pb::ChannelIsIn { is_in }))),
+            Op::Invoke(i) => match self.invoke(me, &i) {
+                Some(result) => Answer::Now(Ok(Some(R::InvokeResult(result)))),
+                None => Answer::Later,
             },
         }
     }
 
-    fn run_function(&mut self, me: &Caller, f: Function) -> CallResult<Response> {
-        let done = |r: CallResult| r.map(|()| Response::Done);
+    /// `invoke`: the function's error, if any, is in the result (`err`), not the reply code.
+    /// `None` when the store answers it.
+    fn invoke(&mut self, me: &Caller, i: &pb::Invoke) -> Option<pb::InvokeResult> {
+        let parsed = Function::parse(&me.app.limits, &i.name, &i.req, &i.call_id);
+        match parsed.and_then(|f| self.run_function(me, f)) {
+            Ok(None) => None,
+            Ok(Some(response)) => Some(invoke::result(Ok(response))),
+            Err(e) => Some(invoke::result(Err(e))),
+        }
+    }
+
+    /// Runs a function; `Ok(None)` when its answer comes from the store.
+    fn run_function(&mut self, me: &Caller, f: Function) -> CallResult<Option<Response>> {
+        let done = |r: CallResult| r.map(|()| Some(Response::Done));
+        let later = |r: CallResult| r.map(|()| None);
         match f {
-            Function::UserStatus(account) => self.user_status(me, &account).map(Response::Status),
-            Function::SetUserAttr(name, value) => done(self.set_user_attr(me, &name, &value)),
+            Function::UserStatus(account) => self
+                .user_status(me, &account)
+                .map(|s| Some(Response::Status(s))),
+            Function::SetUserAttr(name, value) => {
+                later(self.set_user_attr(me, &name, &value, Via::Invoke))
+            }
             Function::UserAttr(account, name) => {
-                self.user_attr(me, &account, &name).map(Response::Value)
+                later(self.user_attr(me, &account, &name, Via::Invoke))
             }
-            Function::UserAttrs(account) => self.user_attrs(me, &account).map(Response::Attrs),
-            Function::ChannelNum(channel) => {
-                self.channel_query_user_num(me, &channel).map(Response::Num)
-            }
+            Function::UserAttrs(account) => later(self.user_attrs(me, &account, Via::Invoke)),
+            Function::ChannelNum(channel) => self
+                .channel_query_user_num(me, &channel)
+                .map(|n| Some(Response::Num(n))),
             Function::ChannelIsIn(channel, account) => self
                 .channel_query_user_is_in(me, &channel, &account)
-                .map(Response::IsIn),
+                .map(|i| Some(Response::IsIn(i))),
             Function::ChannelUsers(channel, max) => self
                 .channel_user_list(me, &channel, max)
-                .map(|(num, list)| Response::Users { num, list }),
+                .map(|(num, list)| Some(Response::Users { num, list })),
             Function::SetChannelAttr(channel, name, value) => {
                 done(self.channel_set_attr(me, &channel, &name, &value))
             }
@@ -153,26 +176,34 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    pub(super) fn handle_ack(&mut self, sid: SessionId, up_to: u64) {
+    /// Forgets the session's events up to `up_to`, which its client has; the p2p messages
+    /// among them leave the store.
+    pub(super) fn forget_acknowledged(&mut self, sid: SessionId, up_to: u64) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        s.events.ack(up_to);
-        self.call_receipts(sid, up_to);
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        let mut records = Vec::new();
+        s.events.ack(up_to, &mut records);
+        if records.is_empty() {
             return;
-        };
-        // Top up from the store once most of what was handed over is acknowledged, so each
-        // top-up moves a large batch (the store is read whole and the rest put back).
-        let c = &self.config;
-        if s.backlog
-            && !s
-                .events
-                .holds_more_than(c.max_unacked_events / 8, c.max_unacked_bytes / 8)
-        {
-            let now = self.now;
-            self.deliver_stored(sid, now);
         }
+        let (app, account) = (s.app.app_id.clone(), s.account.to_string());
+        for position in records {
+            let delete = StoreOp::DeleteMessage {
+                app: app.clone(),
+                account: account.clone(),
+                position,
+            };
+            self.store_op(delete, Then::Nothing);
+        }
+    }
+
+    pub(super) fn handle_ack(&mut self, sid: SessionId, up_to: u64) {
+        self.forget_acknowledged(sid, up_to);
+        self.call_receipts(sid, up_to);
+        // The next portion of stored messages, once most of what was handed over is
+        // acknowledged.
+        self.top_up(sid);
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };

@@ -1,12 +1,14 @@
-//! Users (SPEC §6): presence queries, user attributes, and p2p messages with the offline store.
+//! Users (SPEC §6): presence queries, user attributes, and p2p messages (kept in the store
+//! until their recipient acknowledges them).
 
 use beckon_proto::pb;
-use beckon_proto::{CallError, CallResult, ErrorCode, validate};
+use beckon_proto::{CallResult, validate};
 
+use super::storage::Via;
 use super::{Broker, Caller};
 use crate::SessionId;
 use crate::frame::BodyField;
-use crate::store::{PushOutcome, Store, StoredMessage};
+use crate::store::{Store, StoredMessage};
 
 impl<S: Store> Broker<S> {
     /// `queryUserStatus(account)`: whether the account is online.
@@ -15,124 +17,68 @@ impl<S: Store> Broker<S> {
         Ok(self.is_online(&me.app.app_id, account))
     }
 
-    /// `setAttr(name, value)` on the caller's own attributes; an empty value deletes.
-    pub(super) fn set_user_attr(&mut self, me: &Caller, name: &str, value: &str) -> CallResult {
-        let app = &me.app;
-        validate::user_attr_write(&app.limits, name, value)?;
-        let (id, account) = (&app.app_id, &*me.account);
-        let result = if value.is_empty() {
-            self.store.set_user_attr(id, account, name, None)
-        } else {
-            let full = self
-                .store
-                .user_attr(id, account, name)
-                .and_then(|v| match v {
-                    Some(_) => Ok(false),
-                    None => Ok(self.store.user_attr_count(id, account)? >= app.max_user_attrs),
-                });
-            match full {
-                Ok(true) => {
-                    return Err(CallError::failed(format!(
-                        "an account may hold at most {} attributes",
-                        app.max_user_attrs
-                    )));
-                }
-                Ok(false) => self.store.set_user_attr(id, account, name, Some(value)),
-                Err(e) => Err(e),
-            }
-        };
-        result.map_err(|e| self.store_failed(e))
+    /// `setAttr(name, value)` on the caller's own attributes; an empty value deletes. Answered
+    /// once the write is stored.
+    pub(super) fn set_user_attr(
+        &mut self,
+        me: &Caller,
+        name: &str,
+        value: &str,
+        via: Via,
+    ) -> CallResult {
+        validate::user_attr_write(&me.app.limits, name, value)?;
+        self.store_attr(me, name, value, via);
+        Ok(())
     }
 
-    /// `getUserAttr(account, name)`: the value, "" when it is not set.
+    /// `getUserAttr(account, name)`: the value, "" when it is not set; answered from the store.
     pub(super) fn user_attr(
         &mut self,
         me: &Caller,
         account: &str,
         name: &str,
-    ) -> CallResult<String> {
+        via: Via,
+    ) -> CallResult {
         validate::user_attr_read(&me.app.limits, account, name)?;
-        let value = self.store.user_attr(&me.app.app_id, account, name);
-        value
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.store_failed(e))
+        self.read_attrs(me, account, Some(name), via);
+        Ok(())
     }
 
-    /// `getUserAttrAll(account)`: every attribute, sorted by name.
-    pub(super) fn user_attrs(
-        &mut self,
-        me: &Caller,
-        account: &str,
-    ) -> CallResult<Vec<(String, String)>> {
+    /// `getUserAttrAll(account)`: every attribute, sorted by name; answered from the store.
+    pub(super) fn user_attrs(&mut self, me: &Caller, account: &str, via: Via) -> CallResult {
         me.app.limits.account("account", account)?;
-        let attrs = self.store.user_attrs(&me.app.app_id, account);
-        attrs.map_err(|e| self.store_failed(e))
+        self.read_attrs(me, account, None, via);
+        Ok(())
     }
 
-    /// `messageInstantSend`: into the recipient's session, or the offline store.
+    /// `messageInstantSend`: accepted into the store (write-ahead) and handed to the
+    /// recipient's session, or kept for it; answered once stored.
     pub(super) fn send_instant(&mut self, me: &Caller, m: pb::SendInstantMessage) -> CallResult {
-        let app = &me.app;
-        validate::instant_message(&app.limits, &m.account, &m.msg, &m.msg_id)?;
-        let stored = StoredMessage {
+        validate::instant_message(&me.app.limits, &m.account, &m.msg, &m.msg_id)?;
+        let message = StoredMessage {
             sender: me.account.to_string(),
             msg: m.msg,
             server_msg_id: self.message_id(),
             sent_at_ms: self.unix_ms(self.now),
         };
-        // A session still working through a stored backlog gets new messages behind it.
-        let target = self
-            .session_of(&app.app_id, &m.account)
-            .filter(|t| self.sessions.get(t).is_some_and(|s| !s.backlog));
-        if let Some(target) = target {
-            self.deliver_instant(target, stored, false);
-            self.stats.messages_delivered += 1;
-            return Ok(());
-        }
-        if !app.offline.enabled {
-            return Err(CallError::new(
-                ErrorCode::SendMessagePeerOffline,
-                format!(
-                    "{} is offline and this app keeps no offline messages",
-                    m.account
-                ),
-            ));
-        }
-        let limit = Some(app.offline.max_per_account);
-        match self
-            .store
-            .push_offline(&app.app_id, &m.account, stored, limit)
-        {
-            Ok(PushOutcome::Stored) => {
-                self.stats.messages_stored += 1;
-                Ok(())
-            }
-            Ok(PushOutcome::Full) => Err(CallError::new(
-                ErrorCode::SendMessageOther,
-                format!(
-                    "{} is offline and already has {} stored messages",
-                    m.account, app.offline.max_per_account
-                ),
-            )),
-            Err(e) => Err(self.store_failed(e)),
-        }
+        self.accept_message(me, m.account, message)
     }
 
-    pub(super) fn deliver_instant(&mut self, target: SessionId, m: StoredMessage, offline: bool) {
+    /// Hands a p2p message to a session; its record stays in the store until acknowledged.
+    pub(super) fn deliver_instant(
+        &mut self,
+        target: SessionId,
+        position: u64,
+        m: StoredMessage,
+        offline: bool,
+    ) {
         let body = pb::InstantMessage {
-            sender: m.sender.clone(),
-            msg: m.msg.clone(),
+            sender: m.sender,
+            msg: m.msg,
             server_msg_id: m.server_msg_id,
             sent_at_ms: m.sent_at_ms,
             offline,
         };
-        self.emit(target, BodyField::InstantMessage, &body, Some(m));
-    }
-
-    /// Puts a message back in the store (in order, ignoring the per-account cap: it was
-    /// accepted already).
-    pub(super) fn requeue(&mut self, app: &str, account: &str, m: StoredMessage) {
-        if let Err(e) = self.store.push_offline(app, account, m, None) {
-            self.store_failed(e);
-        }
+        self.emit(target, BodyField::InstantMessage, &body, Some(position));
     }
 }

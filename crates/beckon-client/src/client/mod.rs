@@ -194,6 +194,9 @@ impl Client {
                 self.finish(Event::Logout { ecode });
             }
             Ok(server_frame::Kind::GoAway(g)) => {
+                if let Some(applied) = g.last_applied_request_id {
+                    self.requests.not_applied_after(applied);
+                }
                 self.drop_link(&format!("server going away: {}", g.message), now);
                 let wait = Duration::from_millis(g.reconnect_after_ms.into());
                 self.link.not_before(now + wait);

@@ -88,6 +88,15 @@ impl Requests {
             .collect()
     }
 
+    /// The server went away saying it applied the requests up to `last_applied` and none
+    /// after: those after are to be sent again once the client is back (on a resumed session or
+    /// a fresh one), not failed as possibly applied.
+    pub(super) fn not_applied_after(&mut self, last_applied: u64) {
+        for p in self.queue.iter_mut().filter(|p| p.id > last_applied) {
+            p.sent = false;
+        }
+    }
+
     /// The session is new or gone: ids start over. Returns what was queued; `requeue` puts a
     /// request that never went out back in line under a new id.
     pub(super) fn restart(&mut self) -> Vec<PendingRequest> {

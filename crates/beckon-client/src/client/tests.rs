@@ -153,6 +153,74 @@ fn resumed_session_resends_only_unapplied_requests() {
     assert_eq!(c.pending_requests(), 2);
 }
 
+/// A server restarting says which requests it applied: the others are sent again on the new
+/// server's fresh session (under new ids), not failed; the applied one whose reply came stays
+/// answered.
+#[test]
+fn requests_a_restarting_server_did_not_apply_are_sent_again() {
+    let now = Instant::now();
+    let mut c = logged_in(5, now);
+    c.message_instant_send("bob", "one", "m1", now); // id 1
+    c.message_instant_send("bob", "two", "m2", now); // id 2
+    c.message_instant_send("bob", "three", "m3", now); // id 3
+    drain(&mut c);
+    c.handle_frame(&reply(1, 1, 0), now);
+    let go_away = codec::encode_server(server_frame::Kind::GoAway(pb::GoAway {
+        message: "restarting".into(),
+        reconnect_after_ms: 10,
+        last_applied_request_id: Some(1),
+    }));
+    c.handle_frame(&go_away, now);
+    let mut events = drain(&mut c);
+    let t = c.poll_timeout().unwrap();
+    c.handle_timeout(t);
+    assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+    c.handle_connected(t);
+    while c.poll_transmit().is_some() {}
+    // The new server does not know the session: a fresh one.
+    c.handle_frame(&login_ok(false), t);
+    let resent: Vec<(u64, String)> = std::iter::from_fn(|| c.poll_transmit())
+        .filter_map(|b| match codec::decode_client(&b).unwrap() {
+            client_frame::Kind::Request(pb::Request {
+                id,
+                op: Some(pb::request::Op::SendInstantMessage(m)),
+            }) => Some((id, m.msg)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resent, [(1, "two".to_owned()), (2, "three".to_owned())]);
+    events.extend(std::iter::from_fn(|| c.poll_event()));
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, Event::MessageSendError { .. })),
+        "nothing failed: {events:?}"
+    );
+    assert!(events.contains(&Event::MessageSendSuccess {
+        message_id: "m1".into()
+    }));
+    // Without the server's word, a request that went out may have been applied: it fails.
+    let mut c = logged_in(6, now);
+    c.message_instant_send("bob", "one", "m1", now);
+    drain(&mut c);
+    let go_away = codec::encode_server(server_frame::Kind::GoAway(pb::GoAway {
+        message: "restarting".into(),
+        reconnect_after_ms: 10,
+        last_applied_request_id: None,
+    }));
+    c.handle_frame(&go_away, now);
+    drain(&mut c);
+    let t = c.poll_timeout().unwrap();
+    c.handle_timeout(t);
+    c.handle_connected(t);
+    c.handle_frame(&login_ok(false), t);
+    let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(events.contains(&Event::MessageSendError {
+        message_id: "m1".into(),
+        ecode: 401
+    }));
+}
+
 #[test]
 fn bad_calls_fail_locally_with_codes() {
     let now = Instant::now();

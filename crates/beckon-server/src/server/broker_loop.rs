@@ -1,5 +1,7 @@
 //! The broker loop: the one task that owns the [`Broker`], fed by every connection task through
-//! one bounded channel, with one timer armed from the broker's next deadline.
+//! one bounded channel, with one timer armed from the broker's next deadline. It hands the
+//! broker's store batches to the store thread and the answers back to the broker; it never
+//! waits for the store except when the store thread is [`STORE_QUEUE`] batches behind.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,9 +11,11 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use beckon_broker::{Broker, BrokerStats, ConnId, OutFrame, Output};
+use beckon_broker::{
+    Broker, BrokerStats, ConnId, OutFrame, Output, Recovered, Store, StoreBatch, StoreDone,
+};
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, server_frame};
 use beckon_transport::Scheme;
@@ -19,7 +23,7 @@ use beckon_transport::Scheme;
 use super::outbox::WriterHandle;
 use super::{INPUT_BATCH, RECONNECT_SPREAD};
 use crate::config::ServerConfig;
-use crate::store::ServerStore;
+use crate::store::{STORE_QUEUE, ServerStore, log_closed, spawn_store_thread};
 
 /// What connection tasks (and the handle) tell the broker loop.
 pub(super) enum Input {
@@ -66,8 +70,23 @@ struct ConnEntry {
     writer: WriterHandle,
 }
 
+/// Where the broker's store batches are carried out.
+enum StoreDriver {
+    /// On the broker's task, at once: the memory store does no I/O.
+    Inline(ServerStore),
+    /// On the store thread (`crate::store::spawn_store_thread`).
+    Thread {
+        batches: mpsc::Sender<StoreBatch>,
+        done: mpsc::UnboundedReceiver<StoreDone>,
+        thread: std::thread::JoinHandle<()>,
+        /// Batches sent and not yet answered.
+        in_flight: usize,
+    },
+}
+
 pub(super) struct BrokerLoop {
     broker: Broker<ServerStore>,
+    store: StoreDriver,
     inputs: mpsc::Receiver<Input>,
     /// Keyed by ids this server hands out, never by client input: a fast hash is safe.
     conns: FxHashMap<ConnId, ConnEntry>,
@@ -77,11 +96,17 @@ pub(super) struct BrokerLoop {
 }
 
 impl BrokerLoop {
+    /// A loop around a broker on `store`, taking up from `recovered`.
+    ///
+    /// # Errors
+    ///
+    /// When the store thread cannot be started.
     pub(super) fn new(
         config: &ServerConfig,
         store: ServerStore,
+        recovered: Recovered,
         inputs: mpsc::Receiver<Input>,
-    ) -> Self {
+    ) -> io::Result<Self> {
         // The only place the wall clock is read: the broker derives Unix time from this pair
         // and the monotonic instants it is given afterwards.
         let epoch = now();
@@ -92,13 +117,29 @@ impl BrokerLoop {
                 0
             }
         };
-        Self {
-            broker: Broker::new(config.broker.clone(), store, epoch, epoch_unix_ms),
+        let mut broker = Broker::new(config.broker.clone(), store.clone(), epoch, epoch_unix_ms);
+        broker.recovered(recovered);
+        let store = if store.is_inline() {
+            StoreDriver::Inline(store)
+        } else {
+            let (batches, batch_rx) = mpsc::channel(STORE_QUEUE);
+            let (done_tx, done) = mpsc::unbounded_channel();
+            let thread = spawn_store_thread(store, batch_rx, done_tx)?;
+            StoreDriver::Thread {
+                batches,
+                done,
+                thread,
+                in_flight: 0,
+            }
+        };
+        Ok(Self {
+            broker,
+            store,
             inputs,
             conns: FxHashMap::default(),
             outbound_budget: config.outbound_budget_bytes,
             slow_consumers: 0,
-        }
+        })
     }
 
     pub(super) async fn run(mut self) {
@@ -116,6 +157,15 @@ impl BrokerLoop {
             }
             let mut stop = false;
             tokio::select! {
+                // The store's answers first: they release replies that are only waiting.
+                biased;
+                done = next_done(&mut self.store) => {
+                    let Some(done) = done else {
+                        error!("the store thread stopped; the broker loop cannot go on");
+                        return;
+                    };
+                    self.store_done(done);
+                }
                 input = self.inputs.recv() => {
                     // Every sender is gone only once `run` has finished with the accept loop
                     // and every connection; nothing is left to serve.
@@ -141,9 +191,96 @@ impl BrokerLoop {
                 self.broker.handle_timeout(now);
             }
             self.drain_outputs();
+            if !self.hand_over_store_batches().await {
+                error!("the store thread stopped; the broker loop cannot go on");
+                return;
+            }
+            // A store carried out inline has answered already.
+            self.drain_outputs();
             if stop {
-                self.shutdown();
+                self.shutdown().await;
                 break;
+            }
+        }
+        self.stop_store().await;
+        let path = self.broker.store().path().cloned();
+        // The broker's handle is the last one: dropping it closes the database.
+        drop(self);
+        log_closed(path.as_ref());
+    }
+
+    /// A store answer: whatever waited for it goes on.
+    fn store_done(&mut self, done: StoreDone) {
+        if let StoreDriver::Thread {
+            done: rx,
+            in_flight,
+            ..
+        } = &mut self.store
+        {
+            *in_flight = in_flight.saturating_sub(1);
+            self.broker.handle_store_done(done);
+            // Whatever else is answered already, in the same turn.
+            while let Ok(more) = rx.try_recv() {
+                *in_flight = in_flight.saturating_sub(1);
+                self.broker.handle_store_done(more);
+            }
+        }
+    }
+
+    /// Hands the broker's store batches over: to the store thread (waiting only when it is
+    /// [`STORE_QUEUE`] batches behind), or carried out at once for the memory store. Returns
+    /// false when the store thread is gone.
+    async fn hand_over_store_batches(&mut self) -> bool {
+        let sender = match &self.store {
+            StoreDriver::Thread { batches, .. } => Some(batches.clone()),
+            StoreDriver::Inline(_) => None,
+        };
+        while let Some(batch) = self.broker.poll_store() {
+            match (&mut self.store, &sender) {
+                (StoreDriver::Inline(store), _) => {
+                    for done in store.execute(vec![batch]) {
+                        self.broker.handle_store_done(done);
+                    }
+                }
+                (StoreDriver::Thread { in_flight, .. }, Some(sender)) => {
+                    *in_flight += 1;
+                    match sender.try_send(batch) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(batch)) => {
+                            // The store is behind: what is ready goes out before waiting.
+                            self.drain_outputs();
+                            if sender.send(batch).await.is_err() {
+                                return false;
+                            }
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                    }
+                }
+                (StoreDriver::Thread { .. }, None) => return false,
+            }
+        }
+        true
+    }
+
+    /// Waits until every store batch is answered and the broker has none left to hand out.
+    async fn settle_store(&mut self) {
+        loop {
+            if !self.hand_over_store_batches().await {
+                return;
+            }
+            self.drain_outputs();
+            let StoreDriver::Thread {
+                done, in_flight, ..
+            } = &mut self.store
+            else {
+                return; // Inline: carried out already.
+            };
+            if *in_flight == 0 {
+                return;
+            }
+            match done.recv().await {
+                Some(d) => self.store_done(d),
+                None => return,
             }
         }
     }
@@ -269,15 +406,42 @@ impl BrokerLoop {
         self.broker.disconnect(conn, now());
     }
 
-    /// Tells every client to come back later and closes every connection, through the broker
-    /// so that it also puts unacknowledged messages back in the store.
-    fn shutdown(&mut self) {
+    /// Tells every client to come back later and closes every connection, through the broker:
+    /// first every store batch under way is answered (so every reply owed goes out before the
+    /// `GoAway`), then the broker shuts down, its last batch (the restart windows) is
+    /// committed, and the store thread ends.
+    async fn shutdown(&mut self) {
         let count = self.conns.len();
+        self.settle_store().await;
         self.broker.shutdown(RECONNECT_SPREAD);
         self.drain_outputs();
+        self.settle_store().await;
         // The broker closed every connection it knew; anything left is dropped the same way.
         self.conns.clear();
         info!(connections = count, "told clients to reconnect later");
+    }
+
+    /// Ends the store thread once it has carried out everything it was given.
+    async fn stop_store(&mut self) {
+        let inline = StoreDriver::Inline(ServerStore::Memory(Default::default()));
+        if let StoreDriver::Thread {
+            batches, thread, ..
+        } = std::mem::replace(&mut self.store, inline)
+        {
+            drop(batches);
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                error!("the store thread failed");
+            }
+        }
+    }
+}
+
+/// The store thread's next answer; never, for a store carried out inline.
+async fn next_done(store: &mut StoreDriver) -> Option<StoreDone> {
+    match store {
+        StoreDriver::Thread { done, .. } => done.recv().await,
+        StoreDriver::Inline(_) => std::future::pending().await,
     }
 }
 

@@ -62,18 +62,24 @@
 //! assert!(broker.poll_timeout().is_some(), "the heartbeat deadline is armed");
 //! ```
 
+mod admission;
 mod broker;
 mod calls;
 mod channels;
 mod config;
 mod frame;
 mod invoke;
+mod offline;
 mod session;
+mod shrink;
 mod store;
 
-pub use broker::{Broker, BrokerStats, CloseReason, Output, uid_for};
+pub use broker::{Broker, BrokerStats, CloseReason, Held, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
-pub use config::{AppConfig, Apps, BrokerConfig, OfflinePolicy};
+pub use config::{
+    AdmissionConfig, AppConfig, Apps, BrokerConfig, DEFAULT_MAX_EVENT_BYTES,
+    OFFLINE_MESSAGE_OVERHEAD, OfflinePolicy,
+};
 pub use frame::OutFrame;
 pub use invoke::GATEWAY_REGISTER;
 pub use store::{BoxError, MemoryStore, PushOutcome, Store, StoreError, StoredMessage};

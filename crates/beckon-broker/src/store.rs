@@ -190,6 +190,7 @@ impl Store for MemoryStore {
                     m.remove(name);
                     if m.is_empty() {
                         self.attrs.remove(&k);
+                        crate::shrink::shrink_map(&mut self.attrs);
                     }
                 }
             }
@@ -217,10 +218,8 @@ impl Store for MemoryStore {
     }
 
     fn take_offline(&mut self, app: &str, account: &str) -> Result<Vec<StoredMessage>, StoreError> {
-        Ok(self
-            .offline
-            .remove(&key(app, account))
-            .map(Vec::from)
-            .unwrap_or_default())
+        let taken = self.offline.remove(&key(app, account));
+        crate::shrink::shrink_map(&mut self.offline);
+        Ok(taken.map(Vec::from).unwrap_or_default())
     }
 }

@@ -64,11 +64,11 @@ impl<S: Store> Broker<S> {
         let timeout =
             (self.apps.get(&app)).map_or(Duration::from_secs(60), |a| a.config.call_timeout);
         let deadline = now + timeout;
-        let Some(call) = self.calls.ring(id, deadline) else {
+        let Some((call, extra)) = self.calls.ring(id, deadline) else {
             return;
         };
         let mut ev = event(Kind::Received, &call.key.channel, &call.key.caller, false);
-        ev.extra = call.extra.clone();
+        ev.extra = extra;
         let to = call.callee_side().to_owned();
         self.arm(deadline, TimerKey::Call(id));
         if let Some((sid, seq)) = self.call_event_to(&app, &to, &ev)
@@ -95,6 +95,26 @@ impl<S: Store> Broker<S> {
             return Err(CallError::new(
                 ErrorCode::InviteReinvite,
                 format!("{} is already invited to {}", m.account, m.channel),
+            ));
+        }
+        let mine = self.calls.placed_by(&app.app_id, &me.account);
+        if mine >= app.max_invites_per_session {
+            return Err(CallError::new(
+                ErrorCode::InviteOther,
+                format!(
+                    "{} has {mine} invitations in progress, the most one session may have; end \
+                     one first",
+                    me.account
+                ),
+            ));
+        }
+        if self.calls.in_app(&app.app_id) >= app.max_invites {
+            return Err(CallError::new(
+                ErrorCode::InviteOther,
+                format!(
+                    "the app has {} invitations in progress, its maximum; try again later",
+                    app.max_invites
+                ),
             ));
         }
         let mut call = Call {

@@ -47,6 +47,9 @@ impl<S: Store> Broker<S> {
             Some(op) => self.run_op(&me, op),
         };
         self.reply(sid, req.id, result);
+        for (to, body) in std::mem::take(&mut self.follow_ups) {
+            self.emit_encoded(to, &body, None);
+        }
     }
 
     /// Emits the reply to a request; returns its sequence number.

@@ -125,6 +125,15 @@ impl Server {
         let (listeners, certificate) = listeners::bind(&config).await?;
         let endpoints = listeners.iter().map(|l| l.endpoint().clone()).collect();
 
+        for app in config.broker.apps.configured().filter(|a| a.legacy_tokens) {
+            warn!(
+                app_id = %app.app_id,
+                "LEGACY TOKENS: this app also accepts the old `1:<appId>:<expireTs>:<md5>` \
+                 token format, which is weak (no HMAC, replayable by anyone who sees a token \
+                 until it expires, no privileges); turn `legacy_tokens` off once its token \
+                 server mints SignalingTokens"
+            );
+        }
         let floor = config.outbound_budget_floor();
         if config.outbound_budget_bytes < floor {
             warn!(

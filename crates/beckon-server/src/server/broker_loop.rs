@@ -159,7 +159,9 @@ impl BrokerLoop {
             } => {
                 debug!(conn = conn.0, %peer, %scheme, "connection opened");
                 self.conns.insert(conn, ConnEntry { peer, writer });
-                self.broker.connect(conn, now());
+                // The address goes with the connection: admission control keeps a login
+                // bucket per source address (SPEC §10).
+                self.broker.connect_from(conn, peer.ip(), now());
             }
             Input::Frame { conn, payload } => {
                 // Frames still in flight from a connection the loop already closed are dropped

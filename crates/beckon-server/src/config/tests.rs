@@ -396,19 +396,35 @@ fn zero_values_are_rejected() {
 #[test]
 fn quotas_that_contradict_each_other() {
     let app = "[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n";
-    let e = err(&format!("{app}channel_ttl_s = 100\nmax_channel_ttl_s = 50\n"));
+    let e = err(&format!(
+        "{app}channel_ttl_s = 100\nmax_channel_ttl_s = 50\n"
+    ));
     assert!(
-        matches!(&e, ConfigError::InvalidValue { key: "channel_ttl_s", .. }),
+        matches!(
+            &e,
+            ConfigError::InvalidValue {
+                key: "channel_ttl_s",
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("max_channel_ttl_s"), "{e}");
     // A channel's attributes must fit in a join's answer beside its members.
     let e = err(&format!("{app}max_channel_attr_bytes = 3000000\n"));
     assert!(
-        matches!(&e, ConfigError::InvalidValue { key: "max_channel_attr_bytes", .. }),
+        matches!(
+            &e,
+            ConfigError::InvalidValue {
+                key: "max_channel_attr_bytes",
+                ..
+            }
+        ),
         "{e}"
     );
-    assert!(ServerConfig::from_toml_str(&format!("{app}max_channel_attr_bytes = 1048576\n")).is_ok());
+    assert!(
+        ServerConfig::from_toml_str(&format!("{app}max_channel_attr_bytes = 1048576\n")).is_ok()
+    );
 }
 
 #[test]

@@ -15,12 +15,7 @@ fn invoke_lists_every_member_of_a_large_channel() {
     let mut config = BrokerConfig::new(Apps::development(), [3; 32]);
     // Five thousand members log in in one instant.
     config.admission = AdmissionConfig::unlimited();
-    let mut b = Broker::new(
-        config,
-        MemoryStore::new(),
-        now,
-        0,
-    );
+    let mut b = Broker::new(config, MemoryStore::new(), now, 0);
     let mut member_events = 0usize;
     for i in 0..MEMBERS {
         let conn = ConnId(i);

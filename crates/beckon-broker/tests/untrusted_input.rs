@@ -513,7 +513,11 @@ fn legacy_tokens_only_for_apps_that_opt_in() {
         ("app", legacy("app", "alice", unix + 60), Some(206)),
         ("migrating", legacy("migrating", "alice", unix + 60), None),
         ("migrating", legacy("migrating", "alice", unix), Some(204)),
-        ("migrating", legacy("migrating", "bob", unix + 60), Some(206)),
+        (
+            "migrating",
+            legacy("migrating", "bob", unix + 60),
+            Some(206),
+        ),
         ("migrating", legacy("app", "alice", unix + 60), Some(206)),
         (
             "migrating",

@@ -87,10 +87,14 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         .map_or(0, |d| d.as_nanos())
         ^ u128::from(std::process::id());
     let certificate = format!("{seed:032x}");
+    // The rate limits out of the way: the shapes measure the server's capacity, not its
+    // admission control (5,000 logins/s by default) or its per-user message rates.
     let config = TempFile::new(
         "beckon.toml",
         &format!(
             "ephemeral = true\n\
+             login_rate = 1000000000\n\
+             login_burst = 1000000000\n\
              [[apps]]\n\
              app_id = \"{APP_ID}\"\n\
              certificate = \"{certificate}\"\n\

@@ -91,7 +91,11 @@ pub fn verify(
         && (expires == "0" || !expires.starts_with('0'));
     let expires_at: u64 = match expires.parse() {
         Ok(t) if canonical => t,
-        _ => return Err(TokenError::Malformed("the expiry is not a number of seconds")),
+        _ => {
+            return Err(TokenError::Malformed(
+                "the expiry is not a number of seconds",
+            ));
+        }
     };
     let given = decode_hex(hex).ok_or(TokenError::Malformed(
         "the signature is not 32 hexadecimal digits",
@@ -168,16 +172,38 @@ mod tests {
         let token = mint(CERT, "app", "alice", 100);
         assert_eq!(verify(CERT, &token, "app", "alice", 99), Ok(100));
         assert_eq!(
-            verify(CERT, &token.to_uppercase().replace("1:APP", "1:app"), "app", "alice", 99),
+            verify(
+                CERT,
+                &token.to_uppercase().replace("1:APP", "1:app"),
+                "app",
+                "alice",
+                99
+            ),
             Ok(100),
             "upper-case digits"
         );
-        assert_eq!(verify(b"other", &token, "app", "alice", 99), Err(TokenError::BadSignature));
-        assert_eq!(verify(CERT, &token, "app", "bob", 99), Err(TokenError::BadSignature));
-        assert_eq!(verify(CERT, &token, "other", "alice", 99), Err(TokenError::WrongApp));
-        assert!(verify(CERT, &token, "app", "alice", 100).unwrap_err().is_expired());
+        assert_eq!(
+            verify(b"other", &token, "app", "alice", 99),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(CERT, &token, "app", "bob", 99),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(CERT, &token, "other", "alice", 99),
+            Err(TokenError::WrongApp)
+        );
+        assert!(
+            verify(CERT, &token, "app", "alice", 100)
+                .unwrap_err()
+                .is_expired()
+        );
         let forged_expiry = token.replace(":100:", ":200:");
-        assert_eq!(verify(CERT, &forged_expiry, "app", "alice", 150), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(CERT, &forged_expiry, "app", "alice", 150),
+            Err(TokenError::BadSignature)
+        );
         for bad in [
             "",
             "1:",
@@ -190,7 +216,10 @@ mod tests {
             "1:app:99999999999999999999999:7d8fe8b2a1e9bf8d4fd1c2be0c58a6b1",
         ] {
             assert!(
-                matches!(verify(CERT, bad, "app", "alice", 0), Err(TokenError::Malformed(_))),
+                matches!(
+                    verify(CERT, bad, "app", "alice", 0),
+                    Err(TokenError::Malformed(_))
+                ),
                 "{bad:?}"
             );
         }

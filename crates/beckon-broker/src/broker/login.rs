@@ -136,7 +136,8 @@ impl<S: Store> Broker<S> {
                     0,
                 ));
             }
-            let checked = legacy::verify(cert, &login.token, &login.app_id, &login.account, now_unix);
+            let checked =
+                legacy::verify(cert, &login.token, &login.app_id, &login.account, now_unix);
             return match checked {
                 Ok(_) => {
                     self.stats.legacy_logins += 1;

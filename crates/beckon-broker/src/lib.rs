@@ -33,8 +33,13 @@
 //! | `broker::users` | presence queries, user attributes, p2p messages, offline delivery |
 //! | `broker::channels` / `broker::calls` | channel and call requests, and their events |
 //! | `session`, `channels`, `calls` | the state: event streams, channel table, call table |
+//! | `admission`, `offline` | login buckets and retry-afters; the ledger of stored messages |
 //! | `invoke` | parses `invoke(name, req)` into a typed function; writes its JSON response |
 //! | `store`, `config`, `frame` | the [`Store`] trait, [`BrokerConfig`], [`OutFrame`] |
+//!
+//! **Quotas**: every input a client controls has a bound, a quota or a rate (the app's
+//! [`AppConfig`], the server's [`AdmissionConfig`]); what the broker holds for clients is
+//! counted by [`Broker::held`] and given back when it ends or expires.
 //!
 //! ```
 //! use std::time::Instant;

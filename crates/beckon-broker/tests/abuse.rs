@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use beckon_broker::{AppConfig, Apps, BrokerConfig, ConnId, MemoryStore};
 use beckon_proto::pb::{self, request::Op, server_frame};
-use beckon_testkit::wire::Driver;
+use beckon_testkit::wire::{self, Driver, join, leave, set_channel_attr};
 
 const APP: &str = "app";
 const BYSTANDER: ConnId = ConnId(1_000_000);
@@ -61,26 +61,6 @@ impl Rig {
     }
 }
 
-fn join(channel: &str) -> Op {
-    Op::ChannelJoin(pb::ChannelJoin {
-        channel: channel.into(),
-    })
-}
-
-fn leave(channel: &str) -> Op {
-    Op::ChannelLeave(pb::ChannelLeave {
-        channel: channel.into(),
-    })
-}
-
-fn set_attr(channel: &str, name: &str, value: &str) -> Op {
-    Op::ChannelSetAttr(pb::ChannelSetAttr {
-        channel: channel.into(),
-        name: name.into(),
-        value: value.into(),
-    })
-}
-
 /// Finding: a member sets `_channel_ttl` to its maximum and 255 attributes of 128-character
 /// names and 8096-character values (four bytes each); the join reply then exceeds a session's
 /// 8 MiB retention bound, so every later joiner's session ended without a reply, for as long as
@@ -91,13 +71,16 @@ fn a_channel_cannot_be_made_unjoinable() {
     let mut r = Rig::new();
     r.login(ATTACKER, "mallory");
     assert_eq!(r.request(ATTACKER, join("trap")).code, 0);
-    let ttl = r.request(ATTACKER, set_attr("trap", "_channel_ttl", "4294967295"));
+    let ttl = r.request(
+        ATTACKER,
+        set_channel_attr("trap", "_channel_ttl", "4294967295"),
+    );
     assert_eq!(ttl.code, 0, "{}", ttl.message);
     let value = "😀".repeat(8096);
     let mut refused = Vec::new();
     for i in 0..255 {
         let name = format!("{i:😀>128}");
-        let reply = r.request(ATTACKER, set_attr("trap", &name, &value));
+        let reply = r.request(ATTACKER, set_channel_attr("trap", &name, &value));
         if reply.code != 0 {
             refused.push((reply.code, reply.message));
         }
@@ -399,5 +382,83 @@ fn answers_too_large_for_one_event_are_refused_not_fatal() {
         r#"{"name":"big","num":1000}"#,
     );
     assert_eq!(some.err, "");
+    r.bystander_unharmed();
+}
+
+/// With a server whose one-event answer is small: a join's attributes beyond it follow the
+/// answer as attribute updates (every one arrives, none twice); a join the session cannot hold
+/// right now is refused with 300 and changes nothing; an attribute dump too large is refused
+/// with 1001. No session ends.
+#[test]
+fn a_join_answer_too_large_for_one_event_is_split_or_refused() {
+    let mut config = BrokerConfig::new(Apps::development(), [7; 32]);
+    config.max_event_bytes = 4 * 1024;
+    config.max_unacked_bytes = 64 * 1024;
+    let mut r = Rig::with(config);
+    r.login(ATTACKER, "mallory");
+    assert_eq!(r.request(ATTACKER, join("room")).code, 0);
+    let value = "v".repeat(1000);
+    for i in 0..20 {
+        let set = set_channel_attr("room", &format!("a{i:02}"), &value);
+        assert_eq!(r.request(ATTACKER, set).code, 0);
+    }
+
+    let joiner = ConnId(10);
+    r.login(joiner, "joiner");
+    let (id, now) = (1_000, r.now);
+    r.broker
+        .handle_frame(joiner, &wire::request_frame(id, join("room")), now);
+    let frames = r.frames_to(joiner);
+    let reply = wire::reply_in(&frames, id).expect("the answer");
+    let Some(pb::reply::Result::ChannelJoined(joined)) = reply.result else {
+        panic!("{reply:?}")
+    };
+    assert!(joined.attrs.len() < 20, "the answer holds what fits");
+    let mut names: Vec<String> = joined.attrs.iter().map(|a| a.name.clone()).collect();
+    for f in &frames {
+        if let server_frame::Kind::Event(pb::Event {
+            body: Some(pb::event::Body::ChannelAttrUpdated(u)),
+            ..
+        }) = f
+        {
+            assert_eq!((u.r#type.as_str(), u.value.len()), ("update", 1000));
+            names.push(u.name.clone());
+        }
+    }
+    let expected: Vec<String> = (0..20).map(|i| format!("a{i:02}")).collect();
+    assert_eq!(names, expected, "every attribute once, in order");
+
+    // A session holding most of what it may leave unacknowledged cannot take the channel's
+    // 20 KB now: refused, still connected, still in its old channel.
+    let slow = ConnId(11);
+    r.login(slow, "slow");
+    assert_eq!(r.request(slow, join("lobby")).code, 0);
+    let body = "x".repeat(8_000);
+    for _ in 0..6 {
+        let send = wire::send_instant("slow", &body);
+        assert_eq!(r.request(ATTACKER, send).code, 0);
+    }
+    let reply = r.try_request(slow, join("room")).expect("an answer");
+    assert_eq!(reply.code, 300, "{}", reply.message);
+    assert!(!r.closed.contains(&slow));
+    assert_eq!(r.broker.channel_members(APP, "lobby"), ["slow"]);
+    // (try_request acknowledged everything after the answer.)
+    assert_eq!(r.request(slow, join("room")).code, 0, "once caught up");
+
+    // An attribute dump larger than one answer.
+    for i in 0..10 {
+        let set = Op::SetUserAttr(pb::SetUserAttr {
+            name: format!("k{i}"),
+            value: "u".repeat(1000),
+        });
+        assert_eq!(r.request(ATTACKER, set).code, 0);
+    }
+    let all = Op::GetUserAttrAll(pb::GetUserAttrAll {
+        account: "mallory".into(),
+    });
+    let reply = r.request(BYSTANDER, all);
+    assert_eq!(reply.code, 1001, "{}", reply.message);
+    assert!(reply.message.contains("bytes"), "{}", reply.message);
+    assert!(r.closed.is_empty(), "{:?}", r.closed);
     r.bystander_unharmed();
 }

@@ -14,7 +14,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 use beckon_broker::{AdmissionConfig, AppConfig, Apps, BrokerConfig, ConnId, Held, MemoryStore};
 use beckon_proto::pb::{self, request::Op};
-use beckon_testkit::wire::{self, Driver};
+use beckon_testkit::wire::{self, Driver, join, leave, send_instant, set_channel_attr};
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -91,34 +91,6 @@ fn measure(
     }
 }
 
-fn join(channel: &str) -> Op {
-    Op::ChannelJoin(pb::ChannelJoin {
-        channel: channel.into(),
-    })
-}
-
-fn leave(channel: &str) -> Op {
-    Op::ChannelLeave(pb::ChannelLeave {
-        channel: channel.into(),
-    })
-}
-
-fn set_attr(channel: &str, name: &str, value: &str) -> Op {
-    Op::ChannelSetAttr(pb::ChannelSetAttr {
-        channel: channel.into(),
-        name: name.into(),
-        value: value.into(),
-    })
-}
-
-fn send(to: &str, msg: &str) -> Op {
-    Op::SendInstantMessage(pb::SendInstantMessage {
-        account: to.into(),
-        msg: msg.into(),
-        msg_id: String::new(),
-    })
-}
-
 fn invitations() -> Row {
     let defaults = AppConfig::new("", "");
     let max = defaults.max_invites_per_session;
@@ -161,10 +133,16 @@ fn empty_channels_with_attributes() -> Row {
             for c in 0..max + 16 {
                 let channel = format!("room{c}");
                 d.request(ATTACKER, join(&channel));
-                d.request(ATTACKER, set_attr(&channel, "_channel_ttl", "4294967295"));
+                d.request(
+                    ATTACKER,
+                    set_channel_attr(&channel, "_channel_ttl", "4294967295"),
+                );
                 for i in 0.. {
                     let name = format!("attr{i:03}");
-                    if d.request(ATTACKER, set_attr(&channel, &name, &value)).code != 0 {
+                    if d.request(ATTACKER, set_channel_attr(&channel, &name, &value))
+                        .code
+                        != 0
+                    {
                         break;
                     }
                 }
@@ -214,7 +192,7 @@ fn offline_per_sender() -> Row {
         d,
         |d| {
             for i in 0..max + 100 {
-                d.request(ATTACKER, send(&format!("madeup{i}"), &body));
+                d.request(ATTACKER, send_instant(&format!("madeup{i}"), &body));
             }
             assert_eq!(d.broker.held().offline_messages, max);
         },
@@ -238,7 +216,10 @@ fn offline_per_app() -> Row {
         |d| {
             for i in 0..senders {
                 for m in 0..200 {
-                    d.request(ConnId(100 + i), send(&format!("madeup{i}-{m}"), &body));
+                    d.request(
+                        ConnId(100 + i),
+                        send_instant(&format!("madeup{i}-{m}"), &body),
+                    );
                 }
             }
             assert!(d.broker.held().offline_bytes <= max);

@@ -136,6 +136,38 @@ pub fn request<S: Store>(
     reply_in(&frames_to(b, conn), id).expect("a reply")
 }
 
+/// A `channelJoin` request.
+pub fn join(channel: &str) -> Op {
+    Op::ChannelJoin(pb::ChannelJoin {
+        channel: channel.into(),
+    })
+}
+
+/// A `channelLeave` request.
+pub fn leave(channel: &str) -> Op {
+    Op::ChannelLeave(pb::ChannelLeave {
+        channel: channel.into(),
+    })
+}
+
+/// A `channelSetAttr` request.
+pub fn set_channel_attr(channel: &str, name: &str, value: &str) -> Op {
+    Op::ChannelSetAttr(pb::ChannelSetAttr {
+        channel: channel.into(),
+        name: name.into(),
+        value: value.into(),
+    })
+}
+
+/// A `messageInstantSend` request with no message id.
+pub fn send_instant(to: &str, msg: &str) -> Op {
+    Op::SendInstantMessage(pb::SendInstantMessage {
+        account: to.into(),
+        msg: msg.into(),
+        msg_id: String::new(),
+    })
+}
+
 /// An `invoke` request (call id "c").
 pub fn invoke_request(name: &str, req: &str) -> Op {
     Op::Invoke(pb::Invoke {

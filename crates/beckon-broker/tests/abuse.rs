@@ -170,6 +170,32 @@ fn empty_channels_left_behind_are_bounded_per_account() {
         r.broker.channel_members(APP, "room999").is_empty() && channels > 0,
         "the newest are the ones kept"
     );
+    assert!(r.broker.stats().channels_evicted >= 1_000 - 64);
+
+    // An app's backend (the server privilege) may prepare many channels; only the app's
+    // channel limit holds it.
+    let token = beckon_token::mint(
+        b"any certificate: development mode does not check it",
+        &beckon_token::TokenClaims {
+            app_id: APP.into(),
+            account: "backend".into(),
+            issued_at: 0,
+            expires_at: u64::MAX,
+            privileges: beckon_token::Privileges::SERVER,
+        },
+    );
+    let backend = ConnId(20);
+    let now = r.now;
+    let answer = wire::connect_login(&mut r.broker, backend, (APP, "backend", &token), now);
+    assert!(
+        matches!(answer, server_frame::Kind::LoginOk(_)),
+        "{answer:?}"
+    );
+    for i in 0..200 {
+        let set = set_channel_attr(&format!("prepared{i}"), "topic", "soon");
+        assert_eq!(r.request(backend, set).code, 0);
+    }
+    assert_eq!(r.broker.channel_count(APP), channels + 200);
     r.bystander_unharmed();
 }
 

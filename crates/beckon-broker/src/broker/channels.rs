@@ -309,7 +309,7 @@ impl<S: Store> Broker<S> {
         if let Some(at) = ttl {
             // Made by a write of a session with the server privilege, empty: it holds it.
             self.arm(at, TimerKey::ChannelTtl(id));
-            self.left_empty(app, channel, &me.account);
+            self.left_empty(app, channel, &me.account, me.privileged);
         }
         self.broadcast_attr(&app.app_id, channel, name, value, "update");
         Ok(())
@@ -427,16 +427,24 @@ impl<S: Store> Broker<S> {
         self.membership_changed(app, name, account, others, event, special, "channel_leave");
         if let Some(at) = ttl {
             self.arm(at, TimerKey::ChannelTtl(id));
-            let holder = self.sessions.get(&sid).map(|s| s.account.clone());
+            let session = self.sessions.get(&sid);
+            let privileged = session.is_some_and(|s| s.privileged());
+            let holder = session.map(|s| s.account.clone());
             let holder = holder.unwrap_or_else(|| Arc::from(account));
-            self.left_empty(app, name, &holder);
+            self.left_empty(app, name, &holder, privileged);
         }
     }
 
     /// `holder` left `name` empty: the channel counts among the empty channels it holds, and
-    /// the oldest of those beyond the app's quota end now.
-    fn left_empty(&mut self, app: &AppConfig, name: &str, holder: &Arc<str>) {
-        let max = app.max_empty_channels_per_account;
+    /// the oldest of those beyond the app's quota end now. A session with the server privilege
+    /// (an app's own backend, which may prepare many channels) has no such quota; the app's
+    /// `max_channels` still holds.
+    fn left_empty(&mut self, app: &AppConfig, name: &str, holder: &Arc<str>, privileged: bool) {
+        let max = if privileged {
+            usize::MAX
+        } else {
+            app.max_empty_channels_per_account
+        };
         let evicted = (self.channels).left_empty(&app.app_id, name, holder, self.now, max);
         self.stats.channels_evicted += evicted.len() as u64;
     }

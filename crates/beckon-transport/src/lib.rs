@@ -25,6 +25,7 @@ mod conn;
 mod endpoint;
 mod listen;
 mod tls;
+pub mod upgrade;
 
 pub use conn::{FrameRx, FrameTx, connect, from_tcp};
 pub use endpoint::{Endpoint, Scheme, TransportError};

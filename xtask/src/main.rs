@@ -6,7 +6,9 @@
 //!   Beckon beside `nats-server`, `redis-server` and a bare forwarder, on this machine, with
 //!   one load generator, in one run; `cargo xtask bench --help` lists the options.
 //! - `cargo xtask test [--transport <scheme>] [-- <test args>]`: every test, with the
-//!   end-to-end suite run over every transport ([`test_cmd`]).
+//!   end-to-end suite run over every transport, then every fuzz target briefly ([`test_cmd`]).
+//! - `cargo xtask fuzz [--time S] [target…]`: the libFuzzer targets of `fuzz/`, S seconds each
+//!   ([`fuzz`]).
 //!
 //! Modules: [`cli`] parses the command line; [`launch`] builds the release binaries and hands
 //! over to [`run`], which drives rounds, shapes and systems and prints the [`report`]; [`load`]
@@ -20,6 +22,7 @@
 mod beckon;
 mod cli;
 mod forwarder;
+mod fuzz;
 mod launch;
 mod load;
 mod micro;
@@ -55,11 +58,13 @@ fn main() -> ExitCode {
             }
         },
         Some("test") => test_cmd::run(rest),
+        Some("fuzz") => fuzz::main(rest),
         Some("load-run") => run::main(rest),
         Some("forwarder") => forwarder::main(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]\n{}",
+                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]\n\
+                 usage: cargo xtask fuzz [--time SECONDS] [TARGET…] [-- <libFuzzer flags>]\n{}",
                 cli::USAGE
             );
             ExitCode::from(2)

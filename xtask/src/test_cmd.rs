@@ -2,7 +2,9 @@
 //!
 //! Runs `cargo test --workspace` (whose end-to-end suite talks TCP), then the end-to-end suite
 //! (`cargo test -p beckon-tests`) once more for each other scheme, with `BECKON_TEST_TRANSPORT`
-//! naming it. The test binaries are built once; the passes differ only in that variable. With
+//! naming it. The test binaries are built once; the passes differ only in that variable. Last,
+//! every fuzz target runs for [`FUZZ_SECONDS`] on its corpus ([`crate::fuzz`]): the committed
+//! seeds and crash regressions are replayed, and a short search looks for new crashes. With
 //! `--transport`, runs just the end-to-end suite over that scheme.
 
 use std::process::{Command, ExitCode};
@@ -10,6 +12,8 @@ use std::process::{Command, ExitCode};
 /// The schemes the end-to-end suite runs over after the workspace pass (which is TCP).
 const OTHER_SCHEMES: [&str; 4] = ["tls", "quic", "ws", "wss"];
 const ALL_SCHEMES: [&str; 5] = ["tcp", "tls", "quic", "ws", "wss"];
+/// Seconds each fuzz target runs for in the test command (six targets: three minutes).
+const FUZZ_SECONDS: u64 = 30;
 
 pub(crate) fn run(args: &[String]) -> ExitCode {
     let mut only = None;
@@ -84,6 +88,11 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if only.is_none() {
+        eprintln!("== cargo xtask fuzz --time {FUZZ_SECONDS} (every target)");
+        let targets: Vec<String> = crate::fuzz::TARGETS.map(String::from).to_vec();
+        return crate::fuzz::run(&targets, FUZZ_SECONDS, &[]);
     }
     ExitCode::SUCCESS
 }

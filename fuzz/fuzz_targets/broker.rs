@@ -139,7 +139,9 @@ enum Frame {
 enum Token {
     /// `_no_need_token`.
     Unchecked,
-    Valid { server: bool },
+    Valid {
+        server: bool,
+    },
     Expired,
     ForAnotherAccount,
     Any(String),
@@ -495,8 +497,9 @@ impl Driver {
                 let session = self.conns[conn].login.as_ref().map(|(_, _, s)| *s);
                 let id = match (id, session) {
                     (RequestId::Next, Some(s)) => {
-                        self.sessions[s].next_request += 1;
-                        self.sessions[s].next_request
+                        let next = &mut self.sessions[s].next_request;
+                        *next = next.saturating_add(1);
+                        *next
                     }
                     (RequestId::Repeat, Some(s)) => self.sessions[s].next_request,
                     (RequestId::Next | RequestId::Repeat, None) => 1,

@@ -60,7 +60,7 @@ fn max_len(target: &str) -> usize {
 pub(crate) struct Summary {
     pub(crate) target: String,
     pub(crate) executions: u64,
-    pub(crate) seconds: u64,
+    pub(crate) exec_per_sec: u64,
     pub(crate) cov: u64,
     pub(crate) ft: u64,
     pub(crate) corpus: u64,
@@ -150,7 +150,7 @@ fn line(s: &Summary) -> String {
         "{:<14} {:>12} {:>9} {:>6} {:>7} {:>7}  {}",
         s.target,
         s.executions,
-        s.executions / s.seconds.max(1),
+        s.exec_per_sec,
         s.cov,
         s.ft,
         s.corpus,
@@ -245,7 +245,6 @@ fn run_target(
         .map_err(|e| format!("cannot run {}: {e}", bin_dir.join(target).display()))?;
     let text = fs::read_to_string(&log_path).map_err(|e| format!("cannot read the log: {e}"))?;
     let mut summary = parse_log(target, &text);
-    summary.seconds = seconds;
     if !status.success() && summary.crash.is_none() {
         summary.crash = Some(format!("exited with {status}"));
     }
@@ -295,6 +294,9 @@ fn parse_log(target: &str, text: &str) -> Summary {
         }
         if let Some(n) = number_after(l, "stat::number_of_executed_units:") {
             s.executions = n;
+        }
+        if let Some(n) = number_after(l, "stat::average_exec_per_sec:") {
+            s.exec_per_sec = n;
         }
         if reason.is_none()
             && (l.contains("panicked at")

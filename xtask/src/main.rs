@@ -6,7 +6,11 @@
 //!   Beckon beside `nats-server`, `redis-server` and a bare forwarder, on this machine, with
 //!   one load generator, in one run; `cargo xtask bench --help` lists the options.
 //! - `cargo xtask test [--transport <scheme>] [-- <test args>]`: every test, with the
-//!   end-to-end suite run over every transport ([`test_cmd`]).
+//!   end-to-end suite run over every transport ([`test_cmd`]), then the C and C++ SDK's
+//!   suites ([`cpp`]; `--cpp` runs only those).
+//! - `cargo xtask dist cpp [--debug]`: the C and C++ SDK as a user downloads it ([`dist`]).
+//! - `cargo xtask cpp-rtt [rounds]`: the p2p round trip through the C++ API beside the Rust
+//!   SDK's ([`cpp`]).
 //!
 //! Modules: [`cli`] parses the command line; [`launch`] builds the release binaries and hands
 //! over to [`run`], which drives rounds, shapes and systems and prints the [`report`]; [`load`]
@@ -19,6 +23,8 @@
 
 mod beckon;
 mod cli;
+mod cpp;
+mod dist;
 mod forwarder;
 mod launch;
 mod load;
@@ -55,11 +61,15 @@ fn main() -> ExitCode {
             }
         },
         Some("test") => test_cmd::run(rest),
+        Some("dist") => dist::main(rest),
+        Some("cpp-rtt") => cpp::rtt(rest),
         Some("load-run") => run::main(rest),
         Some("forwarder") => forwarder::main(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]\n{}",
+                "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [--cpp] [-- <test args>]\n\
+                 \x20      cargo xtask dist cpp [--debug]\n\
+                 \x20      cargo xtask cpp-rtt [rounds]\n{}",
                 cli::USAGE
             );
             ExitCode::from(2)

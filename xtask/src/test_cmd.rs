@@ -2,8 +2,9 @@
 //!
 //! Runs `cargo test --workspace` (whose end-to-end suite talks TCP), then the end-to-end suite
 //! (`cargo test -p beckon-tests`) once more for each other scheme, with `BECKON_TEST_TRANSPORT`
-//! naming it. The test binaries are built once; the passes differ only in that variable. With
-//! `--transport`, runs just the end-to-end suite over that scheme.
+//! naming it. The test binaries are built once; the passes differ only in that variable. Then
+//! the C and C++ SDK's step ([`crate::cpp`]). With `--transport`, runs just the end-to-end suite
+//! over that scheme; with `--cpp`, just the C and C++ step.
 
 use std::process::{Command, ExitCode};
 
@@ -13,6 +14,7 @@ const ALL_SCHEMES: [&str; 5] = ["tcp", "tls", "quic", "ws", "wss"];
 
 pub(crate) fn run(args: &[String]) -> ExitCode {
     let mut only = None;
+    let mut cpp_only = false;
     let mut rest: &[String] = args;
     while let Some((first, tail)) = rest.split_first() {
         match first.as_str() {
@@ -33,6 +35,10 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 only = Some(scheme.clone());
                 rest = tail;
             }
+            "--cpp" => {
+                cpp_only = true;
+                rest = tail;
+            }
             "--" => {
                 rest = tail;
                 break;
@@ -40,11 +46,14 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
             other => {
                 eprintln!(
                     "cargo xtask test: unknown argument {other:?}\n\
-                     usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]"
+                     usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [--cpp] [-- <test args>]"
                 );
                 return ExitCode::from(2);
             }
         }
+    }
+    if cpp_only {
+        return crate::cpp::test();
     }
     let passes: Vec<(String, Vec<&str>)> = match &only {
         Some(scheme) => vec![(scheme.clone(), vec!["-p", "beckon-tests"])],
@@ -62,7 +71,7 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
             selection.join(" ")
         );
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let status = crate::dist::clean_cargo_env(&mut Command::new(cargo))
             .arg("test")
             .args(&selection)
             .args(if rest.is_empty() {
@@ -84,6 +93,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if only.is_none() {
+        return crate::cpp::test();
     }
     ExitCode::SUCCESS
 }

@@ -755,8 +755,8 @@ struct OnlyTwo : ICallBack {
     std::atomic<uint32_t> uid{0};
     std::mutex m;
     std::string got;
-    void onLoginSuccess(uint32_t u, int) override { uid = u; }
-    // Without `override`, as older code has it.
+    // Without `override`, as older code has it (the recorder uses it throughout).
+    virtual void onLoginSuccess(uint32_t u, int) { uid = u; }
     virtual void onMessageInstantReceive(char const *, size_t, uint32_t, char const *msg,
                                          size_t) {
         std::lock_guard<std::mutex> g(m);

@@ -10,10 +10,13 @@
 //!    exit; the Rust library itself is not instrumented, but its allocations are checked);
 //! 4. 1,000 create/login/logout/destroy cycles: heap growth per cycle in a plain build, and
 //!    LeakSanitizer in a sanitized one;
-//! 5. the C example, linked dynamically and (through pkg-config) statically, run;
-//! 6. two processes of the console chat example, built with the one-line command of its
+//! 5. the suite and the 1,000 cycles under valgrind's memcheck, which checks the library's own
+//!    (Rust) code too — ASan instruments only what g++ compiled — for invalid accesses,
+//!    uninitialised reads and lost memory;
+//! 6. the C example, linked dynamically and (through pkg-config) statically, run;
+//! 7. two processes of the console chat example, built with the one-line command of its
 //!    documentation, chat through the server;
-//! 7. the CMake package, when `cmake` is installed.
+//! 8. the CMake package, when `cmake` is installed.
 //!
 //! The debug build of the library is what is tested: `cargo test --workspace` has just built
 //! every dependency in that profile, so this step adds one crate's compile and link instead of
@@ -71,11 +74,11 @@ pub(crate) fn test() -> ExitCode {
 }
 
 fn run_tests() -> Result<(), String> {
-    for tool in ["gcc", "g++", "clang", "clang++", "pkg-config"] {
+    for tool in ["gcc", "g++", "clang", "clang++", "pkg-config", "valgrind"] {
         if !on_path(tool) {
             return Err(format!(
                 "{tool} is not installed (.ci/run installs it: apt-get install gcc g++ clang \
-                 pkg-config)"
+                 pkg-config valgrind)"
             ));
         }
     }
@@ -190,6 +193,23 @@ fn run_tests() -> Result<(), String> {
             PROGRAM_TIMEOUT,
         )
     })?;
+
+    step("the suite and 1,000 cycles under valgrind memcheck");
+    let valgrind = |program: &Path, args: &[&str], env: &[(String, String)]| {
+        let mut full = vec![
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--show-leak-kinds=definite,indirect",
+            "-q",
+        ];
+        let program = program.to_str().ok_or("a non-UTF-8 path")?;
+        full.push(program);
+        full.extend(args);
+        run(Path::new("valgrind"), &full, env, &lib_path, SUITE_TIMEOUT)
+    };
+    with_server(&server_bin, &out, |env| valgrind(&suite, &[], env))?;
+    with_server(&server_bin, &out, |env| valgrind(&leak, &["1000"], env))?;
 
     step("the C example, linked dynamically and statically (pkg-config --static)");
     let hello = out.join("hello");

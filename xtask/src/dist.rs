@@ -7,7 +7,7 @@
 //! include/agora_sig.h                    the one header
 //! libs/libagorasig.so, libs/libagorasig.a
 //! libs/pkgconfig/agorasig.pc             pkg-config --cflags --libs [--static] agorasig
-//! libs/cmake/agorasig/agorasigConfig.cmake (+ ConfigVersion)   find_package(agorasig)
+//! share/cmake/agorasig/agorasigConfig.cmake (+ ConfigVersion)   find_package(agorasig)
 //! examples/chat.cpp, examples/hello.c
 //! README.md
 //! ```
@@ -147,11 +147,11 @@ pub(crate) fn cpp(profile: Profile) -> Result<PathBuf, String> {
         &pkg_config(version),
     )?;
     write(
-        &out.join("libs/cmake/agorasig/agorasigConfig.cmake"),
+        &out.join("share/cmake/agorasig/agorasigConfig.cmake"),
         CMAKE_CONFIG,
     )?;
     write(
-        &out.join("libs/cmake/agorasig/agorasigConfigVersion.cmake"),
+        &out.join("share/cmake/agorasig/agorasigConfigVersion.cmake"),
         &cmake_version(version),
     )?;
     write(&out.join("README.md"), &readme(version, profile))?;
@@ -237,7 +237,7 @@ const README_BODY: &str = r#"The Signaling API of the Linux SDK (`agora_sdk_cpp`
 include/agora_sig.h             the header (C++11, or C99 for the C API)
 libs/libagorasig.so, .a         the library
 libs/pkgconfig/agorasig.pc      pkg-config
-libs/cmake/agorasig/            find_package(agorasig)
+share/cmake/agorasig/            find_package(agorasig)
 examples/chat.cpp               a console chat written against the Linux SDK's API
 examples/hello.c                the C API
 ```

@@ -4,7 +4,8 @@
 // fails if it grew by more than MAX_BYTES_PER_CYCLE a cycle: the only thing a cycle may keep
 // is the destroyed instance's tombstone (its handle and C++ object, a few dozen bytes, kept so
 // that a stale pointer stays harmless). Built with -fsanitize=address, LeakSanitizer checks at
-// exit that nothing is lost (tombstones are reachable, as they should be).
+// exit that nothing is lost (tombstones are reachable, as they should be). Under valgrind
+// (which replaces malloc, so mallinfo2 reads 0) memcheck does the counting.
 
 #include "support.h"
 
@@ -61,6 +62,12 @@ int main(int argc, char **argv) {
         std::cout << cycles << " cycles of create/login/logout/destroy, " << secs / measured * 1e3
                   << " ms each" << std::endl;
 #if !defined(UNDER_ASAN)
+        if (before == 0 && after == 0) {
+            std::cout << "the heap cannot be measured here (valgrind?): memcheck counts leaks"
+                      << std::endl;
+            std::cout << "ok" << std::endl;
+            return 0;
+        }
         long growth = static_cast<long>(after) - static_cast<long>(before);
         double per_cycle = static_cast<double>(growth) / measured;
         std::cout << "heap in use grew by " << growth << " bytes over " << measured

@@ -16,9 +16,9 @@
  * of the application.
  *
  * Server. The seeds' API has no parameter for the server, so an instance connects, at each
- * login, to the first URL set of: beckon_sig_set_server_url() for that instance,
- * beckon_set_server_url() for the process, the environment variable BECKON_URL, and
- * tcp://127.0.0.1:7400. A URL is tcp://, tls://, quic://, ws:// or wss:// then host:port
+ * login, to the first URL set of: beckon_sig_set_server_url() for that instance (from C++:
+ * beckon_sig_set_server_url(beckon_sig_of(api), url, len)), beckon_set_server_url() for the
+ * process, the environment variable BECKON_URL, and tcp://127.0.0.1:7400. A URL is tcp://, tls://, quic://, ws:// or wss:// then host:port
  * (WebSocket URLs may add a path); several URLs separated by commas are alternates, tried in
  * turn. The secure schemes trust the certificates in the PEM file BECKON_TLS_CA, else the
  * system's CA bundle; BECKON_TLS_DANGEROUS_ACCEPT_ANY_CERT=1 trusts any certificate (for a

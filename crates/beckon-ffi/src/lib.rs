@@ -10,9 +10,9 @@
 //! Underneath, each handle owns one [`beckon_sdk::Instance`] (the Rust SDK's public API, not a
 //! driver of its own: the reconnect policy, request replay, heartbeats and checks are the Rust
 //! SDK's, so the C and C++ SDK behaves exactly as the Rust one does), all instances share one
-//! small tokio runtime, and each handle has one SDK thread that takes the instance's events in
-//! order from an [`EventStream`](beckon_sdk::EventStream) and calls the application's
-//! callbacks. The SDK thread, not the runtime, runs application code, so a slow or blocking
+//! small tokio runtime, and each handle has one SDK thread that waits on the instance's
+//! [`EventStream`](beckon_sdk::EventStream) itself (the driver's send wakes it) and calls the
+//! application's callbacks in order. The SDK thread, not the runtime, runs application code, so a slow or blocking
 //! callback delays only its own instance, and a callback may call `destroy`.
 //!
 //! What this crate adds to the Rust SDK is the C boundary:

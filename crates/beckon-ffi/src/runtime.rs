@@ -1,8 +1,7 @@
 //! The one tokio runtime every instance of the process shares.
 //!
-//! Made at the first `beckon_sig_create` and never shut down: an instance's driver and event
-//! forwarder are two small tasks on it, so many instances cost no threads beyond their SDK
-//! threads. Two workers: the machines this runs on are clients, and a signaling client's I/O
+//! Made at the first `beckon_sig_create` and never shut down: an instance's driver is one small
+//! task on it, so many instances cost no threads beyond their SDK threads. Two workers: the machines this runs on are clients, and a signaling client's I/O
 //! is light; more would only compete with the application.
 
 use std::future::Future;

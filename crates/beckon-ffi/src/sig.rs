@@ -3,14 +3,15 @@
 //! A [`Sig`] is what a handle points at. It is allocated once and never freed (every handle is
 //! kept in a process-wide list), so any handle the library ever returned stays valid: after
 //! `destroy` it is a tombstone of a few dozen bytes whose calls are no-ops. Everything an
-//! instance owns — the SDK [`Instance`], its event forwarder, the SDK thread, the callbacks —
+//! instance owns — the SDK [`Instance`], the SDK thread, the callbacks —
 //! is in a [`Live`], which `destroy` takes out and tears down.
 //!
-//! Events flow: the instance's driver (a task on the shared runtime) → an [`EventStream`]
-//! read by the forwarder task → a channel → the SDK thread, which calls the application's
-//! callbacks one at a time. Arguments the library refuses itself (see `args`) enter the same
-//! channel from the calling thread. Application code never runs on the runtime, so it cannot
-//! stall another instance's I/O, and it may block or call `destroy`.
+//! Events flow: the instance's driver (a task on the shared runtime) → its [`EventStream`],
+//! which the SDK thread waits on directly (the driver's send wakes it) → the application's
+//! callbacks, one at a time. Arguments the library refuses itself (see `args`), a new stream
+//! when a login moves the instance to another server, and the order to stop reach the SDK
+//! thread on a second channel from the calling thread. Application code never runs on the
+//! runtime, so it cannot stall another instance's I/O, and it may block or call `destroy`.
 //!
 //! Lock order: `Sig::live`, then `Live::state` or `Live::callbacks` (never both), then
 //! `Live::run`. No lock is held while application code runs.
@@ -19,21 +20,21 @@ use std::cell::Cell;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 use beckon_sdk::{Event, EventStream, Instance, Status};
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::callbacks::{self, Callbacks};
 use crate::runtime;
 use crate::server::{self, Target};
 
-/// How long `destroy` waits for the last events of a stopped instance to be forwarded. The SDK
-/// answers `destroy` within about four seconds; this bounds a driver that would not.
-const FORWARD_DRAIN: Duration = Duration::from_secs(5);
+/// How long the SDK thread waits for the rest of a stopped instance's events. A stopped driver
+/// ends its stream at once; this bounds one that would not.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `LOGIN_E_OTHER`: the login could not start because of the library's configuration (the
 /// server URL or the certificates to trust), not because of the server.
@@ -85,11 +86,15 @@ struct Bound {
     user: User,
 }
 
-/// What the SDK thread receives.
+/// What the SDK thread receives besides the instance's events.
 #[derive(Debug)]
 enum Item {
+    /// An event the library reports itself (a refused argument).
     Event(Event),
-    /// Every event before this one has been delivered: exit.
+    /// The events of the instance that replaces the current one (whose driver has stopped):
+    /// deliver the rest of the old stream, then these.
+    Swap(EventStream),
+    /// The instance has stopped: deliver the rest of its stream, then exit.
     Stop,
 }
 
@@ -99,7 +104,7 @@ pub(crate) struct Live {
     rt: &'static Runtime,
     state: Mutex<State>,
     callbacks: Mutex<Option<Bound>>,
-    queue: Sender<Item>,
+    queue: UnboundedSender<Item>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     dispatcher_id: OnceLock<ThreadId>,
     /// Set by a `destroy` that cannot wait for the SDK thread: deliver nothing more.
@@ -116,7 +121,6 @@ struct State {
     instance: Option<Instance>,
     /// What `instance` was made for.
     target: Target,
-    forwarder: Option<tokio::task::JoinHandle<()>>,
     /// `beckon_sig_set_server_url`.
     own_url: Option<String>,
     /// The App ID of a login that passes none.
@@ -228,14 +232,13 @@ impl Live {
                 (target.clone(), target.instance().ok()?)
             }
         };
-        let (queue, items) = mpsc::channel();
-        let forwarder = forward(rt, instance.events(), queue.clone(), None);
+        let (queue, items) = mpsc::unbounded_channel();
+        let events = instance.events();
         let live = Arc::new(Live {
             rt,
             state: Mutex::new(State {
                 instance: Some(instance),
                 target,
-                forwarder: Some(forwarder),
                 own_url: None,
                 default_app_id: String::new(),
             }),
@@ -251,7 +254,7 @@ impl Live {
         let for_thread = live.clone();
         let thread = thread::Builder::new()
             .name("agorasig-cb".into())
-            .spawn(move || dispatch(&for_thread, &items));
+            .spawn(move || dispatch(&for_thread, items, events));
         match thread {
             Ok(handle) => {
                 let _ = live.dispatcher_id.set(handle.thread().id());
@@ -351,12 +354,10 @@ impl Live {
         }
         let _in_runtime = self.rt.enter();
         let fresh = target.instance()?;
-        let events = fresh.events();
-        // The old instance is logged out: dropping it stops its driver, and its forwarder ends
-        // after passing on what it had. The new forwarder waits for it, so order is kept.
+        // The old instance is logged out: dropping it stops its driver, which ends its stream;
+        // the SDK thread delivers what is left of it before the new instance's events.
+        let _ = self.queue.send(Item::Swap(fresh.events()));
         drop(st.instance.replace(fresh));
-        let before = st.forwarder.take();
-        st.forwarder = Some(forward(self.rt, events, self.queue.clone(), before));
         st.target = target;
         Ok(())
     }
@@ -397,19 +398,11 @@ impl Live {
 
     /// Tears the instance down (see `Sig::destroy`).
     fn shutdown(self: Arc<Self>) {
-        let (instance, forwarder) = {
-            let mut st = lock(&self.state);
-            (st.instance.take(), st.forwarder.take())
-        };
-        // Log out and stop the driver, then wait until its last event is queued.
-        runtime::wait(self.rt, async move {
-            if let Some(instance) = instance {
-                instance.destroy().await;
-            }
-            if let Some(forwarder) = forwarder {
-                let _ = tokio::time::timeout(FORWARD_DRAIN, forwarder).await;
-            }
-        });
+        let instance = lock(&self.state).instance.take();
+        // Log out and stop the driver: its stream then holds its last events, and ends.
+        if let Some(instance) = instance {
+            runtime::wait(self.rt, instance.destroy());
+        }
         {
             lock(&self.run).destroyed = true;
             self.run_changed.notify_all();
@@ -431,43 +424,77 @@ impl Live {
     }
 }
 
-/// Moves the events of `events` into `queue`, after `before` (the previous forwarder) ends.
-fn forward(
-    rt: &Runtime,
-    mut events: EventStream,
-    queue: Sender<Item>,
-    before: Option<tokio::task::JoinHandle<()>>,
-) -> tokio::task::JoinHandle<()> {
-    rt.spawn(async move {
-        if let Some(before) = before {
-            let _ = before.await;
-        }
-        while let Some(ev) = events.next().await {
-            if queue.send(Item::Event(ev)).is_err() {
-                break;
-            }
-        }
-    })
+/// What the SDK thread waits for next.
+enum Next {
+    Event(Option<Event>),
+    Item(Option<Item>),
 }
 
-/// The SDK thread: delivers each event to the callbacks bound at that moment.
-fn dispatch(live: &Live, items: &Receiver<Item>) {
+/// The SDK thread: delivers the instance's events and the library's own, in order, to the
+/// callbacks bound at that moment, until told to stop.
+fn dispatch(live: &Live, mut items: UnboundedReceiver<Item>, events: EventStream) {
     ON_SDK_THREAD.set(true);
-    while let Ok(Item::Event(ev)) = items.recv() {
+    let mut events = Some(events);
+    loop {
         if live.closed.load(Ordering::Acquire) {
-            break;
+            return;
         }
-        let bound = *lock(&live.callbacks);
-        if let Some(Bound { table, user }) = bound {
-            let delivered = catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: the table was copied from the application's struct, whose members
-                // the header requires to have the declared signatures and to return normally;
-                // this is the SDK thread, where the header says they run.
-                unsafe { callbacks::deliver(&table, user.0, ev) }
-            }));
-            if delivered.is_err() {
-                eprintln!("agorasig: internal error while delivering an event (skipped)");
+        // Not a runtime thread: `block_on` polls here and parks this thread until a sender
+        // (the driver, or a caller) wakes it.
+        let next = live.rt.block_on(async {
+            match events.as_mut() {
+                Some(stream) => tokio::select! {
+                    biased;
+                    ev = stream.next() => Next::Event(ev),
+                    item = items.recv() => Next::Item(item),
+                },
+                None => Next::Item(items.recv().await),
             }
+        });
+        match next {
+            Next::Event(Some(ev)) | Next::Item(Some(Item::Event(ev))) => deliver(live, ev),
+            // The driver stopped; a swap or the stop follows.
+            Next::Event(None) => events = None,
+            Next::Item(Some(Item::Swap(fresh))) => {
+                drain(live, events.take());
+                events = Some(fresh);
+            }
+            Next::Item(Some(Item::Stop) | None) => {
+                drain(live, events.take());
+                return;
+            }
+        }
+    }
+}
+
+/// Delivers what is left of a stopped instance's events.
+fn drain(live: &Live, events: Option<EventStream>) {
+    let Some(mut events) = events else {
+        return;
+    };
+    while !live.closed.load(Ordering::Acquire) {
+        let next = live
+            .rt
+            .block_on(async { tokio::time::timeout(DRAIN_TIMEOUT, events.next()).await });
+        match next {
+            Ok(Some(ev)) => deliver(live, ev),
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Calls the callback of `ev`, if one is bound.
+fn deliver(live: &Live, ev: Event) {
+    let bound = *lock(&live.callbacks);
+    if let Some(Bound { table, user }) = bound {
+        let delivered = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the table was copied from the application's struct, whose members the
+            // header requires to have the declared signatures and to return normally; this is
+            // the SDK thread, where the header says they run.
+            unsafe { callbacks::deliver(&table, user.0, ev) }
+        }));
+        if delivered.is_err() {
+            eprintln!("agorasig: internal error while delivering an event (skipped)");
         }
     }
 }

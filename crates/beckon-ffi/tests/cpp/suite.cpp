@@ -170,9 +170,16 @@ static void p2p_messages() {
     a.api->queryUserStatus(L("p2p-nobody"));
     CHECK_EQ(a.rec.wait("onQueryUserStatusResult|"), "onQueryUserStatusResult|p2p-nobody|0");
 
-    // To an offline account: stored, delivered at its next login.
+    // To an offline account: stored, delivered at its next login. (As the Rust end-to-end
+    // test does, wait until the server has b offline: onLogout comes a moment before that.)
     b.api->logout();
     b.rec.wait("onLogout|101");
+    for (int i = 0;; i++) {
+        a.api->queryUserStatus(S(b.account));
+        if (a.rec.wait("onQueryUserStatusResult|p2p-b|") == "onQueryUserStatusResult|p2p-b|0") break;
+        CHECK(i < 500);
+        t::sleep_ms(10);
+    }
     a.api->messageInstantSend(S(b.account), 0, L("while away"), L("m5"));
     a.rec.wait("onMessageSendSuccess|m5");
     b.login();
@@ -714,9 +721,13 @@ static void destroy_inside_a_callback() {
     t::sleep_ms(300);
     CHECK_EQ(a.rec.count(), at.load());
     CHECK_EQ(a.api->getStatus(), 0);
-    // destroy logged the account out.
-    b.api->queryUserStatus(S(a.account));
-    CHECK_EQ(b.rec.wait("onQueryUserStatusResult|"), "onQueryUserStatusResult|dic-a|0");
+    // destroy logged the account out (the server may take a moment to notice).
+    for (int i = 0;; i++) {
+        b.api->queryUserStatus(S(a.account));
+        if (b.rec.wait("onQueryUserStatusResult|dic-a|") == "onQueryUserStatusResult|dic-a|0") break;
+        CHECK(i < 500);
+        t::sleep_ms(10);
+    }
 }
 
 static void destroy_while_callbacks_are_in_flight() {

@@ -3,14 +3,18 @@
 //! Runs `cargo test --workspace` (whose end-to-end suite talks TCP), then the end-to-end suite
 //! (`cargo test -p beckon-tests`) once more for each other scheme, with `BECKON_TEST_TRANSPORT`
 //! naming it. The test binaries are built once; the passes differ only in that variable. Then
-//! the C and C++ SDK's step ([`crate::cpp`]). With `--transport`, runs just the end-to-end suite
-//! over that scheme; with `--cpp`, just the C and C++ step.
+//! the C and C++ SDK's step ([`crate::cpp`]) and the Web SDK's tests (`crate::web::test`).
+//! With `--transport`, runs just the end-to-end suite over that scheme; with `--cpp`, just the
+//! C and C++ step.
 
 use std::process::{Command, ExitCode};
 
 /// The schemes the end-to-end suite runs over after the workspace pass (which is TCP).
 const OTHER_SCHEMES: [&str; 4] = ["tls", "quic", "ws", "wss"];
 const ALL_SCHEMES: [&str; 5] = ["tcp", "tls", "quic", "ws", "wss"];
+/// The usage line of `cargo xtask test`.
+pub(crate) const USAGE: &str =
+    "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [--cpp] [-- <test args>]";
 
 pub(crate) fn run(args: &[String]) -> ExitCode {
     let mut only = None;
@@ -43,11 +47,17 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 rest = tail;
                 break;
             }
-            other => {
-                eprintln!(
-                    "cargo xtask test: unknown argument {other:?}\n\
-                     usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [--cpp] [-- <test args>]"
+            "-h" | "--help" => {
+                println!(
+                    "{USAGE}\n\n\
+                     Runs `cargo test --workspace` (the end-to-end suite over TCP), then the\n\
+                     end-to-end suite again over tls, quic, ws and wss; with --transport, just\n\
+                     the end-to-end suite over that scheme. Arguments after -- go to the tests."
                 );
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("cargo xtask test: unknown argument {other:?}\n{USAGE}");
                 return ExitCode::from(2);
             }
         }
@@ -95,7 +105,12 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         }
     }
     if only.is_none() {
-        return crate::cpp::test();
+        if crate::cpp::test() != ExitCode::SUCCESS {
+            return ExitCode::FAILURE;
+        }
+        if !crate::web::test() {
+            return ExitCode::FAILURE;
+        }
     }
     ExitCode::SUCCESS
 }

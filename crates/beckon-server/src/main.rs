@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use beckon_server::{Server, ServerConfig, Storage};
-use beckon_token::{Privileges, TokenClaims};
+use beckon_token::{Privileges, Secret, TokenClaims};
 
 /// mimalloc rather than the system allocator: every message the server routes allocates a few
 /// short-lived buffers across threads, which is the pattern mimalloc is built for.
@@ -73,7 +73,7 @@ struct TokenArgs {
     app_id: String,
     /// The app's App Certificate (the signing key).
     #[arg(long)]
-    certificate: String,
+    certificate: Secret<String>,
     /// The account the token is for.
     #[arg(long)]
     account: String,
@@ -129,7 +129,7 @@ fn mint(args: &TokenArgs, now: u64) -> Result<String, String> {
             .account(what, value)
             .map_err(|e| e.message)?;
     }
-    if args.certificate.is_empty() {
+    if args.certificate.expose().is_empty() {
         return Err("--certificate must not be empty".into());
     }
     if args.expire_in == 0 {
@@ -149,7 +149,10 @@ fn mint(args: &TokenArgs, now: u64) -> Result<String, String> {
             Privileges::NONE
         },
     };
-    Ok(beckon_token::mint(args.certificate.as_bytes(), &claims))
+    Ok(beckon_token::mint(
+        args.certificate.expose().as_bytes(),
+        &claims,
+    ))
 }
 
 fn unix_now() -> u64 {
@@ -307,7 +310,7 @@ mod tests {
         TokenArgs {
             app_id: app_id.into(),
             account: account.into(),
-            certificate: "cert".into(),
+            certificate: Secret::new("cert".into()),
             expire_in: 60,
             server: false,
         }
@@ -341,7 +344,32 @@ mod tests {
         a.expire_in = u64::MAX;
         assert!(mint(&a, 1).is_err());
         let mut a = args("app", "alice");
-        a.certificate.clear();
+        a.certificate = Secret::new(String::new());
         assert!(mint(&a, 0).is_err());
+    }
+
+    #[test]
+    fn the_certificate_argument_never_prints() {
+        let cli = Cli::parse_from([
+            "beckon-server",
+            "token",
+            "--app-id",
+            "app",
+            "--certificate",
+            "5cfd2fd1755d40ecb72977518be15d3b",
+            "--account",
+            "alice",
+        ]);
+        let Some(Command::Token(args)) = &cli.command else {
+            panic!("the token subcommand: {cli:?}");
+        };
+        assert_eq!(
+            args.certificate.expose(),
+            "5cfd2fd1755d40ecb72977518be15d3b"
+        );
+        for text in [format!("{cli:?}"), format!("{cli:#?}")] {
+            assert!(!text.contains("5cfd2fd1"), "{text}");
+            assert!(text.contains("certificate: [redacted]"), "{text}");
+        }
     }
 }

@@ -165,9 +165,8 @@ async fn development_mode_warns_and_exits_cleanly_on_sigint() {
 
 // ---- storage ------------------------------------------------------------------------------------
 
-/// A server started with `args` and exactly the environment `env` (plus PATH), logging at info
-/// level.
-fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> ServerProcess {
+/// `beckon-server args…` with exactly the environment `env` (plus PATH), logging at info level.
+fn command_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
@@ -176,7 +175,12 @@ fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> ServerProc
     for (k, v) in env {
         cmd.env(k, v);
     }
-    ServerProcess::spawn(cmd)
+    cmd
+}
+
+/// A server started as [`command_with_env`] says; waits until it listens.
+fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> ServerProcess {
+    ServerProcess::spawn(command_with_env(args, env))
 }
 
 /// Sends SIGTERM and checks the exit is clean; returns the log.
@@ -286,17 +290,8 @@ fn ephemeral_writes_nothing() {
 fn store_errors_exit_with_code_1() {
     let xdg = TempDir::new("xdg");
     let data = TempDir::new("data");
-    let run = |args: &[&str], env: &[(&str, &std::path::Path)]| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        run_to_exit(cmd)
-    };
+    let run =
+        |args: &[&str], env: &[(&str, &std::path::Path)]| run_to_exit(command_with_env(args, env));
 
     // The data directory is held by a running server: one server owns one directory.
     let first = start_with_env(

@@ -23,13 +23,6 @@ const CERT: &str = "00112233445566778899aabbccddeeff";
 /// How long any one expected thing may take: generous for a loaded debug build.
 const STEP: Duration = Duration::from_secs(20);
 
-fn config_file() -> TempFile {
-    TempFile::new(
-        "durable.toml",
-        &format!("[[apps]]\napp_id = \"{APP}\"\ncertificate = \"{CERT}\"\n"),
-    )
-}
-
 fn token(account: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -47,19 +40,35 @@ fn token(account: &str) -> String {
     )
 }
 
-/// Starts the binary on `listen` with the test app and `data_dir`, logging at info level.
-fn start(
-    listen: &str,
-    config: &TempFile,
-    data_dir: &TempDir,
-    data_home: &TempDir,
-) -> ServerProcess {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--listen", listen, "--config", config.path_str()])
-        .args(["--data-dir", data_dir.path_str()])
-        .env("RUST_LOG", "info")
-        .env("XDG_DATA_HOME", data_home.path());
-    ServerProcess::spawn(cmd)
+/// What the binary runs on across restarts: a config file with the test app, a data
+/// directory, and a home for the standard data directory that must stay unused.
+struct Setup {
+    config: TempFile,
+    data: TempDir,
+    home: TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Self {
+            config: TempFile::new(
+                "durable.toml",
+                &format!("[[apps]]\napp_id = \"{APP}\"\ncertificate = \"{CERT}\"\n"),
+            ),
+            data: TempDir::new("data"),
+            home: TempDir::new("xdg"),
+        }
+    }
+
+    /// Starts the binary on `listen`, logging at info level.
+    fn start(&self, listen: &str) -> ServerProcess {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--listen", listen, "--config", self.config.path_str()])
+            .args(["--data-dir", self.data.path_str()])
+            .env("RUST_LOG", "info")
+            .env("XDG_DATA_HOME", self.home.path());
+        ServerProcess::spawn(cmd)
+    }
 }
 
 // ---- SDK users that record what happens to them -------------------------------------------------
@@ -250,11 +259,9 @@ async fn raw_next_message(c: &mut Client) -> pb::InstantMessage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_and_offline_messages_survive_kill_9() {
-    let config = config_file();
-    let data = TempDir::new("data");
-    let home = TempDir::new("xdg");
-    let mut server = start("127.0.0.1:0", &config, &data, &home);
-    assert!(data.path().join("beckon.redb").is_file());
+    let setup = Setup::new();
+    let mut server = setup.start("127.0.0.1:0");
+    assert!(setup.data.path().join("beckon.redb").is_file());
 
     let alice = User::login(server.addr, "alice").await;
     let attrs = [
@@ -305,7 +312,7 @@ async fn attributes_and_offline_messages_survive_kill_9() {
     drop(alice);
 
     // A new process on the same data directory.
-    let mut server = start("127.0.0.1:0", &config, &data, &home);
+    let mut server = setup.start("127.0.0.1:0");
     let carol = User::login(server.addr, "carol").await;
     assert_eq!(carol.attr_all_of("alice").await, expected);
     for (name, value) in attrs {
@@ -335,7 +342,7 @@ async fn attributes_and_offline_messages_survive_kill_9() {
     let (_, log) = server.wait();
     assert!(log.contains("store: redb"), "{log}");
     assert!(log.contains("beckon.redb"), "{log}");
-    let mut server = start("127.0.0.1:0", &config, &data, &home);
+    let mut server = setup.start("127.0.0.1:0");
     let bob = User::login(server.addr, "bob").await;
     let mut probe = raw_login(server.addr, "dave").await;
     probe.ping_pong(1).await;
@@ -353,10 +360,8 @@ async fn attributes_and_offline_messages_survive_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_restart_reconnects_clients_and_loses_no_message() {
-    let config = config_file();
-    let data = TempDir::new("data");
-    let home = TempDir::new("xdg");
-    let mut server = start("127.0.0.1:0", &config, &data, &home);
+    let setup = Setup::new();
+    let mut server = setup.start("127.0.0.1:0");
     let addr = server.addr;
 
     let alice = User::login(addr, "alice").await;
@@ -402,7 +407,7 @@ async fn graceful_restart_reconnects_clients_and_loses_no_message() {
     drop(carol);
 
     // The same port, the same data directory.
-    let mut server = start(&addr.to_string(), &config, &data, &home);
+    let mut server = setup.start(&addr.to_string());
     assert_eq!(server.addr, addr);
     for user in [&alice, &bob] {
         user.wait_until("onReconnected or onLogout", |evs| {

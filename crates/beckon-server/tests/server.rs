@@ -2,8 +2,10 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use beckon_broker::BrokerStats;
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, client_frame, server_frame};
 use beckon_server::{Server, ServerConfig, ServerHandle};
@@ -25,6 +27,13 @@ fn config() -> ServerConfig {
     .expect("valid config");
     c.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
     c
+}
+
+/// A server on [`config`], and the address of its TCP listener.
+async fn spawn() -> (ServerHandle, SocketAddr) {
+    let server = Server::spawn(config()).await.unwrap();
+    let addr = server.local_addr();
+    (server, addr)
 }
 
 fn unix_now() -> u64 {
@@ -55,29 +64,20 @@ fn login_failed_code(frame: server_frame::Kind) -> i32 {
 }
 
 /// Waits until the broker has seen what the sockets did (its inputs are asynchronous).
-async fn wait_for(
-    server: &ServerHandle,
-    what: &str,
-    f: impl Fn(&beckon_broker::BrokerStats) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let stats = server.stats().await;
-        if f(&stats) {
-            return;
+async fn wait_for(server: &ServerHandle, what: &str, f: impl Fn(&BrokerStats) -> bool) {
+    let seen = tokio::time::timeout(STEP, async {
+        while !f(&server.stats().await) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
+    let stats = server.stats().await;
+    assert!(seen.is_ok(), "timed out waiting for {what}: {stats:?}");
 }
 
 #[tokio::test]
 async fn valid_token_logs_in_and_bad_tokens_fail_with_their_codes() {
-    let server = Server::spawn(config()).await.unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = spawn().await;
 
     let mut ok = Client::connect(addr).await;
     let reply = ok
@@ -126,8 +126,7 @@ async fn valid_token_logs_in_and_bad_tokens_fail_with_their_codes() {
 
 #[tokio::test]
 async fn oversized_frame_closes_only_that_connection() {
-    let server = Server::spawn(config()).await.unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = spawn().await;
 
     let mut good = Client::connect(addr).await;
     good.login_ok("open", "alice", beckon_proto::NO_TOKEN).await;
@@ -166,8 +165,7 @@ async fn oversized_frame_closes_only_that_connection() {
 
 #[tokio::test]
 async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
-    let server = Server::spawn(config()).await.unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = spawn().await;
 
     // Text: its first four bytes read as a huge length prefix.
     let mut http = RawConn::connect(addr).await;

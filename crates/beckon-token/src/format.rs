@@ -334,31 +334,19 @@ mod tests {
     #[test]
     fn payload_errors() {
         let full = encode_payload(1, &claims());
-        assert_eq!(malformed(&token("1", &[])), "payload is empty");
-        assert_eq!(
-            malformed(&token("1", &full[..5])),
-            "payload ends in issued_at"
-        );
-        assert_eq!(
-            malformed(&token("1", &full[..12])),
-            "payload ends in expires_at"
-        );
-        assert_eq!(
-            malformed(&token("1", &full[..20])),
-            "payload ends in privileges"
-        );
-        assert_eq!(
-            malformed(&token("1", &full[..22])),
-            "payload ends in the app id"
-        );
-        assert_eq!(
-            malformed(&token("1", &full[..25])),
-            "payload ends in the app id"
-        );
-        assert_eq!(
-            malformed(&token("1", &full[..28])),
-            "payload ends in the account"
-        );
+        // The payload cut short inside each field: 1 version byte, then 8 + 8 + 4 bytes of
+        // numbers, then the app id (2 + 3 bytes) and the account (2 + 3).
+        for (len, what) in [
+            (0, "payload is empty"),
+            (5, "payload ends in issued_at"),
+            (12, "payload ends in expires_at"),
+            (20, "payload ends in privileges"),
+            (22, "payload ends in the app id"),
+            (25, "payload ends in the app id"),
+            (28, "payload ends in the account"),
+        ] {
+            assert_eq!(malformed(&token("1", &full[..len])), what, "{len} bytes");
+        }
         let mut trailing = full.clone();
         trailing.push(0);
         assert_eq!(

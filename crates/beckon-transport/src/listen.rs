@@ -15,6 +15,7 @@ use crate::conn::{
     BoxIo, FrameRx, FrameTx, QuicGuard, from_stream, from_ws, quic_transport, ws_config,
 };
 use crate::endpoint::{Endpoint, Scheme, TransportError};
+use crate::static_files::{StaticFiles, respond_file};
 use crate::tls::ServerTls;
 
 /// What to listen on.
@@ -39,6 +40,7 @@ pub struct Listener {
     local: SocketAddr,
     kind: Kind,
     max_frame: usize,
+    static_files: Option<Arc<StaticFiles>>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -53,7 +55,12 @@ enum IncomingKind {
     Tcp(TcpStream),
     Tls(TcpStream, TlsAcceptor),
     Quic(Box<quinn::Incoming>),
-    Ws(TcpStream, Option<TlsAcceptor>, String),
+    Ws(
+        TcpStream,
+        Option<TlsAcceptor>,
+        String,
+        Option<Arc<StaticFiles>>,
+    ),
 }
 
 /// An accepted connection whose handshake has not run yet: run it in the connection's own task
@@ -128,7 +135,15 @@ impl Listener {
             local,
             kind,
             max_frame: config.max_frame,
+            static_files: None,
         })
+    }
+
+    /// Serves `files` over plain HTTP on this listener (before the WebSocket upgrade, on any
+    /// path other than the WebSocket's own). Only WebSocket listeners speak HTTP; on the other
+    /// schemes the table is ignored.
+    pub fn serve_static(&mut self, files: Arc<StaticFiles>) {
+        self.static_files = Some(files);
     }
 
     /// The endpoint with the port actually bound.
@@ -155,7 +170,12 @@ impl Listener {
                 let (s, peer) = l.accept().await?;
                 (
                     peer,
-                    IncomingKind::Ws(s, a.clone(), self.endpoint.path.clone()),
+                    IncomingKind::Ws(
+                        s,
+                        a.clone(),
+                        self.endpoint.path.clone(),
+                        self.static_files.clone(),
+                    ),
                 )
             }
             Kind::Quic(e) => {
@@ -200,7 +220,7 @@ impl Incoming {
     }
 
     /// Completes the transport handshake. `Ok(None)`: the connection was a plain HTTP request
-    /// (`GET /healthz`, or a wrong path) answered here, not a session.
+    /// (`GET /healthz`, a static file, or a wrong path) answered here, not a session.
     pub async fn establish(self) -> io::Result<Option<(FrameRx, FrameTx)>> {
         let max = self.max_frame;
         match self.kind {
@@ -229,7 +249,7 @@ impl Incoming {
                 });
                 Ok(Some(from_stream(recv, send, max, Some(guard))))
             }
-            IncomingKind::Ws(s, a, path) => {
+            IncomingKind::Ws(s, a, path, files) => {
                 s.set_nodelay(true)?;
                 let mut io: BoxIo = match a {
                     Some(a) => Box::new(a.accept(s).await?),
@@ -238,8 +258,14 @@ impl Incoming {
                 let head = read_request_head(&mut io).await?;
                 let target = request_target(&head).unwrap_or_default();
                 let target = target.split('?').next().unwrap_or_default().to_owned();
-                if target == "/healthz" && !is_upgrade(&head) {
+                let upgrade = is_upgrade(&head);
+                if target == "/healthz" && !upgrade {
                     respond(&mut io, "200 OK", "ok\n").await?;
+                    return Ok(None);
+                }
+                let file = files.as_deref().and_then(|f| f.get(&target));
+                if let Some(file) = file.filter(|_| !(upgrade && target == path)) {
+                    respond_file(&mut io, &head, file).await?;
                     return Ok(None);
                 }
                 if target != path {

@@ -2,8 +2,8 @@
 //!
 //! It does what any broker must do at the least — read a frame, find where it goes, write it
 //! there — and nothing else: no sessions, no acknowledgements, no validation. It runs as its
-//! own process (`xtask forwarder --listen ADDR`, started by the benchmark from the release
-//! build and pinned like every server) with tokio's multi-threaded runtime, like
+//! own process (`beckon-loadgen forwarder --listen ADDR`, started by the benchmark from its
+//! own executable and pinned like every server) with tokio's multi-threaded runtime, like
 //! `beckon-server`.
 //!
 //! Protocol, on TCP: every frame is `[u32 length][u32 dest][payload]`, big-endian, the length
@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,8 +27,11 @@ use tokio::sync::mpsc;
 
 use beckon_transport::FrameReader;
 
-use crate::load::{Flow, Gate, Payload, Shared, Tally, Tasks};
-use crate::procs::{Pinning, Ready, ServerProc};
+use crate::cli::{Shape, System};
+use crate::driver::{self, Driver, Role};
+use crate::load::Payload;
+use crate::measure::Ctx;
+use crate::procs::{Ready, ServerProc};
 
 /// The bit that makes a `dest` a group.
 pub(crate) const GROUP: u32 = 0x8000_0000;
@@ -37,8 +39,6 @@ pub(crate) const GROUP: u32 = 0x8000_0000;
 const MAX_FRAME: usize = 1024 * 1024;
 /// Frames queued for one connection before forwarding to it waits.
 const QUEUE: usize = 4096;
-/// Frames a receiver handles before it commits its tally.
-const READ_BATCH: usize = 64;
 /// The line the forwarder prints once it is listening.
 const READY_LINE: &str = "forwarder listening on";
 
@@ -52,12 +52,17 @@ struct Routes {
     groups: RwLock<HashMap<u32, Arc<[Route]>>>,
 }
 
-/// `xtask forwarder --listen ADDR`: runs the forwarder until killed.
+/// `beckon-loadgen forwarder --listen ADDR`: runs the forwarder until killed.
 pub(crate) fn main(args: &[String]) -> ExitCode {
+    const USAGE: &str = "usage: beckon-loadgen forwarder --listen ADDR";
     let addr = match args {
         [flag, addr] if flag == "--listen" => addr.parse::<SocketAddr>(),
+        [help] if help == "-h" || help == "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         _ => {
-            eprintln!("usage: xtask forwarder --listen ADDR");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -87,6 +92,11 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
 async fn serve(addr: SocketAddr) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("{READY_LINE} {}", listener.local_addr()?);
+    accept(listener).await
+}
+
+/// Accepts and serves connections until accepting fails.
+async fn accept(listener: TcpListener) -> io::Result<()> {
     let routes = Arc::new(Routes::default());
     loop {
         let (stream, _) = listener.accept().await?;
@@ -203,208 +213,218 @@ async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, frame: &[u8]) -> io::R
 
 // ---- the benchmark's side --------------------------------------------------------------------
 
-/// A running forwarder process.
-#[derive(Debug)]
-pub(crate) struct RawServer {
-    pub(crate) proc: ServerProc,
-    addr: SocketAddr,
+/// The driver of a running forwarder: its address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Raw(SocketAddr);
+
+/// The fan-out group.
+const FANOUT_GROUP: u32 = GROUP | 1;
+
+/// The id a role says hello with, and the groups it joins: receivers and idle sessions are
+/// `1..`, p2p senders follow the receivers, the fan-out publisher is 0 and every member is in
+/// [`FANOUT_GROUP`].
+fn hello(role: Role) -> (u32, Vec<u32>) {
+    let id = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+    match role {
+        Role::P2pReceiver(i) | Role::Idle(i) => (1 + id(i), Vec::new()),
+        Role::P2pSender { pair, pairs } => (1 + id(pairs) + id(pair), Vec::new()),
+        Role::FanoutMember(i) => (1 + id(i), vec![FANOUT_GROUP]),
+        Role::FanoutPublisher => (0, Vec::new()),
+    }
 }
 
-/// Starts `xtask forwarder` (this very binary) on 127.0.0.1 and a free port.
-pub(crate) fn start(pinning: &Pinning) -> Result<RawServer, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
-    let mut cmd = pinning.command(&exe);
-    cmd.args(["forwarder", "--listen", "127.0.0.1:0"]);
-    let (proc, printed) = ServerProc::start("forwarder", cmd, Ready::Line(READY_LINE))?;
-    let addr = printed
-        .parse()
-        .map_err(|e| format!("the forwarder printed {printed:?}: {e}"))?;
-    Ok(RawServer { proc, addr })
+/// Where a role's frames go: its pair's receiver, or the fan-out group (an idle session sends
+/// nothing).
+fn dest(role: Role) -> u32 {
+    match role {
+        Role::P2pReceiver(pair) | Role::P2pSender { pair, .. } => hello(Role::P2pReceiver(pair)).0,
+        Role::FanoutMember(_) | Role::FanoutPublisher => FANOUT_GROUP,
+        Role::Idle(_) => hello(role).0,
+    }
 }
 
 /// A connected, welcomed client.
-struct RawClient {
+pub(crate) struct RawClient {
     reader: FrameReader<OwnedReadHalf>,
     writer: BufWriter<OwnedWriteHalf>,
+    /// Where its frames go, as the frame's first four bytes.
+    frame: Vec<u8>,
+}
+
+fn failed(e: io::Error) -> String {
+    format!("forwarder connection: {e}")
 }
 
 impl RawClient {
-    async fn connect(addr: SocketAddr, id: u32, groups: &[u32]) -> Result<Self, String> {
-        let fail = |e: io::Error| format!("forwarder connection: {e}");
-        let stream = TcpStream::connect(addr).await.map_err(fail)?;
-        stream.set_nodelay(true).map_err(fail)?;
+    async fn connect(addr: SocketAddr, role: Role) -> Result<Self, String> {
+        let (id, groups) = hello(role);
+        let stream = TcpStream::connect(addr).await.map_err(failed)?;
+        stream.set_nodelay(true).map_err(failed)?;
         let (r, w) = stream.into_split();
         let mut c = RawClient {
             reader: FrameReader::new(r, MAX_FRAME),
             writer: BufWriter::with_capacity(64 * 1024, w),
+            frame: dest(role).to_be_bytes().to_vec(),
         };
         let mut hello = id.to_be_bytes().to_vec();
         for g in groups {
             hello.extend_from_slice(&g.to_be_bytes());
         }
-        write_frame(&mut c.writer, &hello).await.map_err(fail)?;
-        c.writer.flush().await.map_err(fail)?;
+        write_frame(&mut c.writer, &hello).await.map_err(failed)?;
+        c.writer.flush().await.map_err(failed)?;
         let welcome = c
             .reader
             .read_frame()
             .await
-            .map_err(fail)?
+            .map_err(failed)?
             .ok_or("the forwarder closed the connection")?;
-        if dest_of(&welcome).map_err(fail)? != id {
+        if dest_of(&welcome).map_err(failed)? != id {
             return Err("the forwarder welcomed someone else".into());
         }
         Ok(c)
     }
 }
 
-fn receiver(
-    server: &RawServer,
-    shared: &Shared,
-    flow: &Arc<Flow>,
-    id: u32,
-    groups: Vec<u32>,
-    tasks: &mut Tasks,
-) {
-    let (addr, shared, flow) = (server.addr, shared.clone(), flow.clone());
-    tasks.spawn(async move {
-        let mut c = {
-            let _permit = shared.setup.acquire().await.map_err(|e| e.to_string())?;
-            RawClient::connect(addr, id, &groups).await?
-        };
-        shared.ready.add_permits(1);
-        let mut tally = Tally::new(shared.recorder.clone(), flow);
-        let failed = |e: io::Error| format!("forwarder connection: {e}");
-        loop {
-            let frame = c.reader.read_frame().await.map_err(failed)?;
-            let frame = frame.ok_or("the forwarder closed the connection")?;
-            tally.add(frame.get(4..).unwrap_or_default());
-            for _ in 1..READ_BATCH {
-                match c.reader.read_frame().now_or_never() {
-                    Some(Ok(Some(frame))) => tally.add(frame.get(4..).unwrap_or_default()),
-                    Some(Ok(None)) => return Err("the forwarder closed the connection".into()),
-                    Some(Err(e)) => return Err(failed(e)),
-                    None => break,
-                }
-            }
-            tally.commit();
-        }
-    });
+impl Driver for Raw {
+    const SYSTEM: System = System::Raw;
+    type Receiver = RawClient;
+    type Sender = RawClient;
+
+    /// Starts `beckon-loadgen forwarder` (this very executable) on 127.0.0.1 and a free port.
+    fn start(ctx: &Ctx<'_>, _shape: Shape) -> Result<(ServerProc, Self), String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let mut cmd = ctx.pinning.command(&exe);
+        cmd.args(["forwarder", "--listen", "127.0.0.1:0"]);
+        let (proc, printed) = ServerProc::start("forwarder", cmd, Ready::Line(READY_LINE))?;
+        let addr = printed
+            .parse()
+            .map_err(|e| format!("the forwarder printed {printed:?}: {e}"))?;
+        Ok((proc, Raw(addr)))
+    }
+
+    async fn receiver(&self, role: Role) -> Result<RawClient, String> {
+        RawClient::connect(self.0, role).await
+    }
+
+    async fn sender(&self, role: Role) -> Result<RawClient, String> {
+        RawClient::connect(self.0, role).await
+    }
+
+    async fn login(&self, _worker: usize) -> Result<(), String> {
+        Err("the bare forwarder has no login to measure".into())
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sender(
-    server: &RawServer,
-    shared: &Shared,
-    flow: &Arc<Flow>,
-    id: u32,
-    dest: u32,
-    per_message: u64,
-    window: u64,
-    tasks: &mut Tasks,
-) {
-    let (addr, shared, flow) = (server.addr, shared.clone(), flow.clone());
-    tasks.spawn(async move {
-        let mut c = {
-            let _permit = shared.setup.acquire().await.map_err(|e| e.to_string())?;
-            RawClient::connect(addr, id, &[]).await?
-        };
-        shared.ready.add_permits(1);
-        let mut gate = Gate::new(shared.control.clone(), flow, per_message, window);
+impl driver::Inbox for RawClient {
+    type Message = Bytes;
+
+    async fn next(&mut self) -> Result<Bytes, String> {
+        match self.reader.read_frame().await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err("the forwarder closed the connection".into()),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    fn payload(frame: &Bytes) -> &[u8] {
+        frame.get(4..).unwrap_or_default()
+    }
+}
+
+impl driver::Sender for RawClient {
+    async fn send(&mut self, n: u64, payload: &mut Payload) -> Result<(), String> {
+        for _ in 0..n {
+            self.frame.truncate(4);
+            self.frame.extend_from_slice(payload.stamp());
+            write_frame(&mut self.writer, &self.frame)
+                .await
+                .map_err(failed)?;
+        }
+        self.writer.flush().await.map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_connection_of_a_shape_has_an_id_of_its_own() {
+        let pairs = 5;
+        let p2p: Vec<Role> = (0..pairs)
+            .flat_map(|pair| [Role::P2pReceiver(pair), Role::P2pSender { pair, pairs }])
+            .collect();
+        let fanout: Vec<Role> = (0..pairs)
+            .map(Role::FanoutMember)
+            .chain([Role::FanoutPublisher])
+            .collect();
+        let idle: Vec<Role> = (0..pairs).map(Role::Idle).collect();
+        for shape in [p2p, fanout, idle] {
+            let ids: HashSet<u32> = shape.iter().map(|r| hello(*r).0).collect();
+            assert_eq!(ids.len(), shape.len(), "{shape:?}");
+            assert!(ids.iter().all(|id| id & GROUP == 0));
+        }
+    }
+
+    #[test]
+    fn senders_reach_their_receivers() {
+        for pair in 0..5 {
+            let sender = Role::P2pSender { pair, pairs: 5 };
+            assert_eq!(dest(sender), hello(Role::P2pReceiver(pair)).0);
+            assert_ne!(hello(sender).0, dest(sender));
+        }
+        let (_, groups) = hello(Role::FanoutMember(3));
+        assert_eq!(groups, [dest(Role::FanoutPublisher)]);
+    }
+
+    #[tokio::test]
+    async fn the_forwarder_forwards_to_a_client_and_to_a_group() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let raw = Raw(listener.local_addr().unwrap());
+        let server = tokio::spawn(accept(listener));
+        let mut members = Vec::new();
+        for i in 0..3 {
+            members.push(raw.receiver(Role::FanoutMember(i)).await.unwrap());
+        }
+        let mut receiver = raw.receiver(Role::P2pReceiver(7)).await.unwrap();
+        let mut sender = raw
+            .sender(Role::P2pSender { pair: 7, pairs: 8 })
+            .await
+            .unwrap();
+        let mut publisher = raw.sender(Role::FanoutPublisher).await.unwrap();
         let mut payload = Payload::new();
-        let mut frame = dest.to_be_bytes().to_vec();
-        let failed = |e: io::Error| format!("forwarder connection: {e}");
-        loop {
-            let n = gate.quota(gate.delivered());
-            if n == 0 {
-                gate.changed().await;
-                continue;
-            }
-            for _ in 0..n {
-                frame.truncate(4);
-                frame.extend_from_slice(payload.stamp());
-                write_frame(&mut c.writer, &frame).await.map_err(failed)?;
-            }
-            c.writer.flush().await.map_err(failed)?;
-            gate.sent(n);
-        }
-    });
-}
+        driver::Sender::send(&mut sender, 2, &mut payload)
+            .await
+            .unwrap();
+        driver::Sender::send(&mut publisher, 1, &mut payload)
+            .await
+            .unwrap();
 
-/// The p2p shape: receivers `1..=pairs`, senders `pairs+1..=2*pairs`.
-pub(crate) fn p2p(
-    server: &RawServer,
-    shared: &Shared,
-    pairs: usize,
-    window: u64,
-    tasks: &mut Tasks,
-) {
-    for i in 0..pairs as u32 {
-        let flow = Arc::new(Flow::default());
-        let receiver_id = 1 + i;
-        receiver(server, shared, &flow, receiver_id, Vec::new(), tasks);
-        let sender_id = 1 + pairs as u32 + i;
-        sender(
-            server,
-            shared,
-            &flow,
-            sender_id,
-            receiver_id,
-            1,
-            window,
-            tasks,
+        let recorder = Arc::new(crate::load::Recorder::default());
+        let mut tally = crate::load::Tally::new(recorder.clone(), Arc::default());
+        let deadline = std::time::Duration::from_secs(30);
+        tokio::time::timeout(deadline, async {
+            while recorder.deliveries() < 2 {
+                driver::Receiver::receive(&mut receiver, &mut tally).await?;
+                tally.commit();
+            }
+            for m in &mut members {
+                driver::Receiver::receive(m, &mut tally).await?;
+                tally.commit();
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .expect("the frames arrive")
+        .unwrap();
+        assert_eq!(
+            recorder.deliveries(),
+            5,
+            "two to the receiver, one to each member"
         );
-    }
-}
-
-/// The fan-out group, and its members `1..=members`.
-const FANOUT_GROUP: u32 = GROUP | 1;
-
-/// The fan-out members: clients in one group.
-pub(crate) fn fanout_members(
-    server: &RawServer,
-    shared: &Shared,
-    flow: &Arc<Flow>,
-    members: usize,
-    tasks: &mut Tasks,
-) {
-    for i in 0..members as u32 {
-        receiver(server, shared, flow, 1 + i, vec![FANOUT_GROUP], tasks);
-    }
-}
-
-/// The fan-out publisher (id 0).
-pub(crate) fn fanout_publisher(
-    server: &RawServer,
-    shared: &Shared,
-    flow: &Arc<Flow>,
-    members: usize,
-    window: u64,
-    tasks: &mut Tasks,
-) {
-    sender(
-        server,
-        shared,
-        flow,
-        0,
-        FANOUT_GROUP,
-        members as u64,
-        window,
-        tasks,
-    );
-}
-
-/// `sessions` welcomed connections, held until aborted.
-pub(crate) fn idle(server: &RawServer, shared: &Shared, sessions: usize, tasks: &mut Tasks) {
-    for i in 0..sessions as u32 {
-        let (addr, shared) = (server.addr, shared.clone());
-        tasks.spawn(async move {
-            let mut c = {
-                let _permit = shared.setup.acquire().await.map_err(|e| e.to_string())?;
-                RawClient::connect(addr, 1 + i, &[]).await?
-            };
-            shared.ready.add_permits(1);
-            while let Ok(Some(_)) = c.reader.read_frame().await {}
-            Err("the forwarder closed the connection".into())
-        });
+        server.abort();
     }
 }

@@ -96,12 +96,19 @@ pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (for servers that cannot be told port 0).
-pub(crate) fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+/// Starts a server that cannot be told port 0 on a port of 127.0.0.1 that was free a moment
+/// ago (`command` makes its command line for that port), and waits until it accepts
+/// connections there; returns it and the port.
+#[cfg_attr(not(feature = "peers"), allow(dead_code, reason = "for the peers"))]
+pub(crate) fn start_on_free_port(
+    name: &str,
+    command: impl FnOnce(&str) -> Command,
+) -> Result<(ServerProc, u16), String> {
+    let free = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+    let port = free.map_err(|e| format!("no free port: {e}"))?.port();
+    let ready = Ready::Accepts(([127, 0, 0, 1], port).into());
+    let (proc, _) = ServerProc::start(name, command(&port.to_string()), ready)?;
+    Ok((proc, port))
 }
 
 /// How a started server tells that it is ready.
@@ -109,6 +116,7 @@ pub(crate) enum Ready<'a> {
     /// It prints a line starting with this prefix on stdout; the rest of the line is returned.
     Line(&'a str),
     /// It accepts TCP connections on this address.
+    #[cfg_attr(not(feature = "peers"), allow(dead_code, reason = "for the peers"))]
     Accepts(SocketAddr),
 }
 
@@ -117,6 +125,8 @@ pub(crate) struct ServerProc {
     name: String,
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Files the server reads while it runs (its configuration), removed once it is gone.
+    files: Vec<TempFile>,
 }
 
 impl std::fmt::Debug for ServerProc {
@@ -171,6 +181,7 @@ impl ServerProc {
             name: name.to_owned(),
             child,
             log,
+            files: Vec::new(),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         let rest = loop {
@@ -211,6 +222,12 @@ impl ServerProc {
         self.child.id()
     }
 
+    /// Keeps `file` until the server is gone, then removes it.
+    pub(crate) fn removing(mut self, file: TempFile) -> Self {
+        self.files.push(file);
+        self
+    }
+
     /// The end of what the server printed, for error messages.
     pub(crate) fn log_tail(&self) -> String {
         let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -242,6 +259,7 @@ impl Drop for ServerProc {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        // The files go after this, with the fields.
     }
 }
 
@@ -267,7 +285,7 @@ impl TempFile {
     pub(crate) fn new(tag: &str, contents: &str) -> Result<Self, String> {
         static N: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
-            "beckon-xtask-{}-{}-{tag}",
+            "beckon-loadgen-{}-{}-{tag}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));

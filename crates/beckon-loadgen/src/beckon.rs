@@ -13,7 +13,6 @@
 //! default), which would otherwise cap the fan-out shape.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,15 +25,16 @@ use beckon_client::{Client, ClientConfig, ConnectionCommand, Event};
 use beckon_token::{Privileges, TokenClaims};
 use beckon_transport::{ClientTls, Endpoint, FrameRx, FrameTx, Scheme};
 
-use crate::load::{Flow, Gate, Payload, Shared, Tally, Tasks};
-use crate::procs::{Pinning, Ready, ServerProc, TempFile};
+use crate::cli::{Shape, System, Transport};
+use crate::driver::{self, Driver, READ_BATCH, Role};
+use crate::load::{Gate, Payload, Tally};
+use crate::measure::Ctx;
+use crate::procs::{Ready, ServerProc, TempFile};
 
 /// The App ID the benchmark logs in to.
 const APP_ID: &str = "bench";
 /// The channel of the fan-out shape.
 const CHANNEL: &str = "fanout";
-/// Frames handled before the output is flushed.
-const READ_BATCH: usize = 64;
 /// Server message ids each client remembers to drop re-deliveries. Re-deliveries follow only
 /// a resumed session, which a benchmark never has; the SDK's 4,096 would cost the load
 /// generator a cache miss per message (a thousand fan-out members hold 40 MB of id sets)
@@ -43,17 +43,13 @@ const DEDUP_WINDOW: usize = 64;
 /// The largest frame accepted from the server (as the SDK).
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 
-/// A running `beckon-server` and how to log in to it.
-#[derive(Debug)]
-pub(crate) struct BeckonServer {
-    pub(crate) proc: ServerProc,
-    pub(crate) target: Arc<Target>,
-    _config: TempFile,
-}
+/// The driver of a running `beckon-server`: where and how sessions log in.
+#[derive(Clone, Debug)]
+pub(crate) struct Beckon(Arc<Target>);
 
 /// Where and how sessions log in.
 #[derive(Debug)]
-pub(crate) struct Target {
+struct Target {
     endpoint: Endpoint,
     tls: ClientTls,
     certificate: String,
@@ -80,7 +76,12 @@ impl Target {
 
 /// Starts `bin --ephemeral --config <file> --listen <scheme>://127.0.0.1:0` and waits for its
 /// "listening on" line.
-pub(crate) fn start(bin: &Path, pinning: &Pinning, scheme: Scheme) -> Result<BeckonServer, String> {
+fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
+    let scheme = match ctx.opts.transport {
+        Transport::Tcp => Scheme::Tcp,
+        Transport::Quic => Scheme::Quic,
+        Transport::Ws => Scheme::Ws,
+    };
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
@@ -101,7 +102,7 @@ pub(crate) fn start(bin: &Path, pinning: &Pinning, scheme: Scheme) -> Result<Bec
         Scheme::Ws => "ws://127.0.0.1:0/ws".to_owned(),
         other => format!("{other}://127.0.0.1:0"),
     };
-    let mut cmd = pinning.command(bin);
+    let mut cmd = ctx.pinning.command(ctx.server_bin);
     cmd.arg("--ephemeral")
         .arg("--config")
         .arg(config.path())
@@ -121,22 +122,19 @@ pub(crate) fn start(bin: &Path, pinning: &Pinning, scheme: Scheme) -> Result<Bec
             "beckon-server was asked to listen on {listen} but says it listens on {endpoint}"
         ));
     }
-    Ok(BeckonServer {
-        proc,
-        target: Arc::new(Target {
-            endpoint,
-            tls: ClientTls {
-                dangerous_accept_any_cert: true,
-                ..ClientTls::default()
-            },
-            certificate,
-        }),
-        _config: config,
-    })
+    let target = Target {
+        endpoint,
+        tls: ClientTls {
+            dangerous_accept_any_cert: true,
+            ..ClientTls::default()
+        },
+        certificate,
+    };
+    Ok((proc.removing(config), Beckon(Arc::new(target))))
 }
 
 /// One logged-in session: the client state machine and its connection.
-struct Session {
+pub(crate) struct Session {
     client: Client,
     rx: FrameRx,
     tx: FrameTx,
@@ -320,203 +318,147 @@ impl Session {
     }
 }
 
-/// Logs in `account` (and joins the channel if asked) within the setup limit, then reports
-/// ready.
-async fn set_up(
-    target: &Target,
-    shared: &Shared,
-    account: &str,
-    join: bool,
-) -> Result<Session, String> {
-    let mut s = {
-        let _permit = shared.setup.acquire().await.map_err(|e| e.to_string())?;
-        let mut s = Session::login(target, account).await?;
+impl Beckon {
+    /// Logs in as `account` and joins the channel if asked; what the server sent meanwhile is
+    /// dropped.
+    async fn session(&self, account: &str, join: bool) -> Result<Session, String> {
+        let mut s = Session::login(&self.0, account).await?;
         if join {
             s.join().await?;
         }
-        s
-    };
-    s.events.clear();
-    shared.ready.add_permits(1);
-    Ok(s)
+        s.events.clear();
+        Ok(s)
+    }
 }
 
-/// A receiver: counts every instant or channel message it gets.
-async fn receive(
-    target: Arc<Target>,
-    shared: Shared,
-    flow: Arc<Flow>,
+/// Who a role is in Beckon: pair `i` is `s<i>` sending to `r<i>`; the fan-out has members
+/// `m<i>` and a `publisher` that is a member too (a channel message goes to its sender as well;
+/// that copy is not counted); idle sessions are `i<n>`.
+#[derive(Debug, PartialEq)]
+struct Seat {
     account: String,
-    join: bool,
-) -> Result<(), String> {
-    let mut s = set_up(&target, &shared, &account, join).await?;
-    let mut tally = Tally::new(shared.recorder.clone(), flow);
-    loop {
-        s.step(std::future::pending()).await?;
-        for ev in s.events.drain(..) {
-            match ev {
-                Event::MessageInstantReceive { msg, .. }
-                | Event::MessageChannelReceive { msg, .. } => tally.add(msg.as_bytes()),
-                _ => {}
+    /// Whether it joins the fan-out channel.
+    joins: bool,
+    /// Whom it sends to, if it sends.
+    to: Option<To>,
+}
+
+impl Seat {
+    fn of(role: Role) -> Self {
+        let (account, joins, to) = match role {
+            Role::P2pReceiver(i) => (format!("r{i}"), false, None),
+            Role::P2pSender { pair, .. } => {
+                let to = To::Account(Seat::of(Role::P2pReceiver(pair)).account);
+                (format!("s{pair}"), false, Some(to))
             }
-        }
-        tally.commit();
+            Role::FanoutMember(i) => (format!("m{i}"), true, None),
+            Role::FanoutPublisher => ("publisher".into(), true, Some(To::Channel)),
+            Role::Idle(i) => (format!("i{i}"), false, None),
+        };
+        Seat { account, joins, to }
     }
 }
 
 /// Whom a sender sends to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum To {
     Account(String),
     Channel,
 }
 
-/// A sender: sends stamped messages as its gate allows; a message is confirmed when it was
-/// delivered and its success reply came back.
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    target: Arc<Target>,
-    shared: Shared,
-    flow: Arc<Flow>,
-    account: String,
+/// A sender: a message is confirmed when it was delivered and its success reply came back.
+pub(crate) struct BeckonSender {
+    session: Session,
     to: To,
-    per_message: u64,
-    window: u64,
-) -> Result<(), String> {
-    let mut s = set_up(&target, &shared, &account, matches!(to, To::Channel)).await?;
-    let mut gate = Gate::new(shared.control.clone(), flow, per_message, window);
-    let mut payload = Payload::new();
-    let mut succeeded = 0u64;
-    loop {
-        let n = gate.quota(gate.delivered().min(succeeded));
-        if n > 0 {
-            let now = Instant::now();
-            for _ in 0..n {
-                let body = payload.stamp_str();
-                match &to {
-                    To::Account(peer) => s.client.message_instant_send(peer, body, "", now),
-                    To::Channel => s.client.message_channel_send(CHANNEL, body, "", now),
-                };
-            }
-            gate.sent(n);
-            s.drain().await?;
-        } else {
-            s.step(gate.changed()).await?;
-        }
-        for ev in s.events.drain(..) {
+    succeeded: u64,
+}
+
+impl BeckonSender {
+    /// Counts the success replies among the events; a failed send fails the sender.
+    fn take_replies(&mut self) -> Result<(), String> {
+        for ev in self.session.events.drain(..) {
             match ev {
-                Event::MessageSendSuccess { .. } => succeeded += 1,
+                Event::MessageSendSuccess { .. } => self.succeeded += 1,
                 Event::MessageSendError { ecode, .. } => {
                     return Err(format!("a send failed with code {ecode}"));
                 }
                 _ => {}
             }
         }
+        Ok(())
     }
 }
 
-/// The p2p shape: `pairs` receivers `r<i>` and senders `s<i>`, each on its own connection.
-pub(crate) fn p2p(
-    target: &Arc<Target>,
-    shared: &Shared,
-    pairs: usize,
-    window: u64,
-    tasks: &mut Tasks,
-) -> Vec<Arc<Flow>> {
-    let flows: Vec<Arc<Flow>> = (0..pairs).map(|_| Arc::new(Flow::default())).collect();
-    for (i, flow) in flows.iter().enumerate() {
-        tasks.spawn(receive(
-            target.clone(),
-            shared.clone(),
-            flow.clone(),
-            format!("r{i}"),
-            false,
-        ));
-        tasks.spawn(send(
-            target.clone(),
-            shared.clone(),
-            flow.clone(),
-            format!("s{i}"),
-            To::Account(format!("r{i}")),
-            1,
-            window,
-        ));
-    }
-    flows
-}
+impl Driver for Beckon {
+    const SYSTEM: System = System::Beckon;
+    type Receiver = Session;
+    type Sender = BeckonSender;
 
-/// The fan-out members `m<i>` (in the channel).
-pub(crate) fn fanout_members(
-    target: &Arc<Target>,
-    shared: &Shared,
-    flow: &Arc<Flow>,
-    members: usize,
-    tasks: &mut Tasks,
-) {
-    for i in 0..members {
-        tasks.spawn(receive(
-            target.clone(),
-            shared.clone(),
-            flow.clone(),
-            format!("m{i}"),
-            true,
-        ));
+    fn start(ctx: &Ctx<'_>, _shape: Shape) -> Result<(ServerProc, Self), String> {
+        start(ctx)
+    }
+
+    async fn receiver(&self, role: Role) -> Result<Session, String> {
+        let seat = Seat::of(role);
+        self.session(&seat.account, seat.joins).await
+    }
+
+    async fn sender(&self, role: Role) -> Result<BeckonSender, String> {
+        let seat = Seat::of(role);
+        let to = seat.to.ok_or_else(|| format!("{role:?} does not send"))?;
+        Ok(BeckonSender {
+            session: self.session(&seat.account, seat.joins).await?,
+            to,
+            succeeded: 0,
+        })
+    }
+
+    /// A fresh connection, a login with a token the server verifies, a logout.
+    async fn login(&self, worker: usize) -> Result<(), String> {
+        Session::login(&self.0, &format!("l{worker}"))
+            .await?
+            .logout()
+            .await
     }
 }
 
-/// The fan-out publisher: a member too (a channel message goes to its sender as well; that
-/// copy is not counted).
-pub(crate) fn fanout_publisher(
-    target: &Arc<Target>,
-    shared: &Shared,
-    flow: &Arc<Flow>,
-    members: usize,
-    window: u64,
-    tasks: &mut Tasks,
-) {
-    tasks.spawn(send(
-        target.clone(),
-        shared.clone(),
-        flow.clone(),
-        "publisher".into(),
-        To::Channel,
-        members as u64,
-        window,
-    ));
-}
-
-/// `sessions` idle sessions `i<n>`, kept alive (heartbeats) until aborted.
-pub(crate) fn idle(target: &Arc<Target>, shared: &Shared, sessions: usize, tasks: &mut Tasks) {
-    for i in 0..sessions {
-        let (target, shared) = (target.clone(), shared.clone());
-        tasks.spawn(async move {
-            let mut s = set_up(&target, &shared, &format!("i{i}"), false).await?;
-            loop {
-                s.step(std::future::pending()).await?;
-                s.events.clear();
+/// A receiver counts every instant or channel message; its other events (and those of an
+/// idle session) are dropped, its heartbeats kept going.
+impl driver::Receiver for Session {
+    async fn receive(&mut self, tally: &mut Tally) -> Result<(), String> {
+        self.step(std::future::pending()).await?;
+        for ev in self.events.drain(..) {
+            match ev {
+                Event::MessageInstantReceive { msg, .. }
+                | Event::MessageChannelReceive { msg, .. } => tally.add(msg.as_bytes()),
+                _ => {}
             }
-        });
+        }
+        Ok(())
     }
 }
 
-/// `conns` workers, each logging in (a fresh connection and token verification), counting the
-/// login, logging out, and again.
-pub(crate) fn login(
-    target: &Arc<Target>,
-    conns: usize,
-    logins: &Arc<AtomicU64>,
-    tasks: &mut Tasks,
-) {
-    for w in 0..conns {
-        let (target, logins) = (target.clone(), logins.clone());
-        tasks.spawn(async move {
-            let account = format!("l{w}");
-            loop {
-                let s = Session::login(&target, &account).await?;
-                logins.fetch_add(1, Ordering::Relaxed);
-                s.logout().await?;
-            }
-        });
+impl driver::Sender for BeckonSender {
+    fn confirmed(&self, delivered: u64) -> u64 {
+        delivered.min(self.succeeded)
+    }
+
+    async fn send(&mut self, n: u64, payload: &mut Payload) -> Result<(), String> {
+        let (s, now) = (&mut self.session, Instant::now());
+        for _ in 0..n {
+            let body = payload.stamp_str();
+            match &self.to {
+                To::Account(peer) => s.client.message_instant_send(peer, body, "", now),
+                To::Channel => s.client.message_channel_send(CHANNEL, body, "", now),
+            };
+        }
+        s.drain().await?;
+        self.take_replies()
+    }
+
+    async fn wait(&mut self, gate: &mut Gate) -> Result<(), String> {
+        self.session.step(gate.changed()).await?;
+        self.take_replies()
     }
 }
 
@@ -536,4 +478,40 @@ async fn connect_spread(endpoint: &Endpoint) -> std::io::Result<tokio::net::TcpS
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(source)?;
     socket.connect(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn seats_pair_senders_with_their_receivers_and_keep_accounts_apart() {
+        let pairs = 4;
+        let mut accounts = HashSet::new();
+        for pair in 0..pairs {
+            let receiver = Seat::of(Role::P2pReceiver(pair));
+            let sender = Seat::of(Role::P2pSender { pair, pairs });
+            assert_eq!(sender.to, Some(To::Account(receiver.account.clone())));
+            assert_eq!(
+                (receiver.joins, sender.joins, receiver.to),
+                (false, false, None)
+            );
+            accounts.extend([receiver.account, sender.account]);
+        }
+        assert_eq!(accounts.len(), 2 * pairs, "{accounts:?}");
+
+        let publisher = Seat::of(Role::FanoutPublisher);
+        assert_eq!((publisher.joins, publisher.to), (true, Some(To::Channel)));
+        let members: HashSet<String> = (0..10)
+            .map(|i| Seat::of(Role::FanoutMember(i)))
+            .inspect(|m| assert!(m.joins && m.to.is_none()))
+            .map(|m| m.account)
+            .collect();
+        assert_eq!(members.len(), 10);
+        assert!(!members.contains(&publisher.account));
+        let idle = Seat::of(Role::Idle(3));
+        assert_eq!((idle.joins, idle.to), (false, None));
+    }
 }

@@ -1,35 +1,28 @@
-//! The command line of `cargo xtask bench`: which shapes, against which peers, for how long.
+//! The load options: which shapes, against which peers, for how long.
 //!
 //! ```text
-//! cargo xtask bench [micro] [-- <criterion args>]
-//! cargo xtask bench p2p|fanout|idle|login|all [--transport tcp|quic|ws] [--peers nats,redis,raw]
-//!                   [--duration 5s] [--rounds 3] [--pairs 16] [--members 1000]
-//!                   [--sessions 10000] [--conns 64]
+//! p2p|fanout|idle|login|all [--transport tcp|quic|ws] [--peers nats,redis,raw]
+//!     [--duration 5s] [--rounds 3] [--pairs 16] [--members 1000] [--sessions 10000] [--conns 64]
 //! ```
 //!
-//! Parsed by hand: the grammar is small, and the xtask should build quickly.
+//! One parser for both ends: `cargo xtask bench` compiles this very file (so it checks the
+//! options at once, without building the load generator, and without its dependencies), and
+//! hands the options on as [`Options::to_args`]; `beckon-loadgen` parses them again. Only the
+//! standard library is used here, for that reason. Parsed by hand: the grammar is small.
 
 use std::fmt;
 use std::time::Duration;
 
-use beckon_transport::Scheme;
-
-/// The usage text printed for `--help` and after a parse error.
-pub(crate) const USAGE: &str = "\
-usage: cargo xtask bench [micro] [-- <criterion args>]
-       cargo xtask bench rtt
-       cargo xtask bench p2p|fanout|idle|login|all [options]
-
-shapes:
-  micro     the criterion micro-benchmarks (the default)
-  rtt       p2p round trip through the SDK over every transport: median, p99, p999
-            (BECKON_RTT_ROUNDS round trips per transport, 5,000 by default)
+/// The usage lines of the load shapes, under a `shapes:` heading.
+pub(crate) const SHAPES_USAGE: &str = "\
   p2p       pairs of connections, sender to receiver: peak msg/s, then latency at 50 % of peak
   fanout    one publisher to a channel of members: peak deliveries/s, then latency at 50 %
   idle      logged-in idle sessions: server memory (RSS) per session
   login     token-verified logins/s (connect, log in, log out, close)
-  all       p2p, fanout, idle and login
+  all       p2p, fanout, idle and login";
 
+/// The usage of the load options.
+pub(crate) const OPTIONS_USAGE: &str = "\
 options:
   --transport tcp|quic|ws   Beckon's transport (peers always use their TCP protocol) [tcp]
   --peers LIST              peers beside Beckon, comma-separated: nats,redis,raw [all three];
@@ -89,11 +82,29 @@ impl fmt::Display for System {
     }
 }
 
+/// The transport Beckon is driven over (the peers always speak their own TCP protocols).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Tcp,
+    Quic,
+    Ws,
+}
+
+impl Transport {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
 /// What the whole-system benchmark is asked to do.
 #[derive(Clone, Debug)]
 pub(crate) struct Options {
     pub(crate) shapes: Vec<Shape>,
-    pub(crate) transport: Scheme,
+    pub(crate) transport: Transport,
     /// The peers to run beside Beckon, in table order.
     pub(crate) peers: Vec<System>,
     pub(crate) duration: Duration,
@@ -108,7 +119,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             shapes: Shape::ALL.to_vec(),
-            transport: Scheme::Tcp,
+            transport: Transport::Tcp,
             peers: vec![System::Nats, System::Redis, System::Raw],
             duration: Duration::from_secs(5),
             rounds: 3,
@@ -121,97 +132,79 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The options as arguments again, for handing them to the release build of the xtask.
+    /// The options as arguments again, every one spelled out: what `cargo xtask bench` hands
+    /// to the load generator, and the command line the report shows.
     pub(crate) fn to_args(&self) -> Vec<String> {
         let shapes: Vec<&str> = self.shapes.iter().map(|s| s.name()).collect();
         let peers: Vec<&str> = self.peers.iter().map(|p| p.name()).collect();
-        vec![
-            shapes.join(","),
-            "--transport".into(),
-            self.transport.as_str().into(),
-            "--peers".into(),
-            if peers.is_empty() {
-                "none".into()
-            } else {
-                peers.join(",")
-            },
-            "--duration".into(),
-            format!("{}ms", self.duration.as_millis()),
-            "--rounds".into(),
-            self.rounds.to_string(),
-            "--pairs".into(),
-            self.pairs.to_string(),
-            "--members".into(),
-            self.members.to_string(),
-            "--sessions".into(),
-            self.sessions.to_string(),
-            "--conns".into(),
-            self.conns.to_string(),
-        ]
-    }
-}
-
-/// What `cargo xtask bench …` asks for.
-#[derive(Debug)]
-pub(crate) enum Bench {
-    /// The criterion micro-benchmarks, with these extra arguments for `cargo bench`.
-    Micro(Vec<String>),
-    /// The whole-system load benchmark.
-    Load(Options),
-}
-
-/// Parses the arguments after `bench`.
-pub(crate) fn parse_bench(args: &[String]) -> Result<Bench, String> {
-    let (first, rest) = match args.split_first() {
-        None => return Ok(Bench::Micro(Vec::new())),
-        Some((first, rest)) => (first.as_str(), rest),
-    };
-    match first {
-        "--" => return Ok(Bench::Micro(args.to_vec())),
-        "micro" => return Ok(Bench::Micro(rest.to_vec())),
-        "rtt" => {
-            let mut args = vec!["--bench".to_owned(), "rtt".to_owned()];
-            args.extend(rest.iter().cloned());
-            return Ok(Bench::Micro(args));
+        let peers = if peers.is_empty() {
+            "none".to_owned()
+        } else {
+            peers.join(",")
+        };
+        let mut args = vec![shapes.join(",")];
+        for (flag, value) in [
+            ("--transport", self.transport.name().to_owned()),
+            ("--peers", peers),
+            ("--duration", format!("{}ms", self.duration.as_millis())),
+            ("--rounds", self.rounds.to_string()),
+            ("--pairs", self.pairs.to_string()),
+            ("--members", self.members.to_string()),
+            ("--sessions", self.sessions.to_string()),
+            ("--conns", self.conns.to_string()),
+        ] {
+            args.extend([flag.to_owned(), value]);
         }
-        "-h" | "--help" => return Err(String::new()),
-        _ => {}
+        args
     }
+}
+
+/// What the load options ask for.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Run the benchmark.
+    Run(Options),
+    /// Print the usage (`-h` or `--help` anywhere).
+    Help,
+}
+
+/// Parses a shape (`p2p`, `all`, or a comma-separated list), then the options.
+pub(crate) fn parse(args: &[String]) -> Result<Request, String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(Request::Help);
+    }
+    let Some((first, rest)) = args.split_first() else {
+        return Err("no load shape given".into());
+    };
     let mut opts = Options {
         shapes: parse_shapes(first)?,
         ..Options::default()
     };
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(String::as_str)
-                .ok_or_else(|| format!("{flag} needs a value"))
+        let value = it
+            .next()
+            .map(String::as_str)
+            .ok_or_else(|| format!("{flag} needs a value"));
+        let count = |field: &mut usize| -> Result<(), String> {
+            *field = parse_count(flag, value.clone()?)?;
+            Ok(())
         };
         match flag.as_str() {
-            "--transport" => {
-                opts.transport = match value()? {
-                    "tcp" => Scheme::Tcp,
-                    "quic" => Scheme::Quic,
-                    "ws" => Scheme::Ws,
-                    other => return Err(format!("--transport {other}: use tcp, quic or ws")),
-                }
-            }
-            "--peers" => opts.peers = parse_peers(value()?)?,
-            "--duration" => opts.duration = parse_duration(value()?)?,
-            "--rounds" => opts.rounds = parse_count("--rounds", value()?)?,
-            "--pairs" => opts.pairs = parse_count("--pairs", value()?)?,
-            "--members" => opts.members = parse_count("--members", value()?)?,
-            "--sessions" => opts.sessions = parse_count("--sessions", value()?)?,
-            "--conns" => opts.conns = parse_count("--conns", value()?)?,
-            "-h" | "--help" => return Err(String::new()),
+            "--transport" => opts.transport = parse_transport(value?)?,
+            "--peers" => opts.peers = parse_peers(value?)?,
+            "--duration" => opts.duration = parse_duration(value?)?,
+            "--rounds" => count(&mut opts.rounds)?,
+            "--pairs" => count(&mut opts.pairs)?,
+            "--members" => count(&mut opts.members)?,
+            "--sessions" => count(&mut opts.sessions)?,
+            "--conns" => count(&mut opts.conns)?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
-    Ok(Bench::Load(opts))
+    Ok(Request::Run(opts))
 }
 
-/// `p2p`, `all`, or a comma-separated list (the form the launcher hands on).
 fn parse_shapes(s: &str) -> Result<Vec<Shape>, String> {
     let mut shapes = Vec::new();
     for name in s.split(',') {
@@ -234,6 +227,15 @@ fn parse_shapes(s: &str) -> Result<Vec<Shape>, String> {
         }
     }
     Ok(shapes)
+}
+
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    match s {
+        "tcp" => Ok(Transport::Tcp),
+        "quic" => Ok(Transport::Quic),
+        "ws" => Ok(Transport::Ws),
+        other => Err(format!("--transport {other}: use tcp, quic or ws")),
+    }
 }
 
 fn parse_peers(s: &str) -> Result<Vec<System>, String> {
@@ -266,7 +268,7 @@ fn parse_count(flag: &str, s: &str) -> Result<usize, String> {
 }
 
 /// `5s`, `1500ms`, `2m`, or a bare number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("--duration {s}: expected e.g. 5s, 1500ms or 2m");
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => s.split_at(i),
@@ -293,70 +295,63 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
-    #[test]
-    fn rtt_runs_the_round_trip_bench() {
-        assert!(
-            matches!(parse_bench(&args("rtt")), Ok(Bench::Micro(a)) if a == ["--bench", "rtt"])
-        );
-    }
-
-    #[test]
-    fn no_shape_is_micro() {
-        assert!(matches!(parse_bench(&[]), Ok(Bench::Micro(a)) if a.is_empty()));
-        assert!(matches!(parse_bench(&args("-- --quick")), Ok(Bench::Micro(a)) if a.len() == 2));
-        assert!(
-            matches!(parse_bench(&args("micro -- --quick")), Ok(Bench::Micro(a)) if a.len() == 2)
-        );
+    fn options(s: &str) -> Result<Options, String> {
+        match parse(&args(s))? {
+            Request::Run(o) => Ok(o),
+            Request::Help => Err("help".into()),
+        }
     }
 
     #[test]
     fn load_options_round_trip() {
-        let Ok(Bench::Load(o)) = parse_bench(&args(
+        let o = options(
             "all --transport ws --peers raw,nats --duration 3s --rounds 1 --pairs 4 \
              --members 100 --sessions 500 --conns 8",
-        )) else {
-            panic!("should parse");
-        };
+        )
+        .unwrap();
         assert_eq!(o.shapes, Shape::ALL);
-        assert_eq!(o.transport, Scheme::Ws);
+        assert_eq!(o.transport, Transport::Ws);
         assert_eq!(o.peers, [System::Nats, System::Raw]);
         assert_eq!(o.duration, Duration::from_secs(3));
         assert_eq!(
             (o.rounds, o.pairs, o.members, o.sessions, o.conns),
             (1, 4, 100, 500, 8)
         );
-        let Ok(Bench::Load(again)) = parse_bench(&o.to_args()) else {
+        let Ok(Request::Run(again)) = parse(&o.to_args()) else {
             panic!("to_args should parse");
         };
         assert_eq!(format!("{again:?}"), format!("{o:?}"));
+        let defaults = options("p2p,idle,p2p").unwrap();
+        assert_eq!(defaults.shapes, [Shape::P2p, Shape::Idle]);
+        assert_eq!(
+            format!("{:?}", options(&defaults.to_args().join(" ")).unwrap()),
+            format!("{defaults:?}")
+        );
+    }
+
+    #[test]
+    fn help_anywhere() {
+        assert!(matches!(parse(&args("--help")), Ok(Request::Help)));
+        assert!(matches!(parse(&args("p2p -h")), Ok(Request::Help)));
+        assert!(matches!(
+            parse(&args("p2p --rounds 2 --help")),
+            Ok(Request::Help)
+        ));
     }
 
     #[test]
     fn errors_say_what_is_wrong() {
-        assert!(
-            parse_bench(&args("p3p"))
-                .unwrap_err()
-                .contains("unknown shape")
-        );
-        assert!(
-            parse_bench(&args("p2p --transport tls"))
-                .unwrap_err()
-                .contains("tcp, quic or ws")
-        );
-        assert!(
-            parse_bench(&args("p2p --rounds 0"))
-                .unwrap_err()
-                .contains("--rounds")
-        );
-        assert!(
-            parse_bench(&args("p2p --duration"))
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(parse_bench(&args("p2p --peers kafka")).is_err());
-        assert!(
-            matches!(parse_bench(&args("p2p --peers none")), Ok(Bench::Load(o)) if o.peers.is_empty())
-        );
+        let err = |s: &str| options(s).unwrap_err();
+        assert!(err("p3p").contains("unknown shape"));
+        assert!(err("p2p --transport tls").contains("tcp, quic or ws"));
+        assert!(err("p2p --rounds 0").contains("--rounds"));
+        assert!(err("p2p --conns many").contains("--conns many"));
+        assert!(err("p2p --duration").contains("needs a value"));
+        assert!(err("p2p --pairs").contains("needs a value"));
+        assert!(err("p2p --rate 5").contains("unknown option"));
+        assert!(err("p2p --peers kafka").contains("unknown peer"));
+        assert!(parse(&[]).unwrap_err().contains("no load shape"));
+        assert!(options("p2p --peers none").unwrap().peers.is_empty());
     }
 
     #[test]

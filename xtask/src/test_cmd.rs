@@ -51,8 +51,10 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 println!(
                     "{USAGE}\n\n\
                      Runs `cargo test --workspace` (the end-to-end suite over TCP), then the\n\
-                     end-to-end suite again over tls, quic, ws and wss; with --transport, just\n\
-                     the end-to-end suite over that scheme. Arguments after -- go to the tests."
+                     end-to-end suite again over tls, quic, ws and wss, then the C and C++ SDK's\n\
+                     checks and the Web SDK's tests; with --transport, just the end-to-end suite\n\
+                     over that scheme; with --cpp, just the C and C++ checks. Arguments after --\n\
+                     go to the tests."
                 );
                 return ExitCode::SUCCESS;
             }

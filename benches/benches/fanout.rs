@@ -12,6 +12,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use beckon_broker::{AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
 use beckon_proto::codec::encode_client;
 use beckon_proto::pb::{self, client_frame::Kind, request::Op};
+use beckon_testkit::wire;
 
 fn rig(members: u64) -> (Broker<MemoryStore>, Instant) {
     let mut template = AppConfig::development("");
@@ -25,32 +26,16 @@ fn rig(members: u64) -> (Broker<MemoryStore>, Instant) {
     let now = Instant::now();
     let mut b = Broker::new(config, MemoryStore::new(), now, 0);
     for i in 0..members {
-        let conn = ConnId(i);
-        b.connect(conn, now);
-        let login = pb::Login {
-            app_id: "bench".into(),
-            account: format!("user{i}"),
-            token: "_no_need_token".into(),
-            ..Default::default()
-        };
-        b.handle_frame(conn, &encode_client(Kind::Login(login)), now);
-        let join = pb::Request {
-            id: 1,
-            op: Some(Op::ChannelJoin(pb::ChannelJoin {
-                channel: "room".into(),
-            })),
-        };
-        b.handle_frame(conn, &encode_client(Kind::Request(join)), now);
-        while b.poll_output().is_some() {}
+        wire::login_acked(&mut b, ConnId(i), "bench", &format!("user{i}"), now);
+        let join = Op::ChannelJoin(pb::ChannelJoin {
+            channel: "room".into(),
+        });
+        b.handle_frame(ConnId(i), &wire::request_frame(1, join), now);
     }
     // Everything so far is acknowledged.
     for i in 0..members {
-        let ack = encode_client(Kind::Ack(pb::Ack {
-            up_to: u64::MAX / 2,
-        }));
-        b.handle_frame(ConnId(i), &ack, now);
+        wire::ack_all(&mut b, ConnId(i), now);
     }
-    while b.poll_output().is_some() {}
     (b, now)
 }
 
@@ -87,9 +72,7 @@ fn fanout(c: &mut Criterion) {
                     }
                 }
                 if round.is_multiple_of(32) {
-                    let ack = encode_client(Kind::Ack(pb::Ack {
-                        up_to: u64::MAX / 2,
-                    }));
+                    let ack = wire::ack_all_frame();
                     for i in 0..members {
                         b.handle_frame(ConnId(i), &ack, now);
                     }

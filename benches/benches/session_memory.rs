@@ -11,8 +11,7 @@ use std::time::Instant;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 use beckon_broker::{AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
-use beckon_proto::codec::encode_client;
-use beckon_proto::pb::{self, client_frame::Kind};
+use beckon_testkit::wire;
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -42,19 +41,5 @@ fn main() {
 }
 
 fn login(b: &mut Broker<MemoryStore>, i: u64, now: Instant) {
-    let conn = ConnId(i);
-    b.connect(conn, now);
-    let login = pb::Login {
-        app_id: "bench".into(),
-        account: format!("user{i}"),
-        token: "_no_need_token".into(),
-        ..Default::default()
-    };
-    b.handle_frame(conn, &encode_client(Kind::Login(login)), now);
-    while b.poll_output().is_some() {}
-    let ack = encode_client(Kind::Ack(pb::Ack {
-        up_to: u64::MAX / 2,
-    }));
-    b.handle_frame(conn, &ack, now);
-    while b.poll_output().is_some() {}
+    wire::login_acked(b, ConnId(i), "bench", &format!("user{i}"), now);
 }

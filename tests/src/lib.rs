@@ -193,6 +193,26 @@ impl TestServer {
         self.handle.stats().await
     }
 
+    /// Polls the statistics until `done` holds; returns them. Panics after [`TIMEOUT`] with
+    /// `what` and the last statistics.
+    pub async fn await_stats(
+        &self,
+        what: &str,
+        done: impl Fn(&BrokerStats) -> bool,
+    ) -> BrokerStats {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let stats = self.stats().await;
+            if done(&stats) {
+                return stats;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("{what} did not happen within {TIMEOUT:?}: {stats:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
     }
@@ -427,139 +447,70 @@ impl Recorder {
     }
 }
 
-impl Callbacks for Recorder {
-    fn on_login_success(&self, uid: u32, fd: i32) {
-        self.push(format!("on_login_success({uid}, {fd})"));
-    }
-    fn on_login_failed(&self, ecode: i32) {
-        self.push(format!("on_login_failed({ecode})"));
-    }
-    fn on_logout(&self, ecode: i32) {
-        self.push(format!("on_logout({ecode})"));
-    }
-    fn on_reconnecting(&self, nretry: u32) {
-        self.push(format!("on_reconnecting({nretry})"));
-    }
-    fn on_reconnected(&self, fd: i32) {
-        self.push(format!("on_reconnected({fd})"));
-    }
-    fn on_error(&self, name: &str, ecode: i32, _desc: &str) {
-        self.push(format!("on_error({name}, {ecode})"));
-    }
-    fn on_query_user_status_result(&self, name: &str, status: &str) {
-        self.push(format!("on_query_user_status_result({name}, {status})"));
-    }
-    fn on_user_attr_result(&self, account: &str, name: &str, value: &str) {
-        self.push(format!("on_user_attr_result({account}, {name}, {value})"));
-    }
-    fn on_user_attr_all_result(&self, account: &str, value: &str) {
-        self.push(format!("on_user_attr_all_result({account}, {value})"));
-    }
-    fn on_invoke_ret(&self, call_id: &str, err: &str, resp: &str) {
-        self.push(format!("on_invoke_ret({call_id}, {err}, {resp})"));
-    }
-    fn on_message_send_success(&self, message_id: &str) {
-        self.push(format!("on_message_send_success({message_id})"));
-    }
-    fn on_message_send_error(&self, message_id: &str, ecode: i32) {
-        self.push(format!("on_message_send_error({message_id}, {ecode})"));
-    }
-    fn on_message_instant_receive(&self, account: &str, uid: u32, msg: &str) {
-        self.push(format!(
-            "on_message_instant_receive({account}, {uid}, {msg})"
-        ));
-    }
-    fn on_message_channel_receive(&self, channel_id: &str, account: &str, uid: u32, msg: &str) {
-        self.push(format!(
-            "on_message_channel_receive({channel_id}, {account}, {uid}, {msg})"
-        ));
-    }
-    fn on_channel_joined(&self, channel_id: &str) {
-        self.push(format!("on_channel_joined({channel_id})"));
-    }
-    fn on_channel_join_failed(&self, channel_id: &str, ecode: i32) {
-        self.push(format!("on_channel_join_failed({channel_id}, {ecode})"));
-    }
-    fn on_channel_leaved(&self, channel_id: &str, ecode: i32) {
-        self.push(format!("on_channel_leaved({channel_id}, {ecode})"));
-    }
-    fn on_channel_user_joined(&self, account: &str, uid: u32) {
-        self.push(format!("on_channel_user_joined({account}, {uid})"));
-    }
-    fn on_channel_user_leaved(&self, account: &str, uid: u32) {
-        self.push(format!("on_channel_user_leaved({account}, {uid})"));
-    }
-    fn on_channel_user_list(&self, accounts: &[String], uids: &[u32]) {
-        let uids: Vec<String> = uids.iter().map(u32::to_string).collect();
-        self.push(format!(
-            "on_channel_user_list([{}], [{}])",
-            accounts.join(", "),
-            uids.join(", ")
-        ));
-    }
-    fn on_channel_query_user_num_result(&self, channel_id: &str, ecode: i32, num: i32) {
-        self.push(format!(
-            "on_channel_query_user_num_result({channel_id}, {ecode}, {num})"
-        ));
-    }
-    fn on_channel_query_user_is_in(&self, channel_id: &str, account: &str, is_in: i32) {
-        self.push(format!(
-            "on_channel_query_user_is_in({channel_id}, {account}, {is_in})"
-        ));
-    }
-    fn on_channel_attr_updated(&self, channel_id: &str, name: &str, value: &str, kind: &str) {
-        self.push(format!(
-            "on_channel_attr_updated({channel_id}, {name}, {value}, {kind})"
-        ));
-    }
-    fn on_invite_received(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_received({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_received_by_peer(&self, channel_id: &str, account: &str, uid: u32) {
-        self.push(format!(
-            "on_invite_received_by_peer({channel_id}, {account}, {uid})"
-        ));
-    }
-    fn on_invite_accepted_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_accepted_by_peer({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_refused_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_refused_by_peer({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_failed(&self, channel_id: &str, account: &str, uid: u32, ecode: i32, extra: &str) {
-        self.push(format!(
-            "on_invite_failed({channel_id}, {account}, {uid}, {ecode}, {extra})"
-        ));
-    }
-    fn on_invite_end_by_myself(&self, channel_id: &str, account: &str, uid: u32) {
-        self.push(format!(
-            "on_invite_end_by_myself({channel_id}, {account}, {uid})"
-        ));
-    }
-    fn on_invite_end_by_peer(&self, channel_id: &str, account: &str, uid: u32, extra: &str) {
-        self.push(format!(
-            "on_invite_end_by_peer({channel_id}, {account}, {uid}, {extra})"
-        ));
-    }
-    fn on_invite_msg(
-        &self,
-        channel_id: &str,
-        account: &str,
-        uid: u32,
-        msg_type: &str,
-        msg_data: &str,
-        extra: &str,
-    ) {
-        self.push(format!(
-            "on_invite_msg({channel_id}, {account}, {uid}, {msg_type}, {msg_data}, {extra})"
-        ));
-    }
+/// Implements [`Callbacks`] for [`Recorder`]: each listed callback records its name and the
+/// shown arguments, comma-separated, in parentheses.
+macro_rules! record {
+    ($($name:ident($($arg:ident: $ty:ty),*) => [$($shown:expr),*];)*) => {
+        impl Callbacks for Recorder {
+            $(fn $name(&self, $($arg: $ty),*) {
+                let shown: Vec<String> = vec![$($shown.to_string()),*];
+                self.push(format!("{}({})", stringify!($name), shown.join(", ")));
+            })*
+        }
+    };
+}
+
+/// `[a, b, …]`.
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(T::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+record! {
+    on_login_success(uid: u32, fd: i32) => [uid, fd];
+    on_login_failed(ecode: i32) => [ecode];
+    on_logout(ecode: i32) => [ecode];
+    on_reconnecting(nretry: u32) => [nretry];
+    on_reconnected(fd: i32) => [fd];
+    on_error(name: &str, ecode: i32, _desc: &str) => [name, ecode];
+    on_query_user_status_result(name: &str, status: &str) => [name, status];
+    on_user_attr_result(account: &str, name: &str, value: &str) => [account, name, value];
+    on_user_attr_all_result(account: &str, value: &str) => [account, value];
+    on_invoke_ret(call_id: &str, err: &str, resp: &str) => [call_id, err, resp];
+    on_message_send_success(message_id: &str) => [message_id];
+    on_message_send_error(message_id: &str, ecode: i32) => [message_id, ecode];
+    on_message_instant_receive(account: &str, uid: u32, msg: &str) => [account, uid, msg];
+    on_message_channel_receive(channel_id: &str, account: &str, uid: u32, msg: &str)
+        => [channel_id, account, uid, msg];
+    on_channel_joined(channel_id: &str) => [channel_id];
+    on_channel_join_failed(channel_id: &str, ecode: i32) => [channel_id, ecode];
+    on_channel_leaved(channel_id: &str, ecode: i32) => [channel_id, ecode];
+    on_channel_user_joined(account: &str, uid: u32) => [account, uid];
+    on_channel_user_leaved(account: &str, uid: u32) => [account, uid];
+    on_channel_user_list(accounts: &[String], uids: &[u32]) => [list(accounts), list(uids)];
+    on_channel_query_user_num_result(channel_id: &str, ecode: i32, num: i32)
+        => [channel_id, ecode, num];
+    on_channel_query_user_is_in(channel_id: &str, account: &str, is_in: i32)
+        => [channel_id, account, is_in];
+    on_channel_attr_updated(channel_id: &str, name: &str, value: &str, kind: &str)
+        => [channel_id, name, value, kind];
+    on_invite_received(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_received_by_peer(channel_id: &str, account: &str, uid: u32)
+        => [channel_id, account, uid];
+    on_invite_accepted_by_peer(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_refused_by_peer(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_failed(channel_id: &str, account: &str, uid: u32, ecode: i32, extra: &str)
+        => [channel_id, account, uid, ecode, extra];
+    on_invite_end_by_myself(channel_id: &str, account: &str, uid: u32)
+        => [channel_id, account, uid];
+    on_invite_end_by_peer(channel_id: &str, account: &str, uid: u32, extra: &str)
+        => [channel_id, account, uid, extra];
+    on_invite_msg(
+        channel_id: &str, account: &str, uid: u32, msg_type: &str, msg_data: &str, extra: &str
+    ) => [channel_id, account, uid, msg_type, msg_data, extra];
 }
 
 /// An SDK instance with a subscribed event stream and recording callbacks.
@@ -611,6 +562,19 @@ impl User {
         expect_event(&mut self.events, want, TIMEOUT).await
     }
 
+    /// Waits for the next event `stop` accepts (skipping the others) and asserts it is `want`.
+    pub async fn expect_eq(&mut self, stop: impl FnMut(&Event) -> bool, want: Event) {
+        let got = self.expect(stop).await;
+        assert_eq!(got, want, "{}'s next event of this kind", self.account);
+    }
+
+    /// Waits for the next event of `want`'s kind (skipping the others) and asserts it is `want`.
+    pub async fn expect_next(&mut self, want: Event) {
+        let kind = std::mem::discriminant(&want);
+        self.expect_eq(|e| std::mem::discriminant(e) == kind, want)
+            .await;
+    }
+
     /// Logs in to [`APP_ID`] with a valid token and waits for `on_login_success`.
     pub async fn login(&mut self, server: &TestServer) {
         let token = server.token(&self.account);
@@ -638,6 +602,48 @@ impl User {
             Event::LoginSuccess { uid, .. } => self.uid = uid,
             other => panic!("{} could not log in to {app_id}: {other:?}", self.account),
         }
+    }
+
+    /// Waits for `on_reconnected(0)`; an `on_logout` first fails the test.
+    pub async fn expect_reconnected(&mut self) {
+        let ended = |e: &Event| matches!(e, Event::Reconnected { .. } | Event::Logout { .. });
+        self.expect_eq(ended, Event::Reconnected { fd: 0 }).await;
+    }
+
+    /// Waits for the next instant message, which must be `msg` from `from`.
+    pub async fn expect_message(&mut self, from: &str, msg: &str) {
+        let (account, msg) = (from.to_owned(), msg.to_owned());
+        let want = Event::MessageInstantReceive {
+            account,
+            uid: 0,
+            msg,
+        };
+        self.expect_next(want).await;
+    }
+
+    /// Checks that no instant message reaches this user within 100 ms.
+    pub async fn expect_no_instant_message(&mut self) {
+        self.expect_none(100, |e| matches!(e, Event::MessageInstantReceive { .. }))
+            .await;
+    }
+
+    /// Checks that no event `unwanted` accepts reaches this user within `ms` milliseconds;
+    /// returns the events that did.
+    pub async fn expect_none(
+        &mut self,
+        ms: u64,
+        unwanted: impl FnMut(&Event) -> bool,
+    ) -> Vec<Event> {
+        expect_no_event(&mut self.events, unwanted, Duration::from_millis(ms)).await
+    }
+
+    /// `login2` to [`APP_ID`] with a valid token, a 30 s retry time and `retry_count`
+    /// attempts; waits for `on_login_success`.
+    pub async fn login_retrying(&mut self, server: &TestServer, retry_count: i32) {
+        let token = server.token(&self.account);
+        self.sdk
+            .login2(APP_ID, &self.account, &token, 0, "", 30, retry_count);
+        self.await_login(APP_ID).await;
     }
 
     /// Logs out and waits for `on_logout(101)`.
@@ -770,6 +776,20 @@ impl User {
         }
     }
 
+    /// [`invoke`](Self::invoke) of the built-in function `io.agora.signal.{name}`, with the
+    /// function's name as the call id.
+    pub async fn signal(&mut self, name: &str, req: &str) -> (String, serde_json::Value) {
+        self.invoke(&format!("io.agora.signal.{name}"), req, name)
+            .await
+    }
+
+    /// [`signal`](Self::signal) that must succeed; its response.
+    pub async fn signal_ok(&mut self, name: &str, req: &str) -> serde_json::Value {
+        let (err, resp) = self.signal(name, req).await;
+        assert_eq!(err, "", "{name}({req}) failed: {resp}");
+        resp
+    }
+
     /// Asks the server whether `account` is online ("1" or "0").
     pub async fn status_of(&mut self, account: &str) -> String {
         self.sdk.query_user_status(account);
@@ -811,6 +831,22 @@ pub async fn logged_in(server: &TestServer, account: &str) -> User {
 }
 
 // ---- waiting for events -------------------------------------------------------------------------
+
+/// A fresh [`TestServer`] and users logged in to it as `accounts`, in order.
+pub async fn server_with<const N: usize>(accounts: [&str; N]) -> (TestServer, [User; N]) {
+    let server = TestServer::start().await;
+    let users = all_logged_in(&server, accounts).await;
+    (server, users)
+}
+
+/// Users logged in to `server` as `accounts`, in order.
+pub async fn all_logged_in<const N: usize>(server: &TestServer, accounts: [&str; N]) -> [User; N] {
+    let mut users = Vec::with_capacity(N);
+    for account in accounts {
+        users.push(logged_in(server, account).await);
+    }
+    users.try_into().expect("one user per account")
+}
 
 /// Waits up to `timeout` for the next event that satisfies `want`, skipping the others.
 ///

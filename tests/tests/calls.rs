@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use beckon_broker::GATEWAY_REGISTER;
-use beckon_sdk::Event;
-use beckon_tests::{TestServer, User, logged_in};
+use beckon_sdk::{CallId, Event};
+use beckon_tests::{TestServer, User, all_logged_in, logged_in, server_with};
 
 // ---- the events, with the arguments the seeds give them ---------------------------------------
 
@@ -89,17 +89,36 @@ fn dtmf(channel: &str, account: &str, digits: &str) -> Event {
 }
 
 fn is_call_event(e: &Event) -> bool {
+    use Event::*;
     matches!(
         e,
-        Event::InviteReceived { .. }
-            | Event::InviteReceivedByPeer { .. }
-            | Event::InviteAcceptedByPeer { .. }
-            | Event::InviteRefusedByPeer { .. }
-            | Event::InviteFailed { .. }
-            | Event::InviteEndByPeer { .. }
-            | Event::InviteEndByMyself { .. }
-            | Event::InviteMsg { .. }
+        InviteReceived { .. }
+            | InviteReceivedByPeer { .. }
+            | InviteAcceptedByPeer { .. }
+            | InviteRefusedByPeer { .. }
+            | InviteFailed { .. }
+            | InviteEndByPeer { .. }
+            | InviteEndByMyself { .. }
+            | InviteMsg { .. }
     )
+}
+
+/// The next call callback of `u`: `want` but for its `extra`, which is JSON equal to `extra`.
+async fn expect_call_json(u: &mut User, want: Event, extra: Value) {
+    let mut got = next_call(u).await;
+    let got_extra = match &mut got {
+        Event::InviteReceived { extra, .. } | Event::InviteFailed { extra, .. } => {
+            std::mem::take(extra)
+        }
+        other => panic!("{other:?} has no extra"),
+    };
+    assert_eq!(got, want, "{}'s next call event", u.account);
+    assert_eq!(json_of(&got_extra), extra);
+}
+
+/// The next call callback of `u`, which must be `want`.
+async fn expect_call(u: &mut User, want: Event) {
+    assert_eq!(next_call(u).await, want, "{}'s next call event", u.account);
 }
 
 /// The next call callback of `u`, skipping other events.
@@ -141,35 +160,23 @@ async fn privileged(server: &TestServer, account: &str) -> User {
 
 #[tokio::test]
 async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     let extra = r#"{"destMediaUid":123,"srcNum":"+15550100","note":"héllo"}"#;
     alice.sdk.channel_invite_user2("call-1", "bob", extra);
-    assert_eq!(
-        next_call(&mut bob).await,
-        received("call-1", "alice", extra)
-    );
-    assert_eq!(
-        next_call(&mut alice).await,
-        received_by_peer("call-1", "bob")
-    );
-    assert_eq!(
-        alice.sdk.calls().await,
-        [("call-1".to_owned(), "bob".to_owned(), true)]
-    );
-    assert_eq!(
-        bob.sdk.calls().await,
-        [("call-1".to_owned(), "alice".to_owned(), false)]
-    );
+    expect_call(&mut bob, received("call-1", "alice", extra)).await;
+    expect_call(&mut alice, received_by_peer("call-1", "bob")).await;
+    let call = |peer: &str, outgoing| CallId {
+        channel: "call-1".into(),
+        peer: peer.into(),
+        outgoing,
+    };
+    assert_eq!(alice.sdk.calls().await, [call("bob", true)]);
+    assert_eq!(bob.sdk.calls().await, [call("alice", false)]);
 
     bob.sdk
         .channel_invite_accept("call-1", "alice", 0, r#"{"answer":"yes"}"#);
-    assert_eq!(
-        next_call(&mut alice).await,
-        accepted("call-1", "bob", r#"{"answer":"yes"}"#)
-    );
+    expect_call(&mut alice, accepted("call-1", "bob", r#"{"answer":"yes"}"#)).await;
     assert!(
         bob.sdk.joined_channels().await.is_empty(),
         "accepting does not join"
@@ -178,16 +185,13 @@ async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
     alice
         .sdk
         .channel_invite_dtmf("call-1", "bob", "0123456789*#");
-    assert_eq!(
-        next_call(&mut bob).await,
-        dtmf("call-1", "alice", "0123456789*#")
-    );
+    expect_call(&mut bob, dtmf("call-1", "alice", "0123456789*#")).await;
     bob.sdk.channel_invite_dtmf("call-1", "alice", "5");
-    assert_eq!(next_call(&mut alice).await, dtmf("call-1", "bob", "5"));
+    expect_call(&mut alice, dtmf("call-1", "bob", "5")).await;
 
     bob.sdk.channel_invite_end("call-1", "alice", 0);
-    assert_eq!(next_call(&mut bob).await, end_by_myself("call-1", "alice"));
-    assert_eq!(next_call(&mut alice).await, end_by_peer("call-1", "bob"));
+    expect_call(&mut bob, end_by_myself("call-1", "alice")).await;
+    expect_call(&mut alice, end_by_peer("call-1", "bob")).await;
     assert!(alice.sdk.calls().await.is_empty());
     assert!(bob.sdk.calls().await.is_empty());
 
@@ -217,16 +221,11 @@ async fn invite_accept_dtmf_and_end_with_the_seed_arguments() {
 
 #[tokio::test]
 async fn a_refusal_carries_its_extra_back() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     ringing(&mut alice, &mut bob, "call-2").await;
     bob.sdk
         .channel_invite_refuse("call-2", "alice", 0, r#"{"reason":"busy"}"#);
-    assert_eq!(
-        next_call(&mut alice).await,
-        refused("call-2", "bob", r#"{"reason":"busy"}"#)
-    );
+    expect_call(&mut alice, refused("call-2", "bob", r#"{"reason":"busy"}"#)).await;
     assert!(
         alice
             .calls
@@ -249,29 +248,27 @@ async fn a_refusal_carries_its_extra_back() {
 
 #[tokio::test]
 async fn either_side_may_end_a_call_before_or_after_acceptance() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     // The caller ends while it rings.
     ringing(&mut alice, &mut bob, "c1").await;
     alice.sdk.channel_invite_end("c1", "bob", 0);
-    assert_eq!(next_call(&mut alice).await, end_by_myself("c1", "bob"));
-    assert_eq!(next_call(&mut bob).await, end_by_peer("c1", "alice"));
+    expect_call(&mut alice, end_by_myself("c1", "bob")).await;
+    expect_call(&mut bob, end_by_peer("c1", "alice")).await;
     bob.sdk.channel_invite_accept("c1", "alice", 0, "");
     bob.expect_error("channelInviteAccept", 1004).await;
 
     // The callee ends while it rings.
     ringing(&mut alice, &mut bob, "c2").await;
     bob.sdk.channel_invite_end("c2", "alice", 0);
-    assert_eq!(next_call(&mut bob).await, end_by_myself("c2", "alice"));
-    assert_eq!(next_call(&mut alice).await, end_by_peer("c2", "bob"));
+    expect_call(&mut bob, end_by_myself("c2", "alice")).await;
+    expect_call(&mut alice, end_by_peer("c2", "bob")).await;
 
     // The caller ends after acceptance (the callee's end is in the first test).
     talking(&mut alice, &mut bob, "c3").await;
     alice.sdk.channel_invite_end("c3", "bob", 0);
-    assert_eq!(next_call(&mut alice).await, end_by_myself("c3", "bob"));
-    assert_eq!(next_call(&mut bob).await, end_by_peer("c3", "alice"));
+    expect_call(&mut alice, end_by_myself("c3", "bob")).await;
+    expect_call(&mut bob, end_by_peer("c3", "alice")).await;
 
     // Ending twice: the second fails locally.
     alice.sdk.channel_invite_end("c3", "bob", 0);
@@ -298,21 +295,17 @@ async fn either_side_may_end_a_call_before_or_after_acceptance() {
 
 #[tokio::test]
 async fn an_immediate_answer_still_reports_the_receipt_first() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     alice.sdk.channel_invite_user("c", "bob", 0);
-    assert_eq!(next_call(&mut bob).await, received("c", "alice", ""));
+    expect_call(&mut bob, received("c", "alice", "")).await;
     bob.sdk.channel_invite_accept("c", "alice", 0, "");
-    assert_eq!(next_call(&mut alice).await, received_by_peer("c", "bob"));
-    assert_eq!(next_call(&mut alice).await, accepted("c", "bob", ""));
+    expect_call(&mut alice, received_by_peer("c", "bob")).await;
+    expect_call(&mut alice, accepted("c", "bob", "")).await;
 }
 
 #[tokio::test]
 async fn dtmf_digits_are_checked() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     talking(&mut alice, &mut bob, "c").await;
 
     for bad in ["12a", "", "1 2", "１"] {
@@ -321,7 +314,7 @@ async fn dtmf_digits_are_checked() {
     }
     let longest = "1".repeat(128);
     alice.sdk.channel_invite_dtmf("c", "bob", &longest);
-    assert_eq!(next_call(&mut bob).await, dtmf("c", "alice", &longest));
+    expect_call(&mut bob, dtmf("c", "alice", &longest)).await;
     alice.sdk.channel_invite_dtmf("c", "bob", &"1".repeat(129));
     alice.expect_error("channelInviteDTMF", 1005).await;
     // DTMF on a call that does not exist.
@@ -330,14 +323,14 @@ async fn dtmf_digits_are_checked() {
 
     // messageDTMFSend (obsolete) goes to the most recent call; uid and msgID are ignored.
     alice.sdk.message_dtmf_send(0, "77#", "an-id");
-    assert_eq!(next_call(&mut bob).await, dtmf("c", "alice", "77#"));
+    expect_call(&mut bob, dtmf("c", "alice", "77#")).await;
     bob.sdk.message_dtmf_send(0, "*", "");
-    assert_eq!(next_call(&mut alice).await, dtmf("c", "bob", "*"));
+    expect_call(&mut alice, dtmf("c", "bob", "*")).await;
     alice.sdk.message_dtmf_send(0, "x", "");
     alice.expect_error("channelInviteDTMF", 1004).await;
 
     alice.sdk.channel_invite_end("c", "bob", 0);
-    assert_eq!(next_call(&mut bob).await, end_by_peer("c", "alice"));
+    expect_call(&mut bob, end_by_peer("c", "alice")).await;
     alice.sdk.message_dtmf_send(0, "1", "");
     alice.expect_error("messageDTMFSend", 1004).await;
     // None of the refused digits reached bob.
@@ -351,21 +344,13 @@ async fn dtmf_digits_are_checked() {
 
 #[tokio::test]
 async fn a_reinvitation_fails_with_701_and_keeps_the_call() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     alice.sdk.channel_invite_user2("c", "bob", r#"{"n":1}"#);
-    assert_eq!(
-        next_call(&mut bob).await,
-        received("c", "alice", r#"{"n":1}"#)
-    );
-    assert_eq!(next_call(&mut alice).await, received_by_peer("c", "bob"));
+    expect_call(&mut bob, received("c", "alice", r#"{"n":1}"#)).await;
+    expect_call(&mut alice, received_by_peer("c", "bob")).await;
 
     alice.sdk.channel_invite_user2("c", "bob", r#"{"n":2}"#);
-    assert_eq!(
-        next_call(&mut alice).await,
-        failed("c", "bob", 701, r#"{"n":2}"#)
-    );
+    expect_call(&mut alice, failed("c", "bob", 701, r#"{"n":2}"#)).await;
     alice.expect_error("channelInviteUser2", 701).await;
     assert!(
         alice
@@ -375,9 +360,9 @@ async fn a_reinvitation_fails_with_701_and_keeps_the_call() {
 
     // The first call is untouched, and another channel is another call.
     bob.sdk.channel_invite_accept("c", "alice", 0, "");
-    assert_eq!(next_call(&mut alice).await, accepted("c", "bob", ""));
+    expect_call(&mut alice, accepted("c", "bob", "")).await;
     alice.sdk.channel_invite_user("c", "bob", 0);
-    assert_eq!(next_call(&mut alice).await, failed("c", "bob", 701, ""));
+    expect_call(&mut alice, failed("c", "bob", 701, "")).await;
     ringing(&mut alice, &mut bob, "d").await;
     assert_eq!(
         bob.calls.calls_starting_with("on_invite_received("),
@@ -398,7 +383,7 @@ async fn require_peer_online_fails_at_once_for_an_offline_callee() {
     let extra = r#"{"_require_peer_online":1}"#;
     let started = tokio::time::Instant::now();
     alice.sdk.channel_invite_user2("c", "bob", extra);
-    assert_eq!(next_call(&mut alice).await, failed("c", "bob", 703, extra));
+    expect_call(&mut alice, failed("c", "bob", 703, extra)).await;
     assert!(started.elapsed() < Duration::from_secs(5));
     alice.expect_error("channelInviteUser2", 703).await;
     assert!(alice.sdk.calls().await.is_empty());
@@ -414,15 +399,12 @@ async fn an_invitation_waits_for_the_callee_to_log_in() {
     assert_eq!(alice.status_of("bob").await, "0");
     let bob_login = tokio::time::Instant::now();
     let mut bob = logged_in(&server, "bob").await;
-    assert_eq!(next_call(&mut bob).await, received("c", "alice", extra));
-    assert_eq!(next_call(&mut alice).await, received_by_peer("c", "bob"));
+    expect_call(&mut bob, received("c", "alice", extra)).await;
+    expect_call(&mut alice, received_by_peer("c", "bob")).await;
     assert!(bob_login.elapsed() < Duration::from_secs(3));
     bob.sdk
         .channel_invite_accept("c", "alice", 0, r#"{"late":true}"#);
-    assert_eq!(
-        next_call(&mut alice).await,
-        accepted("c", "bob", r#"{"late":true}"#)
-    );
+    expect_call(&mut alice, accepted("c", "bob", r#"{"late":true}"#)).await;
 }
 
 #[tokio::test]
@@ -433,7 +415,7 @@ async fn an_invitation_to_a_callee_that_stays_offline_fails_with_703() {
     let started = tokio::time::Instant::now();
     alice.sdk.channel_invite_user("c", "bob", 0);
     // The failure comes from the server's timer; it carries no extra.
-    assert_eq!(next_call(&mut alice).await, failed("c", "bob", 703, ""));
+    expect_call(&mut alice, failed("c", "bob", 703, "")).await;
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(250),
@@ -451,20 +433,18 @@ async fn an_invitation_to_a_callee_that_stays_offline_fails_with_703() {
 #[tokio::test]
 async fn an_unanswered_invitation_times_out_with_704() {
     let server = TestServer::start_with_app(|a| a.call_timeout = Duration::from_millis(300)).await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     let started = tokio::time::Instant::now();
     alice.sdk.channel_invite_user2("c", "bob", r#"{"k":"v"}"#);
-    assert_eq!(
-        next_call(&mut bob).await,
-        received("c", "alice", r#"{"k":"v"}"#)
-    );
-    let ev = alice
-        .expect(|e| matches!(e, Event::InviteFailed { .. }))
+    expect_call(&mut bob, received("c", "alice", r#"{"k":"v"}"#)).await;
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::InviteFailed { .. }),
+            failed("c", "bob", 704, ""),
+        )
         .await;
-    assert_eq!(ev, failed("c", "bob", 704, ""));
     assert!(started.elapsed() >= Duration::from_millis(250));
-    assert_eq!(next_call(&mut bob).await, end_by_peer("c", "alice"));
+    expect_call(&mut bob, end_by_peer("c", "alice")).await;
     assert_eq!(server.stats().await.call_timeouts, 1);
     bob.sdk.channel_invite_accept("c", "alice", 0, "");
     bob.expect_error("channelInviteAccept", 1004).await;
@@ -474,14 +454,12 @@ async fn an_unanswered_invitation_times_out_with_704() {
 
 #[tokio::test]
 async fn logging_out_ends_the_calls_on_both_sides() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     // The callee leaves while it rings: the caller fails with INVITE_E_PEEROFFLINE.
     ringing(&mut alice, &mut bob, "c1").await;
     bob.logout().await;
-    assert_eq!(next_call(&mut alice).await, failed("c1", "bob", 703, ""));
+    expect_call(&mut alice, failed("c1", "bob", 703, "")).await;
     let calls = bob.calls.calls();
     let ended = calls
         .iter()
@@ -493,7 +471,7 @@ async fn logging_out_ends_the_calls_on_both_sides() {
     bob.login(&server).await;
     talking(&mut alice, &mut bob, "c2").await;
     bob.logout().await;
-    assert_eq!(next_call(&mut alice).await, end_by_peer("c2", "bob"));
+    expect_call(&mut alice, end_by_peer("c2", "bob")).await;
 
     // The caller leaves while it rings: its invitation fails locally with INVITE_E_NET, and the
     // callee's call ends.
@@ -506,7 +484,7 @@ async fn logging_out_ends_the_calls_on_both_sides() {
         .position(|c| c == "on_invite_failed(c3, bob, 0, 702, )")
         .unwrap_or_else(|| panic!("{calls:?}"));
     assert!(failed_at < calls.iter().position(|c| c == "on_logout(101)").unwrap());
-    assert_eq!(next_call(&mut bob).await, end_by_peer("c3", "alice"));
+    expect_call(&mut bob, end_by_peer("c3", "alice")).await;
     assert!(alice.sdk.calls().await.is_empty());
     assert!(bob.sdk.calls().await.is_empty());
 }
@@ -518,13 +496,12 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
     let server = TestServer::start().await;
     let mut carol = User::new(server.url(), "carol");
     carol.sdk.channel_invite_user2("c", "bob", "");
-    assert_eq!(next_call(&mut carol).await, failed("c", "bob", 1003, ""));
+    expect_call(&mut carol, failed("c", "bob", 1003, "")).await;
     carol.expect_error("channelInviteUser2", 1003).await;
     carol.sdk.channel_invite_accept("c", "bob", 0, "");
     carol.expect_error("channelInviteAccept", 1003).await;
 
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     alice.sdk.channel_invite_accept("c", "bob", 0, "");
     alice.expect_error("channelInviteAccept", 1004).await;
     alice.sdk.channel_invite_refuse("c", "bob", 0, "");
@@ -535,10 +512,10 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
     alice.expect_error("channelInviteDTMF", 1004).await;
 
     alice.sdk.channel_invite_user("c", "alice", 0);
-    assert_eq!(next_call(&mut alice).await, failed("c", "alice", 1004, ""));
+    expect_call(&mut alice, failed("c", "alice", 1004, "")).await;
     alice.expect_error("channelInviteUser2", 1004).await;
     alice.sdk.channel_invite_user("c", "b o b", 0);
-    assert_eq!(next_call(&mut alice).await, failed("c", "b o b", 1004, ""));
+    expect_call(&mut alice, failed("c", "b o b", 1004, "")).await;
     alice.expect_error("channelInviteUser2", 1004).await;
     alice.sdk.channel_invite_user(&"c".repeat(129), "bob", 0);
     alice.expect_error("channelInviteUser2", 1005).await;
@@ -548,17 +525,14 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
     // `extra` must be empty or a JSON object of at most 8 KiB.
     for (extra, code) in [("not json", 1004), ("[1,2]", 1004), ("\"s\"", 1004)] {
         alice.sdk.channel_invite_user2("c", "bob", extra);
-        assert_eq!(next_call(&mut alice).await, failed("c", "bob", code, extra));
+        expect_call(&mut alice, failed("c", "bob", code, extra)).await;
         alice.expect_error("channelInviteUser2", code).await;
     }
     let pad = |n: usize| format!(r#"{{"pad":"{}"}}"#, "x".repeat(n - 10));
     let too_big = pad(8193);
     assert_eq!(too_big.len(), 8193);
     alice.sdk.channel_invite_user2("c", "bob", &too_big);
-    assert_eq!(
-        next_call(&mut alice).await,
-        failed("c", "bob", 1005, &too_big)
-    );
+    expect_call(&mut alice, failed("c", "bob", 1005, &too_big)).await;
     alice.expect_error("channelInviteUser2", 1005).await;
     assert!(alice.sdk.calls().await.is_empty());
     assert!(
@@ -569,16 +543,18 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
     // The largest extra travels; a bad answer leaves the call ringing.
     let largest = pad(8192);
     alice.sdk.channel_invite_user2("c", "bob", &largest);
-    assert_eq!(next_call(&mut bob).await, received("c", "alice", &largest));
+    expect_call(&mut bob, received("c", "alice", &largest)).await;
     bob.sdk.channel_invite_accept("c", "alice", 0, "not json");
     bob.expect_error("channelInviteAccept", 1004).await;
     bob.sdk.channel_invite_refuse("c", "alice", 0, &too_big);
     bob.expect_error("channelInviteRefuse", 1005).await;
     bob.sdk.channel_invite_accept("c", "alice", 0, &largest);
-    let ev = alice
-        .expect(|e| matches!(e, Event::InviteAcceptedByPeer { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::InviteAcceptedByPeer { .. }),
+            accepted("c", "bob", &largest),
+        )
         .await;
-    assert_eq!(ev, accepted("c", "bob", &largest));
 }
 
 // ---- phone calls and obsolete interfaces ------------------------------------------------------
@@ -590,22 +566,8 @@ async fn phone_invitations_go_through_a_registered_gateway() {
 
     // No gateway: INVITE_E_PEEROFFLINE.
     alice.sdk.channel_invite_phone("p1", "+15550100", 0);
-    match next_call(&mut alice).await {
-        Event::InviteFailed {
-            channel,
-            account,
-            uid,
-            ecode,
-            extra,
-        } => {
-            assert_eq!(
-                (channel.as_str(), account.as_str(), uid, ecode),
-                ("p1", "+15550100", 0, 703)
-            );
-            assert_eq!(json_of(&extra), json!({"_phone": 1}));
-        }
-        other => panic!("{other:?}"),
-    }
+    let want = failed("p1", "+15550100", 703, "");
+    expect_call_json(&mut alice, want, json!({"_phone": 1})).await;
     // Registering needs the server privilege.
     let mut pretender = logged_in(&server, "pretender").await;
     let (err, _) = pretender.invoke(GATEWAY_REGISTER, "{}", "r0").await;
@@ -626,64 +588,28 @@ async fn phone_invitations_go_through_a_registered_gateway() {
     alice
         .sdk
         .channel_invite_phone3("p2", "+15550100", "+15559999", r#"{"x":1}"#);
-    match next_call(&mut gw).await {
-        Event::InviteReceived {
-            channel,
-            account,
-            uid,
-            extra,
-        } => {
-            assert_eq!(
-                (channel.as_str(), account.as_str(), uid),
-                ("p2", "alice", 0)
-            );
-            assert_eq!(
-                json_of(&extra),
-                json!({"x": 1, "_phone": 1, "srcNum": "+15559999"})
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        next_call(&mut alice).await,
-        received_by_peer("p2", "+15550100")
-    );
+    let extra = json!({"x": 1, "_phone": 1, "srcNum": "+15559999"});
+    expect_call_json(&mut gw, received("p2", "alice", ""), extra).await;
+    expect_call(&mut alice, received_by_peer("p2", "+15550100")).await;
     let answer = r#"{"destNum":"+15550100"}"#;
     gw.sdk.channel_invite_accept("p2", "alice", 0, answer);
-    assert_eq!(
-        next_call(&mut alice).await,
-        accepted("p2", "+15550100", answer)
-    );
+    expect_call(&mut alice, accepted("p2", "+15550100", answer)).await;
     alice.sdk.channel_invite_dtmf("p2", "+15550100", "123#");
-    assert_eq!(next_call(&mut gw).await, dtmf("p2", "alice", "123#"));
+    expect_call(&mut gw, dtmf("p2", "alice", "123#")).await;
     gw.sdk.channel_invite_dtmf("p2", "alice", "9");
-    assert_eq!(next_call(&mut alice).await, dtmf("p2", "+15550100", "9"));
+    expect_call(&mut alice, dtmf("p2", "+15550100", "9")).await;
     alice.sdk.channel_invite_end("p2", "+15550100", 0);
-    assert_eq!(
-        next_call(&mut alice).await,
-        end_by_myself("p2", "+15550100")
-    );
-    assert_eq!(next_call(&mut gw).await, end_by_peer("p2", "alice"));
+    expect_call(&mut alice, end_by_myself("p2", "+15550100")).await;
+    expect_call(&mut gw, end_by_peer("p2", "alice")).await;
 
     // channelInvitePhone2 names the source number; the gateway may refuse.
     alice.sdk.channel_invite_phone2("p3", "+15550101", "+1999");
-    match next_call(&mut gw).await {
-        Event::InviteReceived { channel, extra, .. } => {
-            assert_eq!(channel, "p3");
-            assert_eq!(json_of(&extra), json!({"_phone": 1, "srcNum": "+1999"}));
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        next_call(&mut alice).await,
-        received_by_peer("p3", "+15550101")
-    );
+    let extra = json!({"_phone": 1, "srcNum": "+1999"});
+    expect_call_json(&mut gw, received("p3", "alice", ""), extra).await;
+    expect_call(&mut alice, received_by_peer("p3", "+15550101")).await;
     let answer = r#"{"destNum":"+15550101"}"#;
     gw.sdk.channel_invite_refuse("p3", "alice", 0, answer);
-    assert_eq!(
-        next_call(&mut alice).await,
-        refused("p3", "+15550101", answer)
-    );
+    expect_call(&mut alice, refused("p3", "+15550101", answer)).await;
 
     // A gateway going offline fails its calls and unregisters.
     alice.sdk.channel_invite_phone("p4", "+15550102", 0);
@@ -691,15 +617,9 @@ async fn phone_invitations_go_through_a_registered_gateway() {
         next_call(&mut gw).await,
         Event::InviteReceived { .. }
     ));
-    assert_eq!(
-        next_call(&mut alice).await,
-        received_by_peer("p4", "+15550102")
-    );
+    expect_call(&mut alice, received_by_peer("p4", "+15550102")).await;
     gw.logout().await;
-    assert_eq!(
-        next_call(&mut alice).await,
-        failed("p4", "+15550102", 703, "")
-    );
+    expect_call(&mut alice, failed("p4", "+15550102", 703, "")).await;
     alice.sdk.channel_invite_phone("p5", "+15550103", 0);
     assert!(matches!(
         next_call(&mut alice).await,
@@ -727,15 +647,17 @@ async fn a_gateway_carrying_one_call_may_answer_without_dest_num() {
         Event::InviteReceived { .. }
     ));
     gw.sdk.channel_invite_accept("p", "alice", 0, "");
-    let ev = alice
-        .expect(|e| {
-            matches!(
-                e,
-                Event::InviteAcceptedByPeer { .. } | Event::InviteFailed { .. }
-            )
-        })
+    alice
+        .expect_eq(
+            |e| {
+                matches!(
+                    e,
+                    Event::InviteAcceptedByPeer { .. } | Event::InviteFailed { .. }
+                )
+            },
+            accepted("p", "+15550100", ""),
+        )
         .await;
-    assert_eq!(ev, accepted("p", "+15550100", ""));
 }
 
 #[tokio::test]

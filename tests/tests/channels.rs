@@ -11,56 +11,44 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use beckon_sdk::Event;
-use beckon_tests::{APP_ID, Proxy, TIMEOUT, TestServer, User, expect_no_event, logged_in};
+use beckon_tests::{APP_ID, Proxy, TestServer, User, all_logged_in, logged_in, server_with};
 
 /// The next `on_channel_attr_updated` of `u`, which must be exactly this one.
 async fn expect_attr(u: &mut User, channel: &str, name: &str, value: &str, kind: &str) {
-    let ev = u
-        .expect(|e| matches!(e, Event::ChannelAttrUpdated { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::ChannelAttrUpdated {
-            channel: channel.into(),
-            name: name.into(),
-            value: value.into(),
-            kind: kind.into(),
-        },
-        "{}'s next attribute update",
-        u.account
-    );
+    let [channel, name, value, kind] = [channel, name, value, kind].map(str::to_owned);
+    let want = Event::ChannelAttrUpdated {
+        channel,
+        name,
+        value,
+        kind,
+    };
+    u.expect_next(want).await;
 }
 
 async fn expect_user_joined(u: &mut User, channel: &str, account: &str) {
-    let ev = u
-        .expect(|e| matches!(e, Event::ChannelUserJoined { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::ChannelUserJoined {
-            channel: channel.into(),
-            account: account.into(),
-            uid: 0
-        },
-        "{}'s next member join",
-        u.account
-    );
+    u.expect_next(member_event(channel, account, true)).await;
 }
 
 async fn expect_user_leaved(u: &mut User, channel: &str, account: &str) {
-    let ev = u
-        .expect(|e| matches!(e, Event::ChannelUserLeaved { .. }))
-        .await;
-    assert_eq!(
-        ev,
+    u.expect_next(member_event(channel, account, false)).await;
+}
+
+/// `on_channel_user_joined` (or, unless `joined`, `..._leaved`) of `account` in `channel`.
+fn member_event(channel: &str, account: &str, joined: bool) -> Event {
+    let (channel, account) = (channel.to_owned(), account.to_owned());
+    if joined {
+        Event::ChannelUserJoined {
+            channel,
+            account,
+            uid: 0,
+        }
+    } else {
         Event::ChannelUserLeaved {
-            channel: channel.into(),
-            account: account.into(),
-            uid: 0
-        },
-        "{}'s next member leave",
-        u.account
-    );
+            channel,
+            account,
+            uid: 0,
+        }
+    }
 }
 
 /// Waits for the outcome of channel message `id`: `None` for success, else the error code.
@@ -130,6 +118,27 @@ fn member_events(events: &[Event]) -> Vec<&Event> {
         .collect()
 }
 
+/// Users logged in to `server` as `accounts`, who joined "room" in that order.
+async fn all_in_room<const N: usize>(server: &TestServer, accounts: [&str; N]) -> [User; N] {
+    let mut users = all_logged_in(server, accounts).await;
+    for u in &mut users {
+        u.join("room").await;
+    }
+    users
+}
+
+/// `u` saw no attribute update of `channel` (up to a sync with it).
+async fn expect_no_attr_events(u: &mut User, channel: &str) {
+    let seen = u.sync_channel(channel).await;
+    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+}
+
+/// `u` saw no member join or leave in `channel` (up to a sync with it).
+async fn expect_no_member_events(u: &mut User, channel: &str) {
+    let seen = u.sync_channel(channel).await;
+    assert!(member_events(&seen).is_empty(), "{seen:?}");
+}
+
 /// A user logged in with the server privilege.
 async fn privileged(server: &TestServer, account: &str) -> User {
     let mut u = User::new(server.url(), account);
@@ -137,30 +146,17 @@ async fn privileged(server: &TestServer, account: &str) -> User {
     u
 }
 
-/// Polls the server's statistics until `channels_expired` reaches `n`.
+/// Waits until `n` channels have expired.
 async fn await_channels_expired(server: &TestServer, n: u64) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let got = server.stats().await.channels_expired;
-        if got >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{got} channels expired after {TIMEOUT:?}, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{n} channels' expiry");
+    server.await_stats(&what, |s| s.channels_expired >= n).await;
 }
 
 // ---- joining and leaving ----------------------------------------------------------------------
 
 #[tokio::test]
 async fn join_reports_in_spec_order_and_members_follow_each_other() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    let mut carol = logged_in(&server, "carol").await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
 
     assert_eq!(alice.join("room").await, ["alice"]);
     alice.sdk.channel_set_attr("room", "topic", "rust");
@@ -222,8 +218,7 @@ async fn join_reports_in_spec_order_and_members_follow_each_other() {
 
     // Joining again answers as a fresh join, without member events for the others.
     assert_eq!(carol.join("room").await, ["alice", "carol"]);
-    let seen = alice.sync_channel("room").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut alice, "room").await;
 
     // Leaving a channel not joined.
     bob.sdk.channel_leave("room");
@@ -238,10 +233,7 @@ async fn join_reports_in_spec_order_and_members_follow_each_other() {
 #[tokio::test]
 async fn logout_and_kick_leave_with_603_and_601() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    alice.join("room").await;
-    bob.join("room").await;
+    let [mut alice, mut bob] = all_in_room(&server, ["alice", "bob"]).await;
     expect_user_joined(&mut alice, "room", "bob").await;
 
     // Logout: LEAVECHANNEL_E_LOGOUT, before onLogout.
@@ -261,18 +253,16 @@ async fn logout_and_kick_leave_with_603_and_601() {
     alice.join("room").await;
     expect_user_joined(&mut bob, "room", "alice").await;
     let mut second = logged_in(&server, "alice").await;
-    let ev = alice
-        .expect(|e| matches!(e, Event::ChannelLeaved { .. } | Event::Logout { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::ChannelLeaved { .. } | Event::Logout { .. }),
+            Event::ChannelLeaved {
+                channel: "room".into(),
+                ecode: 601,
+            },
+        )
         .await;
-    assert_eq!(
-        ev,
-        Event::ChannelLeaved {
-            channel: "room".into(),
-            ecode: 601
-        }
-    );
-    let ev = alice.expect(|e| matches!(e, Event::Logout { .. })).await;
-    assert_eq!(ev, Event::Logout { ecode: 103 });
+    alice.expect_next(Event::Logout { ecode: 103 }).await;
     expect_user_leaved(&mut bob, "room", "alice").await;
     // The new session is not in the channel.
     assert_eq!(is_in(&mut bob, "room", "alice").await, 0);
@@ -301,10 +291,7 @@ async fn offline_after_the_grace_period_leaves_with_604() {
     let server = short_grace_server().await;
     let proxy = Proxy::start(&server).await;
     let mut alice = User::quick(proxy.url(), "alice");
-    alice
-        .sdk
-        .login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 2);
-    alice.await_login(APP_ID).await;
+    alice.login_retrying(&server, 2).await;
     alice.sdk.set_attr("_conn_timeout", "20");
     alice.join("room").await;
     let mut bob = logged_in(&server, "bob").await;
@@ -313,8 +300,7 @@ async fn offline_after_the_grace_period_leaves_with_604() {
 
     proxy.cut();
     let cut = tokio::time::Instant::now();
-    let ev = alice.expect(|e| matches!(e, Event::Logout { .. })).await;
-    assert_eq!(ev, Event::Logout { ecode: 102 });
+    alice.expect_next(Event::Logout { ecode: 102 }).await;
     let calls: Vec<String> = alice
         .calls
         .calls()
@@ -351,10 +337,7 @@ async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
     let server = short_grace_server().await;
     let proxy = Proxy::start(&server).await;
     let mut alice = User::quick(proxy.url(), "alice");
-    alice
-        .sdk
-        .login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 1000);
-    alice.await_login(APP_ID).await;
+    alice.login_retrying(&server, 1000).await;
     let mut bob = logged_in(&server, "bob").await;
     bob.join("room").await;
     assert_eq!(alice.join("room").await, ["bob", "alice"]);
@@ -363,20 +346,13 @@ async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
     // Within grace: the session resumes, nobody sees a leave or a join.
     proxy.cut();
     proxy.reopen();
-    let ev = alice
-        .expect(|e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }))
-        .await;
-    assert_eq!(ev, Event::Reconnected { fd: 0 });
-    expect_no_event(
-        &mut bob.events,
-        |e| {
-            matches!(
-                e,
-                Event::ChannelUserJoined { .. } | Event::ChannelUserLeaved { .. }
-            )
-        },
-        Duration::from_millis(800),
-    )
+    alice.expect_reconnected().await;
+    bob.expect_none(800, |e| {
+        matches!(
+            e,
+            Event::ChannelUserJoined { .. } | Event::ChannelUserLeaved { .. }
+        )
+    })
     .await;
     let seen = alice.sync_channel("room").await;
     assert!(
@@ -390,19 +366,12 @@ async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
     proxy.cut();
     expect_user_leaved(&mut bob, "room", "alice").await;
     proxy.reopen();
-    let ev = alice
-        .expect(|e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }))
+    alice.expect_reconnected().await;
+    alice
+        .expect_next(Event::ChannelJoined {
+            channel: "room".into(),
+        })
         .await;
-    assert_eq!(ev, Event::Reconnected { fd: 0 });
-    let ev = alice
-        .expect(|e| matches!(e, Event::ChannelJoined { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::ChannelJoined {
-            channel: "room".into()
-        }
-    );
     expect_user_joined(&mut bob, "room", "alice").await;
     assert_eq!(
         alice.calls.calls_starting_with("on_channel_joined"),
@@ -419,9 +388,7 @@ async fn a_reconnect_keeps_the_channel_within_grace_and_rejoins_after_it() {
 
 #[tokio::test]
 async fn joining_another_channel_leaves_the_first_unless_the_app_allows_more() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     bob.join("a").await;
     assert_eq!(alice.join("a").await, ["bob", "alice"]);
     expect_user_joined(&mut bob, "a", "alice").await;
@@ -441,30 +408,27 @@ async fn joining_another_channel_leaves_the_first_unless_the_app_allows_more() {
 
     // An app with max_channels_per_session = 2 keeps two, and leaves the oldest for a third.
     let server = TestServer::start_with_app(|a| a.max_channels_per_session = 2).await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let [mut alice, mut bob] = all_logged_in(&server, ["alice", "bob"]).await;
     bob.join("a").await;
     alice.join("a").await;
     expect_user_joined(&mut bob, "a", "alice").await;
     alice.join("b").await;
     assert_eq!(alice.sdk.joined_channels().await, ["a", "b"]);
-    let seen = bob.sync_channel("a").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut bob, "a").await;
     // Both channels deliver.
     let id = bob.sdk.message_channel_send("a", "to a", "");
     assert_eq!(send_outcome(&mut bob, &id).await, None);
-    let ev = alice
-        .expect(|e| matches!(e, Event::MessageChannelReceive { msg, .. } if msg == "to a"))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::MessageChannelReceive { msg, .. } if msg == "to a"),
+            Event::MessageChannelReceive {
+                channel: "a".into(),
+                account: "bob".into(),
+                uid: 0,
+                msg: "to a".into(),
+            },
+        )
         .await;
-    assert_eq!(
-        ev,
-        Event::MessageChannelReceive {
-            channel: "a".into(),
-            account: "bob".into(),
-            uid: 0,
-            msg: "to a".into()
-        }
-    );
     alice.join("c").await;
     assert_eq!(alice.sdk.joined_channels().await, ["b", "c"]);
     let tail: Vec<String> = alice
@@ -487,10 +451,7 @@ async fn joining_another_channel_leaves_the_first_unless_the_app_allows_more() {
 
 #[tokio::test]
 async fn membership_queries_need_no_membership() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    let mut carol = logged_in(&server, "carol").await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("room").await;
     bob.join("room").await;
 
@@ -522,17 +483,13 @@ async fn membership_queries_need_no_membership() {
 
     // Bad parameters fail locally, through the result callback where there is one.
     carol.sdk.channel_query_user_num("");
-    let ev = carol
-        .expect(|e| matches!(e, Event::ChannelQueryUserNumResult { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::ChannelQueryUserNumResult {
+    carol
+        .expect_next(Event::ChannelQueryUserNumResult {
             channel: String::new(),
             ecode: 1004,
-            num: 0
-        }
-    );
+            num: 0,
+        })
+        .await;
     carol.expect_error("channelQueryUserNum", 1004).await;
     carol.sdk.channel_query_user_is_in("room", "two words");
     carol.expect_error("channelQueryUserIsIn", 1004).await;
@@ -546,121 +503,71 @@ async fn membership_queries_need_no_membership() {
 
 #[tokio::test]
 async fn invoke_runs_every_channel_function() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    let mut carol = logged_in(&server, "carol").await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("room").await;
     bob.join("room").await;
     expect_user_joined(&mut alice, "room", "bob").await;
-    let f = |name: &str| format!("io.agora.signal.{name}");
-
-    let ok = |v: Value| (String::new(), v);
-    assert_eq!(
-        carol
-            .invoke(&f("channel_query_num"), r#"{"name":"room"}"#, "n")
-            .await,
-        ok(json!({"num": 2}))
-    );
-    assert_eq!(
-        carol
-            .invoke(
-                &f("channel_query_user_isin"),
-                r#"{"name":"room","account":"bob"}"#,
-                "i1"
-            )
-            .await,
-        ok(json!({"isin": 1}))
-    );
-    assert_eq!(
-        carol
-            .invoke(
-                &f("channel_query_user_isin"),
-                r#"{"name":"room","account":"carol"}"#,
-                "i0"
-            )
-            .await,
-        ok(json!({"isin": 0}))
-    );
     let both = json!({"num": 2, "list": [["alice", 0], ["bob", 0]]});
-    assert_eq!(
-        carol
-            .invoke(&f("channel_query_userlist"), r#"{"name":"room"}"#, "l")
-            .await,
-        ok(both.clone())
-    );
-    assert_eq!(
-        carol
-            .invoke(&f("channel_query_userlist_all"), r#"{"name":"room"}"#, "la")
-            .await,
-        ok(both)
-    );
-    assert_eq!(
-        carol
-            .invoke(
-                &f("channel_query_userlist_all"),
-                r#"{"name":"room","num":1}"#,
-                "l1"
-            )
-            .await,
-        ok(json!({"num": 2, "list": [["bob", 0]]})),
-        "num keeps the latest members"
-    );
-    assert_eq!(
-        carol
-            .invoke(&f("channel_query_userlist"), r#"{"name":"none"}"#, "l0")
-            .await,
-        ok(json!({"num": 0, "list": []}))
-    );
+    for (name, req, want) in [
+        ("channel_query_num", r#"{"name":"room"}"#, json!({"num": 2})),
+        (
+            "channel_query_user_isin",
+            r#"{"name":"room","account":"bob"}"#,
+            json!({"isin": 1}),
+        ),
+        (
+            "channel_query_user_isin",
+            r#"{"name":"room","account":"carol"}"#,
+            json!({"isin": 0}),
+        ),
+        ("channel_query_userlist", r#"{"name":"room"}"#, both.clone()),
+        ("channel_query_userlist_all", r#"{"name":"room"}"#, both),
+        // num keeps the latest members.
+        (
+            "channel_query_userlist_all",
+            r#"{"name":"room","num":1}"#,
+            json!({"num": 2, "list": [["bob", 0]]}),
+        ),
+        (
+            "channel_query_userlist",
+            r#"{"name":"none"}"#,
+            json!({"num": 0, "list": []}),
+        ),
+    ] {
+        assert_eq!(carol.signal_ok(name, req).await, want, "{name}({req})");
+    }
 
     // Attribute writes by a member reach every member as callbacks. (The writer's own update
     // comes before its onInvokeRet, which `invoke` waits for: read it from the callbacks.)
-    assert_eq!(
-        alice
-            .invoke(
-                &f("channel_set_attr"),
-                r#"{"channel":"room","name":"color","value":"red"}"#,
-                "s"
-            )
-            .await,
-        ok(json!({}))
-    );
+    let set = r#"{"channel":"room","name":"color","value":"red"}"#;
+    assert_eq!(alice.signal_ok("channel_set_attr", set).await, json!({}));
     assert!(
         alice
             .calls
             .saw("on_channel_attr_updated(room, color, red, update)")
     );
     expect_attr(&mut bob, "room", "color", "red", "update").await;
-    assert_eq!(
-        bob.invoke(
-            &f("channel_del_attr"),
-            r#"{"channel":"room","name":"color"}"#,
-            "d"
-        )
-        .await,
-        ok(json!({}))
-    );
+    let del = r#"{"channel":"room","name":"color"}"#;
+    assert_eq!(bob.signal_ok("channel_del_attr", del).await, json!({}));
     assert!(bob.calls.saw("on_channel_attr_updated(room, color, , del)"));
     expect_attr(&mut alice, "room", "color", "", "del").await;
     alice.sdk.channel_set_attr("room", "size", "3");
     for u in [&mut alice, &mut bob] {
         expect_attr(u, "room", "size", "3", "update").await;
     }
+    let clear = r#"{"channel":"room"}"#;
     assert_eq!(
-        alice
-            .invoke(&f("channel_clear_attr"), r#"{"channel":"room"}"#, "c")
-            .await,
-        ok(json!({}))
+        alice.signal_ok("channel_clear_attr", clear).await,
+        json!({})
     );
     assert!(alice.calls.saw("on_channel_attr_updated(room, , , clear)"));
     expect_attr(&mut bob, "room", "", "", "clear").await;
 
     // Failures: a non-member writing, missing or mistyped arguments, unknown functions.
     let (err, resp) = carol
-        .invoke(
-            &f("channel_set_attr"),
+        .signal(
+            "channel_set_attr",
             r#"{"channel":"room","name":"x","value":"1"}"#,
-            "e1",
         )
         .await;
     assert_eq!(err, "1001");
@@ -679,11 +586,10 @@ async fn invoke_runs_every_channel_function() {
         ("channel_query_num", "not json"),
         ("channel_no_such_function", "{}"),
     ] {
-        let (err, _) = alice.invoke(&f(name), req, "bad").await;
+        let (err, _) = alice.signal(name, req).await;
         assert_eq!(err, "1004", "{name} {req}");
     }
-    let seen = bob.sync_channel("room").await;
-    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+    expect_no_attr_events(&mut bob, "room").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -718,45 +624,34 @@ async fn a_channel_of_three_hundred_members() {
         .collect();
     assert_eq!(joined, names[1..NOTIFIED]);
     users[N - 1].leave("crowd").await;
-    let seen = users[0].sync_channel("crowd").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut users[0], "crowd").await;
 
     let mut outsider = logged_in(&server, "outsider").await;
-    let f = |name: &str| format!("io.agora.signal.{name}");
     let list = |from: usize, to: usize| -> Value {
         Value::Array(names[from..to].iter().map(|a| json!([a, 0])).collect())
     };
     let n = N - 1;
-    assert_eq!(
-        outsider
-            .invoke(&f("channel_query_num"), r#"{"name":"crowd"}"#, "n")
-            .await,
-        (String::new(), json!({"num": n}))
-    );
+    let crowd = r#"{"name":"crowd"}"#;
+    let num = outsider.signal_ok("channel_query_num", crowd).await;
+    assert_eq!(num, json!({"num": n}));
     assert_eq!(user_num(&mut outsider, "crowd").await, (0, 299));
+    let latest = outsider.signal_ok("channel_query_userlist", crowd).await;
     assert_eq!(
-        outsider
-            .invoke(&f("channel_query_userlist"), r#"{"name":"crowd"}"#, "l")
-            .await,
-        (String::new(), json!({"num": n, "list": list(n - 200, n)})),
+        latest,
+        json!({"num": n, "list": list(n - 200, n)}),
         "channel_query_userlist has the latest 200"
     );
+    let all = outsider
+        .signal_ok("channel_query_userlist_all", crowd)
+        .await;
     assert_eq!(
-        outsider
-            .invoke(&f("channel_query_userlist_all"), r#"{"name":"crowd"}"#, "a")
-            .await,
-        (String::new(), json!({"num": n, "list": list(0, n)})),
+        all,
+        json!({"num": n, "list": list(0, n)}),
         "channel_query_userlist_all has everyone"
     );
     for num in [0, 10, 250, 1000] {
-        let (err, resp) = outsider
-            .invoke(
-                &f("channel_query_userlist_all"),
-                &json!({"name": "crowd", "num": num}).to_string(),
-                &format!("a{num}"),
-            )
-            .await;
-        assert_eq!(err, "");
+        let req = json!({"name": "crowd", "num": num}).to_string();
+        let resp = outsider.signal_ok("channel_query_userlist_all", &req).await;
         let from = n.saturating_sub(num);
         assert_eq!(resp, json!({"num": n, "list": list(from, n)}), "num {num}");
     }
@@ -789,10 +684,7 @@ async fn a_channel_of_three_hundred_members() {
 
 #[tokio::test]
 async fn attribute_changes_reach_every_member() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    let mut carol = logged_in(&server, "carol").await;
+    let (server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     let admin = privileged(&server, "admin").await;
     alice.join("room").await;
     bob.join("room").await;
@@ -887,16 +779,12 @@ async fn attribute_changes_reach_every_member() {
     alice.sdk.channel_del_attr("room", "_member_num");
     alice.expect_error("channelDelAttr", 1004).await;
     // None of the refused writes reached anyone.
-    let seen = bob.sync_channel("room").await;
-    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+    expect_no_attr_events(&mut bob, "room").await;
 }
 
 #[tokio::test]
 async fn user_notification_0_silences_member_events() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    let mut carol = logged_in(&server, "carol").await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("room").await;
     alice.sdk.channel_set_attr("room", "_userNotification", "0");
     expect_attr(&mut alice, "room", "_userNotification", "0", "update").await;
@@ -904,8 +792,7 @@ async fn user_notification_0_silences_member_events() {
     assert_eq!(bob.join("room").await, ["alice", "bob"]);
     expect_attr(&mut bob, "room", "_userNotification", "0", "update").await;
     bob.leave("room").await;
-    let seen = alice.sync_channel("room").await;
-    assert!(member_events(&seen).is_empty(), "{seen:?}");
+    expect_no_member_events(&mut alice, "room").await;
 
     alice.sdk.channel_set_attr("room", "_userNotification", "1");
     expect_attr(&mut alice, "room", "_userNotification", "1", "update").await;
@@ -961,16 +848,12 @@ async fn empty_channels_expire_after_their_ttl() {
         .await;
     await_channels_expired(&server, 3).await;
     alice.join("t2").await;
-    let seen = alice.sync_channel("t2").await;
-    assert!(attr_events(&seen).is_empty(), "{seen:?}");
+    expect_no_attr_events(&mut alice, "t2").await;
 }
 
 #[tokio::test]
 async fn member_counts_are_reported_when_auto_update_is_on() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    let mut carol = logged_in(&server, "carol").await;
+    let (_server, [mut alice, mut bob, mut carol]) = server_with(["alice", "bob", "carol"]).await;
     alice.join("c").await;
     alice.sdk.channel_set_attr("c", "_member_num", "7");
     alice.expect_error("channelSetAttr", 1004).await;
@@ -1007,20 +890,17 @@ async fn member_counts_are_reported_when_auto_update_is_on() {
         .channel_set_attr("c", "_auto_update_total_num", "1");
     bob.leave("c").await;
     carol.join("c").await;
-    let ev = carol
-        .expect(
+    carol
+        .expect_eq(
             |e| matches!(e, Event::ChannelAttrUpdated { name, .. } if name == "_total_member_num"),
+            Event::ChannelAttrUpdated {
+                channel: "c".into(),
+                name: "_total_member_num".into(),
+                value: "3".into(),
+                kind: "update".into(),
+            },
         )
         .await;
-    assert_eq!(
-        ev,
-        Event::ChannelAttrUpdated {
-            channel: "c".into(),
-            name: "_total_member_num".into(),
-            value: "3".into(),
-            kind: "update".into()
-        }
-    );
     // Turning it off stops the reports.
     alice.sdk.channel_set_attr("c", "_auto_update_num", "0");
     alice
@@ -1030,21 +910,17 @@ async fn member_counts_are_reported_when_auto_update_is_on() {
     expect_attr(&mut carol, "c", "_auto_update_total_num", "0", "update").await;
     alice.sync_channel("c").await; // reports sent before the switch are behind us
     carol.leave("c").await;
-    expect_no_event(
-        &mut alice.events,
-        |e| matches!(e, Event::ChannelAttrUpdated { name, .. } if name.starts_with("_member") || name.starts_with("_total")),
-        Duration::from_millis(1200),
-    )
-    .await;
+    let count_update = |e: &Event| {
+        matches!(e, Event::ChannelAttrUpdated { name, .. }
+            if name.starts_with("_member") || name.starts_with("_total"))
+    };
+    alice.expect_none(1200, count_update).await;
 }
 
 #[tokio::test]
 async fn sendmsg_and_setattr_limits_apply_per_channel() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    alice.join("room").await;
-    bob.join("room").await;
+    let [mut alice, mut bob] = all_in_room(&server, ["alice", "bob"]).await;
     alice.sdk.channel_set_attr("room", "_sendmsg_limit", "3");
     alice.sdk.channel_set_attr("room", "_setattr_limit", "2");
     for u in [&mut alice, &mut bob] {
@@ -1198,10 +1074,7 @@ async fn channel_messages_reach_every_member_in_order() {
 #[tokio::test]
 async fn a_user_may_send_60_channel_messages_per_second() {
     let server = TestServer::start().await;
-    let mut eve = logged_in(&server, "eve").await;
-    let mut bob = logged_in(&server, "bob").await;
-    eve.join("room").await;
-    bob.join("room").await;
+    let [mut eve, mut bob] = all_in_room(&server, ["eve", "bob"]).await;
     let ids: Vec<String> = (0..70)
         .map(|i| eve.sdk.message_channel_send("room", &format!("m{i}"), ""))
         .collect();
@@ -1231,10 +1104,7 @@ async fn a_user_may_send_60_channel_messages_per_second() {
 #[tokio::test]
 async fn message_bodies_are_limited_to_8192_bytes() {
     let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
-    alice.join("room").await;
-    bob.join("room").await;
+    let [mut alice, mut bob] = all_in_room(&server, ["alice", "bob"]).await;
     for body in ["x".repeat(8192), "é".repeat(4096), String::new()] {
         let id = alice.sdk.message_channel_send("room", &body, "");
         assert_eq!(send_outcome(&mut alice, &id).await, None);
@@ -1276,9 +1146,7 @@ async fn message_bodies_are_limited_to_8192_bytes() {
 
 #[tokio::test]
 async fn send_force_needs_the_server_privilege() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     let mut admin = privileged(&server, "admin").await;
     alice.join("room").await;
 
@@ -1292,18 +1160,14 @@ async fn send_force_needs_the_server_privilege() {
     assert_eq!(id, "force-1");
     assert_eq!(send_outcome(&mut admin, &id).await, None);
     assert!(admin.calls.saw("on_message_send_success(force-1)"));
-    let ev = alice
-        .expect(|e| matches!(e, Event::MessageChannelReceive { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageChannelReceive {
+    alice
+        .expect_next(Event::MessageChannelReceive {
             channel: "room".into(),
             account: "admin".into(),
             uid: 0,
-            msg: "from the server".into()
-        }
-    );
+            msg: "from the server".into(),
+        })
+        .await;
     // To a channel nobody is in: success, reaching nobody.
     let id = admin
         .sdk
@@ -1359,21 +1223,20 @@ async fn special_channels_report_logins_and_channel_events_to_servers() {
     let mut alice = logged_in(&server, "alice").await;
     for special in ["_agora_user_online", "_agora_channel_event"] {
         alice.sdk.channel_join(special);
-        let ev = alice
-            .expect(|e| {
-                matches!(
-                    e,
-                    Event::ChannelJoinFailed { .. } | Event::ChannelJoined { .. }
-                )
-            })
+        alice
+            .expect_eq(
+                |e| {
+                    matches!(
+                        e,
+                        Event::ChannelJoinFailed { .. } | Event::ChannelJoined { .. }
+                    )
+                },
+                Event::ChannelJoinFailed {
+                    channel: special.into(),
+                    ecode: 301,
+                },
+            )
             .await;
-        assert_eq!(
-            ev,
-            Event::ChannelJoinFailed {
-                channel: special.into(),
-                ecode: 301
-            }
-        );
         alice.expect_error("channelJoin", 301).await;
         assert!(
             alice
@@ -1448,16 +1311,12 @@ async fn bad_channel_parameters_are_refused_with_their_codes() {
         ("a\u{7}b".to_owned(), 1004),
     ] {
         alice.sdk.channel_join(&name);
-        let ev = alice
-            .expect(|e| matches!(e, Event::ChannelJoinFailed { .. }))
-            .await;
-        assert_eq!(
-            ev,
-            Event::ChannelJoinFailed {
+        alice
+            .expect_next(Event::ChannelJoinFailed {
                 channel: name.clone(),
-                ecode: code
-            }
-        );
+                ecode: code,
+            })
+            .await;
         alice.expect_error("channelJoin", code).await;
         alice.sdk.channel_leave(&name);
         alice.expect_error("channelLeave", code).await;

@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use beckon_sdk::{Callbacks, Config, Event, Instance};
-use beckon_tests::{APP_ID, TIMEOUT, TestServer, expect_event, logged_in};
+use beckon_tests::{APP_ID, TIMEOUT, TestServer, expect_event, server_with};
 
 #[tokio::test]
 async fn callback_get_returns_what_was_set() {
@@ -107,9 +106,7 @@ async fn every_stream_gets_every_later_event() {
 
 #[tokio::test]
 async fn dropping_an_instance_closes_its_connection() {
-    let server = TestServer::start().await;
-    let alice = logged_in(&server, "alice").await;
-    let _bob = logged_in(&server, "bob").await;
+    let (server, [alice, _bob]) = server_with(["alice", "bob"]).await;
     assert_eq!(server.stats().await.connections, 2);
     let mut events = alice.events;
     drop(alice.sdk);
@@ -117,12 +114,29 @@ async fn dropping_an_instance_closes_its_connection() {
     let ended =
         tokio::time::timeout(TIMEOUT, async { while events.next().await.is_some() {} }).await;
     assert!(ended.is_ok(), "the event stream did not end");
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while server.stats().await.connections != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the connection stayed open"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    server
+        .await_stats("the connection's close", |s| s.connections == 1)
+        .await;
+}
+
+#[tokio::test]
+async fn generated_message_ids_differ_across_instances() {
+    // Nothing is sent: no instance logs in, so any address will do.
+    let new = || Instance::new(Config::new("tcp://127.0.0.1:9")).expect("a tcp url");
+    let instances = [new(), new()];
+    let mut ids = std::collections::HashSet::new();
+    for round in 0..100 {
+        for sdk in &instances {
+            let id = if round % 2 == 0 {
+                sdk.message_instant_send("bob", 0, "hi", "")
+            } else {
+                sdk.message_channel_send("room", "hi", "")
+            };
+            assert!(ids.insert(id), "a generated id came twice");
+        }
     }
+    assert_eq!(
+        instances[0].message_instant_send("bob", 0, "hi", "mine"),
+        "mine"
+    );
 }

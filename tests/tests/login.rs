@@ -5,7 +5,7 @@ use std::time::Duration;
 use beckon_sdk::{ClientConfig, Config, Event, Instance, SDK_VERSION, SdkError};
 use beckon_tests::{
     APP_ID, CERT, DEV_APP_ID, OTHER_APP_ID, OTHER_CERT, TIMEOUT, TestServer, User, expect_event,
-    expect_no_event, logged_in, mint_token, unix_now, unused_addr,
+    logged_in, mint_token, server_with, unix_now, unused_addr,
 };
 
 #[tokio::test]
@@ -245,11 +245,8 @@ async fn unsupported_scheme_fails_at_construction() {
 
 #[tokio::test]
 async fn duplicate_login_kicks_the_first_session() {
-    let server = TestServer::start().await;
-    let mut first = logged_in(&server, "alice").await;
-    let mut second = logged_in(&server, "alice").await;
-    let ev = first.expect(|e| matches!(e, Event::Logout { .. })).await;
-    assert_eq!(ev, Event::Logout { ecode: 103 });
+    let (server, [mut first, mut second]) = server_with(["alice", "alice"]).await;
+    first.expect_next(Event::Logout { ecode: 103 }).await;
     assert!(first.calls.saw("on_logout(103)"));
     assert_eq!(first.sdk.get_status(), 0);
     assert_eq!(second.sdk.get_status(), 2);
@@ -259,23 +256,8 @@ async fn duplicate_login_kicks_the_first_session() {
     assert_eq!(bob.status_of("alice").await, "1");
     bob.sdk
         .message_instant_send("alice", 0, "to the second", "");
-    let got = second
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        got,
-        Event::MessageInstantReceive {
-            account: "bob".into(),
-            uid: 0,
-            msg: "to the second".into()
-        }
-    );
-    expect_no_event(
-        &mut first.events,
-        |e| matches!(e, Event::MessageInstantReceive { .. }),
-        Duration::from_millis(100),
-    )
-    .await;
+    second.expect_message("bob", "to the second").await;
+    first.expect_no_instant_message().await;
     assert_eq!(server.stats().await.kicks, 1);
 }
 
@@ -284,8 +266,7 @@ async fn logout_reports_101_and_a_second_logout_108() {
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice").await;
     alice.sdk.logout();
-    let ev = alice.expect(|e| matches!(e, Event::Logout { .. })).await;
-    assert_eq!(ev, Event::Logout { ecode: 101 });
+    alice.expect_next(Event::Logout { ecode: 101 }).await;
     assert!(alice.calls.saw("on_logout(101)"));
 
     alice.sdk.logout();
@@ -316,10 +297,12 @@ async fn logout_during_login_cancels_it_with_203() {
         .sdk
         .login(APP_ID, "alice", &server.token("alice"), 0, "");
     alice.sdk.logout();
-    let ev = alice
-        .expect(|e| matches!(e, Event::LoginFailed { .. } | Event::LoginSuccess { .. }))
+    alice
+        .expect_eq(
+            |e| matches!(e, Event::LoginFailed { .. } | Event::LoginSuccess { .. }),
+            Event::LoginFailed { ecode: 203 },
+        )
         .await;
-    assert_eq!(ev, Event::LoginFailed { ecode: 203 });
     assert_eq!(alice.sdk.get_status(), 0);
     // Not logged in afterwards: a fresh login works.
     alice.login(&server).await;
@@ -339,26 +322,21 @@ async fn login_while_logged_in_is_ignored() {
     let mut bob = logged_in(&server, "bob").await;
     assert_eq!(bob.status_of("someone-else").await, "0");
     assert_eq!(bob.status_of("alice").await, "1");
-    expect_no_event(
-        &mut alice.events,
-        |e| {
+    alice
+        .expect_none(100, |e| {
             matches!(
                 e,
                 Event::LoginSuccess { .. } | Event::LoginFailed { .. } | Event::Logout { .. }
             )
-        },
-        Duration::from_millis(100),
-    )
-    .await;
+        })
+        .await;
     assert_eq!(alice.sdk.get_status(), 2);
     assert_eq!(server.stats().await.logins, 2);
 }
 
 #[tokio::test]
 async fn destroy_logs_out() {
-    let server = TestServer::start().await;
-    let mut bob = logged_in(&server, "bob").await;
-    let alice = logged_in(&server, "alice").await;
+    let (_server, [mut bob, alice]) = server_with(["bob", "alice"]).await;
     let calls = alice.calls.clone();
     let mut events = alice.events;
     alice.sdk.destroy().await;
@@ -378,9 +356,7 @@ async fn destroy_logs_out() {
 
 #[tokio::test]
 async fn two_instances_in_one_process_are_independent() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     assert!(
         alice
             .calls
@@ -403,10 +379,6 @@ async fn two_instances_in_one_process_are_independent() {
     assert_eq!(bob.sdk.get_status(), 2);
     bob.await_status_of("alice", "0").await;
     assert_eq!(bob.status_of("bob").await, "1");
-    expect_no_event(
-        &mut bob.events,
-        |e| matches!(e, Event::Logout { .. }),
-        Duration::from_millis(50),
-    )
-    .await;
+    bob.expect_none(50, |e| matches!(e, Event::Logout { .. }))
+        .await;
 }

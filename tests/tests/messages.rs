@@ -2,54 +2,33 @@
 //! (SPEC §5 delivery contract, §6).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use beckon_sdk::Event;
-use beckon_tests::{TestServer, User, expect_no_event, logged_in};
+use beckon_tests::{TestServer, User, logged_in, server_with};
 
 /// Waits for the outcome of message `id`, which must be a success.
 async fn expect_sent(u: &mut User, id: &str) {
-    let ev = u
-        .expect(|e| {
+    u.expect_eq(
+        |e| {
             matches!(e, Event::MessageSendSuccess { message_id }
                 | Event::MessageSendError { message_id, .. } if message_id == id)
-        })
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendSuccess {
-            message_id: id.to_owned()
-        }
-    );
-}
-
-async fn expect_received(u: &mut User, from: &str, msg: &str) {
-    let ev = u
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageInstantReceive {
-            account: from.to_owned(),
-            uid: 0,
-            msg: msg.to_owned()
         },
-        "{} receiving",
-        u.account
-    );
+        Event::MessageSendSuccess {
+            message_id: id.to_owned(),
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn messages_go_both_ways() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     let id = alice.sdk.message_instant_send("bob", 0, "hello bob", "");
     assert!(!id.is_empty(), "the SDK generates an id");
     expect_sent(&mut alice, &id).await;
     assert!(alice.calls.saw(&format!("on_message_send_success({id})")));
-    expect_received(&mut bob, "alice", "hello bob").await;
+    bob.expect_message("alice", "hello bob").await;
     assert!(
         bob.calls
             .saw("on_message_instant_receive(alice, 0, hello bob)")
@@ -61,10 +40,12 @@ async fn messages_go_both_ways() {
         .message_instant_send("alice", 0, "héllo ✓ {\"json\": true}", "my-id-1");
     assert_eq!(id, "my-id-1");
     expect_sent(&mut bob, "my-id-1").await;
-    expect_received(&mut alice, "bob", "héllo ✓ {\"json\": true}").await;
+    alice
+        .expect_message("bob", "héllo ✓ {\"json\": true}")
+        .await;
     let id = bob.sdk.message_instant_send("alice", 0, "", "");
     expect_sent(&mut bob, &id).await;
-    expect_received(&mut alice, "bob", "").await;
+    alice.expect_message("bob", "").await;
 
     // A message to oneself is delivered too (the delivery may come before the confirmation).
     let id = alice
@@ -100,9 +81,7 @@ async fn messages_go_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_arrive_once_in_order() {
     const N: usize = 10_000;
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     // Pipelined: every send is queued before any outcome is awaited.
     let mut pending: HashMap<String, usize> = HashMap::with_capacity(N);
@@ -161,23 +140,16 @@ async fn ten_thousand_messages_arrive_once_in_order() {
     );
 
     // Nothing more: no duplicate outcome, no duplicate delivery.
-    expect_no_event(
-        &mut bob.events,
-        |e| matches!(e, Event::MessageInstantReceive { .. }),
-        Duration::from_millis(200),
-    )
-    .await;
-    expect_no_event(
-        &mut alice.events,
-        |e| {
+    bob.expect_none(200, |e| matches!(e, Event::MessageInstantReceive { .. }))
+        .await;
+    alice
+        .expect_none(50, |e| {
             matches!(
                 e,
                 Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
             )
-        },
-        Duration::from_millis(50),
-    )
-    .await;
+        })
+        .await;
     let successes = alice
         .calls
         .calls()
@@ -210,7 +182,7 @@ async fn messages_to_an_offline_user_wait_for_the_next_login() {
     let mut bob = User::new(server.url(), "bob");
     bob.login(&server).await;
     for i in 0..5 {
-        expect_received(&mut bob, "alice", &format!("early {i}")).await;
+        bob.expect_message("alice", &format!("early {i}")).await;
     }
 
     // bob logs out; what is sent meanwhile waits again, and live messages follow it in order.
@@ -226,14 +198,9 @@ async fn messages_to_an_offline_user_wait_for_the_next_login() {
     let id = alice.sdk.message_instant_send("bob", 0, "live", "");
     expect_sent(&mut alice, &id).await;
     for i in 0..3 {
-        expect_received(&mut bob, "alice", &format!("late {i}")).await;
+        bob.expect_message("alice", &format!("late {i}")).await;
     }
-    expect_received(&mut bob, "alice", "live").await;
-    expect_no_event(
-        &mut bob.events,
-        |e| matches!(e, Event::MessageInstantReceive { .. }),
-        Duration::from_millis(100),
-    )
-    .await;
+    bob.expect_message("alice", "live").await;
+    bob.expect_no_instant_message().await;
     assert_eq!(server.stats().await.messages_stored, 8);
 }

@@ -3,104 +3,68 @@
 
 use std::time::Duration;
 
-use beckon_sdk::{ClientConfig, Event, Instance};
-use beckon_tests::{APP_ID, TIMEOUT, TestServer, expect_event, logged_in};
+use beckon_sdk::{ClientConfig, Event};
+use beckon_tests::{TestServer, User, logged_in};
 
-/// An instance whose reconnect back-off is short, so the tests stay quick.
-fn quick_instance(url: &str) -> Instance {
-    let mut config = beckon_tests::config(url);
+/// alice on `server`, whose reconnect back-off is short so the tests stay quick, logged in
+/// with `retry_count` attempts.
+async fn quick_alice(server: &TestServer, retry_count: i32) -> User {
+    let mut config = beckon_tests::config(server.url());
     config.client = ClientConfig {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
         connect_timeout: Duration::from_secs(2),
         ..config.client
     };
-    Instance::new(config).expect("a tcp url")
+    let mut alice = User::with_config(config, "alice");
+    alice.login_retrying(server, retry_count).await;
+    alice
 }
 
 #[tokio::test]
 async fn a_restarted_server_is_reconnected_to() {
     let server = TestServer::start().await;
     let listen = server.endpoints().to_vec();
-    let alice = quick_instance(server.url());
-    let mut events = alice.events();
-    alice.login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 50);
-    expect_event(
-        &mut events,
-        |e| matches!(e, Event::LoginSuccess { .. }),
-        TIMEOUT,
-    )
-    .await;
+    let mut alice = quick_alice(&server, 50).await;
 
     server.shutdown().await;
-    let ev = expect_event(
-        &mut events,
-        |e| matches!(e, Event::Reconnecting { .. }),
-        TIMEOUT,
-    )
-    .await;
-    assert_eq!(ev, Event::Reconnecting { nretry: 1 });
+    alice.expect_next(Event::Reconnecting { nretry: 1 }).await;
     let restarted = TestServer::start_with(|c| c.listen = listen).await;
-    let ev = expect_event(
-        &mut events,
-        |e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }),
-        TIMEOUT,
-    )
-    .await;
-    assert_eq!(ev, Event::Reconnected { fd: 0 });
-    assert_eq!(alice.get_status(), 2);
+    alice.expect_reconnected().await;
+    assert_eq!(alice.sdk.get_status(), 2);
 
     // The session works on the new server.
     let mut bob = logged_in(&restarted, "bob").await;
     assert_eq!(bob.status_of("alice").await, "1");
-    let id = alice.message_instant_send("bob", 0, "still here", "");
-    let ev = expect_event(
-        &mut events,
-        |e| {
-            matches!(
-                e,
-                Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
-            )
-        },
-        TIMEOUT,
-    )
-    .await;
-    assert_eq!(ev, Event::MessageSendSuccess { message_id: id });
-    let ev = bob
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
+    let id = alice.sdk.message_instant_send("bob", 0, "still here", "");
+    let outcome = |e: &Event| {
+        matches!(
+            e,
+            Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
+        )
+    };
+    alice
+        .expect_eq(outcome, Event::MessageSendSuccess { message_id: id })
         .await;
-    assert_eq!(
-        ev,
-        Event::MessageInstantReceive {
-            account: "alice".into(),
-            uid: 0,
-            msg: "still here".into()
-        }
-    );
+    bob.expect_next(Event::MessageInstantReceive {
+        account: "alice".into(),
+        uid: 0,
+        msg: "still here".into(),
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn reconnecting_gives_up_with_logout_102() {
     let server = TestServer::start().await;
-    let alice = quick_instance(server.url());
-    let mut events = alice.events();
-    alice.login2(APP_ID, "alice", &server.token("alice"), 0, "", 30, 3);
-    expect_event(
-        &mut events,
-        |e| matches!(e, Event::LoginSuccess { .. }),
-        TIMEOUT,
-    )
-    .await;
+    let mut alice = quick_alice(&server, 3).await;
 
     server.shutdown().await;
     let mut attempts = Vec::new();
     let end = loop {
-        match expect_event(
-            &mut events,
-            |e| matches!(e, Event::Reconnecting { .. } | Event::Logout { .. }),
-            TIMEOUT,
-        )
-        .await
+        match alice
+            .expect(|e| matches!(e, Event::Reconnecting { .. } | Event::Logout { .. }))
+            .await
         {
             Event::Reconnecting { nretry } => attempts.push(nretry),
             other => break other,
@@ -112,5 +76,5 @@ async fn reconnecting_gives_up_with_logout_102() {
         "one onReconnecting per attempt, counted from 1"
     );
     assert_eq!(end, Event::Logout { ecode: 102 });
-    assert_eq!(alice.get_status(), 0);
+    assert_eq!(alice.sdk.get_status(), 0);
 }

@@ -34,32 +34,17 @@ async fn logged_in_over(server: &TestServer, scheme: Scheme, account: &str) -> U
     user
 }
 
-async fn expect_p2p(user: &mut User, from: &str, msg: &str) {
-    let ev = user
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageInstantReceive {
-            account: from.into(),
-            uid: 0,
-            msg: msg.into()
-        },
-        "{} over its transport",
-        user.account
-    );
-}
-
 async fn expect_sent(user: &mut User, id: String) {
-    let ev = user
-        .expect(|e| {
+    user.expect_eq(
+        |e| {
             matches!(
                 e,
                 Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
             )
-        })
-        .await;
-    assert_eq!(ev, Event::MessageSendSuccess { message_id: id });
+        },
+        Event::MessageSendSuccess { message_id: id },
+    )
+    .await;
 }
 
 /// The next channel message from `from` (members also hear their own).
@@ -95,12 +80,12 @@ async fn quic_and_websocket_sessions_message_each_other_and_share_a_channel() {
         .sdk
         .message_instant_send("on-ws", 0, "hello from quic", "");
     expect_sent(&mut quic, id).await;
-    expect_p2p(&mut ws, "on-quic", "hello from quic").await;
+    ws.expect_message("on-quic", "hello from quic").await;
     let id = ws
         .sdk
         .message_instant_send("on-quic", 0, "hello from ws", "");
     expect_sent(&mut ws, id).await;
-    expect_p2p(&mut quic, "on-ws", "hello from ws").await;
+    quic.expect_message("on-ws", "hello from ws").await;
 
     assert_eq!(quic.join("lobby").await, ["on-quic"]);
     assert_eq!(ws.join("lobby").await, ["on-quic", "on-ws"]);
@@ -149,7 +134,7 @@ async fn one_session_per_scheme_all_in_one_channel() {
         let id = users[i].sdk.message_instant_send(&to, 0, "ring", "");
         expect_sent(&mut users[i], id).await;
         let next = (i + 1) % users.len();
-        expect_p2p(&mut users[next], &from, "ring").await;
+        users[next].expect_message(&from, "ring").await;
     }
 }
 
@@ -174,13 +159,10 @@ async fn a_reconnect_moves_to_another_transport_and_resumes_the_session() {
 
     // The QUIC path goes away for good; the SDK moves to WebSocket and resumes.
     proxy.cut();
-    let ev = alice
-        .expect(|e| matches!(e, Event::Reconnected { .. } | Event::Logout { .. }))
-        .await;
-    assert_eq!(ev, Event::Reconnected { fd: 0 });
+    alice.expect_reconnected().await;
     let id = bob.sdk.message_instant_send("alice", 0, "over ws now", "");
     expect_sent(&mut bob, id).await;
-    expect_p2p(&mut alice, "bob", "over ws now").await;
+    alice.expect_message("bob", "over ws now").await;
     bob.sdk.message_channel_send("room", "still a member", "");
     expect_channel_message(&mut alice, "room", "bob", "still a member").await;
     assert!(
@@ -212,6 +194,13 @@ async fn closed_by_server(stream: &mut TcpStream, what: &str) {
 fn authority(server: &TestServer, scheme: Scheme) -> String {
     let e: Endpoint = server.url_of(scheme).parse().unwrap();
     e.authority()
+}
+
+/// A plain TCP connection to `server`'s `scheme` listener that has sent `bytes`.
+async fn raw(server: &TestServer, scheme: Scheme, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(authority(server, scheme)).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
 }
 
 /// A raw QUIC connection to `server` speaking the session protocol's ALPN, trusting the test
@@ -252,35 +241,19 @@ async fn bad_input_on_every_transport_ends_only_its_own_connection() {
 
     // TLS: a client that connects and never starts the handshake, and one that sends garbage
     // instead of a ClientHello.
-    let mut silent = TcpStream::connect(authority(&server, Scheme::Tls))
-        .await
-        .unwrap();
+    let mut silent = raw(&server, Scheme::Tls, b"").await;
     closed_by_server(&mut silent, "a TLS handshake that never starts").await;
-    let mut garbage = TcpStream::connect(authority(&server, Scheme::Tls))
-        .await
-        .unwrap();
-    garbage.write_all(b"\x00\x01garbage\r\n").await.unwrap();
+    let mut garbage = raw(&server, Scheme::Tls, b"\x00\x01garbage\r\n").await;
     closed_by_server(&mut garbage, "garbage instead of a ClientHello").await;
 
     // WebSocket: an HTTP request that never ends, and garbage instead of HTTP.
-    let mut half = TcpStream::connect(authority(&server, Scheme::Ws))
-        .await
-        .unwrap();
-    half.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut half = raw(&server, Scheme::Ws, b"GET /ws HTTP/1.1\r\nHost: x\r\n").await;
     closed_by_server(&mut half, "an HTTP upgrade that never finishes").await;
-    let mut junk = TcpStream::connect(authority(&server, Scheme::Ws))
-        .await
-        .unwrap();
-    junk.write_all(&[0xff; 9000]).await.unwrap();
+    let mut junk = raw(&server, Scheme::Ws, &[0xff; 9000]).await;
     closed_by_server(&mut junk, "9,000 bytes of garbage instead of HTTP").await;
 
     // TCP: garbage where a length prefix should be is an oversized frame: LOGOUT_E_PACKET.
-    let mut tcp = TcpStream::connect(authority(&server, Scheme::Tcp))
-        .await
-        .unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut tcp = raw(&server, Scheme::Tcp, b"GET / HTTP/1.1\r\n\r\n").await;
     closed_by_server(&mut tcp, "garbage on the TCP listener").await;
 
     // Over TLS, WebSocket and QUIC: an oversized frame gets LOGOUT_E_PACKET and the close.
@@ -356,10 +329,10 @@ async fn bad_input_on_every_transport_ends_only_its_own_connection() {
     // Through all of that, the two real sessions never noticed.
     let id = alice.sdk.message_instant_send("bob", 0, "still fine", "");
     expect_sent(&mut alice, id).await;
-    expect_p2p(&mut bob, "alice", "still fine").await;
+    bob.expect_message("alice", "still fine").await;
     let id = bob.sdk.message_instant_send("alice", 0, "here too", "");
     expect_sent(&mut bob, id).await;
-    expect_p2p(&mut alice, "bob", "here too").await;
+    alice.expect_message("bob", "here too").await;
     for u in [&mut alice, &mut bob] {
         let calls = u.calls.calls();
         assert!(

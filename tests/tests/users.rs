@@ -1,11 +1,9 @@
 //! Presence, user attributes, invoke, calls before login and bad inputs (SPEC §2, §6, §9).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use beckon_sdk::Event;
-use beckon_tests::{TestServer, User, expect_no_event, logged_in};
+use beckon_tests::{TestServer, User, logged_in, server_with};
 
 /// Reads `account`'s attribute `name` through `getUserAttr` (or `getAttr` for oneself).
 async fn attr(u: &mut User, account: &str, name: &str) -> String {
@@ -58,25 +56,9 @@ async fn expect_error(u: &mut User, name: &str, ecode: i32) {
     );
 }
 
-/// `invoke` and its `on_invoke_ret`: (err, resp as JSON, or Null when resp is not JSON).
-async fn invoke(u: &mut User, name: &str, req: &str, call_id: &str) -> (String, Value) {
-    u.sdk.invoke(name, req, call_id);
-    match u
-        .expect(|e| matches!(e, Event::InvokeRet { call_id: c, .. } if c == call_id))
-        .await
-    {
-        Event::InvokeRet { err, resp, .. } => {
-            (err, serde_json::from_str(&resp).unwrap_or(Value::Null))
-        }
-        _ => unreachable!("matched InvokeRet"),
-    }
-}
-
 #[tokio::test]
 async fn query_user_status_sees_online_and_offline() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
     assert_eq!(alice.status_of("bob").await, "1");
     assert_eq!(alice.status_of("alice").await, "1");
     assert_eq!(alice.status_of("nobody").await, "0");
@@ -90,9 +72,7 @@ async fn query_user_status_sees_online_and_offline() {
 
 #[tokio::test]
 async fn user_attributes_between_two_users() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     assert_eq!(
         attr(&mut bob, "alice", "color").await,
@@ -175,106 +155,76 @@ async fn bad_attribute_writes_fail_and_change_nothing() {
 
 #[tokio::test]
 async fn invoke_runs_the_user_functions() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let _bob = logged_in(&server, "bob").await;
+    let (_server, [mut alice, _bob]) = server_with(["alice", "bob"]).await;
 
-    let f = |name: &str| format!("io.agora.signal.{name}");
-    assert_eq!(
-        invoke(
-            &mut alice,
-            &f("user_query_user_status"),
+    for (name, req, want) in [
+        (
+            "user_query_user_status",
             r#"{"account":"bob"}"#,
-            "c1"
-        )
-        .await,
-        (String::new(), json!({"status": 1}))
-    );
-    assert_eq!(
-        invoke(
-            &mut alice,
-            &f("user_query_user_status"),
+            json!({"status": 1}),
+        ),
+        (
+            "user_query_user_status",
             r#"{"account":"carol"}"#,
-            "c2"
-        )
-        .await,
-        (String::new(), json!({"status": 0}))
-    );
-    let (err, _) = invoke(
-        &mut alice,
-        &f("user_set_attr"),
-        r#"{"name":"mood","value":"happy"}"#,
-        "c3",
-    )
-    .await;
-    assert_eq!(err, "");
-    assert_eq!(
-        invoke(
-            &mut alice,
-            &f("user_get_attr"),
+            json!({"status": 0}),
+        ),
+        (
+            "user_set_attr",
+            r#"{"name":"mood","value":"happy"}"#,
+            Value::Null,
+        ),
+        (
+            "user_get_attr",
             r#"{"account":"alice","name":"mood"}"#,
-            "c4"
-        )
-        .await,
-        (String::new(), json!({"value": "happy"}))
-    );
-    assert_eq!(
-        invoke(
-            &mut alice,
-            &f("user_get_attr"),
+            json!({"value": "happy"}),
+        ),
+        (
+            "user_get_attr",
             r#"{"account":"alice","name":"none"}"#,
-            "c5"
-        )
-        .await,
-        (String::new(), json!({"value": ""}))
-    );
-    assert_eq!(
-        invoke(
-            &mut alice,
-            &f("user_get_attr_all"),
+            json!({"value": ""}),
+        ),
+        (
+            "user_get_attr_all",
             r#"{"account":"alice"}"#,
-            "c6"
-        )
-        .await,
-        (String::new(), json!({"mood": "happy"}))
-    );
+            json!({"mood": "happy"}),
+        ),
+    ] {
+        let resp = alice.signal_ok(name, req).await;
+        if !want.is_null() {
+            assert_eq!(resp, want, "{name}({req})");
+        }
+    }
     // The invoke and the plain API see the same attributes.
     assert_eq!(attr(&mut alice, "alice", "mood").await, "happy");
     assert!(
-        alice.calls.saw(r#"on_invoke_ret(c1, , {"status":1})"#),
+        alice
+            .calls
+            .saw(r#"on_invoke_ret(user_query_user_status, , {"status":1})"#),
         "{:?}",
         alice.calls.calls()
     );
 
     // Unknown function, malformed request, wrong argument types: "1004".
+    let f = |name: &str| format!("io.agora.signal.{name}");
     for (name, req) in [
-        (f("no_such_function"), "{}".to_owned()),
-        (
-            "user_query_user_status".to_owned(),
-            r#"{"account":"bob"}"#.to_owned(),
-        ),
-        (f("user_query_user_status"), "{not json".to_owned()),
-        (f("user_query_user_status"), "[1,2]".to_owned()),
-        (f("user_query_user_status"), r#"{"account":7}"#.to_owned()),
-        (f("user_get_attr"), r#"{"account":"alice"}"#.to_owned()),
-        (
-            f("user_set_attr"),
-            r#"{"name":"_x","value":"1"}"#.to_owned(),
-        ),
+        (f("no_such_function"), "{}"),
+        ("user_query_user_status".to_owned(), r#"{"account":"bob"}"#),
+        (f("user_query_user_status"), "{not json"),
+        (f("user_query_user_status"), "[1,2]"),
+        (f("user_query_user_status"), r#"{"account":7}"#),
+        (f("user_get_attr"), r#"{"account":"alice"}"#),
+        (f("user_set_attr"), r#"{"name":"_x","value":"1"}"#),
     ] {
-        let (err, _) = invoke(&mut alice, &name, &req, "bad").await;
+        let (err, _) = alice.invoke(&name, req, "bad").await;
         assert_eq!(err, "1004", "invoke({name}, {req})");
     }
     assert!(alice.calls.saw("on_error(invoke, 1004)"));
+    let all = alice
+        .signal_ok("user_get_attr_all", r#"{"account":"alice"}"#)
+        .await;
     assert_eq!(
-        invoke(
-            &mut alice,
-            &f("user_get_attr_all"),
-            r#"{"account":"alice"}"#,
-            "c7"
-        )
-        .await,
-        (String::new(), json!({"mood": "happy"})),
+        all,
+        json!({"mood": "happy"}),
         "the failed calls changed nothing"
     );
 }
@@ -309,21 +259,20 @@ async fn every_call_before_login_is_1003() {
     expect_error(&mut alice, "invoke", 1003).await;
 
     let id = alice.sdk.message_instant_send("bob", 0, "hi", "");
-    let ev = alice
-        .expect(|e| {
-            matches!(
-                e,
-                Event::MessageSendError { .. } | Event::MessageSendSuccess { .. }
-            )
-        })
+    alice
+        .expect_eq(
+            |e| {
+                matches!(
+                    e,
+                    Event::MessageSendError { .. } | Event::MessageSendSuccess { .. }
+                )
+            },
+            Event::MessageSendError {
+                message_id: id.clone(),
+                ecode: 1003,
+            },
+        )
         .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendError {
-            message_id: id.clone(),
-            ecode: 1003
-        }
-    );
     assert!(
         alice
             .calls
@@ -346,9 +295,7 @@ async fn every_call_before_login_is_1003() {
 
 #[tokio::test]
 async fn bad_inputs_fail_with_their_codes_and_change_nothing() {
-    let server = TestServer::start().await;
-    let mut alice = logged_in(&server, "alice").await;
-    let mut bob = logged_in(&server, "bob").await;
+    let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 
     for (account, ecode) in [("", 1004), ("b ob", 1004), ("bob\n", 1004)] {
         alice.sdk.query_user_status(account);
@@ -388,59 +335,43 @@ async fn bad_inputs_fail_with_their_codes_and_change_nothing() {
     // 8 KiB is measured in bytes: 2049 four-byte characters are too many.
     let emoji = "😀".repeat(2049);
     let id = alice.sdk.message_instant_send("bob", 0, &emoji, "");
-    let ev = alice
-        .expect(|e| matches!(e, Event::MessageSendError { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendError {
+    alice
+        .expect_next(Event::MessageSendError {
             message_id: id,
-            ecode: 1005
-        }
-    );
+            ecode: 1005,
+        })
+        .await;
     // A message id with a control character is refused too.
     let ev_id = alice.sdk.message_instant_send("bob", 0, "hi", "bad\u{1}id");
-    let ev = alice
-        .expect(|e| matches!(e, Event::MessageSendError { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageSendError {
+    alice
+        .expect_next(Event::MessageSendError {
             message_id: ev_id,
-            ecode: 1004
-        }
-    );
+            ecode: 1004,
+        })
+        .await;
 
     // Still logged in, and bob got nothing but the valid message that follows.
     assert_eq!(alice.sdk.get_status(), 2);
     let largest = "y".repeat(8192);
     let id = alice.sdk.message_instant_send("bob", 0, &largest, "");
-    let ev = alice
-        .expect(|e| {
-            matches!(
-                e,
-                Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
-            )
-        })
+    alice
+        .expect_eq(
+            |e| {
+                matches!(
+                    e,
+                    Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
+                )
+            },
+            Event::MessageSendSuccess { message_id: id },
+        )
         .await;
-    assert_eq!(ev, Event::MessageSendSuccess { message_id: id });
-    let ev = bob
-        .expect(|e| matches!(e, Event::MessageInstantReceive { .. }))
-        .await;
-    assert_eq!(
-        ev,
-        Event::MessageInstantReceive {
-            account: "alice".into(),
-            uid: 0,
-            msg: largest
-        }
-    );
-    expect_no_event(
-        &mut bob.events,
-        |e| matches!(e, Event::MessageInstantReceive { .. }),
-        Duration::from_millis(100),
-    )
+    bob.expect_next(Event::MessageInstantReceive {
+        account: "alice".into(),
+        uid: 0,
+        msg: largest,
+    })
     .await;
+    bob.expect_no_instant_message().await;
     assert_eq!(server.stats().await.messages_delivered, 1);
     assert_eq!(server.stats().await.messages_stored, 0);
 }

@@ -68,7 +68,8 @@ pub(crate) struct Summary {
     pub(crate) crash: Option<String>,
 }
 
-const USAGE: &str = "usage: cargo xtask fuzz [--time SECONDS] [TARGET…] [-- <libFuzzer flags>]";
+pub(crate) const USAGE: &str =
+    "usage: cargo xtask fuzz [--time SECONDS] [TARGET…] [-- <libFuzzer flags>]";
 
 pub(crate) fn main(args: &[String]) -> ExitCode {
     let mut seconds = 60;

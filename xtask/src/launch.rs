@@ -1,44 +1,50 @@
 //! Builds what the whole-system benchmark runs, in release mode, and hands over to it.
 //!
-//! `cargo xtask` runs a debug build of the xtask, which would make a slow load generator and a
-//! slow bare forwarder. So this step runs `$CARGO build --release -p beckon-server -p xtask`
-//! (wherever the target directory is: `CARGO_TARGET_DIR` and cargo's configuration are
-//! honoured, because the binaries' paths are taken from cargo's own build messages), then runs
-//! the release xtask as `xtask load-run --server-bin <beckon-server> <options>` and passes its
-//! exit code on.
+//! The load generator is its own binary, `beckon-loadgen` (`crates/beckon-loadgen`), so the
+//! xtask does not carry its dependencies. This step runs `$CARGO build --release -p
+//! beckon-server -p beckon-loadgen --features beckon-loadgen/peers` (wherever the target
+//! directory is: `CARGO_TARGET_DIR` and cargo's configuration are honoured, because the
+//! binaries' paths are taken from cargo's own build messages), then runs `beckon-loadgen
+//! --server-bin <beckon-server> <options>` and passes its exit code on.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 use crate::cli::Options;
 
+/// The load generator's binary target.
+const LOADGEN: &str = "beckon-loadgen";
+
 /// Builds, then runs the benchmark.
 pub(crate) fn run(opts: &Options) -> ExitCode {
-    match build() {
-        Ok((server, xtask)) => {
-            let status = Command::new(&xtask)
-                .arg("load-run")
-                .arg("--server-bin")
-                .arg(&server)
-                .args(opts.to_args())
-                .status();
-            match status {
-                Ok(s) if s.success() => ExitCode::SUCCESS,
-                Ok(_) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("cannot run {}: {e}", xtask.display());
-                    ExitCode::FAILURE
-                }
-            }
-        }
+    let (server, loadgen) = match build() {
+        Ok(built) => built,
         Err(e) => {
             eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = Command::new(&loadgen)
+        .arg("--server-bin")
+        .arg(&server)
+        .args(opts.to_args())
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => s
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .map_or(ExitCode::FAILURE, ExitCode::from),
+        Err(e) => {
+            eprintln!("cannot run {}: {e}", loadgen.display());
             ExitCode::FAILURE
         }
     }
 }
 
-/// Builds beckon-server and the xtask in release mode; returns both executables.
+/// Builds beckon-server and the load generator (with its NATS and Redis drivers) in release
+/// mode; returns both executables.
 fn build() -> Result<(PathBuf, PathBuf), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("building beckon-server and the load generator in release mode…");
@@ -50,7 +56,9 @@ fn build() -> Result<(PathBuf, PathBuf), String> {
             "-p",
             "beckon-server",
             "-p",
-            "xtask",
+            LOADGEN,
+            "--features",
+            "beckon-loadgen/peers",
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())
@@ -61,8 +69,8 @@ fn build() -> Result<(PathBuf, PathBuf), String> {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let server = executable(&stdout, "beckon-server")?;
-    let xtask = executable(&stdout, "xtask")?;
-    Ok((server, xtask))
+    let loadgen = executable(&stdout, LOADGEN)?;
+    Ok((server, loadgen))
 }
 
 /// The executable cargo reported for the binary target `name`.
@@ -88,6 +96,6 @@ mod tests {
             executable(messages, "beckon-server").unwrap(),
             PathBuf::from("/t/release/beckon-server")
         );
-        assert!(executable(messages, "xtask").is_err());
+        assert!(executable(messages, LOADGEN).is_err());
     }
 }

@@ -2,6 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use beckon_proto::CallError;
 
 /// A p2p message kept for an offline account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,17 +25,79 @@ pub enum PushOutcome {
     Full,
 }
 
-/// The store failed; the request is answered with `GENERAL_E_FAILED`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreError(pub String);
+/// Why a store operation failed.
+///
+/// The detail (file paths, database messages) is for the server's log: a client whose request
+/// failed on it gets `GENERAL_E_FAILED` with a generic message (see the `From` conversion into
+/// [`CallError`]), and the broker counts the failure in [`BrokerStats::store_errors`].
+///
+/// [`BrokerStats::store_errors`]: crate::BrokerStats::store_errors
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    Open { path: PathBuf, source: BoxError },
+    /// A read did not complete.
+    Read(BoxError),
+    /// A write did not commit: nothing of it was kept.
+    Write(BoxError),
+    /// The database, or a record in it, is corrupt.
+    Corrupt(String),
+    /// The operating system refused (disk full, permissions, an I/O error).
+    Io(io::Error),
+}
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "storage error: {}", self.0)
+/// The error of a store's backend, kept whole for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl StoreError {
+    /// A failed read, from any backend error.
+    pub fn read(e: impl Into<BoxError>) -> Self {
+        Self::Read(e.into())
+    }
+
+    /// A failed write, from any backend error.
+    pub fn write(e: impl Into<BoxError>) -> Self {
+        Self::Write(e.into())
     }
 }
 
-impl std::error::Error for StoreError {}
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "store read failed: {e}"),
+            Self::Write(e) => write!(f, "store write failed (nothing was kept): {e}"),
+            Self::Io(e) => write!(f, "store I/O error: {e}"),
+            Self::Corrupt(what) => write!(f, "the store is corrupt: {what}"),
+            Self::Open { path, source } => {
+                write!(f, "cannot open the store {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Open { source: e, .. } | Self::Read(e) | Self::Write(e) => Some(&**e),
+            Self::Io(e) => Some(e),
+            Self::Corrupt(_) => None,
+        }
+    }
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// What a client hears when the store failed: `GENERAL_E_FAILED` and nothing of the detail.
+impl From<StoreError> for CallError {
+    fn from(_: StoreError) -> Self {
+        CallError::failed("the server could not reach its storage; try again later")
+    }
+}
 
 /// User attributes and offline messages, scoped by app.
 ///

@@ -3,20 +3,11 @@
 
 use std::time::Instant;
 
-use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
-use beckon_proto::codec::{decode_server, encode_client};
-use beckon_proto::pb::{self, client_frame::Kind, event::Body, request::Op, server_frame};
+use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore};
+use beckon_proto::pb::{self, event::Body, request::Op, server_frame};
+use beckon_testkit::wire;
 
 const MEMBERS: u64 = 5_000;
-
-fn drain(b: &mut Broker<MemoryStore>) -> Vec<(ConnId, server_frame::Kind)> {
-    std::iter::from_fn(|| b.poll_output())
-        .filter_map(|o| match o {
-            Output::Send { conn, frame } => Some((conn, decode_server(&frame.to_bytes()).unwrap())),
-            Output::Close { .. } => None,
-        })
-        .collect()
-}
 
 #[test]
 fn invoke_lists_every_member_of_a_large_channel() {
@@ -31,25 +22,14 @@ fn invoke_lists_every_member_of_a_large_channel() {
     for i in 0..MEMBERS {
         let conn = ConnId(i);
         b.connect(conn, now);
-        let login = pb::Login {
-            app_id: "app".into(),
-            account: format!("u{i:05}"),
-            token: "_no_need_token".into(),
-            ..Default::default()
-        };
-        b.handle_frame(conn, &encode_client(Kind::Login(login)), now);
-        let join = pb::Request {
-            id: 1,
-            op: Some(Op::ChannelJoin(pb::ChannelJoin {
-                channel: "big".into(),
-            })),
-        };
-        b.handle_frame(conn, &encode_client(Kind::Request(join)), now);
-        let ack = encode_client(Kind::Ack(pb::Ack {
-            up_to: u64::MAX / 2,
-        }));
-        b.handle_frame(conn, &ack, now);
-        member_events += drain(&mut b)
+        let login = wire::login_frame("app", &format!("u{i:05}"), "_no_need_token");
+        b.handle_frame(conn, &login, now);
+        let join = Op::ChannelJoin(pb::ChannelJoin {
+            channel: "big".into(),
+        });
+        b.handle_frame(conn, &wire::request_frame(1, join), now);
+        b.handle_frame(conn, &wire::ack_all_frame(), now);
+        member_events += wire::drain(&mut b)
             .iter()
             .filter(|(_, k)| {
                 matches!(
@@ -69,33 +49,10 @@ fn invoke_lists_every_member_of_a_large_channel() {
 
     let invoke =
         |b: &mut Broker<MemoryStore>, id: u64, name: &str, req: &str| -> serde_json::Value {
-            let op = Op::Invoke(pb::Invoke {
-                name: name.into(),
-                req: req.into(),
-                call_id: "c".into(),
-            });
-            b.handle_frame(
-                ConnId(0),
-                &encode_client(Kind::Request(pb::Request { id, op: Some(op) })),
-                now,
-            );
-            let reply = drain(b)
-                .into_iter()
-                .find_map(|(_, k)| match k {
-                    server_frame::Kind::Event(pb::Event {
-                        body: Some(Body::Reply(r)),
-                        ..
-                    }) => Some(r),
-                    _ => None,
-                })
-                .expect("a reply");
-            match reply.result {
-                Some(pb::reply::Result::InvokeResult(r)) => {
-                    assert_eq!(r.err, "", "{}", r.resp);
-                    serde_json::from_str(&r.resp).unwrap()
-                }
-                other => panic!("{other:?}"),
-            }
+            let reply = wire::request(b, ConnId(0), id, wire::invoke_request(name, req), now);
+            let r = wire::invoke_result(reply);
+            assert_eq!(r.err, "", "{}", r.resp);
+            serde_json::from_str(&r.resp).unwrap()
         };
     let all = invoke(
         &mut b,

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use beckon_broker::{AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
+use beckon_broker::{AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output, Store};
 use beckon_proto::codec::{decode_server, encode_client};
 use beckon_proto::pb::{self, client_frame::Kind, event::Body, request::Op, server_frame};
+use beckon_testkit::wire;
 use beckon_token::{Privileges, TokenClaims};
 
 const CERT: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -41,19 +42,11 @@ impl Rig {
     }
 
     fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.broker.poll_output()).collect()
+        wire::outputs(&mut self.broker)
     }
 
     fn frames_to(&mut self, conn: ConnId) -> Vec<server_frame::Kind> {
-        self.outputs()
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::Send { conn: c, frame } if c == conn => {
-                    Some(decode_server(&frame.to_bytes()).unwrap())
-                }
-                _ => None,
-            })
-            .collect()
+        wire::frames_to(&mut self.broker, conn)
     }
 
     fn login_raw(
@@ -63,19 +56,7 @@ impl Rig {
         account: &str,
         token: &str,
     ) -> server_frame::Kind {
-        self.broker.connect(conn, self.now);
-        let login = pb::Login {
-            app_id: app.into(),
-            account: account.into(),
-            token: token.into(),
-            ..Default::default()
-        };
-        self.broker
-            .handle_frame(conn, &encode_client(Kind::Login(login)), self.now);
-        self.frames_to(conn)
-            .into_iter()
-            .next()
-            .expect("a login answer")
+        wire::connect_login(&mut self.broker, conn, (app, account, token), self.now)
     }
 
     fn token(&self, app: &str, account: &str, expires_in: i64) -> String {
@@ -105,18 +86,7 @@ impl Rig {
     fn request(&mut self, conn: ConnId, op: Op) -> pb::Reply {
         let id = self.next_req;
         self.next_req += 1;
-        let frame = encode_client(Kind::Request(pb::Request { id, op: Some(op) }));
-        self.broker.handle_frame(conn, &frame, self.now);
-        self.frames_to(conn)
-            .into_iter()
-            .find_map(|k| match k {
-                server_frame::Kind::Event(pb::Event {
-                    body: Some(Body::Reply(r)),
-                    ..
-                }) if r.request_id == id => Some(r),
-                _ => None,
-            })
-            .expect("a reply")
+        wire::request(&mut self.broker, conn, id, op, self.now)
     }
 }
 
@@ -134,43 +104,26 @@ fn login_code(answer: server_frame::Kind) -> i32 {
 fn login_failures_carry_their_codes() {
     let mut r = Rig::new();
     let good = r.token("app", "alice", 3600);
-    assert_eq!(
-        login_code(r.login_raw(ConnId(1), "nope", "alice", &good)),
-        202
-    );
-    assert_eq!(
-        login_code(r.login_raw(ConnId(2), "app", "alice", "bk1.garbage")),
-        206
-    );
     let other_account = r.token("app", "bob", 3600);
-    assert_eq!(
-        login_code(r.login_raw(ConnId(3), "app", "alice", &other_account)),
-        206
-    );
     let expired = r.token("app", "alice", -1);
-    assert_eq!(
-        login_code(r.login_raw(ConnId(4), "app", "alice", &expired)),
-        204
-    );
-    assert_eq!(
-        login_code(r.login_raw(ConnId(5), "app", "alice", "_no_need_token")),
-        206
-    );
-    assert_eq!(
-        login_code(r.login_raw(ConnId(6), "app", "al ice", &good)),
-        1004
-    );
-    assert_eq!(login_code(r.login_raw(ConnId(7), "app", "", &good)), 1004);
-    assert_eq!(
-        login_code(r.login_raw(ConnId(8), "app", &"a".repeat(129), &good)),
-        1005
-    );
-    assert_eq!(login_code(r.login_raw(ConnId(9), "", "alice", &good)), 1004);
     let wrong_app = r.token("open", "alice", 3600);
-    assert_eq!(
-        login_code(r.login_raw(ConnId(10), "app", "alice", &wrong_app)),
-        206
-    );
+    let long = "a".repeat(129);
+    let cases: [(&str, &str, &str, i32); 10] = [
+        ("nope", "alice", &good, 202),
+        ("app", "alice", "bk1.garbage", 206),
+        ("app", "alice", &other_account, 206),
+        ("app", "alice", &expired, 204),
+        ("app", "alice", "_no_need_token", 206),
+        ("app", "al ice", &good, 1004),
+        ("app", "", &good, 1004),
+        ("app", &long, &good, 1005),
+        ("", "alice", &good, 1004),
+        ("app", "alice", &wrong_app, 206),
+    ];
+    for (conn, (app, account, token, code)) in (1..).map(ConnId).zip(cases) {
+        let answer = r.login_raw(conn, app, account, token);
+        assert_eq!(login_code(answer), code, "{app:?} {account:?} {token:?}");
+    }
     assert!(matches!(
         r.login_raw(ConnId(11), "open", "alice", "_no_need_token"),
         server_frame::Kind::LoginOk(_)
@@ -464,4 +417,79 @@ proptest! {
         }
         prop_assert!(r.broker.is_online("app", "alice"), "garbage on one connection never affects another");
     }
+}
+
+#[test]
+fn bad_invoke_arguments_are_1004_with_a_reason_and_change_nothing() {
+    let mut r = Rig::new();
+    r.login(ConnId(1), "alice");
+    let c = ConnId(1);
+    let set = Op::SetUserAttr(pb::SetUserAttr {
+        name: "color".into(),
+        value: "blue".into(),
+    });
+    assert_eq!(r.request(c, set).code, 0);
+    let join = Op::ChannelJoin(pb::ChannelJoin {
+        channel: "room".into(),
+    });
+    assert_eq!(r.request(c, join).code, 0);
+    let topic = Op::ChannelSetAttr(pb::ChannelSetAttr {
+        channel: "room".into(),
+        name: "topic".into(),
+        value: "news".into(),
+    });
+    assert_eq!(r.request(c, topic).code, 0);
+    let state = |r: &Rig| {
+        (
+            r.broker.store().user_attrs("app", "alice").unwrap(),
+            r.broker.channel_attrs("app", "room"),
+            r.broker.channel_members("app", "room"),
+            r.broker.channel_count("app"),
+        )
+    };
+    let before = state(&r);
+    let stats = r.broker.stats();
+    let f = |name: &str| format!("io.agora.signal.{name}");
+    let bad = [
+        (f("user_set_attr"), r#"{"name":"color"}"#),
+        (f("user_set_attr"), r#"{"name":"color","value":7}"#),
+        (f("user_set_attr"), r#"["color","red"]"#),
+        (
+            f("channel_set_attr"),
+            r#"{"channel":"room","name":"topic"}"#,
+        ),
+        (
+            f("channel_set_attr"),
+            r#"{"channel":"room","name":"topic","value":["x"]}"#,
+        ),
+        (
+            f("channel_set_attr"),
+            r#"{"channel":"room","name":"_member_num","value":"1"}"#,
+        ),
+        (f("channel_del_attr"), r#"{"channel":"room"}"#),
+        (f("channel_clear_attr"), r#"{"channel":1}"#),
+        (f("channel_clear_attr"), "room"),
+        (
+            f("channel_query_userlist_all"),
+            r#"{"name":"room","num":-5}"#,
+        ),
+        (f("user_get_attr_all"), "{"),
+        (f("user_query_user_status"), ""),
+        (f("nope"), r#"{"channel":"room"}"#),
+        (String::new(), "{}"),
+    ];
+    for (name, req) in bad {
+        let result = wire::invoke_result(r.request(c, wire::invoke_request(&name, req)));
+        assert_eq!(result.err, "1004", "{name} {req}");
+        let resp: serde_json::Value = serde_json::from_str(&result.resp).unwrap();
+        let why = resp["error"].as_str().unwrap_or_default();
+        assert!(!why.is_empty(), "{name} {req}: the response says why");
+    }
+    assert_eq!(state(&r), before, "refused functions change nothing");
+    let after = r.broker.stats();
+    assert_eq!(
+        (after.store_errors, after.sessions),
+        (stats.store_errors, stats.sessions)
+    );
+    assert!(r.broker.is_online("app", "alice"));
 }

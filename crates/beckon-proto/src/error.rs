@@ -186,6 +186,9 @@ impl From<ErrorCode> for i32 {
     }
 }
 
+/// The outcome of a call: its result, or why it was rejected.
+pub type CallResult<T = ()> = Result<T, CallError>;
+
 /// A rejected call: the SPEC error code plus a message a person can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallError {
@@ -199,6 +202,21 @@ impl CallError {
             code,
             message: message.into(),
         }
+    }
+
+    /// `GENERAL_E_WRONG_PARAM` (1004): an empty or malformed parameter.
+    pub fn wrong_param(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GeneralWrongParam, message)
+    }
+
+    /// `GENERAL_E_LARGE_PARAM` (1005): a parameter over its limit.
+    pub fn large_param(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GeneralLargeParam, message)
+    }
+
+    /// `GENERAL_E_FAILED` (1001): the request was well formed but could not be carried out.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::GeneralFailed, message)
     }
 }
 

@@ -31,7 +31,7 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/beckon.v1.rs"));
 }
 
-pub use error::{CallError, ErrorCode};
+pub use error::{CallError, CallResult, ErrorCode};
 pub use validate::Limits;
 
 /// The protocol version this crate speaks.

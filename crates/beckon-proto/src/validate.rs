@@ -1,9 +1,34 @@
-//! Parameter validation of SPEC §2, in one place for the client and the broker alike.
+//! Parameter validation (SPEC §2, §6–§9), in one place for the client and the broker alike.
 //!
 //! The client checks locally so that a bad call fails at once without a round trip; the broker
-//! checks again, because it never trusts a client.
+//! checks again, because it never trusts a client. Both call the same function of this module
+//! for each request kind ([`invite`], [`channel_attr_write`], [`invoke`], …), so they accept
+//! the same parameters and refuse the others with the same code and message.
+//!
+//! ```
+//! use beckon_proto::validate::{self, Limits};
+//!
+//! let limits = Limits::default();
+//! let extra = validate::invite(&limits, "alice", "room", "bob", r#"{"_require_peer_online":1}"#).unwrap();
+//! assert!(extra.flag(validate::EXTRA_REQUIRE_PEER_ONLINE));
+//! // White space is neither JSON nor empty.
+//! assert_eq!(validate::invite(&limits, "alice", "room", "bob", " ").unwrap_err().code.code(), 1004);
+//! ```
 
-use crate::error::{CallError, ErrorCode};
+use crate::error::{CallError, CallResult};
+
+mod json;
+mod request;
+
+pub use json::{
+    EXTRA_DEST_NUMBER, EXTRA_PHONE, EXTRA_REQUIRE_PEER_ONLINE, EXTRA_SOURCE_NUMBER, Extra,
+    InvokeArgs,
+};
+pub use request::{
+    CONN_TIMEOUT_ATTR, app_id, channel_attr, channel_attr_delete, channel_attr_write,
+    channel_member, channel_message, conn_timeout_secs, instant_message, invite, invite_answer,
+    invite_dtmf, invite_end, invoke, is_phone_number, login, user_attr_read, user_attr_write,
+};
 
 /// Size limits of SPEC §2. The defaults are the spec's; every one is configurable per app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,64 +85,54 @@ impl Limits {
     }
 
     /// An account: 1..=max visible characters, no whitespace.
-    pub fn account(&self, what: &str, account: &str) -> Result<(), CallError> {
+    pub fn account(&self, what: &str, account: &str) -> CallResult {
         self.name(what, account)?;
         if account.chars().any(char::is_whitespace) {
-            return Err(CallError::new(
-                ErrorCode::GeneralWrongParam,
-                format!("{what} must not contain whitespace"),
-            ));
+            return Err(CallError::wrong_param(format!(
+                "{what} must not contain whitespace"
+            )));
         }
         Ok(())
     }
 
     /// A channel name: 1..=max visible characters.
-    pub fn channel(&self, what: &str, channel: &str) -> Result<(), CallError> {
+    pub fn channel(&self, what: &str, channel: &str) -> CallResult {
         self.name(what, channel)
     }
 
     /// An attribute name: 1..=max visible characters.
-    pub fn attr_name(&self, what: &str, name: &str) -> Result<(), CallError> {
+    pub fn attr_name(&self, what: &str, name: &str) -> CallResult {
         self.name(what, name)
     }
 
     /// A user attribute value: visible characters (empty allowed: it deletes), bounded length.
-    pub fn user_attr_value(&self, what: &str, value: &str) -> Result<(), CallError> {
+    pub fn user_attr_value(&self, what: &str, value: &str) -> CallResult {
         check_chars(what, value, self.max_user_attr_value_chars, true)
     }
 
     /// A channel attribute value.
-    pub fn channel_attr_value(&self, what: &str, value: &str) -> Result<(), CallError> {
+    pub fn channel_attr_value(&self, what: &str, value: &str) -> CallResult {
         check_chars(what, value, self.max_channel_attr_value_chars, true)
     }
 
     /// A p2p or channel message body: any text, empty allowed, bounded in bytes.
-    pub fn message(&self, what: &str, msg: &str) -> Result<(), CallError> {
+    pub fn message(&self, what: &str, msg: &str) -> CallResult {
         if msg.len() > self.max_message_bytes {
-            return Err(CallError::new(
-                ErrorCode::GeneralLargeParam,
-                format!(
-                    "{what} is {} bytes; the limit is {} bytes",
-                    msg.len(),
-                    self.max_message_bytes
-                ),
-            ));
+            return Err(CallError::large_param(format!(
+                "{what} is {} bytes; the limit is {} bytes",
+                msg.len(),
+                self.max_message_bytes
+            )));
         }
         Ok(())
     }
 
     /// A client-chosen message id or call id: empty allowed, visible, bounded like a name.
-    pub fn id(&self, what: &str, id: &str) -> Result<(), CallError> {
+    pub fn id(&self, what: &str, id: &str) -> CallResult {
         check_chars(what, id, self.max_name_chars, true)
     }
 
-    fn name(&self, what: &str, value: &str) -> Result<(), CallError> {
-        if value.is_empty() {
-            return Err(CallError::new(
-                ErrorCode::GeneralWrongParam,
-                format!("{what} must not be empty"),
-            ));
-        }
+    fn name(&self, what: &str, value: &str) -> CallResult {
         check_chars(what, value, self.max_name_chars, false)
     }
 }
@@ -127,53 +142,22 @@ pub fn is_visible(c: char) -> bool {
     !c.is_control()
 }
 
-fn check_chars(what: &str, value: &str, max: usize, allow_empty: bool) -> Result<(), CallError> {
+fn check_chars(what: &str, value: &str, max: usize, allow_empty: bool) -> CallResult {
     if !allow_empty && value.is_empty() {
-        return Err(CallError::new(
-            ErrorCode::GeneralWrongParam,
-            format!("{what} must not be empty"),
-        ));
+        return Err(CallError::wrong_param(format!("{what} must not be empty")));
     }
     if let Some(bad) = value.chars().find(|c| !is_visible(*c)) {
-        return Err(CallError::new(
-            ErrorCode::GeneralWrongParam,
-            format!("{what} contains the control character U+{:04X}", bad as u32),
-        ));
+        return Err(CallError::wrong_param(format!(
+            "{what} contains the control character U+{:04X}",
+            bad as u32
+        )));
     }
     // Counting stops one past the limit so a huge value costs no more than a legal one.
     let count = value.chars().take(max + 1).count();
     if count > max {
-        return Err(CallError::new(
-            ErrorCode::GeneralLargeParam,
-            format!("{what} is longer than {max} characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// The one user attribute name starting with `_` that users may set (SPEC §6).
-pub const CONN_TIMEOUT_ATTR: &str = "_conn_timeout";
-
-/// Checks a user attribute write: built-in names are read-only except `_conn_timeout`, whose
-/// value must be a whole number of seconds (or empty, to delete).
-pub fn user_attr_write(limits: &Limits, name: &str, value: &str) -> Result<(), CallError> {
-    limits.attr_name("attribute name", name)?;
-    limits.user_attr_value("attribute value", value)?;
-    if name.starts_with('_') {
-        if name != CONN_TIMEOUT_ATTR {
-            return Err(CallError::new(
-                ErrorCode::GeneralWrongParam,
-                format!(
-                    "attribute {name} is built-in and read-only; only {CONN_TIMEOUT_ATTR} may be set"
-                ),
-            ));
-        }
-        if !value.is_empty() && value.parse::<u32>().is_err() {
-            return Err(CallError::new(
-                ErrorCode::GeneralWrongParam,
-                format!("{CONN_TIMEOUT_ATTR} must be a whole number of seconds, not {value:?}"),
-            ));
-        }
+        return Err(CallError::large_param(format!(
+            "{what} is longer than {max} characters"
+        )));
     }
     Ok(())
 }
@@ -183,8 +167,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::ErrorCode;
 
-    fn code(r: Result<(), CallError>) -> i32 {
+    /// The code a check returned: 0 when it passed.
+    pub(super) fn code<T>(r: CallResult<T>) -> i32 {
         r.err().map_or(0, |e| e.code.code())
     }
 
@@ -216,17 +202,6 @@ mod tests {
         // 8192 bytes of UTF-8, not characters.
         assert_eq!(code(l.message("m", &"é".repeat(4097))), 1005);
         assert_eq!(code(l.message("m", "line\nbreaks are fine")), 0);
-    }
-
-    #[test]
-    fn user_attr_names() {
-        let l = Limits::default();
-        assert_eq!(code(user_attr_write(&l, "color", "blue")), 0);
-        assert_eq!(code(user_attr_write(&l, "_conn_timeout", "30")), 0);
-        assert_eq!(code(user_attr_write(&l, "_conn_timeout", "")), 0);
-        assert_eq!(code(user_attr_write(&l, "_conn_timeout", "soon")), 1004);
-        assert_eq!(code(user_attr_write(&l, "_member_num", "3")), 1004);
-        assert_eq!(code(user_attr_write(&l, "", "3")), 1004);
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! What an [`Instance`](crate::Instance) is built from, and what can go wrong building one.
 
+use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::time::SystemTime;
 
 use beckon_client::ClientConfig;
+use beckon_transport::{ClientTls, Endpoint, Scheme, TransportError};
+
 /// The default of [`Config::max_frame`]: 16 MiB.
 pub const DEFAULT_MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
-use beckon_transport::{ClientTls, Endpoint, Scheme, TransportError};
 
 /// How an [`Instance`](crate::Instance) reaches its server.
 #[derive(Clone, Debug)]
@@ -28,8 +32,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults for `server`, with a random seed for the client's reconnect jitter so that
-    /// many clients of one restarted server spread their reconnects.
+    /// The defaults for `server`, with a random seed for the client: many clients of one
+    /// restarted server spread their reconnects, and the message ids the client generates
+    /// (from the seed) are unique across instances and processes.
     pub fn new(server: impl Into<String>) -> Self {
         Self {
             server: server.into(),
@@ -37,7 +42,7 @@ impl Config {
             tls: ClientTls::default(),
             max_frame: DEFAULT_MAX_SERVER_FRAME,
             client: ClientConfig {
-                seed: crate::id::random_u64(),
+                seed: random_u64(),
                 ..ClientConfig::default()
             },
         }
@@ -82,6 +87,22 @@ impl fmt::Display for SdkError {
 }
 
 impl std::error::Error for SdkError {}
+
+/// A random number from the operating system, or, should that fail, from std's randomly keyed
+/// hasher over the time (unique enough for a seed, which is all it is used for).
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    if getrandom::fill(&mut buf).is_ok() {
+        return u64::from_le_bytes(buf);
+    }
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
 
 fn parse(server: &str) -> Result<Endpoint, SdkError> {
     if let Some((scheme, _)) = server.split_once("://")

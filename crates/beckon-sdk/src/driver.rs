@@ -1,13 +1,13 @@
 //! The driver: the one task per [`Instance`](crate::Instance) that owns its sans-IO
 //! [`Client`] and carries out what the client asks.
 //!
-//! Like quinn's connection driver, it waits for the next input — an API command, a frame (or the
-//! end of the connection) from the reader task, the completion of a connection attempt, or the
-//! client's one timer — hands it to the client with the current time, then drains the client's
-//! outputs in the documented order: connection commands, frames to send, events. Ready inputs
-//! are taken in batches of up to [`BATCH`]; frames are written to the connection's buffer as
-//! they come out and the buffer is flushed once per batch, so a burst of sends or received
-//! messages costs one system call, not one per frame.
+//! Like quinn's connection driver, it waits for the next input — an API call (a closure over
+//! the client), a frame (or the end of the connection) from the reader task, the completion of a
+//! connection attempt, or the client's one timer — hands it to the client with the current time,
+//! then drains the client's outputs in the documented order: connection commands, frames to
+//! send, events. Ready inputs are taken in batches of up to [`BATCH`]; frames are written to the
+//! connection's buffer as they come out and the buffer is flushed once per batch, so a burst of
+//! sends or received messages costs one system call, not one per frame.
 //!
 //! The driver is the client's only writer: there is no lock around the client. The `Instance`
 //! reaches it only through the command channel, and learns its status through an atomic the
@@ -40,115 +40,17 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `destroy` waits for the logout to complete.
 pub(crate) const DESTROY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A call on the client, run on the driver task with the time the driver took it. API methods
+/// and questions alike are closures: a question sends its answer through a channel it captured.
+pub(crate) type ClientOp = Box<dyn FnOnce(&mut Client, Instant) + Send>;
+
 /// What an [`Instance`](crate::Instance) asks of its driver.
 pub(crate) enum Command {
-    Login2 {
-        app_id: String,
-        account: String,
-        token: String,
-        device_id: String,
-        retry_time_in_s: i32,
-        retry_count: i32,
-    },
-    Logout,
-    MessageInstantSend {
-        account: String,
-        msg: String,
-        msg_id: String,
-    },
-    QueryUserStatus {
-        account: String,
-    },
-    SetAttr {
-        name: String,
-        value: String,
-    },
-    GetAttr {
-        name: String,
-    },
-    GetAttrAll,
-    GetUserAttr {
-        account: String,
-        name: String,
-    },
-    GetUserAttrAll {
-        account: String,
-    },
-    Invoke {
-        name: String,
-        req: String,
-        call_id: String,
-    },
-    ChannelJoin {
-        channel: String,
-    },
-    ChannelLeave {
-        channel: String,
-    },
-    ChannelQueryUserNum {
-        channel: String,
-    },
-    ChannelQueryUserIsIn {
-        channel: String,
-        account: String,
-    },
-    ChannelSetAttr {
-        channel: String,
-        name: String,
-        value: String,
-    },
-    ChannelDelAttr {
-        channel: String,
-        name: String,
-    },
-    ChannelClearAttr {
-        channel: String,
-    },
-    MessageChannelSend {
-        channel: String,
-        msg: String,
-        msg_id: String,
-        /// `messageChannelSendForce`: without being a member.
-        force: bool,
-    },
-    ChannelInviteUser {
-        channel: String,
-        account: String,
-    },
-    ChannelInviteUser2 {
-        channel: String,
-        account: String,
-        extra: String,
-    },
-    ChannelInvitePhone3 {
-        channel: String,
-        phone_num: String,
-        sources_num: String,
-        extra: String,
-    },
-    ChannelInviteAnswer {
-        channel: String,
-        account: String,
-        extra: String,
-        /// Accept, or refuse.
-        accept: bool,
-    },
-    ChannelInviteEnd {
-        channel: String,
-        account: String,
-    },
-    ChannelInviteDtmf {
-        channel: String,
-        phone_num: String,
-        dtmf: String,
-    },
-    MessageDtmfSend {
-        msg: String,
-    },
-    /// A snapshot of the client's joined channels, in join order.
-    JoinedChannels(oneshot::Sender<Vec<String>>),
-    /// A snapshot of the client's calls in progress.
-    Calls(oneshot::Sender<Vec<(String, String, bool)>>),
+    /// A call on the client.
+    Client(ClientOp),
+    /// A login call: afterwards the status is published even if unchanged (see
+    /// [`Driver::publish_status`]).
+    Login(ClientOp),
     SetCallbacks(Arc<dyn Callbacks>),
     Subscribe(mpsc::UnboundedSender<Event>),
     /// Log out if need be, then stop; the sender is told when the driver is done.
@@ -199,14 +101,51 @@ struct Destroying {
     done: oneshot::Sender<()>,
 }
 
+/// How the driver reaches the server: the URLs, tried in turn, and the settings of an attempt.
+pub(crate) struct Dialer {
+    pub(crate) endpoints: Vec<Endpoint>,
+    pub(crate) tls: ClientTls,
+    pub(crate) max_frame: usize,
+    pub(crate) timeout: Duration,
+    /// Attempts made so far; the next one takes the URL after the last one's.
+    pub(crate) attempts: usize,
+}
+
+impl Dialer {
+    /// The URL of the next attempt, and the attempt itself: connect, bounded by the timeout.
+    fn dial(&mut self) -> (Endpoint, ConnectFuture) {
+        // Each attempt takes the next URL, so a reconnect can move to another transport.
+        let endpoint = self.endpoints[self.attempts % self.endpoints.len()].clone();
+        self.attempts += 1;
+        let (target, tls, max_frame, timeout) = (
+            endpoint.clone(),
+            self.tls.clone(),
+            self.max_frame,
+            self.timeout,
+        );
+        let attempt = Box::pin(async move {
+            let connect = beckon_transport::connect(&target, &tls, max_frame);
+            match tokio::time::timeout(timeout, connect).await {
+                Ok(r) => r.map_err(io::Error::from),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connecting timed out",
+                )),
+            }
+        });
+        (endpoint, attempt)
+    }
+
+    /// The URL of the latest attempt.
+    fn last(&self) -> &Endpoint {
+        let n = self.endpoints.len();
+        &self.endpoints[(self.attempts + n - 1) % n]
+    }
+}
+
 pub(crate) struct Driver {
     client: Client,
-    /// The server's URLs; attempts go round them.
-    endpoints: Vec<Endpoint>,
-    next_endpoint: usize,
-    tls: ClientTls,
-    max_frame: usize,
-    connect_timeout: Duration,
+    dialer: Dialer,
     commands: mpsc::UnboundedReceiver<Command>,
     io_tx: mpsc::Sender<IoEvent>,
     io_rx: mpsc::Receiver<IoEvent>,
@@ -228,10 +167,7 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(
         client: Client,
-        endpoints: Vec<Endpoint>,
-        tls: ClientTls,
-        max_frame: usize,
-        connect_timeout: Duration,
+        dialer: Dialer,
         commands: mpsc::UnboundedReceiver<Command>,
         status: Arc<AtomicI32>,
     ) -> Self {
@@ -239,11 +175,7 @@ impl Driver {
         let published = client.status() as i32;
         Self {
             client,
-            endpoints,
-            next_endpoint: 0,
-            tls,
-            max_frame,
-            connect_timeout,
+            dialer,
             commands,
             io_tx,
             io_rx,
@@ -330,12 +262,8 @@ impl Driver {
 
     async fn handle(&mut self, input: Input) {
         let now = Instant::now();
-        let mut was_login = false;
         match input {
-            Input::Command(c) => {
-                was_login = matches!(c, Command::Login2 { .. });
-                self.command(c, now);
-            }
+            Input::Command(c) => self.command(c, now),
             Input::CommandsClosed => {}
             Input::Io(IoEvent::Frame {
                 generation,
@@ -361,16 +289,13 @@ impl Driver {
                 self.client.handle_connected(now);
             }
             Input::Connected(Err(e)) => {
-                self.log(format!(
-                    "could not connect to {}: {e}",
-                    self.endpoint_text()
-                ));
+                let url = self.dialer.last().to_string();
+                self.log(format!("could not connect to {url}: {e}"));
                 self.link = Link::Idle;
                 self.client.handle_disconnected(now);
             }
             Input::Timeout => self.client.handle_timeout(now),
         }
-        self.confirm_status |= was_login;
         self.drain().await;
     }
 
@@ -379,114 +304,17 @@ impl Driver {
     }
 
     fn command(&mut self, c: Command, now: Instant) {
-        let client = &mut self.client;
         match c {
-            Command::Login2 {
-                app_id,
-                account,
-                token,
-                device_id,
-                retry_time_in_s,
-                retry_count,
-            } => client.login2(
-                &app_id,
-                &account,
-                &token,
-                &device_id,
-                retry_time_in_s,
-                retry_count,
-                now,
-            ),
-            Command::Logout => client.logout(now),
-            Command::MessageInstantSend {
-                account,
-                msg,
-                msg_id,
-            } => {
-                let _ = client.message_instant_send(&account, &msg, &msg_id, now);
-            }
-            Command::QueryUserStatus { account } => client.query_user_status(&account, now),
-            Command::SetAttr { name, value } => client.set_attr(&name, &value, now),
-            Command::GetAttr { name } => client.get_attr(&name, now),
-            Command::GetAttrAll => client.get_attr_all(now),
-            Command::GetUserAttr { account, name } => client.get_user_attr(&account, &name, now),
-            Command::GetUserAttrAll { account } => client.get_user_attr_all(&account, now),
-            Command::Invoke { name, req, call_id } => client.invoke(&name, &req, &call_id, now),
-            Command::ChannelJoin { channel } => client.channel_join(&channel, now),
-            Command::ChannelLeave { channel } => client.channel_leave(&channel, now),
-            Command::ChannelQueryUserNum { channel } => {
-                client.channel_query_user_num(&channel, now)
-            }
-            Command::ChannelQueryUserIsIn { channel, account } => {
-                client.channel_query_user_is_in(&channel, &account, now)
-            }
-            Command::ChannelSetAttr {
-                channel,
-                name,
-                value,
-            } => client.channel_set_attr(&channel, &name, &value, now),
-            Command::ChannelDelAttr { channel, name } => {
-                client.channel_del_attr(&channel, &name, now)
-            }
-            Command::ChannelClearAttr { channel } => client.channel_clear_attr(&channel, now),
-            Command::MessageChannelSend {
-                channel,
-                msg,
-                msg_id,
-                force,
-            } => {
-                let _ = if force {
-                    client.message_channel_send_force(&channel, &msg, &msg_id, now)
-                } else {
-                    client.message_channel_send(&channel, &msg, &msg_id, now)
-                };
-            }
-            Command::ChannelInviteUser { channel, account } => {
-                client.channel_invite_user(&channel, &account, now)
-            }
-            Command::ChannelInviteUser2 {
-                channel,
-                account,
-                extra,
-            } => client.channel_invite_user2(&channel, &account, &extra, now),
-            Command::ChannelInvitePhone3 {
-                channel,
-                phone_num,
-                sources_num,
-                extra,
-            } => client.channel_invite_phone3(&channel, &phone_num, &sources_num, &extra, now),
-            Command::ChannelInviteAnswer {
-                channel,
-                account,
-                extra,
-                accept: true,
-            } => client.channel_invite_accept(&channel, &account, &extra, now),
-            Command::ChannelInviteAnswer {
-                channel,
-                account,
-                extra,
-                accept: false,
-            } => client.channel_invite_refuse(&channel, &account, &extra, now),
-            Command::ChannelInviteEnd { channel, account } => {
-                client.channel_invite_end(&channel, &account, now)
-            }
-            Command::ChannelInviteDtmf {
-                channel,
-                phone_num,
-                dtmf,
-            } => client.channel_invite_dtmf(&channel, &phone_num, &dtmf, now),
-            Command::MessageDtmfSend { msg } => client.message_dtmf_send(&msg, now),
-            Command::JoinedChannels(reply) => {
-                let _ = reply.send(client.joined_channels().to_vec());
-            }
-            Command::Calls(reply) => {
-                let _ = reply.send(client.calls());
+            Command::Client(op) => op(&mut self.client, now),
+            Command::Login(op) => {
+                op(&mut self.client, now);
+                self.confirm_status = true;
             }
             Command::SetCallbacks(cb) => self.callbacks = Some(cb),
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::Destroy(done) => {
-                if client.status() != Status::NotLoggedIn {
-                    client.logout(now);
+                if self.client.status() != Status::NotLoggedIn {
+                    self.client.logout(now);
                 }
                 self.destroying = Some(Destroying {
                     deadline: now + DESTROY_TIMEOUT,
@@ -526,27 +354,9 @@ impl Driver {
         // A client opens only after closing; drop any leftover connection all the same.
         self.close();
         self.generation += 1;
-        let timeout = self.connect_timeout;
-        let max_frame = self.max_frame;
-        // Each attempt takes the next URL, so a reconnect can move to another transport.
-        let endpoint = self.endpoints[self.next_endpoint % self.endpoints.len()].clone();
-        self.next_endpoint += 1;
-        let tls = self.tls.clone();
+        let (endpoint, attempt) = self.dialer.dial();
         self.log(format!("connecting to {endpoint}"));
-        self.link = Link::Connecting(Box::pin(async move {
-            match tokio::time::timeout(
-                timeout,
-                beckon_transport::connect(&endpoint, &tls, max_frame),
-            )
-            .await
-            {
-                Ok(r) => r.map_err(io::Error::from),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connecting timed out",
-                )),
-            }
-        }));
+        self.link = Link::Connecting(attempt);
     }
 
     /// Closes the connection after sending what the client queued for it (the client wants
@@ -651,11 +461,6 @@ impl Driver {
             self.published = s;
             self.status.store(s, Ordering::Release);
         }
-    }
-
-    fn endpoint_text(&self) -> String {
-        let i = (self.next_endpoint + self.endpoints.len() - 1) % self.endpoints.len();
-        self.endpoints[i].to_string()
     }
 
     // ---- stopping -----------------------------------------------------------------------------

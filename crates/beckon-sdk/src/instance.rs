@@ -10,13 +10,13 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use beckon_client::{
-    Client, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_TIME_S, Event, SDK_VERSION, Status,
+    CallId, Client, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_TIME_S, Event, MessageIds, SDK_VERSION,
+    Status,
 };
 
 use crate::callbacks::Callbacks;
 use crate::config::{Config, SdkError};
-use crate::driver::{Command, DESTROY_TIMEOUT, Driver};
-use crate::id::MessageIds;
+use crate::driver::{Command, DESTROY_TIMEOUT, Dialer, Driver};
 
 /// One client of a Beckon server: the seed's `IAgoraAPI`, with its methods in snake_case.
 ///
@@ -32,7 +32,8 @@ use crate::id::MessageIds;
 pub struct Instance {
     commands: mpsc::UnboundedSender<Command>,
     status: Arc<AtomicI32>,
-    ids: MessageIds,
+    /// The client's message ids, to return an id before the driver takes the call.
+    ids: Arc<MessageIds>,
     /// A copy of what was given to the driver, for `callback_get`.
     callbacks: Mutex<Option<Arc<dyn Callbacks>>>,
 }
@@ -60,20 +61,20 @@ impl Instance {
         let (commands, rx) = mpsc::unbounded_channel();
         let client = Client::new(config.client.clone(), Instant::now());
         let status = Arc::new(AtomicI32::new(client.status() as i32));
-        let driver = Driver::new(
-            client,
+        let ids = client.message_ids();
+        let dialer = Dialer {
             endpoints,
-            config.tls.clone(),
-            config.max_frame,
-            config.client.connect_timeout,
-            rx,
-            status.clone(),
-        );
+            tls: config.tls.clone(),
+            max_frame: config.max_frame,
+            timeout: config.client.connect_timeout,
+            attempts: 0,
+        };
+        let driver = Driver::new(client, dialer, rx, status.clone());
         runtime.spawn(driver.run());
         Ok(Self {
             commands,
             status,
-            ids: MessageIds::new(),
+            ids,
             callbacks: Mutex::new(None),
         })
     }
@@ -143,20 +144,25 @@ impl Instance {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        self.send(Command::Login2 {
-            app_id: app_id.to_owned(),
-            account: account.to_owned(),
-            token: token.to_owned(),
-            device_id: device_id.to_owned(),
-            retry_time_in_s,
-            retry_count,
-        });
+        let [app_id, account, token, device_id] =
+            [app_id, account, token, device_id].map(str::to_owned);
+        self.send(Command::Login(Box::new(move |c, now| {
+            c.login2(
+                &app_id,
+                &account,
+                &token,
+                &device_id,
+                retry_time_in_s,
+                retry_count,
+                now,
+            )
+        })));
     }
 
     /// `logout()`: `on_logout(101)` follows; during a login it cancels the login
     /// (`on_login_failed(203)`); when not logged in, `on_error("logout", 108, …)`.
     pub fn logout(&self) {
-        self.send(Command::Logout);
+        self.call(Client::logout);
     }
 
     /// `destroy()`: logs out if logged in, waits for the logout to complete (at most about two
@@ -183,65 +189,45 @@ impl Instance {
         msg: &str,
         msg_id: &str,
     ) -> String {
-        let msg_id = self.message_id(msg_id);
-        self.send(Command::MessageInstantSend {
-            account: account.to_owned(),
-            msg: msg.to_owned(),
-            msg_id: msg_id.clone(),
-        });
+        let msg_id = self.ids.resolve(msg_id);
+        self.call3(account, msg, &msg_id, Client::message_instant_send);
         msg_id
     }
 
     /// `queryUserStatus(account)` → `on_query_user_status_result(account, "1" | "0")`.
     pub fn query_user_status(&self, account: &str) {
-        self.send(Command::QueryUserStatus {
-            account: account.to_owned(),
-        });
+        self.call1(account, Client::query_user_status);
     }
 
     /// `setAttr(name, value)`: sets an attribute of the logged-in account; "" deletes it.
     /// Only `_conn_timeout` of the built-in (`_`) names may be set.
     pub fn set_attr(&self, name: &str, value: &str) {
-        self.send(Command::SetAttr {
-            name: name.to_owned(),
-            value: value.to_owned(),
-        });
+        self.call2(name, value, Client::set_attr);
     }
 
     /// `getAttr(name)` → `on_user_attr_result(own account, name, value)`.
     pub fn get_attr(&self, name: &str) {
-        self.send(Command::GetAttr {
-            name: name.to_owned(),
-        });
+        self.call1(name, Client::get_attr);
     }
 
     /// `getAttrAll()` → `on_user_attr_all_result(own account, json)`.
     pub fn get_attr_all(&self) {
-        self.send(Command::GetAttrAll);
+        self.call(Client::get_attr_all);
     }
 
     /// `getUserAttr(account, name)` → `on_user_attr_result(account, name, value)`.
     pub fn get_user_attr(&self, account: &str, name: &str) {
-        self.send(Command::GetUserAttr {
-            account: account.to_owned(),
-            name: name.to_owned(),
-        });
+        self.call2(account, name, Client::get_user_attr);
     }
 
     /// `getUserAttrAll(account)` → `on_user_attr_all_result(account, json)`.
     pub fn get_user_attr_all(&self, account: &str) {
-        self.send(Command::GetUserAttrAll {
-            account: account.to_owned(),
-        });
+        self.call1(account, Client::get_user_attr_all);
     }
 
     /// `invoke(name, req, callID)` → `on_invoke_ret(call_id, err, resp)`.
     pub fn invoke(&self, name: &str, req: &str, call_id: &str) {
-        self.send(Command::Invoke {
-            name: name.to_owned(),
-            req: req.to_owned(),
-            call_id: call_id.to_owned(),
-        });
+        self.call3(name, req, call_id, Client::invoke);
     }
 
     // ---- channels -----------------------------------------------------------------------------
@@ -259,34 +245,25 @@ impl Instance {
     /// The special channels `_agora_user_online` and `_agora_channel_event` deliver their
     /// events as channel messages from the account `_system` with a JSON body.
     pub fn channel_join(&self, channel: &str) {
-        self.send(Command::ChannelJoin {
-            channel: channel.to_owned(),
-        });
+        self.call1(channel, Client::channel_join);
     }
 
     /// `channelLeave(channelID)` → `on_channel_leaved(channel, 602)`; the other members get
     /// `on_channel_user_leaved(account, 0)`. Not a member: `on_error("channelLeave", 600, …)`.
     pub fn channel_leave(&self, channel: &str) {
-        self.send(Command::ChannelLeave {
-            channel: channel.to_owned(),
-        });
+        self.call1(channel, Client::channel_leave);
     }
 
     /// `channelQueryUserNum(channelID)` → `on_channel_query_user_num_result(channel, ecode,
     /// num)`. Needs no membership; a channel that does not exist has 0 members.
     pub fn channel_query_user_num(&self, channel: &str) {
-        self.send(Command::ChannelQueryUserNum {
-            channel: channel.to_owned(),
-        });
+        self.call1(channel, Client::channel_query_user_num);
     }
 
     /// `channelQueryUserIsIn(channelID, account)` → `on_channel_query_user_is_in(channel,
     /// account, 0 | 1)`. Needs no membership.
     pub fn channel_query_user_is_in(&self, channel: &str, account: &str) {
-        self.send(Command::ChannelQueryUserIsIn {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
-        });
+        self.call2(channel, account, Client::channel_query_user_is_in);
     }
 
     /// `channelSetAttr(channelID, name, value)`: every member gets
@@ -297,28 +274,19 @@ impl Instance {
     /// `_sendmsg_limit`, `_setattr_limit`) take numbers; `_member_num`, `_total_member_num` and
     /// other `_` names are refused with 1004.
     pub fn channel_set_attr(&self, channel: &str, name: &str, value: &str) {
-        self.send(Command::ChannelSetAttr {
-            channel: channel.to_owned(),
-            name: name.to_owned(),
-            value: value.to_owned(),
-        });
+        self.call3(channel, name, value, Client::channel_set_attr);
     }
 
     /// `channelDelAttr(channelID, name)`: every member gets
     /// `on_channel_attr_updated(channel, name, "", "del")` if the attribute existed.
     pub fn channel_del_attr(&self, channel: &str, name: &str) {
-        self.send(Command::ChannelDelAttr {
-            channel: channel.to_owned(),
-            name: name.to_owned(),
-        });
+        self.call2(channel, name, Client::channel_del_attr);
     }
 
     /// `channelClearAttr(channelID)`: removes every attribute, built-ins included; every member
     /// gets one `on_channel_attr_updated(channel, "", "", "clear")`.
     pub fn channel_clear_attr(&self, channel: &str) {
-        self.send(Command::ChannelClearAttr {
-            channel: channel.to_owned(),
-        });
+        self.call1(channel, Client::channel_clear_attr);
     }
 
     /// `messageChannelSend(channelID, msg, msgID)`: every member, this one included, gets
@@ -327,7 +295,9 @@ impl Instance {
     /// `on_message_send_error` will carry (400 when not a member, 402 beyond the rate limits,
     /// 1005 for a body over 8192 bytes).
     pub fn message_channel_send(&self, channel: &str, msg: &str, msg_id: &str) -> String {
-        self.channel_send(channel, msg, msg_id, false)
+        let msg_id = self.ids.resolve(msg_id);
+        self.call3(channel, msg, &msg_id, Client::message_channel_send);
+        msg_id
     }
 
     /// `messageChannelSendForce(channelID, msg, msgID)`: as
@@ -335,17 +305,8 @@ impl Instance {
     /// server privilege (else the send fails with 400); to a channel with no members it
     /// succeeds and reaches nobody.
     pub fn message_channel_send_force(&self, channel: &str, msg: &str, msg_id: &str) -> String {
-        self.channel_send(channel, msg, msg_id, true)
-    }
-
-    fn channel_send(&self, channel: &str, msg: &str, msg_id: &str, force: bool) -> String {
-        let msg_id = self.message_id(msg_id);
-        self.send(Command::MessageChannelSend {
-            channel: channel.to_owned(),
-            msg: msg.to_owned(),
-            msg_id: msg_id.clone(),
-            force,
-        });
+        let msg_id = self.ids.resolve(msg_id);
+        self.call3(channel, msg, &msg_id, Client::message_channel_send_force);
         msg_id
     }
 
@@ -356,10 +317,7 @@ impl Instance {
     ///
     /// [`channel_invite_user2`]: Self::channel_invite_user2
     pub fn channel_invite_user(&self, channel: &str, account: &str, _uid: u32) {
-        self.send(Command::ChannelInviteUser {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
-        });
+        self.call2(channel, account, Client::channel_invite_user);
     }
 
     /// `channelInviteUser2(channelID, account, extra)`: invites `account` to `channel`. The
@@ -374,11 +332,7 @@ impl Instance {
     /// 703. An invitation unanswered for 60 s (by default) fails with 704; inviting the same
     /// account to the same channel while that call is in progress fails with 701.
     pub fn channel_invite_user2(&self, channel: &str, account: &str, extra: &str) {
-        self.send(Command::ChannelInviteUser2 {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
-            extra: extra.to_owned(),
-        });
+        self.call3(channel, account, extra, Client::channel_invite_user2);
     }
 
     /// `channelInvitePhone(channelID, phoneNum, uid)` (obsolete): a call to a phone number
@@ -412,11 +366,10 @@ impl Instance {
         sources_num: &str,
         extra: &str,
     ) {
-        self.send(Command::ChannelInvitePhone3 {
-            channel: channel.to_owned(),
-            phone_num: phone_num.to_owned(),
-            sources_num: sources_num.to_owned(),
-            extra: extra.to_owned(),
+        let [channel, phone_num, sources_num, extra] =
+            [channel, phone_num, sources_num, extra].map(str::to_owned);
+        self.call(move |c, now| {
+            c.channel_invite_phone3(&channel, &phone_num, &sources_num, &extra, now)
         });
     }
 
@@ -425,7 +378,7 @@ impl Instance {
     /// Accepting does not join the channel. No such invitation ringing here:
     /// `on_error("channelInviteAccept", 1004, …)`. `uid` is ignored.
     pub fn channel_invite_accept(&self, channel: &str, account: &str, _uid: u32, extra: &str) {
-        self.answer(channel, account, extra, true);
+        self.call3(channel, account, extra, Client::channel_invite_accept);
     }
 
     /// `channelInviteRefuse(channelID, account, uid, extra)`: refuses the invitation from the
@@ -433,16 +386,7 @@ impl Instance {
     /// such invitation ringing here: `on_error("channelInviteRefuse", 1004, …)`. `uid` is
     /// ignored.
     pub fn channel_invite_refuse(&self, channel: &str, account: &str, _uid: u32, extra: &str) {
-        self.answer(channel, account, extra, false);
-    }
-
-    fn answer(&self, channel: &str, account: &str, extra: &str, accept: bool) {
-        self.send(Command::ChannelInviteAnswer {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
-            extra: extra.to_owned(),
-            accept,
-        });
+        self.call3(channel, account, extra, Client::channel_invite_refuse);
     }
 
     /// `channelInviteEnd(channelID, account, uid)`: ends the call with `account` on `channel`,
@@ -450,21 +394,14 @@ impl Instance {
     /// `on_invite_end_by_myself(channel, account, 0)`, the other `on_invite_end_by_peer`. No such
     /// call: `on_error("channelInviteEnd", 1004, …)`. `uid` is ignored.
     pub fn channel_invite_end(&self, channel: &str, account: &str, _uid: u32) {
-        self.send(Command::ChannelInviteEnd {
-            channel: channel.to_owned(),
-            account: account.to_owned(),
-        });
+        self.call2(channel, account, Client::channel_invite_end);
     }
 
     /// `channelInviteDTMF(channelID, phoneNum, dtmf)`: sends DTMF digits (`[0-9*#]+`, else
     /// 1004) to the other side of the call with `phone_num` (a phone number or an account) on
     /// `channel`, which gets `on_invite_msg(channel, account, 0, "DTMF", dtmf, "")`.
     pub fn channel_invite_dtmf(&self, channel: &str, phone_num: &str, dtmf: &str) {
-        self.send(Command::ChannelInviteDtmf {
-            channel: channel.to_owned(),
-            phone_num: phone_num.to_owned(),
-            dtmf: dtmf.to_owned(),
-        });
+        self.call3(channel, phone_num, dtmf, Client::channel_invite_dtmf);
     }
 
     /// `messageDTMFSend(uid, msg, msgID)` (obsolete): [`channel_invite_dtmf`] with the digits
@@ -473,9 +410,7 @@ impl Instance {
     ///
     /// [`channel_invite_dtmf`]: Self::channel_invite_dtmf
     pub fn message_dtmf_send(&self, _uid: u32, msg: &str, _msg_id: &str) {
-        self.send(Command::MessageDtmfSend {
-            msg: msg.to_owned(),
-        });
+        self.call1(msg, Client::message_dtmf_send);
     }
 
     // ---- state snapshots ----------------------------------------------------------------------
@@ -484,17 +419,14 @@ impl Instance {
     /// question (after every earlier call of this instance has been handed over, but possibly
     /// before their answers arrived). Empty once the driver has stopped.
     pub async fn joined_channels(&self) -> Vec<String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::JoinedChannels(tx));
-        rx.await.unwrap_or_default()
+        let channels = self.ask(|c| c.joined_channels().to_vec());
+        channels.await.unwrap_or_default()
     }
 
-    /// The calls in progress as `(channel, peer, placed by this instance)`, oldest first, with
-    /// the same timing as [`joined_channels`](Self::joined_channels).
-    pub async fn calls(&self) -> Vec<(String, String, bool)> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Calls(tx));
-        rx.await.unwrap_or_default()
+    /// The calls in progress, oldest first (`outgoing`: placed by this instance), with the same
+    /// timing as [`joined_channels`](Self::joined_channels).
+    pub async fn calls(&self) -> Vec<CallId> {
+        self.ask(Client::calls).await.unwrap_or_default()
     }
 
     // ---- miscellaneous ------------------------------------------------------------------------
@@ -514,13 +446,53 @@ impl Instance {
         SDK_VERSION
     }
 
-    /// `msg_id`, or a generated unique id when it is "".
-    fn message_id(&self, msg_id: &str) -> String {
-        if msg_id.is_empty() {
-            self.ids.next()
-        } else {
-            msg_id.to_owned()
-        }
+    // ---- handing calls to the driver ----------------------------------------------------------
+
+    /// Runs `op` on the client, on the driver task.
+    fn call(&self, op: impl FnOnce(&mut Client, Instant) + Send + 'static) {
+        self.send(Command::Client(Box::new(op)));
+    }
+
+    /// Runs a client method of one string argument on the driver task.
+    fn call1<R: 'static>(&self, a: &str, method: fn(&mut Client, &str, Instant) -> R) {
+        let a = a.to_owned();
+        self.call(move |c, now| {
+            let _ = method(c, &a, now);
+        });
+    }
+
+    /// [`call1`](Self::call1) for a method of two string arguments.
+    fn call2<R: 'static>(
+        &self,
+        a: &str,
+        b: &str,
+        method: fn(&mut Client, &str, &str, Instant) -> R,
+    ) {
+        let (a, b) = (a.to_owned(), b.to_owned());
+        self.call(move |c, now| {
+            let _ = method(c, &a, &b, now);
+        });
+    }
+
+    /// [`call1`](Self::call1) for a method of three string arguments.
+    fn call3<R: 'static>(&self, a: &str, b: &str, x: &str, method: Method3<R>) {
+        let [a, b, x] = [a, b, x].map(str::to_owned);
+        self.call(move |c, now| {
+            let _ = method(c, &a, &b, &x, now);
+        });
+    }
+
+    /// Asks the client a question once the driver has taken every earlier call; `None` once the
+    /// driver has stopped.
+    async fn ask<T: Send + 'static>(
+        &self,
+        question: impl FnOnce(&Client) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.call(move |c, _| {
+            let _ = tx.send(question(c));
+        });
+        rx.await.ok()
     }
 
     fn send(&self, c: Command) {
@@ -531,6 +503,9 @@ impl Instance {
         }
     }
 }
+
+/// A client method of three string arguments.
+type Method3<R> = fn(&mut Client, &str, &str, &str, Instant) -> R;
 
 /// The events of one [`Instance`], from the moment [`Instance::events`] was called; it ends
 /// when the instance's driver stops.

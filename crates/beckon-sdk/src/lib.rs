@@ -11,11 +11,20 @@
 //! twice over: to the [`Callbacks`] trait (the seed's `ICallBack`, one method per callback) and
 //! to every [`EventStream`] of typed [`Event`]s.
 //!
+//! Each method of [`Instance`] is one line: it sends the driver a closure that calls the client
+//! method of the same name (`FnOnce(&mut Client, Instant)`), which the driver runs with the
+//! time it takes it, then carries out the client's outputs in the client's stated order
+//! (connection commands, frames, events; one timer from `poll_timeout`). Questions such as
+//! [`Instance::calls`] are closures too, answering through a channel. A message id left "" is
+//! resolved on the caller's thread by the client's own generator
+//! ([`beckon_client::Client::message_ids`]), so the method can return it at once.
+//!
 //! The reconnect policy, request replay, acknowledgements, heartbeats, channel rejoining, the
-//! local view of calls and parameter checks are the client's (`beckon-client`); this crate only
-//! does the I/O, the timer, message ids and the fan-out of events. It is not a server and not a
-//! blocking API (use it from a tokio runtime). The transport is TCP (`tcp://host:port`); other
-//! schemes are refused when the instance is created.
+//! local view of calls, message ids and parameter checks are the client's (`beckon-client`);
+//! this crate only does the I/O, the timer and the fan-out of events. It is not a server and not
+//! a blocking API (use it from a tokio runtime). Servers are reached over `tcp://`, `tls://`,
+//! `quic://`, `ws://` or `wss://` (see [`Config::server`]); other schemes are refused when the
+//! instance is created.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -82,10 +91,9 @@
 mod callbacks;
 mod config;
 mod driver;
-mod id;
 mod instance;
 
-pub use beckon_client::{ClientConfig, Event, SDK_VERSION, Status};
+pub use beckon_client::{CallId, ClientConfig, Event, SDK_VERSION, Status};
 pub use beckon_transport::ClientTls;
 pub use callbacks::{Callbacks, dispatch};
 pub use config::{Config, DEFAULT_MAX_SERVER_FRAME, SdkError};

@@ -74,6 +74,7 @@
 mod config;
 mod server;
 mod store;
+mod web;
 
 pub use beckon_transport::{Endpoint, Scheme, ServerTls};
 pub use config::{
@@ -81,3 +82,4 @@ pub use config::{
     ServerConfig, Storage, default_listen, load_tls, parse_listen,
 };
 pub use server::{Server, ServerHandle};
+pub use web::web_files;

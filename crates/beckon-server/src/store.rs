@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use beckon_broker::{MemoryStore, PushOutcome, Store, StoreError, StoredMessage};
 use beckon_store::RedbStore;
@@ -52,9 +52,7 @@ impl ServerStore {
             )
         })?;
         let path = dir.join(STORE_FILE);
-        let store = RedbStore::open(&path).map_err(|e| {
-            io::Error::other(format!("cannot open the store {}: {}", path.display(), e.0))
-        })?;
+        let store = RedbStore::open(&path).map_err(io::Error::other)?;
         info!(path = %path.display(), "store: redb (durable)");
         Ok(Self::Redb(store, path))
     }
@@ -70,6 +68,31 @@ impl Drop for ServerStore {
     }
 }
 
+/// Calls the same method on whichever store this is (static dispatch).
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Self::Memory($s) => $call,
+            Self::Redb($s, _) => $call,
+        }
+    };
+}
+
+/// Logs a failed operation with its detail (paths, database messages): the broker counts the
+/// failure and tells the client only that storage failed, so this log is where an operator
+/// learns why.
+fn logged<T>(
+    op: &str,
+    app: &str,
+    account: &str,
+    r: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if let Err(e) = &r {
+        error!(op, app, account, error = %e, "store operation failed");
+    }
+    r
+}
+
 impl Store for ServerStore {
     fn user_attr(
         &self,
@@ -77,17 +100,21 @@ impl Store for ServerStore {
         account: &str,
         name: &str,
     ) -> Result<Option<String>, StoreError> {
-        match self {
-            Self::Memory(s) => s.user_attr(app, account, name),
-            Self::Redb(s, _) => s.user_attr(app, account, name),
-        }
+        logged(
+            "user_attr",
+            app,
+            account,
+            each!(self, s => s.user_attr(app, account, name)),
+        )
     }
 
     fn user_attrs(&self, app: &str, account: &str) -> Result<Vec<(String, String)>, StoreError> {
-        match self {
-            Self::Memory(s) => s.user_attrs(app, account),
-            Self::Redb(s, _) => s.user_attrs(app, account),
-        }
+        logged(
+            "user_attrs",
+            app,
+            account,
+            each!(self, s => s.user_attrs(app, account)),
+        )
     }
 
     fn set_user_attr(
@@ -97,17 +124,17 @@ impl Store for ServerStore {
         name: &str,
         value: Option<&str>,
     ) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(s) => s.set_user_attr(app, account, name, value),
-            Self::Redb(s, _) => s.set_user_attr(app, account, name, value),
-        }
+        let r = each!(self, s => s.set_user_attr(app, account, name, value));
+        logged("set_user_attr", app, account, r)
     }
 
     fn user_attr_count(&self, app: &str, account: &str) -> Result<usize, StoreError> {
-        match self {
-            Self::Memory(s) => s.user_attr_count(app, account),
-            Self::Redb(s, _) => s.user_attr_count(app, account),
-        }
+        logged(
+            "user_attr_count",
+            app,
+            account,
+            each!(self, s => s.user_attr_count(app, account)),
+        )
     }
 
     fn push_offline(
@@ -117,16 +144,16 @@ impl Store for ServerStore {
         msg: StoredMessage,
         limit: Option<usize>,
     ) -> Result<PushOutcome, StoreError> {
-        match self {
-            Self::Memory(s) => s.push_offline(app, account, msg, limit),
-            Self::Redb(s, _) => s.push_offline(app, account, msg, limit),
-        }
+        let r = each!(self, s => s.push_offline(app, account, msg, limit));
+        logged("push_offline", app, account, r)
     }
 
     fn take_offline(&mut self, app: &str, account: &str) -> Result<Vec<StoredMessage>, StoreError> {
-        match self {
-            Self::Memory(s) => s.take_offline(app, account),
-            Self::Redb(s, _) => s.take_offline(app, account),
-        }
+        logged(
+            "take_offline",
+            app,
+            account,
+            each!(self, s => s.take_offline(app, account)),
+        )
     }
 }

@@ -20,7 +20,9 @@
 use std::fmt;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 
 use beckon_broker::{PushOutcome, Store, StoreError, StoredMessage};
 
@@ -41,19 +43,66 @@ impl fmt::Debug for RedbStore {
     }
 }
 
-fn err(e: impl fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+/// Whether a write transaction's changes are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Commit,
+    /// Nothing changed: the transaction is dropped, which costs no commit.
+    Abort,
+}
+
+/// A redb failure as the broker's error: I/O and corruption by their kind, the rest as a
+/// failed read or write (`kind`).
+fn classify(e: redb::Error, kind: fn(redb::Error) -> StoreError) -> StoreError {
+    match e {
+        redb::Error::Io(e) => StoreError::Io(e),
+        redb::Error::Corrupted(what) => StoreError::Corrupt(what),
+        e => kind(e),
+    }
 }
 
 impl RedbStore {
     /// Opens (or creates) the database at `path`, creating its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(err)?;
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(ATTRS).map_err(err)?;
-        txn.open_table(OFFLINE).map_err(err)?;
-        txn.commit().map_err(err)?;
+        let open = || -> Result<Database, redb::Error> {
+            let db = Database::create(path)?;
+            let txn = db.begin_write()?;
+            txn.open_table(ATTRS)?;
+            txn.open_table(OFFLINE)?;
+            txn.commit()?;
+            Ok(db)
+        };
+        let db = open().map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        })?;
         Ok(Self { db })
+    }
+
+    /// Runs `f` in a read transaction.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let run = || f(&self.db.begin_read()?);
+        run().map_err(|e| classify(e, StoreError::read))
+    }
+
+    /// Runs `f` in a write transaction, committed (and synced) before this returns when `f`
+    /// says so.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(T, Outcome), redb::Error>,
+    ) -> Result<T, StoreError> {
+        let run = || {
+            let txn = self.db.begin_write()?;
+            let (out, outcome) = f(&txn)?;
+            if outcome == Outcome::Commit {
+                txn.commit()?;
+            }
+            Ok(out)
+        };
+        run().map_err(|e| classify(e, StoreError::write))
     }
 }
 
@@ -64,27 +113,28 @@ impl Store for RedbStore {
         account: &str,
         name: &str,
     ) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(ATTRS).map_err(err)?;
-        Ok(table
-            .get((app, account, name))
-            .map_err(err)?
-            .map(|v| v.value().to_owned()))
+        self.read(|txn| {
+            let table = txn.open_table(ATTRS)?;
+            Ok(table
+                .get((app, account, name))?
+                .map(|v| v.value().to_owned()))
+        })
     }
 
     fn user_attrs(&self, app: &str, account: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(ATTRS).map_err(err)?;
-        let mut out = Vec::new();
-        for entry in table.range((app, account, "")..).map_err(err)? {
-            let (k, v) = entry.map_err(err)?;
-            let (a, acc, name) = k.value();
-            if a != app || acc != account {
-                break;
+        self.read(|txn| {
+            let table = txn.open_table(ATTRS)?;
+            let mut out = Vec::new();
+            for entry in table.range((app, account, "")..)? {
+                let (k, v) = entry?;
+                let (a, acc, name) = k.value();
+                if a != app || acc != account {
+                    break;
+                }
+                out.push((name.to_owned(), v.value().to_owned()));
             }
-            out.push((name.to_owned(), v.value().to_owned()));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn set_user_attr(
@@ -94,19 +144,14 @@ impl Store for RedbStore {
         name: &str,
         value: Option<&str>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = txn.open_table(ATTRS).map_err(err)?;
+        self.write(|txn| {
+            let mut table = txn.open_table(ATTRS)?;
             match value {
-                Some(v) => {
-                    table.insert((app, account, name), v).map_err(err)?;
-                }
-                None => {
-                    table.remove((app, account, name)).map_err(err)?;
-                }
-            }
-        }
-        txn.commit().map_err(err)
+                Some(v) => table.insert((app, account, name), v)?,
+                None => table.remove((app, account, name))?,
+            };
+            Ok(((), Outcome::Commit))
+        })
     }
 
     fn user_attr_count(&self, app: &str, account: &str) -> Result<usize, StoreError> {
@@ -120,56 +165,48 @@ impl Store for RedbStore {
         msg: StoredMessage,
         limit: Option<usize>,
     ) -> Result<PushOutcome, StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = txn.open_table(OFFLINE).map_err(err)?;
+        self.write(|txn| {
+            let mut table = txn.open_table(OFFLINE)?;
             let queue = (app, account, 0u64)..=(app, account, u64::MAX);
             // Counting stops at the limit, and a push without one (a session handing back
             // what it never had acknowledged, possibly thousands) counts nothing: each push
             // costs O(limit), not O(queue).
             if let Some(limit) = limit {
                 let mut count = 0usize;
-                for entry in table.range(queue.clone()).map_err(err)?.take(limit) {
-                    entry.map_err(err)?;
+                for entry in table.range(queue.clone())?.take(limit) {
+                    entry?;
                     count += 1;
                 }
                 if count >= limit {
-                    return Ok(PushOutcome::Full);
+                    return Ok((PushOutcome::Full, Outcome::Abort));
                 }
             }
-            let last = match table.range(queue).map_err(err)?.next_back() {
-                Some(entry) => Some(entry.map_err(err)?.0.value().2),
+            let last = match table.range(queue)?.next_back() {
+                Some(entry) => Some(entry?.0.value().2),
                 None => None,
             };
             let pos = last.map_or(0, |p| p + 1);
-            table
-                .insert((app, account, pos), encode(&msg).as_slice())
-                .map_err(err)?;
-        }
-        txn.commit().map_err(err)?;
-        Ok(PushOutcome::Stored)
+            table.insert((app, account, pos), encode(&msg).as_slice())?;
+            Ok((PushOutcome::Stored, Outcome::Commit))
+        })
     }
 
     fn take_offline(&mut self, app: &str, account: &str) -> Result<Vec<StoredMessage>, StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        let mut out = Vec::new();
-        {
-            let mut table = txn.open_table(OFFLINE).map_err(err)?;
+        self.write(|txn| {
+            let mut table = txn.open_table(OFFLINE)?;
+            let mut out = Vec::new();
             let mut keys = Vec::new();
-            for entry in table
-                .range((app, account, 0u64)..=(app, account, u64::MAX))
-                .map_err(err)?
-            {
-                let (k, v) = entry.map_err(err)?;
+            for entry in table.range((app, account, 0u64)..=(app, account, u64::MAX))? {
+                let (k, v) = entry?;
                 keys.push(k.value().2);
+                // A record that does not decode aborts the whole take: nothing is removed.
                 out.push(decode(v.value())?);
             }
             for pos in keys {
-                table.remove((app, account, pos)).map_err(err)?;
+                table.remove((app, account, pos))?;
             }
-        }
-        txn.commit().map_err(err)?;
-        Ok(out)
+            Ok((out, Outcome::Commit))
+        })
     }
 }
 
@@ -185,20 +222,17 @@ fn encode(m: &StoredMessage) -> Vec<u8> {
     out
 }
 
-fn decode(b: &[u8]) -> Result<StoredMessage, StoreError> {
-    let corrupt = || StoreError("corrupt stored message".into());
-    let id = b.get(0..8).ok_or_else(corrupt)?;
-    let at = b.get(8..16).ok_or_else(corrupt)?;
-    let len = b.get(16..20).ok_or_else(corrupt)?;
-    let len = u32::from_be_bytes(len.try_into().map_err(|_| corrupt())?) as usize;
-    let sender = b.get(20..20 + len).ok_or_else(corrupt)?;
-    let msg = b.get(20 + len..).ok_or_else(corrupt)?;
-    Ok(StoredMessage {
-        server_msg_id: u64::from_be_bytes(id.try_into().map_err(|_| corrupt())?),
-        sent_at_ms: u64::from_be_bytes(at.try_into().map_err(|_| corrupt())?),
-        sender: String::from_utf8(sender.to_vec()).map_err(|_| corrupt())?,
-        msg: String::from_utf8(msg.to_vec()).map_err(|_| corrupt())?,
-    })
+fn decode(b: &[u8]) -> Result<StoredMessage, redb::Error> {
+    let parse = || -> Option<StoredMessage> {
+        let len = u32::from_be_bytes(b.get(16..20)?.try_into().ok()?) as usize;
+        Some(StoredMessage {
+            server_msg_id: u64::from_be_bytes(b.get(0..8)?.try_into().ok()?),
+            sent_at_ms: u64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
+            sender: String::from_utf8(b.get(20..20 + len)?.to_vec()).ok()?,
+            msg: String::from_utf8(b.get(20 + len..)?.to_vec()).ok()?,
+        })
+    };
+    parse().ok_or_else(|| redb::Error::Corrupted("an offline message does not decode".into()))
 }
 
 #[cfg(test)]
@@ -207,6 +241,7 @@ mod tests {
 
     use beckon_broker::MemoryStore;
     use proptest::prelude::*;
+    use redb::ReadableTableMetadata;
 
     use super::*;
 
@@ -307,6 +342,35 @@ mod tests {
         s.push_offline("app", "bob", msg(8), Some(1)).unwrap();
         assert_eq!(s.take_offline("app", "bob").unwrap(), [msg(8)]);
         assert_eq!(s.take_offline("app", "bobby").unwrap(), [msg(7)]);
+    }
+
+    #[test]
+    fn failures_say_what_failed() {
+        let dir = TempDir::new("failures");
+        let missing = dir.0.join("no-such-dir").join("db.redb");
+        match RedbStore::open(&missing) {
+            Err(e @ StoreError::Open { .. }) => {
+                assert!(e.to_string().contains("no-such-dir"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut s = RedbStore::open(&dir.0.join("db.redb")).unwrap();
+        s.push_offline("app", "bob", msg(1), None).unwrap();
+        {
+            let txn = s.db.begin_write().unwrap();
+            txn.open_table(OFFLINE)
+                .unwrap()
+                .insert(("app", "bob", 1), [9u8, 9].as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(
+            s.take_offline("app", "bob"),
+            Err(StoreError::Corrupt(_))
+        ));
+        // The take was not committed: the readable message is still there.
+        let txn = s.db.begin_read().unwrap();
+        assert_eq!(txn.open_table(OFFLINE).unwrap().len().unwrap(), 2);
     }
 
     #[derive(Clone, Debug)]

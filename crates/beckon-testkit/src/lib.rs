@@ -4,7 +4,8 @@
 //! links with latency, and jumps a virtual clock from one wake-up to the next, so that thousands
 //! of schedules run in seconds with no sockets and no sleeping. Links are FIFO (like a stream
 //! transport); faults are injected with [`Sim::cut`]. Every run is a pure function of its seed
-//! and the operations applied. It is test support, not a product crate.
+//! and the operations applied. [`wire`] drives a broker with raw frames instead, as an
+//! untrusted client or a benchmark does. It is test support, not a product crate.
 //!
 //! ```
 //! use beckon_client::{Event, Status};
@@ -31,7 +32,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore, Output};
-use beckon_client::{Client, ClientConfig, ConnectionCommand, Event};
+use beckon_client::{Client, ClientConfig, ConnectionCommand, Event, Rng};
+
+pub mod wire;
 
 /// The App ID every simulated client logs in to.
 pub const APP_ID: &str = "sim";
@@ -111,6 +114,22 @@ impl Default for NetConfig {
     }
 }
 
+/// What a schedule does to a client's session or to time besides API calls: the steps the
+/// property tests share ([`Sim::disturb`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Disturbance {
+    /// The client calls `logout`.
+    Logout(usize),
+    /// The client logs in (again) as its account.
+    Login(usize),
+    /// The client's connection breaks ([`Sim::cut`]).
+    Cut(usize),
+    /// Virtual time moves on by this many milliseconds.
+    Advance(u64),
+    /// This many [`Sim::step`]s.
+    Steps(u8),
+}
+
 /// A broker and N clients on virtual time.
 #[derive(Debug)]
 pub struct Sim {
@@ -124,7 +143,7 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
     next_conn: u64,
-    rng: u64,
+    rng: Rng,
     net: NetConfig,
 }
 
@@ -150,9 +169,21 @@ impl Sim {
             queue: BinaryHeap::new(),
             order: 0,
             next_conn: 1,
-            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            rng: Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             net,
         }
+    }
+
+    /// A simulation of [`Sim::new`] with one client per account (client `i` is `accounts[i]`),
+    /// each logged in, run until idle.
+    pub fn logged_in(seed: u64, accounts: &[&str]) -> Self {
+        let mut sim = Self::new(seed);
+        for account in accounts {
+            let idx = sim.add_client();
+            sim.login(idx, account);
+        }
+        sim.run_until_idle();
+        sim
     }
 
     /// Adds a client; returns its index.
@@ -211,6 +242,25 @@ impl Sim {
             .login(APP_ID, account, beckon_proto::NO_TOKEN, "", now);
     }
 
+    /// Sends an instant message from client `from` to `account` whose body is its id.
+    pub fn send(&mut self, from: usize, account: &str, id: &str) {
+        self.act(from, |c, now| c.message_instant_send(account, id, id, now));
+    }
+
+    /// The bodies of the instant messages client `idx` received, in order.
+    pub fn received(&self, idx: usize) -> Vec<String> {
+        let bodies = self.events(idx).iter().filter_map(|e| match e {
+            Event::MessageInstantReceive { msg, .. } => Some(msg.clone()),
+            _ => None,
+        });
+        bodies.collect()
+    }
+
+    /// How many of client `idx`'s events `want` matches.
+    pub fn count(&self, idx: usize, want: impl Fn(&Event) -> bool) -> usize {
+        self.events(idx).iter().filter(|e| want(e)).count()
+    }
+
     /// Breaks the client's connection at once, as a network failure would: both ends notice
     /// immediately and whatever was in flight is lost.
     pub fn cut(&mut self, idx: usize) {
@@ -246,6 +296,31 @@ impl Sim {
         }
         self.pump();
         true
+    }
+
+    /// Applies `d`; client `i` logs in as `accounts[i]`.
+    pub fn disturb(&mut self, d: Disturbance, accounts: &[&str]) {
+        match d {
+            Disturbance::Logout(c) => self.act(c, |cl, now| cl.logout(now)),
+            Disturbance::Login(c) => self.login(c, accounts[c]),
+            Disturbance::Cut(c) => self.cut(c),
+            Disturbance::Advance(ms) => self.advance(Duration::from_millis(ms)),
+            Disturbance::Steps(n) => self.steps(n),
+        }
+    }
+
+    /// Runs until idle, lets `d` of virtual time pass, and runs until idle again.
+    pub fn settle(&mut self, d: Duration) {
+        self.run_until_idle();
+        self.advance(d);
+        self.run_until_idle();
+    }
+
+    /// [`step`](Self::step)s `n` times.
+    pub fn steps(&mut self, n: u8) {
+        for _ in 0..n {
+            self.step();
+        }
     }
 
     /// Collects every client's pending outputs and events without advancing time.
@@ -427,11 +502,6 @@ impl Sim {
     }
 
     fn next_random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.next_u64()
     }
 }

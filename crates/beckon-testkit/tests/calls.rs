@@ -13,7 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use beckon_client::{Event, Status};
-use beckon_testkit::Sim;
+use beckon_testkit::{Disturbance, Sim};
 
 const ACCOUNTS: [&str; 3] = ["ann", "ben", "cid"];
 const CHANNELS: [&str; 2] = ["c1", "c2"];
@@ -25,11 +25,7 @@ enum Op {
     Refuse(usize, usize, usize),
     End(usize, usize, usize),
     Dtmf(usize, usize, usize),
-    Logout(usize),
-    Login(usize),
-    Cut(usize),
-    Advance(u64),
-    Steps(u8),
+    Session(Disturbance),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,11 +36,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => who().prop_map(|(a, b, c)| Op::Refuse(a, b, c)),
         3 => who().prop_map(|(a, b, c)| Op::End(a, b, c)),
         1 => who().prop_map(|(a, b, c)| Op::Dtmf(a, b, c)),
-        1 => (0..3usize).prop_map(Op::Logout),
-        2 => (0..3usize).prop_map(Op::Login),
-        1 => (0..3usize).prop_map(Op::Cut),
-        2 => (0..70_000u64).prop_map(Op::Advance),
-        3 => (0..20u8).prop_map(Op::Steps),
+        1 => (0..3usize).prop_map(|c| Op::Session(Disturbance::Logout(c))),
+        2 => (0..3usize).prop_map(|c| Op::Session(Disturbance::Login(c))),
+        1 => (0..3usize).prop_map(|c| Op::Session(Disturbance::Cut(c))),
+        2 => (0..70_000u64).prop_map(|ms| Op::Session(Disturbance::Advance(ms))),
+        3 => (0..20u8).prop_map(|n| Op::Session(Disturbance::Steps(n))),
     ]
 }
 
@@ -143,6 +139,22 @@ fn check_client(
     Ok(())
 }
 
+/// Runs a local action of client `c`; unless it was rejected on the spot, records `what` at
+/// its position in `local`.
+fn unless_rejected(
+    sim: &mut Sim,
+    c: usize,
+    what: Local,
+    local: &mut Vec<(usize, Local)>,
+    ignore: &mut std::collections::HashSet<usize>,
+    act: impl FnOnce(&mut beckon_client::Client, std::time::Instant),
+) {
+    let (at, rejected) = rejected_on_the_spot(sim, c, act, ignore);
+    if !rejected {
+        local.push((at, what));
+    }
+}
+
 /// Runs a local action and reports whether it was rejected on the spot.
 fn rejected_on_the_spot(
     sim: &mut Sim,
@@ -164,12 +176,7 @@ fn rejected_on_the_spot(
 }
 
 fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut sim = Sim::new(seed);
-    for (i, a) in ACCOUNTS.iter().enumerate() {
-        sim.add_client();
-        sim.login(i, a);
-    }
-    sim.run_until_idle();
+    let mut sim = Sim::logged_in(seed, &ACCOUNTS);
     let mut local: Vec<Vec<(usize, Local)>> = vec![Vec::new(); 3];
     let mut ignore: Vec<std::collections::HashSet<usize>> = vec![Default::default(); 3];
     for op in ops {
@@ -180,35 +187,29 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     ""
                 };
-                let (at, rejected) = rejected_on_the_spot(
+                let invited = Local::Invited(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned());
+                unless_rejected(
                     &mut sim,
                     a,
-                    |c, now| c.channel_invite_user2(CHANNELS[ch], ACCOUNTS[b], extra, now),
+                    invited,
+                    &mut local[a],
                     &mut ignore[a],
+                    |c, now| c.channel_invite_user2(CHANNELS[ch], ACCOUNTS[b], extra, now),
                 );
-                if !rejected {
-                    local[a].push((
-                        at,
-                        Local::Invited(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned()),
-                    ));
-                }
             }
             Op::Accept(a, b, ch) => sim.act(a, |c, now| {
                 c.channel_invite_accept(CHANNELS[ch], ACCOUNTS[b], "", now)
             }),
             Op::Refuse(a, b, ch) => {
-                let (at, rejected) = rejected_on_the_spot(
+                let refused = Local::Refused(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned());
+                unless_rejected(
                     &mut sim,
                     a,
-                    |c, now| c.channel_invite_refuse(CHANNELS[ch], ACCOUNTS[b], "", now),
+                    refused,
+                    &mut local[a],
                     &mut ignore[a],
+                    |c, now| c.channel_invite_refuse(CHANNELS[ch], ACCOUNTS[b], "", now),
                 );
-                if !rejected {
-                    local[a].push((
-                        at,
-                        Local::Refused(CHANNELS[ch].to_owned(), ACCOUNTS[b].to_owned()),
-                    ));
-                }
             }
             Op::End(a, b, ch) => sim.act(a, |c, now| {
                 c.channel_invite_end(CHANNELS[ch], ACCOUNTS[b], now)
@@ -216,25 +217,17 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Dtmf(a, b, ch) => sim.act(a, |c, now| {
                 c.channel_invite_dtmf(CHANNELS[ch], ACCOUNTS[b], "12#*", now)
             }),
-            Op::Logout(a) => sim.act(a, |c, now| c.logout(now)),
-            Op::Login(a) => sim.login(a, ACCOUNTS[a]),
-            Op::Cut(a) => sim.cut(a),
-            Op::Advance(ms) => sim.advance(Duration::from_millis(ms)),
-            Op::Steps(n) => {
-                for _ in 0..n {
-                    sim.step();
-                }
-            }
+            Op::Session(d) => sim.disturb(d, &ACCOUNTS),
         }
     }
     // Finish every flow: let invitations time out, then end what is still talking.
-    sim.run_until_idle();
-    sim.advance(Duration::from_secs(61));
-    sim.run_until_idle();
+    sim.settle(Duration::from_secs(61));
     for c in 0..3 {
         if sim.act(c, |cl, _| cl.status()) == Status::LoggedIn {
-            for (ch, peer, _) in sim.act(c, |cl, _| cl.calls()) {
-                sim.act(c, |cl, now| cl.channel_invite_end(&ch, &peer, now));
+            for call in sim.act(c, |cl, _| cl.calls()) {
+                sim.act(c, |cl, now| {
+                    cl.channel_invite_end(&call.channel, &call.peer, now)
+                });
             }
         }
     }
@@ -258,23 +251,17 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn every_call_ends_once_on_both_sides(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..50)) {
-        run(seed, ops)?;
-    }
+/// Client `c` got `onInviteFailed` with `ecode`.
+fn assert_invite_failed(sim: &Sim, c: usize, ecode: i32) {
+    let failed = |e: &Event| matches!(e, Event::InviteFailed { ecode: got, .. } if *got == ecode);
+    assert!(
+        sim.count(c, failed) > 0,
+        "client {c} has no onInviteFailed({ecode})"
+    );
 }
 
 fn three(seed: u64) -> Sim {
-    let mut sim = Sim::new(seed);
-    for (i, a) in ACCOUNTS.iter().enumerate() {
-        sim.add_client();
-        sim.login(i, a);
-    }
-    sim.run_until_idle();
-    sim
+    Sim::logged_in(seed, &ACCOUNTS)
 }
 
 #[test]
@@ -340,11 +327,7 @@ fn unanswered_invitations_time_out_and_reinvites_are_refused() {
     sim.run_until_idle();
     sim.act(0, |c, now| c.channel_invite_user("room", "ben", now));
     sim.run_until_idle();
-    assert!(
-        sim.events(0)
-            .iter()
-            .any(|e| matches!(e, Event::InviteFailed { ecode: 701, .. }))
-    );
+    assert_invite_failed(&sim, 0, 701);
     sim.advance(Duration::from_secs(61));
     assert!(
         sim.events(0).iter().any(
@@ -432,9 +415,14 @@ fn phone_invitations_need_a_gateway() {
     let mut sim = three(5);
     sim.act(0, |c, now| c.channel_invite_phone("room", "+15550100", now));
     sim.run_until_idle();
-    assert!(
-        sim.events(0)
-            .iter()
-            .any(|e| matches!(e, Event::InviteFailed { ecode: 703, .. }))
-    );
+    assert_invite_failed(&sim, 0, 703);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_call_ends_once_on_both_sides(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..50)) {
+        run(seed, ops)?;
+    }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use beckon_client::{Event, Status};
-use beckon_testkit::{APP_ID, Sim};
+use beckon_testkit::{APP_ID, Disturbance, Sim};
 
 const ACCOUNTS: [&str; 4] = ["ann", "ben", "cid", "dee"];
 const CHANNELS: [&str; 2] = ["x", "y"];
@@ -29,11 +29,7 @@ enum Op {
     Leave(usize, usize),
     Send(usize, usize),
     SetAttr(usize, usize, u8),
-    Logout(usize),
-    Login(usize),
-    Cut(usize),
-    Advance(u64),
-    Steps(u8),
+    Session(Disturbance),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,12 +38,26 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4usize, 0..2usize).prop_map(|(c, ch)| Op::Leave(c, ch)),
         6 => (0..4usize, 0..2usize).prop_map(|(c, ch)| Op::Send(c, ch)),
         2 => (0..4usize, 0..2usize, 0..3u8).prop_map(|(c, ch, v)| Op::SetAttr(c, ch, v)),
-        1 => (0..4usize).prop_map(Op::Logout),
-        2 => (0..4usize).prop_map(Op::Login),
-        1 => (0..4usize).prop_map(Op::Cut),
-        1 => (0..3000u64).prop_map(Op::Advance),
-        3 => (0..20u8).prop_map(Op::Steps),
+        1 => (0..4usize).prop_map(|c| Op::Session(Disturbance::Logout(c))),
+        2 => (0..4usize).prop_map(|c| Op::Session(Disturbance::Login(c))),
+        1 => (0..4usize).prop_map(|c| Op::Session(Disturbance::Cut(c))),
+        1 => (0..3000u64).prop_map(|ms| Op::Session(Disturbance::Advance(ms))),
+        3 => (0..20u8).prop_map(|n| Op::Session(Disturbance::Steps(n))),
     ]
+}
+
+/// Client `c`'s view of the members of `channel`, which it must be in to get `what`.
+fn member_view<'v>(
+    view: &'v mut HashMap<String, BTreeSet<String>>,
+    c: usize,
+    channel: &str,
+    what: &str,
+) -> Result<&'v mut BTreeSet<String>, TestCaseError> {
+    view.get_mut(channel).ok_or_else(|| {
+        TestCaseError::fail(format!(
+            "client {c}: {what} of {channel} outside membership"
+        ))
+    })
 }
 
 /// Replays one client's events, checking membership-scoped invariants; returns its view of
@@ -71,11 +81,7 @@ fn check_client(
                 uids,
             } => {
                 prop_assert_eq!(accounts.len(), uids.len());
-                let v = view.get_mut(channel).ok_or_else(|| {
-                    TestCaseError::fail(format!(
-                        "client {c}: user list of {channel} outside membership"
-                    ))
-                })?;
+                let v = member_view(&mut view, c, channel, "user list")?;
                 *v = accounts.iter().cloned().collect();
                 prop_assert!(
                     v.contains(ACCOUNTS[c]),
@@ -94,11 +100,7 @@ fn check_client(
             Event::ChannelUserJoined {
                 channel, account, ..
             } => {
-                let v = view.get_mut(channel).ok_or_else(|| {
-                    TestCaseError::fail(format!(
-                        "client {c}: join event of {channel} outside membership"
-                    ))
-                })?;
+                let v = member_view(&mut view, c, channel, "join event")?;
                 prop_assert!(
                     v.insert(account.clone()),
                     "client {}: {} joined {} twice",
@@ -110,11 +112,7 @@ fn check_client(
             Event::ChannelUserLeaved {
                 channel, account, ..
             } => {
-                let v = view.get_mut(channel).ok_or_else(|| {
-                    TestCaseError::fail(format!(
-                        "client {c}: leave event of {channel} outside membership"
-                    ))
-                })?;
+                let v = member_view(&mut view, c, channel, "leave event")?;
                 prop_assert!(
                     v.remove(account),
                     "client {}: {} left {} without being in it",
@@ -169,12 +167,7 @@ fn check_client(
 }
 
 fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut sim = Sim::new(seed);
-    for (i, a) in ACCOUNTS.iter().enumerate() {
-        sim.add_client();
-        sim.login(i, a);
-    }
-    sim.run_until_idle();
+    let mut sim = Sim::logged_in(seed, &ACCOUNTS);
     let mut counter = 0u32;
     for op in ops {
         match op {
@@ -193,20 +186,10 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     cl.channel_set_attr(CHANNELS[ch], "topic", value, now)
                 });
             }
-            Op::Logout(c) => sim.act(c, |cl, now| cl.logout(now)),
-            Op::Login(c) => sim.login(c, ACCOUNTS[c]),
-            Op::Cut(c) => sim.cut(c),
-            Op::Advance(ms) => sim.advance(Duration::from_millis(ms)),
-            Op::Steps(n) => {
-                for _ in 0..n {
-                    sim.step();
-                }
-            }
+            Op::Session(d) => sim.disturb(d, &ACCOUNTS),
         }
     }
-    sim.run_until_idle();
-    sim.advance(Duration::from_secs(10));
-    sim.run_until_idle();
+    sim.settle(Duration::from_secs(10));
 
     // Views agree with the broker's truth.
     for c in 0..4 {
@@ -292,29 +275,22 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn channel_views_and_deliveries_hold_in_every_schedule(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..60)) {
-        run(seed, ops)?;
-    }
+/// A simulation with the first `n` accounts logged in.
+fn logged_in(seed: u64, n: usize) -> Sim {
+    Sim::logged_in(seed, &ACCOUNTS[..n])
 }
 
-fn logged_in(sim: &mut Sim, n: usize) {
-    for (i, a) in ACCOUNTS.iter().take(n).enumerate() {
-        sim.add_client();
-        sim.login(i, a);
-    }
+/// The first `n` accounts logged in, and ann (client 0) in "room".
+fn ann_in_room(seed: u64, n: usize) -> Sim {
+    let mut sim = logged_in(seed, n);
+    sim.act(0, |c, now| c.channel_join("room", now));
     sim.run_until_idle();
+    sim
 }
 
 #[test]
 fn channel_ttl_keeps_an_empty_channel_then_removes_it() {
-    let mut sim = Sim::new(5);
-    logged_in(&mut sim, 1);
-    sim.act(0, |c, now| c.channel_join("room", now));
-    sim.run_until_idle();
+    let mut sim = ann_in_room(5, 1);
     sim.act(0, |c, now| {
         c.channel_set_attr("room", "_channel_ttl", "10", now)
     });
@@ -345,10 +321,7 @@ fn channel_ttl_keeps_an_empty_channel_then_removes_it() {
 
 #[test]
 fn a_rejoined_channel_returns_its_attributes_as_updates() {
-    let mut sim = Sim::new(6);
-    logged_in(&mut sim, 2);
-    sim.act(0, |c, now| c.channel_join("room", now));
-    sim.run_until_idle();
+    let mut sim = ann_in_room(6, 2);
     sim.act(0, |c, now| c.channel_set_attr("room", "topic", "rust", now));
     sim.run_until_idle();
     sim.act(1, |c, now| c.channel_join("room", now));
@@ -382,10 +355,7 @@ fn a_rejoined_channel_returns_its_attributes_as_updates() {
 
 #[test]
 fn auto_update_reports_member_num_only_when_it_changed() {
-    let mut sim = Sim::new(7);
-    logged_in(&mut sim, 3);
-    sim.act(0, |c, now| c.channel_join("room", now));
-    sim.run_until_idle();
+    let mut sim = ann_in_room(7, 3);
     sim.act(0, |c, now| {
         c.channel_set_attr("room", "_auto_update_num", "2", now)
     });
@@ -416,46 +386,45 @@ fn auto_update_reports_member_num_only_when_it_changed() {
     assert_eq!(reports(&sim), ["1", "3"]);
 }
 
-#[test]
-fn joining_a_second_channel_leaves_the_first() {
-    let mut sim = Sim::new(8);
-    logged_in(&mut sim, 2);
+/// ann (client 0) and ben (client 1), both in channel "a".
+fn ann_and_ben_in_a(seed: u64) -> Sim {
+    let mut sim = logged_in(seed, 2);
     sim.act(0, |c, now| c.channel_join("a", now));
     sim.act(1, |c, now| c.channel_join("a", now));
     sim.run_until_idle();
-    sim.act(0, |c, now| c.channel_join("b", now));
-    sim.run_until_idle();
-    assert!(sim.events(0).contains(&Event::ChannelLeaved {
+    sim
+}
+
+/// ann left "a" with `ecode`, and ben saw her leave.
+fn assert_ann_left_a(sim: &Sim, ecode: i32) {
+    let left = Event::ChannelLeaved {
         channel: "a".into(),
-        ecode: 602
-    }));
+        ecode,
+    };
+    assert!(sim.events(0).contains(&left), "ann's {left:?}");
     assert!(sim.events(1).contains(&Event::ChannelUserLeaved {
         channel: "a".into(),
         account: "ann".into(),
         uid: 0
     }));
+}
+
+#[test]
+fn joining_a_second_channel_leaves_the_first() {
+    let mut sim = ann_and_ben_in_a(8);
+    sim.act(0, |c, now| c.channel_join("b", now));
+    sim.run_until_idle();
+    assert_ann_left_a(&sim, 602);
     assert_eq!(sim.act(0, |c, _| c.joined_channels().to_vec()), ["b"]);
     assert_eq!(sim.broker().channel_members(APP_ID, "a"), ["ben"]);
 }
 
 #[test]
 fn logout_and_kick_leave_channels_with_their_codes() {
-    let mut sim = Sim::new(9);
-    logged_in(&mut sim, 2);
-    sim.act(0, |c, now| c.channel_join("a", now));
-    sim.act(1, |c, now| c.channel_join("a", now));
-    sim.run_until_idle();
+    let mut sim = ann_and_ben_in_a(9);
     sim.act(0, |c, now| c.logout(now));
     sim.run_until_idle();
-    assert!(sim.events(0).contains(&Event::ChannelLeaved {
-        channel: "a".into(),
-        ecode: 603
-    }));
-    assert!(sim.events(1).contains(&Event::ChannelUserLeaved {
-        channel: "a".into(),
-        account: "ann".into(),
-        uid: 0
-    }));
+    assert_ann_left_a(&sim, 603);
     let second = sim.add_client();
     sim.login(second, "ben");
     sim.run_until_idle();
@@ -464,4 +433,13 @@ fn logout_and_kick_leave_channels_with_their_codes() {
         ecode: 601
     }));
     assert!(sim.broker().channel_members(APP_ID, "a").is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn channel_views_and_deliveries_hold_in_every_schedule(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..60)) {
+        run(seed, ops)?;
+    }
 }

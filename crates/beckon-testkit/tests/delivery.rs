@@ -17,7 +17,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use beckon_client::{Event, Status};
-use beckon_testkit::{APP_ID, Sim};
+use beckon_testkit::{APP_ID, Disturbance, Sim};
 
 const ACCOUNTS: [&str; 4] = ["ann", "ben", "cid", "ann"];
 const ATTR_NAMES: [&str; 2] = ["color", "mood"];
@@ -25,8 +25,7 @@ const ATTR_VALUES: [&str; 3] = ["", "red", "blue"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Login(usize),
-    Logout(usize),
+    Session(Disturbance),
     Send {
         from: usize,
         to: usize,
@@ -36,21 +35,18 @@ enum Op {
         name: usize,
         value: usize,
     },
-    Cut(usize),
-    Advance(u64),
-    Steps(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..4usize).prop_map(Op::Login),
-        1 => (0..4usize).prop_map(Op::Logout),
+        3 => (0..4usize).prop_map(|c| Op::Session(Disturbance::Login(c))),
+        1 => (0..4usize).prop_map(|c| Op::Session(Disturbance::Logout(c))),
         6 => (0..4usize, 0..4usize).prop_map(|(from, to)| Op::Send { from, to }),
         2 => (0..4usize, 0..2usize, 0..3usize)
             .prop_map(|(client, name, value)| Op::SetAttr { client, name, value }),
-        1 => (0..4usize).prop_map(Op::Cut),
-        1 => (0..4000u64).prop_map(Op::Advance),
-        3 => (0..20u8).prop_map(Op::Steps),
+        1 => (0..4usize).prop_map(|c| Op::Session(Disturbance::Cut(c))),
+        1 => (0..4000u64).prop_map(|ms| Op::Session(Disturbance::Advance(ms))),
+        3 => (0..20u8).prop_map(|n| Op::Session(Disturbance::Steps(n))),
     ]
 }
 
@@ -59,6 +55,12 @@ struct Write {
     account: &'static str,
     name: &'static str,
     value: &'static str,
+}
+
+/// The id of sender `from`'s next message: `s{from}-{n}`, counting from 1.
+fn next_id(counters: &mut [u32], from: usize) -> String {
+    counters[from] += 1;
+    format!("s{from}-{}", counters[from])
 }
 
 fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -75,15 +77,10 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
 
     for op in ops {
         match op {
-            Op::Login(c) => sim.login(c, ACCOUNTS[c]),
-            Op::Logout(c) => sim.act(c, |cl, now| cl.logout(now)),
             Op::Send { from, to } => {
-                counters[from] += 1;
-                let id = format!("s{from}-{}", counters[from]);
+                let id = next_id(&mut counters, from);
                 let recipient = ACCOUNTS[to];
-                sim.act(from, |cl, now| {
-                    cl.message_instant_send(recipient, &id, &id, now)
-                });
+                sim.send(from, recipient, &id);
                 sent.push((from, id, recipient));
             }
             Op::SetAttr {
@@ -105,15 +102,9 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     });
                 }
             }
-            Op::Cut(c) => {
-                cuts += 1;
-                sim.cut(c);
-            }
-            Op::Advance(ms) => sim.advance(Duration::from_millis(ms)),
-            Op::Steps(n) => {
-                for _ in 0..n {
-                    sim.step();
-                }
+            Op::Session(d) => {
+                cuts += usize::from(matches!(d, Disturbance::Cut(_)));
+                sim.disturb(d, &ACCOUNTS);
             }
         }
     }
@@ -276,56 +267,27 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn delivery_contract_holds_in_every_schedule(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..60)) {
-        run(seed, ops)?;
-    }
-}
-
 #[test]
 fn a_thousand_messages_arrive_in_order_exactly_once() {
-    let mut sim = Sim::new(1);
-    let a = sim.add_client();
-    let b = sim.add_client();
-    sim.login(a, "ann");
-    sim.login(b, "ben");
-    sim.run_until_idle();
+    let mut sim = Sim::logged_in(1, &["ann", "ben"]);
+    let (a, b) = (0, 1);
     for i in 0..1000 {
-        let id = format!("m{i}");
-        sim.act(a, |c, now| c.message_instant_send("ben", &id, &id, now));
+        sim.send(a, "ben", &format!("m{i}"));
         if i % 50 == 0 {
             sim.step();
         }
     }
     sim.run_until_idle();
-    let got: Vec<String> = sim
-        .events(b)
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageInstantReceive { msg, .. } => Some(msg.clone()),
-            _ => None,
-        })
-        .collect();
     let expected: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
-    assert_eq!(got, expected);
-    let ok = sim
-        .events(a)
-        .iter()
-        .filter(|e| matches!(e, Event::MessageSendSuccess { .. }))
-        .count();
+    assert_eq!(sim.received(b), expected);
+    let ok = sim.count(a, |e| matches!(e, Event::MessageSendSuccess { .. }));
     assert_eq!(ok, 1000);
 }
 
 #[test]
 fn a_second_login_kicks_the_first() {
-    let mut sim = Sim::new(2);
-    let first = sim.add_client();
-    let second = sim.add_client();
-    sim.login(first, "ann");
-    sim.run_until_idle();
+    let mut sim = Sim::logged_in(2, &["ann"]);
+    let (first, second) = (0, sim.add_client());
     sim.login(second, "ann");
     sim.run_until_idle();
     assert!(sim.events(first).contains(&Event::Logout { ecode: 103 }));
@@ -336,56 +298,43 @@ fn a_second_login_kicks_the_first() {
 
 #[test]
 fn offline_messages_arrive_at_the_next_login_in_order() {
-    let mut sim = Sim::new(3);
-    let a = sim.add_client();
-    let b = sim.add_client();
-    sim.login(a, "ann");
-    sim.run_until_idle();
+    let mut sim = Sim::logged_in(3, &["ann"]);
+    let (a, b) = (0, sim.add_client());
     for i in 0..5 {
-        let id = format!("m{i}");
-        sim.act(a, |c, now| c.message_instant_send("ben", &id, &id, now));
+        sim.send(a, "ben", &format!("m{i}"));
     }
     sim.run_until_idle();
-    assert_eq!(
-        sim.events(a)
-            .iter()
-            .filter(|e| matches!(e, Event::MessageSendSuccess { .. }))
-            .count(),
-        5,
-        "stored messages count as sent"
-    );
+    let ok = sim.count(a, |e| matches!(e, Event::MessageSendSuccess { .. }));
+    assert_eq!(ok, 5, "stored messages count as sent");
     sim.advance(Duration::from_secs(60));
     sim.login(b, "ben");
     sim.run_until_idle();
-    let got: Vec<&str> = sim
-        .events(b)
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageInstantReceive { msg, account, .. } if account == "ann" => {
-                Some(msg.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"]);
+    let from_others = sim.count(
+        b,
+        |e| matches!(e, Event::MessageInstantReceive { account, .. } if account != "ann"),
+    );
+    assert_eq!(from_others, 0);
+    assert_eq!(sim.received(b), ["m0", "m1", "m2", "m3", "m4"]);
     // The login callback comes first.
     assert!(matches!(sim.events(b)[0], Event::LoginSuccess { .. }));
 }
 
 #[derive(Clone, Debug)]
 enum FaultOp {
-    Send { from: usize, to: usize },
-    Cut(usize),
-    Steps(u8),
-    Advance(u64),
+    Send {
+        from: usize,
+        to: usize,
+    },
+    /// Cuts, steps and time only.
+    Session(Disturbance),
 }
 
 fn fault_op() -> impl Strategy<Value = FaultOp> {
     prop_oneof![
         8 => (0..3usize, 0..3usize).prop_map(|(from, to)| FaultOp::Send { from, to }),
-        2 => (0..3usize).prop_map(FaultOp::Cut),
-        4 => (0..30u8).prop_map(FaultOp::Steps),
-        1 => (0..5000u64).prop_map(FaultOp::Advance),
+        2 => (0..3usize).prop_map(|c| FaultOp::Session(Disturbance::Cut(c))),
+        4 => (0..30u8).prop_map(|n| FaultOp::Session(Disturbance::Steps(n))),
+        1 => (0..5000u64).prop_map(|ms| FaultOp::Session(Disturbance::Advance(ms))),
     ]
 }
 
@@ -397,48 +346,31 @@ proptest! {
     #[test]
     fn cuts_within_grace_lose_and_duplicate_nothing(seed in any::<u64>(), ops in proptest::collection::vec(fault_op(), 1..80)) {
         let accounts = ["ann", "ben", "cid"];
-        let mut sim = Sim::new(seed);
-        for (i, a) in accounts.iter().enumerate() {
-            sim.add_client();
-            sim.login(i, a);
-        }
-        sim.run_until_idle();
+        let mut sim = Sim::logged_in(seed, &accounts);
         let mut sent: Vec<Vec<String>> = vec![Vec::new(); 3]; // per recipient, in send order per sender
         let mut counters = [0u32; 3];
         let mut cuts = 0;
         for op in ops {
             match op {
                 FaultOp::Send { from, to } => {
-                    counters[from] += 1;
-                    let id = format!("s{from}-{}", counters[from]);
-                    sim.act(from, |c, now| c.message_instant_send(accounts[to], &id, &id, now));
+                    let id = next_id(&mut counters, from);
+                    sim.send(from, accounts[to], &id);
                     sent[to].push(id);
                 }
-                FaultOp::Cut(c) => {
-                    cuts += 1;
-                    sim.cut(c);
+                FaultOp::Session(d) => {
+                    cuts += usize::from(matches!(d, Disturbance::Cut(_)));
+                    sim.disturb(d, &accounts);
                 }
-                FaultOp::Steps(n) => {
-                    for _ in 0..n {
-                        sim.step();
-                    }
-                }
-                FaultOp::Advance(ms) => sim.advance(Duration::from_millis(ms)),
             }
         }
-        sim.run_until_idle();
-        sim.advance(Duration::from_secs(5));
-        sim.run_until_idle();
+        sim.settle(Duration::from_secs(5));
         for c in 0..3 {
             prop_assert_eq!(sim.act(c, |cl, _| cl.status()), Status::LoggedIn);
             let errors: Vec<&Event> = sim.events(c).iter().filter(|e| matches!(e, Event::MessageSendError { .. } | Event::Error { .. })).collect();
             prop_assert!(errors.is_empty(), "client {} saw errors {:?}", c, errors);
-            let ok = sim.events(c).iter().filter(|e| matches!(e, Event::MessageSendSuccess { .. })).count();
+            let ok = sim.count(c, |e| matches!(e, Event::MessageSendSuccess { .. }));
             prop_assert_eq!(ok as u32, counters[c]);
-            let got: Vec<String> = sim.events(c).iter().filter_map(|e| match e {
-                Event::MessageInstantReceive { msg, .. } => Some(msg.clone()),
-                _ => None,
-            }).collect();
+            let got = sim.received(c);
             // Exactly the messages sent to this account; per sender in order.
             let mut got_sorted = got.clone();
             got_sorted.sort();
@@ -469,8 +401,7 @@ fn a_stored_backlog_larger_than_the_session_bound_arrives_whole_and_in_order() {
     sim.run_until_idle();
     // The sender paces itself: its own session may hold only 20 unacknowledged replies.
     for i in 0..90 {
-        let id = format!("m{i:03}");
-        sim.act(a, |c, now| c.message_instant_send("ben", &id, &id, now));
+        sim.send(a, "ben", &format!("m{i:03}"));
         if i % 5 == 4 {
             sim.run_until_idle();
         }
@@ -482,25 +413,25 @@ fn a_stored_backlog_larger_than_the_session_bound_arrives_whole_and_in_order() {
         sim.step();
     }
     for i in 90..100 {
-        let id = format!("m{i:03}");
-        sim.act(a, |c, now| c.message_instant_send("ben", &id, &id, now));
+        sim.send(a, "ben", &format!("m{i:03}"));
     }
     sim.run_until_idle();
     sim.advance(Duration::from_secs(1));
-    let got: Vec<String> = sim
-        .events(b)
-        .iter()
-        .filter_map(|e| match e {
-            Event::MessageInstantReceive { msg, .. } => Some(msg.clone()),
-            _ => None,
-        })
-        .collect();
     let want: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
-    assert_eq!(got, want);
+    assert_eq!(sim.received(b), want);
     assert_eq!(sim.broker().stats().overflows, 0);
     assert!(
         sim.events(a)
             .iter()
             .all(|e| !matches!(e, Event::MessageSendError { .. }))
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn delivery_contract_holds_in_every_schedule(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..60)) {
+        run(seed, ops)?;
+    }
 }

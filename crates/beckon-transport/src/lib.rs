@@ -24,12 +24,14 @@
 mod conn;
 mod endpoint;
 mod listen;
+mod static_files;
 mod tls;
 pub mod upgrade;
 
 pub use conn::{FrameRx, FrameTx, connect, from_tcp};
 pub use endpoint::{Endpoint, Scheme, TransportError};
 pub use listen::{Incoming, Listener, ListenerConfig};
+pub use static_files::{StaticFile, StaticFiles};
 pub use tls::{ClientTls, ServerTls};
 
 use std::io;

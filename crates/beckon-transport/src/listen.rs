@@ -15,6 +15,7 @@ use crate::conn::{
     BoxIo, FrameRx, FrameTx, QuicGuard, from_stream, from_ws, quic_transport, ws_config,
 };
 use crate::endpoint::{Endpoint, Scheme, TransportError};
+use crate::static_files::{StaticFiles, respond_file};
 use crate::tls::ServerTls;
 use crate::upgrade::{self, HeadStatus, Route};
 
@@ -40,6 +41,7 @@ pub struct Listener {
     local: SocketAddr,
     kind: Kind,
     max_frame: usize,
+    static_files: Option<Arc<StaticFiles>>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -54,7 +56,12 @@ enum IncomingKind {
     Tcp(TcpStream),
     Tls(TcpStream, TlsAcceptor),
     Quic(Box<quinn::Incoming>),
-    Ws(TcpStream, Option<TlsAcceptor>, String),
+    Ws(
+        TcpStream,
+        Option<TlsAcceptor>,
+        String,
+        Option<Arc<StaticFiles>>,
+    ),
 }
 
 /// An accepted connection whose handshake has not run yet: run it in the connection's own task
@@ -129,7 +136,15 @@ impl Listener {
             local,
             kind,
             max_frame: config.max_frame,
+            static_files: None,
         })
+    }
+
+    /// Serves `files` over plain HTTP on this listener (before the WebSocket upgrade, on any
+    /// path other than the WebSocket's own). Only WebSocket listeners speak HTTP; on the other
+    /// schemes the table is ignored.
+    pub fn serve_static(&mut self, files: Arc<StaticFiles>) {
+        self.static_files = Some(files);
     }
 
     /// The endpoint with the port actually bound.
@@ -156,7 +171,12 @@ impl Listener {
                 let (s, peer) = l.accept().await?;
                 (
                     peer,
-                    IncomingKind::Ws(s, a.clone(), self.endpoint.path.clone()),
+                    IncomingKind::Ws(
+                        s,
+                        a.clone(),
+                        self.endpoint.path.clone(),
+                        self.static_files.clone(),
+                    ),
                 )
             }
             Kind::Quic(e) => {
@@ -201,7 +221,7 @@ impl Incoming {
     }
 
     /// Completes the transport handshake. `Ok(None)`: the connection was a plain HTTP request
-    /// (`GET /healthz`, or a wrong path) answered here, not a session.
+    /// (`GET /healthz`, a static file, or a wrong path) answered here, not a session.
     pub async fn establish(self) -> io::Result<Option<(FrameRx, FrameTx)>> {
         let max = self.max_frame;
         match self.kind {
@@ -230,13 +250,20 @@ impl Incoming {
                 });
                 Ok(Some(from_stream(recv, send, max, Some(guard))))
             }
-            IncomingKind::Ws(s, a, path) => {
+            IncomingKind::Ws(s, a, path, files) => {
                 s.set_nodelay(true)?;
                 let mut io: BoxIo = match a {
                     Some(a) => Box::new(a.accept(s).await?),
                     None => Box::new(s),
                 };
                 let head = read_request_head(&mut io).await?;
+                let target = upgrade::target(&head);
+                let upgrading = upgrade::is_upgrade(&head);
+                let file = files.as_deref().and_then(|f| f.get(target));
+                if let Some(file) = file.filter(|_| !(upgrading && target == path)) {
+                    respond_file(&mut io, &head, file).await?;
+                    return Ok(None);
+                }
                 match upgrade::route(&head, &path) {
                     Route::Health => {
                         respond(&mut io, "200 OK", "ok\n").await?;

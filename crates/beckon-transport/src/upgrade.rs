@@ -74,8 +74,7 @@ pub enum Route {
 /// target and is not found (unless `path` is empty). The method, the version and every other
 /// header are the WebSocket handshake's to check.
 pub fn route(head: &[u8], path: &str) -> Route {
-    let target = request_target(head).unwrap_or_default();
-    let target = target.split('?').next().unwrap_or_default();
+    let target = target(head);
     if target == "/healthz" && !is_upgrade(head) {
         Route::Health
     } else if target != path {
@@ -83,6 +82,13 @@ pub fn route(head: &[u8], path: &str) -> Route {
     } else {
         Route::Upgrade
     }
+}
+
+/// The path a request head asks for: its request target without the query string ("" when the
+/// first line cannot be read).
+pub fn target(head: &[u8]) -> &str {
+    let target = request_target(head).unwrap_or_default();
+    target.split('?').next().unwrap_or_default()
 }
 
 /// The request target: the second space-separated word of the first line, if that line is
@@ -95,7 +101,8 @@ fn request_target(head: &[u8]) -> Option<&str> {
     parts.next()
 }
 
-fn is_upgrade(head: &[u8]) -> bool {
+/// Whether the head asks for a WebSocket upgrade.
+pub fn is_upgrade(head: &[u8]) -> bool {
     String::from_utf8_lossy(head)
         .to_ascii_lowercase()
         .contains("upgrade: websocket")

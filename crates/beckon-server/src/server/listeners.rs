@@ -26,8 +26,9 @@ pub(super) async fn bind(
     let tls = server_tls(config)?;
     let certificate = tls.as_ref().and_then(|t| t.cert_chain.first().cloned());
     let mut listeners = Vec::with_capacity(config.listen.len());
+    let web_files = Arc::new(crate::web::web_files());
     for endpoint in &config.listen {
-        let listener = Listener::bind(ListenerConfig {
+        let mut listener = Listener::bind(ListenerConfig {
             endpoint: endpoint.clone(),
             tls: if endpoint.scheme.is_secure() {
                 tls.clone()
@@ -41,6 +42,7 @@ pub(super) async fn bind(
             let e = io::Error::from(e);
             io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}"))
         })?;
+        listener.serve_static(web_files.clone());
         listeners.push(listener);
     }
     Ok((listeners, certificate))

@@ -1,0 +1,373 @@
+//! Sessions (SPEC §4–§5): login and its checks, one session per account, resumption on a new
+//! connection, grace after a lost connection, and the consequences of a session ending.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+use beckon_proto::pb::{self, server_frame};
+use beckon_proto::{CallError, ErrorCode, PROTOCOL_VERSION, validate};
+use beckon_token::{Privileges, TokenError};
+
+use super::{AppState, Broker, EndReason, TimerKey, uid_for};
+use crate::config::AppConfig;
+use crate::frame::OutFrame;
+use crate::session::Session;
+use crate::store::Store;
+use crate::{ConnId, SessionId};
+
+/// Why a login failed: the code, the message, and a retry-after hint in milliseconds.
+type LoginFailure = (ErrorCode, String, u32);
+
+impl<S: Store> Broker<S> {
+    pub(super) fn handle_login(&mut self, conn: ConnId, login: pb::Login, now: Instant) {
+        match self.check_login(&login, now) {
+            Ok((app, privileges)) => {
+                let refused = match &login.resume {
+                    None => String::new(),
+                    Some(r) => match self.try_resume(conn, &app, &login.account, r, privileges) {
+                        Ok(()) => return,
+                        Err(why) => why.to_owned(),
+                    },
+                };
+                self.open_session(conn, app, &login.account, privileges, refused, now)
+            }
+            Err((code, message, retry_after_ms)) => {
+                self.stats.login_failures += 1;
+                self.send(
+                    conn,
+                    OutFrame::server(server_frame::Kind::LoginFailed(pb::LoginFailed {
+                        code: code.code(),
+                        message: message.clone(),
+                        retry_after_ms,
+                    })),
+                );
+                self.close(conn, code, message, now);
+            }
+        }
+    }
+
+    fn check_login(
+        &mut self,
+        login: &pb::Login,
+        now: Instant,
+    ) -> Result<(Arc<AppConfig>, Privileges), LoginFailure> {
+        let fail = |e: CallError| (e.code, e.message, 0);
+        // Checked before the lookup, which in development mode makes an app of any name.
+        validate::app_id(&login.app_id).map_err(fail)?;
+        let app = self.app(&login.app_id).ok_or_else(|| {
+            (
+                ErrorCode::LoginFailed,
+                format!("unknown App ID {:?}", login.app_id),
+                0,
+            )
+        })?;
+        validate::login(&app.limits, &login.app_id, &login.account, &login.token).map_err(fail)?;
+        if login.token == beckon_proto::NO_TOKEN {
+            if !app.allow_no_token {
+                return Err((
+                    ErrorCode::LoginTokenWrong,
+                    "this app requires a SignalingToken; _no_need_token is not allowed".into(),
+                    0,
+                ));
+            }
+            return Ok((app, Privileges::NONE));
+        }
+        let Some(cert) = app.certificate.as_deref() else {
+            // Development mode: no certificate, nothing to verify against.
+            let privileges = beckon_token::peek(&login.token)
+                .map(|c| c.privileges)
+                .unwrap_or(Privileges::NONE);
+            return Ok((app, privileges));
+        };
+        let now_unix = self.unix_ms(now) / 1000;
+        match beckon_token::verify(cert, &login.token, &login.app_id, &login.account, now_unix) {
+            Ok(claims) => Ok((app, claims.privileges)),
+            Err(e @ TokenError::Expired { .. }) => {
+                Err((ErrorCode::LoginTokenExpired, e.to_string(), 0))
+            }
+            Err(e) => Err((ErrorCode::LoginTokenWrong, e.to_string(), 0)),
+        }
+    }
+
+    fn app(&mut self, app_id: &str) -> Option<Arc<AppConfig>> {
+        if let Some(a) = self.apps.get(app_id) {
+            return Some(a.config.clone());
+        }
+        let config = Arc::new(self.config.apps.lookup(app_id)?);
+        let state = AppState {
+            config: config.clone(),
+            online: Default::default(),
+        };
+        self.apps.insert(app_id.to_owned(), state);
+        Some(config)
+    }
+
+    fn open_session(
+        &mut self,
+        conn: ConnId,
+        app: Arc<AppConfig>,
+        account: &str,
+        privileges: Privileges,
+        resume_refused: String,
+        now: Instant,
+    ) {
+        // One session per account: a second login kicks the first.
+        if let Some(old) = self.session_of(&app.app_id, account) {
+            self.stats.kicks += 1;
+            if let Some(old_conn) = self.sessions.get(&old).and_then(|s| s.conn) {
+                let why = "the account logged in elsewhere";
+                let c = self.kick(old_conn, ErrorCode::LogoutKicked, why);
+                debug_assert!(c.is_none_or(|c| c.session == Some(old)));
+            }
+            self.end_session(old, EndReason::Kicked);
+        }
+
+        let sid = SessionId(self.next_session);
+        self.next_session += 1;
+        let account: Arc<str> = Arc::from(account);
+        let secret = self.resume_secret(sid);
+        let session = Session::new(app.clone(), account.clone(), conn, secret, privileges);
+        let heartbeat = self.config.heartbeat_interval;
+        self.send(
+            conn,
+            login_ok(sid, &session, heartbeat, false, resume_refused),
+        );
+        self.sessions.insert(sid, session);
+        if let Some(a) = self.apps.get_mut(&app.app_id) {
+            a.online.insert(account.clone(), sid);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(sid);
+        }
+        self.stats.logins += 1;
+        // Everything below is a sequenced event, so it must follow the login answer.
+        self.announce_online(&app.app_id, &account);
+        self.calls_on_login(&app.app_id, &account, now);
+
+        // Messages stored while the account was offline, oldest first.
+        self.deliver_stored(sid, now);
+    }
+
+    /// Resumes the session named in the login on `conn`, replaying what the client has not
+    /// acknowledged. Errors say why the login gets a fresh session instead.
+    fn try_resume(
+        &mut self,
+        conn: ConnId,
+        app: &AppConfig,
+        account: &str,
+        r: &pb::Resume,
+        privileges: Privileges,
+    ) -> Result<(), &'static str> {
+        let sid = SessionId(r.session_id);
+        let s = self.sessions.get(&sid).ok_or("the session has ended")?;
+        if s.app.app_id != app.app_id
+            || &*s.account != account
+            || !constant_time_eq(&s.secret, &r.secret)
+        {
+            return Err("the session belongs to someone else");
+        }
+        if r.last_event_seq >= s.events.next_seq() {
+            return Err("the client claims events the session never sent");
+        }
+        if let Some(old) = s.conn {
+            // The client came back before the broker noticed the old connection was dead.
+            let why = "the session resumed on another connection";
+            self.drop_conn(old, ErrorCode::LogoutNet, why);
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return Err("the session has ended");
+        };
+        s.conn = Some(conn);
+        s.grace_until = None;
+        s.privileges = privileges;
+        s.events.ack(r.last_event_seq);
+        let replay = s.events.replay();
+        let ok = login_ok(sid, s, self.config.heartbeat_interval, true, String::new());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(sid);
+        }
+        self.stats.resumes += 1;
+        self.send(conn, ok);
+        for frame in replay {
+            self.send(conn, frame);
+        }
+        Ok(())
+    }
+
+    /// The session lost its connection: it stays online for its grace period.
+    pub(super) fn detach(&mut self, sid: SessionId, now: Instant) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        if s.logging_out.is_some() {
+            // The client asked to leave; there is nothing to resume.
+            return self.end_session(sid, EndReason::Lost);
+        }
+        let (app, account) = (s.app.clone(), s.account.clone());
+        let until = now + self.grace_period(&app.app_id, &account);
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.conn = None;
+            s.grace_until = Some(until);
+        }
+        self.arm(until, TimerKey::Grace(sid));
+    }
+
+    /// A grace period ran out, unless the session resumed since.
+    pub(super) fn grace_due(&mut self, sid: SessionId, now: Instant) {
+        let expired = self
+            .sessions
+            .get(&sid)
+            .and_then(|s| s.grace_until)
+            .is_some_and(|until| until <= now);
+        if expired {
+            self.stats.grace_expiries += 1;
+            self.end_session(sid, EndReason::Lost);
+        }
+    }
+
+    /// The account's `_conn_timeout` (SPEC §5), clamped to the configured bounds.
+    fn grace_period(&mut self, app_id: &str, account: &str) -> Duration {
+        let stored = self
+            .store
+            .user_attr(app_id, account, validate::CONN_TIMEOUT_ATTR);
+        let value = stored.unwrap_or_else(|e| {
+            // The default grace serves as well; the failure is counted and logged.
+            self.store_failed(e);
+            None
+        });
+        let configured = value
+            .as_deref()
+            .and_then(validate::conn_timeout_secs)
+            .map(|secs| Duration::from_secs(secs.into()));
+        let c = &self.config;
+        configured
+            .unwrap_or(c.default_grace)
+            .clamp(c.min_grace, c.max_grace.max(c.min_grace))
+    }
+
+    fn resume_secret(&self, sid: SessionId) -> Vec<u8> {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.config.server_secret)
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"beckon resume secret");
+        mac.update(&sid.0.to_be_bytes());
+        mac.finalize().into_bytes()[..16].to_vec()
+    }
+
+    /// The client acknowledged its logout reply: the session ends.
+    pub(super) fn close_after_logout(&mut self, sid: SessionId, conn: ConnId) {
+        self.drop_conn(conn, ErrorCode::LogoutUser, "logged out");
+        self.end_session(sid, EndReason::Logout);
+    }
+
+    /// Ends a session with every consequence of going offline (SPEC §5).
+    pub(super) fn end_session(&mut self, sid: SessionId, reason: EndReason) {
+        self.leave_all_channels(sid, reason);
+        let Some(s) = self.sessions.remove(&sid) else {
+            return;
+        };
+        let mut went_offline = false;
+        if let Some(a) = self.apps.get_mut(&s.app.app_id)
+            && a.online.get(&*s.account) == Some(&sid)
+        {
+            a.online.remove(&*s.account);
+            went_offline = true;
+        }
+        if reason != EndReason::Shutdown && (went_offline || reason == EndReason::Kicked) {
+            self.calls_on_offline(&s.app.app_id, &s.account);
+        }
+        if reason == EndReason::Logout {
+            return; // Everything was acknowledged.
+        }
+        if let Some(conn) = s.conn
+            && let Some(c) = self.conns.get_mut(&conn)
+            && c.session == Some(sid)
+        {
+            // Forget the connection's link to the session; the caller closes it.
+            c.session = None;
+        }
+        // P2P messages the client never acknowledged wait for its next login.
+        for m in s.events.into_messages() {
+            self.requeue(&s.app.app_id, &s.account, m);
+        }
+    }
+
+    /// Delivers the account's stored messages into its session, but only up to half the
+    /// session's retention bound: the rest stay stored (the session has a backlog) and follow
+    /// as the client acknowledges, so a large backlog never overflows the session.
+    pub(super) fn deliver_stored(&mut self, sid: SessionId, now: Instant) {
+        let Some(s) = self.sessions.get(&sid) else {
+            return;
+        };
+        let (app, account) = (s.app.clone(), s.account.clone());
+        let stored = match self.store.take_offline(&app.app_id, &account) {
+            Ok(stored) => stored,
+            // The messages stay in the store for the next login.
+            Err(e) => {
+                self.store_failed(e);
+                return;
+            }
+        };
+        let ttl_ms = u64::try_from(app.offline.ttl.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = self.unix_ms(now);
+        let (max_events, max_bytes) = (
+            self.config.max_unacked_events / 2,
+            self.config.max_unacked_bytes / 2,
+        );
+        let mut stored = stored.into_iter();
+        let mut backlog = false;
+        for m in stored.by_ref() {
+            if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
+                self.stats.offline_expired += 1;
+                continue;
+            }
+            let full = self
+                .sessions
+                .get(&sid)
+                .is_none_or(|s| s.events.holds_at_least(max_events, max_bytes));
+            if full {
+                backlog = true;
+                self.requeue(&app.app_id, &account, m);
+                break;
+            }
+            self.deliver_instant(sid, m, true);
+        }
+        for m in stored {
+            self.requeue(&app.app_id, &account, m);
+        }
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.backlog = backlog;
+        }
+    }
+}
+
+/// The answer to a successful login.
+fn login_ok(
+    sid: SessionId,
+    s: &Session,
+    heartbeat: Duration,
+    resumed: bool,
+    resume_refused: String,
+) -> OutFrame {
+    OutFrame::server(server_frame::Kind::LoginOk(pb::LoginOk {
+        uid: uid_for(&s.app.app_id, &s.account),
+        session_id: sid.0,
+        resume_secret: s.secret.clone().into(),
+        heartbeat_interval_ms: u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX),
+        resumed,
+        last_applied_request_id: s.last_applied_request,
+        protocol_version: PROTOCOL_VERSION,
+        limits: Some(s.app.limits.to_wire()),
+        resume_refused,
+    }))
+}
+
+/// Compares secrets without an early exit, so timing reveals nothing of the expected value.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,411 @@
+//! The channels of every app (SPEC §7): members in join order, attributes with their built-ins,
+//! rate windows, and the deadlines of TTL and auto-update reports. Plain state with its own
+//! invariants; the broker decides who hears about a change.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use beckon_proto::CallError;
+use beckon_proto::validate::channel_attr::*;
+
+use crate::SessionId;
+use crate::session::RateWindow;
+
+/// Receives every login and logout of the app.
+pub const USER_ONLINE_CHANNEL: &str = "_agora_user_online";
+/// Receives every join and leave of every channel of the app.
+pub const CHANNEL_EVENT_CHANNEL: &str = "_agora_channel_event";
+
+/// Whether `name` is one of the special channels, which need the server privilege.
+pub(crate) fn is_special(name: &str) -> bool {
+    name == USER_ONLINE_CHANNEL || name == CHANNEL_EVENT_CHANNEL
+}
+
+/// One channel.
+///
+/// Invariant: `members` and `index` name the same accounts (an account is in a channel once),
+/// and `ttl_until` is set only while the channel is empty.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    id: u64,
+    special: bool,
+    /// Members in join order: order → account.
+    members: BTreeMap<u64, Arc<str>>,
+    /// account → (join order, session).
+    index: HashMap<Arc<str>, (u64, SessionId)>,
+    next_order: u64,
+    attrs: BTreeMap<String, String>,
+    /// Distinct accounts that ever joined (`_total_member_num`).
+    ever: HashSet<Arc<str>>,
+    ttl_until: Option<Instant>,
+    messages: RateWindow,
+    attr_writes: RateWindow,
+    reported_num: Option<usize>,
+    reported_total: Option<usize>,
+    next_num_report: Option<Instant>,
+    next_total_report: Option<Instant>,
+}
+
+impl Channel {
+    fn new(id: u64, name: &str) -> Self {
+        Self {
+            id,
+            special: is_special(name),
+            members: BTreeMap::new(),
+            index: HashMap::new(),
+            next_order: 0,
+            attrs: BTreeMap::new(),
+            ever: HashSet::new(),
+            ttl_until: None,
+            messages: RateWindow::default(),
+            attr_writes: RateWindow::default(),
+            reported_num: None,
+            reported_total: None,
+            next_num_report: None,
+            next_total_report: None,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn special(&self) -> bool {
+        self.special
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub(crate) fn contains(&self, account: &str) -> bool {
+        self.index.contains_key(account)
+    }
+
+    fn attr_u64(&self, name: &str) -> Option<u64> {
+        self.attrs.get(name).and_then(|v| v.parse().ok())
+    }
+
+    /// A positive per-second limit set by a built-in attribute.
+    fn limit(&self, name: &str) -> Option<u32> {
+        self.attr_u64(name)
+            .filter(|l| *l > 0)
+            .map(|l| u32::try_from(l).unwrap_or(u32::MAX))
+    }
+
+    /// Whether members hear each other join and leave: `_userNotification` is not 0 and the
+    /// channel has at most `max` members (SPEC §7, large channels).
+    pub(crate) fn notifies_members(&self, max: usize) -> bool {
+        self.attrs.get(USER_NOTIFICATION).is_none_or(|v| v != "0") && self.len() <= max
+    }
+
+    /// The latest `n` members, oldest first.
+    pub(crate) fn latest(&self, n: usize) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .members
+            .values()
+            .rev()
+            .take(n)
+            .map(|a| a.to_string())
+            .collect();
+        v.reverse();
+        v
+    }
+
+    /// Every member in join order.
+    pub(crate) fn members(&self) -> impl Iterator<Item = &str> {
+        self.members.values().map(|a| &**a)
+    }
+
+    /// The members' sessions.
+    pub(crate) fn sessions(&self) -> Vec<SessionId> {
+        self.index.values().map(|(_, s)| *s).collect()
+    }
+
+    /// Adds a member (not yet in the channel); the channel no longer expires.
+    pub(crate) fn add(&mut self, account: &Arc<str>, sid: SessionId) {
+        debug_assert!(!self.contains(account));
+        let order = self.next_order;
+        self.next_order += 1;
+        self.members.insert(order, account.clone());
+        self.index.insert(account.clone(), (order, sid));
+        self.ever.insert(account.clone());
+        self.ttl_until = None;
+    }
+
+    /// Removes a member; false when it was not one.
+    pub(crate) fn remove(&mut self, account: &str) -> bool {
+        let Some((order, _)) = self.index.remove(account) else {
+            return false;
+        };
+        self.members.remove(&order);
+        true
+    }
+
+    pub(crate) fn attrs(&self) -> &BTreeMap<String, String> {
+        &self.attrs
+    }
+
+    /// Whether setting `name` would add an attribute beyond `max`.
+    pub(crate) fn attrs_full(&self, name: &str, max: usize) -> bool {
+        !self.attrs.contains_key(name) && self.attrs.len() >= max
+    }
+
+    pub(crate) fn set_attr(&mut self, name: &str, value: &str) {
+        self.attrs.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Deletes an attribute; false when there was none.
+    pub(crate) fn del_attr(&mut self, name: &str) -> bool {
+        self.attrs.remove(name).is_some()
+    }
+
+    /// Removes every attribute, built-ins included, and stops the auto-update reports.
+    pub(crate) fn clear_attrs(&mut self) {
+        self.attrs.clear();
+        self.next_num_report = None;
+        self.next_total_report = None;
+    }
+
+    /// Counts an attribute update against `_setattr_limit`.
+    pub(crate) fn allow_attr_write(&mut self, name: &str, now: Instant) -> Result<(), CallError> {
+        match self.limit(SETATTR_LIMIT) {
+            Some(limit) if !self.attr_writes.allow(now, limit) => Err(CallError::failed(format!(
+                "{name} allows {limit} attribute updates per second"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a message against `_sendmsg_limit`, or `default` without it; the limit that
+    /// refused it otherwise.
+    pub(crate) fn allow_message(&mut self, now: Instant, default: u32) -> Result<(), u32> {
+        let limit = self.limit(SENDMSG_LIMIT).unwrap_or(default);
+        if self.messages.allow(now, limit) {
+            Ok(())
+        } else {
+            Err(limit)
+        }
+    }
+
+    /// Starts the TTL of an empty, ordinary channel (`_channel_ttl`, else `default`); returns
+    /// when it runs out.
+    pub(crate) fn arm_ttl(&mut self, now: Instant, default: Duration) -> Option<Instant> {
+        if self.special || !self.is_empty() {
+            return None;
+        }
+        let ttl = self
+            .attr_u64(CHANNEL_TTL)
+            .map_or(default, Duration::from_secs);
+        let until = now + ttl;
+        self.ttl_until = Some(until);
+        Some(until)
+    }
+
+    /// Whether the channel is empty and its TTL has run out.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.is_empty() && self.ttl_until.is_some_and(|t| t <= now)
+    }
+
+    /// (Re)starts the `_auto_update_num` / `_auto_update_total_num` reports from their
+    /// attributes; returns the first report's time.
+    pub(crate) fn arm_auto_update(&mut self, now: Instant) -> Option<Instant> {
+        let every = |v: Option<u64>| v.filter(|n| *n > 0).map(|n| now + Duration::from_secs(n));
+        self.next_num_report = every(self.attr_u64(AUTO_UPDATE_NUM));
+        self.next_total_report = every(self.attr_u64(AUTO_UPDATE_TOTAL_NUM));
+        self.next_report()
+    }
+
+    fn next_report(&self) -> Option<Instant> {
+        [self.next_num_report, self.next_total_report]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The reports due at `now` (attribute, count) — only counts that changed since the last
+    /// report — and when the next report is due.
+    pub(crate) fn auto_update_due(
+        &mut self,
+        now: Instant,
+    ) -> (Vec<(&'static str, usize)>, Option<Instant>) {
+        let mut reports = Vec::new();
+        let (num, total) = (self.len(), self.ever.len());
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if due(self.next_num_report) {
+            if self.reported_num.replace(num) != Some(num) {
+                reports.push((MEMBER_NUM, num));
+            }
+            let every = self.attr_u64(AUTO_UPDATE_NUM).unwrap_or(0).max(1);
+            self.next_num_report = Some(now + Duration::from_secs(every));
+        }
+        if due(self.next_total_report) {
+            if self.reported_total.replace(total) != Some(total) {
+                reports.push((TOTAL_MEMBER_NUM, total));
+            }
+            let every = self.attr_u64(AUTO_UPDATE_TOTAL_NUM).unwrap_or(0).max(1);
+            self.next_total_report = Some(now + Duration::from_secs(every));
+        }
+        (reports, self.next_report())
+    }
+
+    /// The stored attributes with `_member_num` and `_total_member_num`.
+    pub(crate) fn attrs_with_counts(&self) -> BTreeMap<String, String> {
+        let mut a = self.attrs.clone();
+        a.insert(MEMBER_NUM.into(), self.len().to_string());
+        a.insert(TOTAL_MEMBER_NUM.into(), self.ever.len().to_string());
+        a
+    }
+}
+
+/// Every channel of every app, with ids for the timers.
+///
+/// Invariant: `ids` maps each channel's id to its (app, name) and nothing else.
+#[derive(Debug)]
+pub(crate) struct Channels {
+    by_app: HashMap<Arc<str>, HashMap<Arc<str>, Channel>>,
+    /// Keyed by ids handed out here, never by client input: a fast hash is safe.
+    ids: FxHashMap<u64, (Arc<str>, Arc<str>)>,
+    next_id: u64,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            by_app: HashMap::new(),
+            ids: FxHashMap::default(),
+            next_id: 1,
+        }
+    }
+}
+
+impl Channels {
+    pub(crate) fn get(&self, app: &str, name: &str) -> Option<&Channel> {
+        self.by_app.get(app)?.get(name)
+    }
+
+    pub(crate) fn get_mut(&mut self, app: &str, name: &str) -> Option<&mut Channel> {
+        self.by_app.get_mut(app)?.get_mut(name)
+    }
+
+    /// The channel, created empty if it does not exist (then `true`).
+    pub(crate) fn get_or_create(&mut self, app: &str, name: &str) -> (&mut Channel, bool) {
+        let app_key =
+            (self.by_app.get_key_value(app)).map_or_else(|| Arc::from(app), |(k, _)| k.clone());
+        let channels = self.by_app.entry(app_key.clone()).or_default();
+        let key =
+            (channels.get_key_value(name)).map_or_else(|| Arc::from(name), |(k, _)| k.clone());
+        let mut created = false;
+        let channel = channels.entry(key.clone()).or_insert_with(|| {
+            created = true;
+            let id = self.next_id;
+            self.next_id += 1;
+            self.ids.insert(id, (app_key, key));
+            Channel::new(id, name)
+        });
+        (channel, created)
+    }
+
+    pub(crate) fn is_member(&self, app: &str, name: &str, account: &str) -> bool {
+        self.get(app, name).is_some_and(|c| c.contains(account))
+    }
+
+    /// The (app, name) of the channel with this id, if it still exists.
+    pub(crate) fn name_of(&self, id: u64) -> Option<(Arc<str>, Arc<str>)> {
+        self.ids.get(&id).cloned()
+    }
+
+    /// Removes the channel with this id, if it exists.
+    pub(crate) fn remove(&mut self, id: u64) {
+        if let Some((app, name)) = self.ids.remove(&id)
+            && let Some(channels) = self.by_app.get_mut(&app)
+        {
+            channels.remove(&name);
+        }
+    }
+
+    /// Channels that exist in `app`.
+    pub(crate) fn count(&self, app: &str) -> usize {
+        self.by_app.get(app).map_or(0, HashMap::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_keeps_join_order_and_the_ever_count() {
+        let mut c = Channel::new(1, "c");
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        c.add(&a, SessionId(1));
+        c.add(&b, SessionId(2));
+        assert!(c.remove("a") && !c.remove("a"));
+        c.add(&a, SessionId(3));
+        assert_eq!(c.members().collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(c.latest(1), ["a"]);
+        assert_eq!(c.attrs_with_counts()[MEMBER_NUM], "2");
+        assert_eq!(c.attrs_with_counts()[TOTAL_MEMBER_NUM], "2");
+    }
+
+    #[test]
+    fn only_empty_ordinary_channels_expire() {
+        let now = Instant::now();
+        let mut c = Channel::new(1, "c");
+        c.set_attr(CHANNEL_TTL, "5");
+        let until = c.arm_ttl(now, Duration::ZERO).unwrap();
+        assert_eq!(until, now + Duration::from_secs(5));
+        assert!(c.expired(until) && !c.expired(now));
+        c.add(&Arc::from("a"), SessionId(1));
+        assert!(!c.expired(until) && c.arm_ttl(now, Duration::ZERO).is_none());
+        let mut special = Channel::new(2, USER_ONLINE_CHANNEL);
+        assert!(special.arm_ttl(now, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn auto_updates_report_only_changes() {
+        let now = Instant::now();
+        let mut c = Channel::new(1, "c");
+        c.set_attr(AUTO_UPDATE_NUM, "2");
+        let first = c.arm_auto_update(now).unwrap();
+        assert_eq!(first, now + Duration::from_secs(2));
+        c.add(&Arc::from("a"), SessionId(1));
+        assert_eq!(
+            c.auto_update_due(first),
+            (vec![(MEMBER_NUM, 1)], Some(first + Duration::from_secs(2)))
+        );
+        let (reports, _) = c.auto_update_due(first + Duration::from_secs(2));
+        assert!(
+            reports.is_empty(),
+            "unchanged counts are not reported again"
+        );
+        c.clear_attrs();
+        assert_eq!(
+            c.auto_update_due(first + Duration::from_secs(9)),
+            (vec![], None)
+        );
+    }
+
+    #[test]
+    fn the_table_hands_out_ids_and_forgets_them() {
+        let mut t = Channels::default();
+        let (c, created) = t.get_or_create("app", "c");
+        let id = c.id();
+        assert!(created);
+        assert!(!t.get_or_create("app", "c").1);
+        assert_eq!(
+            t.name_of(id).map(|(a, n)| (a.to_string(), n.to_string())),
+            Some(("app".into(), "c".into()))
+        );
+        assert_eq!((t.count("app"), t.count("other")), (1, 0));
+        t.remove(id);
+        assert!(t.get("app", "c").is_none() && t.name_of(id).is_none());
+    }
+}

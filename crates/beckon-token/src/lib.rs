@@ -66,6 +66,7 @@
 
 mod error;
 mod format;
+pub mod issue;
 mod privileges;
 mod secret;
 

@@ -13,6 +13,7 @@ use beckon_proto::pb::{self, client_frame, server_frame};
 use beckon_proto::{CallError, ErrorCode, codec};
 use beckon_token::Privileges;
 
+use crate::admin::Tallies;
 use crate::calls::Calls;
 use crate::channels::Channels;
 use crate::config::{AppConfig, BrokerConfig};
@@ -21,11 +22,14 @@ use crate::session::Session;
 use crate::store::{Store, StoreError, StoredMessage};
 use crate::{ConnId, SessionId};
 
+mod admin;
 mod calls;
 mod channels;
 mod login;
 mod requests;
 mod users;
+
+pub use admin::ADMIN_KICK_MESSAGE;
 
 /// What the broker asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +105,22 @@ pub struct BrokerStats {
     pub offline_expired: u64,
     /// Store operations that failed (the store's driver logs why).
     pub store_errors: u64,
+    /// Events replayed to clients that resumed their session.
+    pub replayed_events: u64,
+    /// Stored offline messages handed to a session after its login.
+    pub stored_delivered: u64,
+    /// Calls the callee accepted.
+    pub calls_accepted: u64,
+    /// Calls the callee refused.
+    pub calls_refused: u64,
+    /// Calls ended by either side, or by a side going offline after acceptance.
+    pub calls_ended: u64,
+    /// Calls that failed: unanswered, or the callee offline.
+    pub calls_failed: u64,
+    /// Sessions an administrator logged out.
+    pub admin_kicks: u64,
+    /// Messages an administrator sent (p2p and channel).
+    pub admin_messages: u64,
 }
 
 #[derive(Debug)]
@@ -156,6 +176,7 @@ pub struct Broker<S> {
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     outputs: VecDeque<Output>,
     stats: BrokerStats,
+    tallies: Tallies,
 }
 
 impl<S: Store> Broker<S> {
@@ -178,6 +199,7 @@ impl<S: Store> Broker<S> {
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
+            tallies: Tallies::default(),
         }
     }
 

@@ -110,6 +110,11 @@ impl Apps {
         self.configured.insert(app.app_id.clone(), app);
     }
 
+    /// Whether `app_id` is one of the configured apps (not served by the template).
+    pub fn is_configured(&self, app_id: &str) -> bool {
+        self.configured.contains_key(app_id)
+    }
+
     pub fn is_development(&self) -> bool {
         self.development.is_some()
     }

@@ -62,6 +62,7 @@
 //! assert!(broker.poll_timeout().is_some(), "the heartbeat deadline is armed");
 //! ```
 
+pub mod admin;
 mod broker;
 mod calls;
 mod channels;
@@ -71,7 +72,8 @@ mod invoke;
 mod session;
 mod store;
 
-pub use broker::{Broker, BrokerStats, CloseReason, Output, uid_for};
+pub use admin::{AdminCall, AdminError, AdminRequest, AdminResponse, Snapshot, Tallies};
+pub use broker::{ADMIN_KICK_MESSAGE, Broker, BrokerStats, CloseReason, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
 pub use config::{AppConfig, Apps, BrokerConfig, OfflinePolicy};
 pub use frame::OutFrame;

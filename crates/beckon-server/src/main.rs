@@ -249,8 +249,17 @@ mod tests {
     #[test]
     fn the_subcommand_mints_a_verifiable_token() {
         let cli = Cli::parse_from([
-            "beckon-server", "token", "--app-id", "app", "--certificate", "cert",
-            "--account", "alice", "--expire-in", "60", "--server",
+            "beckon-server",
+            "token",
+            "--app-id",
+            "app",
+            "--certificate",
+            "cert",
+            "--account",
+            "alice",
+            "--expire-in",
+            "60",
+            "--server",
         ]);
         let Some(Command::Token(args)) = &cli.command else {
             panic!("the token subcommand: {cli:?}");

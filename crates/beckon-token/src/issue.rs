@@ -20,7 +20,10 @@ pub struct IssueArgs {
     #[cfg_attr(feature = "clap", arg(long))]
     pub account: String,
     /// Seconds from now until the token expires.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3600, value_name = "SECONDS"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = 3600, value_name = "SECONDS")
+    )]
     pub expire_in: u64,
     /// Grant the server privilege (special channels, forced sends, admin queries).
     #[cfg_attr(feature = "clap", arg(long))]

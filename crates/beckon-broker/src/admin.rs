@@ -55,6 +55,8 @@ pub struct Page<T> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminRequest {
+    /// Only the token check: which account the token speaks for (a reload's authorization).
+    Authorize,
     /// Online accounts (connected or in grace), by name.
     Accounts(PageRequest),
     /// One account: its session (if online), channels and attributes.
@@ -81,6 +83,7 @@ pub enum AdminRequest {
 /// The answer to an [`AdminRequest`] of the same name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminResponse {
+    Authorized { account: String },
     Accounts(Page<String>),
     Account(AccountInfo),
     Kicked,

@@ -71,7 +71,10 @@
 //! Unknown keys are errors, and so are zero counts or durations, an empty certificate, an
 //! App ID no client could log in with, and a file with no app unless `development` is on.
 
+mod admin;
 mod config;
+mod metrics;
+mod reload;
 mod server;
 mod store;
 mod web;
@@ -79,7 +82,9 @@ mod web;
 pub use beckon_transport::{Endpoint, Scheme, ServerTls};
 pub use config::{
     ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, STORE_FILE,
-    ServerConfig, Storage, default_listen, load_tls, parse_listen,
+    DEFAULT_ADMIN, ServerConfig, Storage, default_listen, load_tls, parse_admin, parse_listen,
 };
+pub use admin::ROUTES as ADMIN_ROUTES;
+pub use reload::Reloader;
 pub use server::{Server, ServerHandle};
 pub use web::web_files;

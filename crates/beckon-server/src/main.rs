@@ -56,8 +56,23 @@ struct Cli {
     /// stops. Overrides the config file.
     #[arg(long)]
     ephemeral: bool,
+    /// Serve metrics (/metrics), probes (/healthz, /readyz) and the admin API on this plain
+    /// HTTP address; without a value, http://127.0.0.1:7480. Overrides the config file's
+    /// `admin`. Off by default: without it no metrics are kept.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7480")]
+    admin: Option<String>,
+    /// How log lines look on stderr: `human` (coloured only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +92,16 @@ fn main() -> ExitCode {
                 (None, false) => None,
             };
             let tls = cli.tls_cert.zip(cli.tls_key);
-            serve(&cli.listen, tls, cli.config, storage)
+            init_logs(cli.log_format);
+            let admin = match cli.admin.as_deref().map(beckon_server::parse_admin) {
+                None => None,
+                Some(Ok(addr)) => Some(addr),
+                Some(Err(why)) => {
+                    eprintln!("beckon-server: --admin: {why}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            serve(&cli.listen, tls, cli.config, storage, admin)
         }
     }
 }
@@ -95,6 +119,27 @@ fn token(args: &IssueArgs) -> ExitCode {
     }
 }
 
+/// Logs go to stderr: stdout carries only the "listening on" lines that scripts parse. Colour
+/// only when stderr is a terminal, so a log redirected to a file has no escape codes.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        // Span fields (the connection's app, account and transport) go on each line.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -108,15 +153,8 @@ fn serve(
     tls: Option<(PathBuf, PathBuf)>,
     config_path: Option<PathBuf>,
     storage: Option<Storage>,
+    admin: Option<std::net::SocketAddr>,
 ) -> ExitCode {
-    // Logs go to stderr: stdout carries only the "listening on" line that scripts parse.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let mut config = match &config_path {
         Some(path) => match ServerConfig::load(path) {
             Ok(c) => c,
@@ -156,6 +194,9 @@ fn serve(
             return ExitCode::from(EXIT_USAGE);
         }
         config.storage = storage;
+    }
+    if admin.is_some() {
+        config.admin = admin;
     }
 
     // One worker per core the process may run on (the affinity mask counts, so `taskset -c 0`
@@ -207,7 +248,18 @@ async fn run(config: ServerConfig) -> std::io::Result<()> {
     // Registered before binding, so a signal that arrives once the address is printed is
     // never missed.
     let shutdown = shutdown_signal()?;
+    let reloads = reload_signal()?;
     let server = Server::bind(config).await?;
+    let reloader = server.reloader();
+    tokio::spawn(async move {
+        let mut reloads = reloads;
+        while reloads.next().await {
+            info!(signal = "SIGHUP", "reloading the configuration");
+            if let Err(why) = reloader.reload().await {
+                warn!(reason = %why, "reload failed; the configuration in use is unchanged");
+            }
+        }
+    });
     {
         let mut out = std::io::stdout().lock();
         for endpoint in server.endpoints() {
@@ -216,6 +268,40 @@ async fn run(config: ServerConfig) -> std::io::Result<()> {
         out.flush()?;
     }
     server.run(shutdown).await
+}
+
+/// SIGHUP, each time it arrives.
+#[cfg(unix)]
+struct Reloads(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Reloads {
+    async fn next(&mut self) -> bool {
+        self.0.recv().await.is_some()
+    }
+}
+
+/// Registered before binding, so a SIGHUP never terminates the process (its default action).
+#[cfg(unix)]
+fn reload_signal() -> std::io::Result<Reloads> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Ok(Reloads(signal(SignalKind::hangup())?))
+}
+
+/// No SIGHUP here: reload through the admin API.
+#[cfg(not(unix))]
+struct Reloads;
+
+#[cfg(not(unix))]
+impl Reloads {
+    async fn next(&mut self) -> bool {
+        false
+    }
+}
+
+#[cfg(not(unix))]
+fn reload_signal() -> std::io::Result<Reloads> {
+    Ok(Reloads)
 }
 
 /// Resolves on SIGINT or SIGTERM.

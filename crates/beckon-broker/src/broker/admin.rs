@@ -43,6 +43,9 @@ impl<S: Store> Broker<S> {
             privileged: true,
         };
         match call.request {
+            AdminRequest::Authorize => Ok(AdminResponse::Authorized {
+                account: me.account.to_string(),
+            }),
             AdminRequest::Accounts(page) => self.admin_accounts(&me, &page),
             AdminRequest::Account { account } => self.admin_account(&me, &account),
             AdminRequest::Kick { account } => self.admin_kick(&me, &account),
@@ -352,6 +355,13 @@ impl<S: Store> Broker<S> {
             }
         }
         report
+    }
+
+    /// The (app, account) logged in on `conn`, if it is; for a driver's log context.
+    pub fn conn_identity(&self, conn: crate::ConnId) -> Option<(&str, &str)> {
+        let sid = self.conns.get(&conn)?.session?;
+        let s = self.sessions.get(&sid)?;
+        Some((&s.app.app_id, &s.account))
     }
 
     // ---- metrics ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ pub(super) struct FileConfig {
     development: bool,
     #[serde(default)]
     apps: Vec<FileApp>,
+    admin: Option<String>,
 }
 
 /// `listen = "tcp://…"` or `listen = ["tcp://…", "quic://…"]`.
@@ -141,6 +142,15 @@ impl FileConfig {
             config.max_frame = bytes;
         }
         set_positive!(None, self.outbound_budget_bytes => config.outbound_budget_bytes);
+        if let Some(url) = self.admin {
+            config.admin = Some(super::parse_admin(&url).map_err(|reason| {
+                ConfigError::InvalidValue {
+                    app_id: None,
+                    key: "admin",
+                    reason,
+                }
+            })?);
+        }
         config.storage = match (self.data_dir, self.ephemeral) {
             (Some(_), true) => {
                 return Err(ConfigError::InvalidValue {

@@ -100,7 +100,10 @@ fn router(state: AdminState) -> Router {
         .route("/v1/apps/{app}/accounts/{account}/messages", post(send))
         .route("/v1/apps/{app}/channels", get(channels))
         .route("/v1/apps/{app}/channels/{channel}", get(channel))
-        .route("/v1/apps/{app}/channels/{channel}/messages", post(channel_send))
+        .route(
+            "/v1/apps/{app}/channels/{channel}/messages",
+            post(channel_send),
+        )
         .route("/v1/apps/{app}/tokens", post(mint))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -335,13 +338,22 @@ async fn openapi_json() -> axum::Json<Value> {
 async fn reload(State(state): State<AdminState>, headers: HeaderMap) -> ApiResult {
     // A reload is server-wide: a server token of any app the server serves may ask for it.
     let token = bearer(&headers);
-    let app_id = beckon_token::peek(&token)
-        .map(|c| c.app_id)
-        .unwrap_or_default();
-    let app_id = if app_id.is_empty() {
-        "_".to_owned()
-    } else {
-        app_id
+    let app_id = match beckon_token::peek(&token) {
+        Ok(claims) => claims.app_id,
+        Err(e) => {
+            let why = if token.is_empty() {
+                "a reload needs `Authorization: Bearer <token>`: a SignalingToken with the \
+                 server privilege of an app this server serves"
+                    .to_owned()
+            } else {
+                format!("not a SignalingToken: {e}")
+            };
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::LoginTokenWrong,
+                why,
+            ));
+        }
     };
     let who = match ask(&state, &headers, app_id, AdminRequest::Authorize).await? {
         AdminResponse::Authorized { account } => account,
@@ -415,7 +427,9 @@ async fn kick(
     match ask(&state, &headers, app.clone(), request).await? {
         AdminResponse::Kicked => {
             info!(%app, %account, "kicked through the admin API");
-            Ok(axum::Json(json!({ "kicked": account, "code": ErrorCode::LogoutKicked.code() })))
+            Ok(axum::Json(
+                json!({ "kicked": account, "code": ErrorCode::LogoutKicked.code() }),
+            ))
         }
         other => Err(unexpected(&other)),
     }

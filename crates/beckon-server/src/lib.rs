@@ -79,12 +79,12 @@ mod server;
 mod store;
 mod web;
 
+pub use admin::ROUTES as ADMIN_ROUTES;
 pub use beckon_transport::{Endpoint, Scheme, ServerTls};
 pub use config::{
-    ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, STORE_FILE,
-    DEFAULT_ADMIN, ServerConfig, Storage, default_listen, load_tls, parse_admin, parse_listen,
+    ConfigError, DEFAULT_ADMIN, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET,
+    STORE_FILE, ServerConfig, Storage, default_listen, load_tls, parse_admin, parse_listen,
 };
-pub use admin::ROUTES as ADMIN_ROUTES;
 pub use reload::Reloader;
 pub use server::{Server, ServerHandle};
 pub use web::web_files;

@@ -128,9 +128,7 @@ fn init_logs(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         // Span fields (the connection's app, account and transport) go on each line.
         LogFormat::Json => builder
             .json()

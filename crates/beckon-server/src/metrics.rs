@@ -87,9 +87,8 @@ fn store_histogram() -> Histogram {
 
 impl Default for StoreTimings {
     fn default() -> Self {
-        let family = Family::<Labels, Histogram>::new_with_constructor(
-            store_histogram as fn() -> Histogram,
-        );
+        let family =
+            Family::<Labels, Histogram>::new_with_constructor(store_histogram as fn() -> Histogram);
         let by_op = (STORE_OPS.iter())
             .map(|op| family.get_or_create_owned(&vec![("op", op.as_str().to_owned())]))
             .collect();
@@ -137,7 +136,12 @@ impl<S> Timed<S> {
 }
 
 impl<S: Store> Store for Timed<S> {
-    fn user_attr(&self, app: &str, account: &str, name: &str) -> Result<Option<String>, StoreError> {
+    fn user_attr(
+        &self,
+        app: &str,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.time(StoreOp::UserAttr, |s| s.user_attr(app, account, name))
     }
 

@@ -46,8 +46,7 @@ impl Reloader {
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let Some(path) = self.config_file.clone() else {
             return Err(
-                "the server runs without a configuration file (--config): nothing to reload"
-                    .into(),
+                "the server runs without a configuration file (--config): nothing to reload".into(),
             );
         };
         let loaded = tokio::task::spawn_blocking(move || ServerConfig::load(&path))

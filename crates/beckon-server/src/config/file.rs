@@ -143,13 +143,14 @@ impl FileConfig {
         }
         set_positive!(None, self.outbound_budget_bytes => config.outbound_budget_bytes);
         if let Some(url) = self.admin {
-            config.admin = Some(super::parse_admin(&url).map_err(|reason| {
-                ConfigError::InvalidValue {
-                    app_id: None,
-                    key: "admin",
-                    reason,
-                }
-            })?);
+            config.admin =
+                Some(
+                    super::parse_admin(&url).map_err(|reason| ConfigError::InvalidValue {
+                        app_id: None,
+                        key: "admin",
+                        reason,
+                    })?,
+                );
         }
         config.storage = match (self.data_dir, self.ephemeral) {
             (Some(_), true) => {

@@ -263,6 +263,9 @@ async fn run(config: ServerConfig) -> std::io::Result<()> {
         for endpoint in server.endpoints() {
             writeln!(out, "beckon-server listening on {endpoint}")?;
         }
+        if let Some(addr) = server.admin_addr() {
+            writeln!(out, "beckon-server admin on http://{addr}")?;
+        }
         out.flush()?;
     }
     server.run(shutdown).await

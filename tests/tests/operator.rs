@@ -16,6 +16,9 @@ use beckon_tests::{
 };
 use beckon_token::Privileges;
 
+/// A sample's labels, as the tests name them.
+type Labels<'a> = Vec<(&'a str, &'a str)>;
+
 async fn server() -> TestServer {
     TestServer::start_with(|c| c.admin = Some("127.0.0.1:0".parse().unwrap())).await
 }
@@ -184,7 +187,7 @@ async fn a_scripted_scenario_shows_exact_counters() {
         l.extend_from_slice(extra);
         l
     };
-    let expected: &[(&str, Vec<(&str, &str)>, f64)] = &[
+    let expected: &[(&str, Labels<'_>, f64)] = &[
         ("beckon_logins_total", with(&[("code", "0")]), 2.0),
         ("beckon_logins_total", with(&[("code", "206")]), 1.0),
         (

@@ -553,3 +553,38 @@ fn the_snapshot_counts_by_bounded_labels() {
     assert_eq!(snap.gauges.len(), 1);
     assert_eq!(snap.gauges[DEVELOPMENT_APP_LABEL].sessions, 20);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Walking the pages from the first to the last yields every online account once, in
+    /// name order, whatever the page size, and no page is larger than asked.
+    #[test]
+    fn pages_cover_every_account_once(
+        names in proptest::collection::btree_set("[a-z]{1,6}", 0..40),
+        limit in 1usize..12,
+    ) {
+        let now = Instant::now();
+        let mut b = broker(now);
+        for (i, name) in names.iter().enumerate() {
+            login(&mut b, ConnId(i as u64 + 1), name, now);
+        }
+        let t = admin_token();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let request = AdminRequest::Accounts(PageRequest { after: after.clone(), limit });
+            let Ok(AdminResponse::Accounts(p)) = b.admin(call(&t, request), now) else {
+                panic!("a page");
+            };
+            proptest::prop_assert!(p.items.len() <= limit);
+            seen.extend(p.items);
+            match p.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let want: Vec<String> = names.into_iter().collect();
+        proptest::prop_assert_eq!(seen, want);
+    }
+}

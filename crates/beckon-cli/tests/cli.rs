@@ -314,6 +314,43 @@ async fn ping_measures_every_transport_and_fails_clearly() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_says_when_it_reconnects() {
+    let config = |listen: &str| ServerConfig {
+        listen: beckon_server::parse_listen(&[listen.to_owned()]).unwrap(),
+        ..ServerConfig::development()
+    };
+    let first = Server::spawn(config("tcp://127.0.0.1:0")).await.unwrap();
+    let url = first.endpoints()[0].to_string();
+    let mut alice = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut alice = Chat::start(&url, "alice");
+            alice.expect_prefix("* logged in to demo as alice");
+            alice
+        })
+        .await
+        .unwrap()
+    };
+    // A restart: the client is told to come back, finds the new server on the same address.
+    first.shutdown().await;
+    let second = Server::spawn(config(&url)).await.unwrap();
+    alice = tokio::task::spawn_blocking(move || {
+        alice.expect_prefix("* connection lost; reconnecting (attempt ");
+        alice.expect("* reconnected");
+        alice.send("/status alice");
+        alice.expect("* alice is online");
+        alice
+    })
+    .await
+    .unwrap();
+    let (code, seen) = tokio::task::spawn_blocking(move || alice.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{seen:#?}");
+    second.shutdown().await;
+}
+
 #[test]
 fn token_mints_like_the_server_and_refuses_the_same() {
     let (code, out, err) = beckon(&[

@@ -374,33 +374,16 @@ async fn reload(State(state): State<AdminState>, headers: HeaderMap) -> ApiResul
     })))
 }
 
-async fn accounts(
-    State(state): State<AdminState>,
-    Path(app): Path<String>,
-    headers: HeaderMap,
-    query: Result<Query<PageQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = query?;
-    match ask(&state, &headers, app, AdminRequest::Accounts(q.into())).await? {
-        AdminResponse::Accounts(page) => Ok(axum::Json(json!({
-            "accounts": page.items,
-            "next": page.next,
-        }))),
-        other => Err(unexpected(&other)),
-    }
-}
-
-async fn account(
-    State(state): State<AdminState>,
-    Path((app, account)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult {
-    match ask(&state, &headers, app, AdminRequest::Account { account }).await? {
+/// The JSON of an answer (the shapes `/openapi.json` documents).
+fn render(r: AdminResponse) -> Value {
+    match r {
+        AdminResponse::Authorized { account } => json!({ "account": account }),
+        AdminResponse::Accounts(page) => json!({ "accounts": page.items, "next": page.next }),
         AdminResponse::Account(a) => {
             let attributes: serde_json::Map<String, Value> = (a.attributes.into_iter())
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect();
-            Ok(axum::Json(json!({
+            json!({
                 "account": a.account,
                 "uid": a.uid,
                 "online": a.online,
@@ -410,10 +393,58 @@ async fn account(
                 "channels": a.channels,
                 "unacked_events": a.unacked_events,
                 "attributes": attributes,
-            })))
+            })
         }
-        other => Err(unexpected(&other)),
+        AdminResponse::Kicked => json!({ "code": ErrorCode::LogoutKicked.code() }),
+        AdminResponse::Channels(page) => {
+            let items: Vec<Value> = (page.items.into_iter())
+                .map(|c| json!({ "channel": c.channel, "members": c.members }))
+                .collect();
+            json!({ "channels": items, "next": page.next })
+        }
+        AdminResponse::Channel(c) => json!({
+            "channel": c.channel,
+            "members": c.members,
+            "attributes": c.attributes,
+        }),
+        AdminResponse::Sent(s) => json!({
+            // A string: JavaScript numbers cannot hold every 64-bit id.
+            "server_msg_id": s.server_msg_id.to_string(),
+            "online": s.online,
+            "recipients": s.recipients,
+        }),
+        AdminResponse::Token { token, expires_at } => {
+            json!({ "token": token, "expires_at": expires_at })
+        }
     }
+}
+
+/// Runs `request` for `app` and renders the answer.
+async fn answer(
+    state: &AdminState,
+    headers: &HeaderMap,
+    app: String,
+    request: AdminRequest,
+) -> ApiResult {
+    Ok(axum::Json(render(ask(state, headers, app, request).await?)))
+}
+
+async fn accounts(
+    State(state): State<AdminState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    answer(&state, &headers, app, AdminRequest::Accounts(q.into())).await
+}
+
+async fn account(
+    State(state): State<AdminState>,
+    Path((app, account)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    answer(&state, &headers, app, AdminRequest::Account { account }).await
 }
 
 async fn kick(
@@ -424,26 +455,10 @@ async fn kick(
     let request = AdminRequest::Kick {
         account: account.clone(),
     };
-    match ask(&state, &headers, app.clone(), request).await? {
-        AdminResponse::Kicked => {
-            info!(%app, %account, "kicked through the admin API");
-            Ok(axum::Json(
-                json!({ "kicked": account, "code": ErrorCode::LogoutKicked.code() }),
-            ))
-        }
-        other => Err(unexpected(&other)),
-    }
-}
-
-fn sent(r: AdminResponse) -> ApiResult {
-    match r {
-        AdminResponse::Sent(s) => Ok(axum::Json(json!({
-            "server_msg_id": s.server_msg_id.to_string(),
-            "online": s.online,
-            "recipients": s.recipients,
-        }))),
-        other => Err(unexpected(&other)),
-    }
+    let mut out = answer(&state, &headers, app.clone(), request).await?;
+    info!(%app, %account, "kicked through the admin API");
+    out.0["kicked"] = Value::String(account);
+    Ok(out)
 }
 
 async fn send(
@@ -452,12 +467,14 @@ async fn send(
     headers: HeaderMap,
     body: Result<axum::Json<MessageBody>, JsonRejection>,
 ) -> ApiResult {
-    let axum::Json(body) = body?;
-    let request = AdminRequest::SendMessage {
-        to,
-        text: body.text,
-    };
-    sent(ask(&state, &headers, app, request).await?)
+    let text = body?.0.text;
+    answer(
+        &state,
+        &headers,
+        app,
+        AdminRequest::SendMessage { to, text },
+    )
+    .await
 }
 
 async fn channels(
@@ -467,15 +484,7 @@ async fn channels(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
-    match ask(&state, &headers, app, AdminRequest::Channels(q.into())).await? {
-        AdminResponse::Channels(page) => {
-            let items: Vec<Value> = (page.items.into_iter())
-                .map(|c| json!({ "channel": c.channel, "members": c.members }))
-                .collect();
-            Ok(axum::Json(json!({ "channels": items, "next": page.next })))
-        }
-        other => Err(unexpected(&other)),
-    }
+    answer(&state, &headers, app, AdminRequest::Channels(q.into())).await
 }
 
 async fn channel(
@@ -483,14 +492,7 @@ async fn channel(
     Path((app, channel)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    match ask(&state, &headers, app, AdminRequest::Channel { channel }).await? {
-        AdminResponse::Channel(c) => Ok(axum::Json(json!({
-            "channel": c.channel,
-            "members": c.members,
-            "attributes": c.attributes,
-        }))),
-        other => Err(unexpected(&other)),
-    }
+    answer(&state, &headers, app, AdminRequest::Channel { channel }).await
 }
 
 async fn channel_send(
@@ -499,12 +501,9 @@ async fn channel_send(
     headers: HeaderMap,
     body: Result<axum::Json<MessageBody>, JsonRejection>,
 ) -> ApiResult {
-    let axum::Json(body) = body?;
-    let request = AdminRequest::SendChannelMessage {
-        channel,
-        text: body.text,
-    };
-    sent(ask(&state, &headers, app, request).await?)
+    let text = body?.0.text;
+    let request = AdminRequest::SendChannelMessage { channel, text };
+    answer(&state, &headers, app, request).await
 }
 
 async fn mint(
@@ -519,13 +518,7 @@ async fn mint(
         expire_in: body.expire_in,
         server: body.server,
     };
-    match ask(&state, &headers, app, request).await? {
-        AdminResponse::Token { token, expires_at } => Ok(axum::Json(json!({
-            "token": token,
-            "expires_at": expires_at,
-        }))),
-        other => Err(unexpected(&other)),
-    }
+    answer(&state, &headers, app, request).await
 }
 
 /// The operator listener bound at `Server::bind`, not yet serving.

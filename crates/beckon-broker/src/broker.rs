@@ -497,13 +497,18 @@ impl<S: Store> Broker<S> {
 
     fn message_id(&mut self) -> u64 {
         self.next_message += 1;
+        self.message_id_of(self.next_message)
+    }
+
+    /// The id of the `n`th message of this run.
+    fn message_id_of(&self, n: u64) -> u64 {
         let key = u64::from_be_bytes(
             self.config.server_secret[..8]
                 .try_into()
                 .expect("the secret has 32 bytes"),
         );
         // A bijective mix: unique within a run, unpredictable across runs.
-        splitmix64(key ^ self.next_message)
+        splitmix64(key ^ n)
     }
 
     fn unix_ms(&self, now: Instant) -> u64 {

@@ -61,8 +61,6 @@ enum Target {
 struct Call {
     channel: String,
     peer: String,
-    /// Whether this side placed it.
-    mine: bool,
 }
 
 struct Chat {
@@ -211,7 +209,6 @@ impl Chat {
                 self.call = Some(Call {
                     channel: channel.clone(),
                     peer: peer.to_owned(),
-                    mine: true,
                 });
                 say(&format!("calling {peer} on {channel}"));
             }
@@ -343,7 +340,6 @@ impl Chat {
                 self.ringing = Some(Call {
                     channel,
                     peer: account,
-                    mine: false,
                 });
             }
             Event::InviteReceivedByPeer { account, .. } => say(&format!("{account} is ringing")),

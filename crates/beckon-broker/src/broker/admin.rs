@@ -269,12 +269,7 @@ impl<S: Store> Broker<S> {
         if self.next_message == before {
             return 0;
         }
-        let key = u64::from_be_bytes(
-            self.config.server_secret[..8]
-                .try_into()
-                .expect("the secret has 32 bytes"),
-        );
-        super::splitmix64(key ^ self.next_message)
+        self.message_id_of(self.next_message)
     }
 
     fn admin_mint(

@@ -15,6 +15,7 @@ use beckon_proto::{CallError, ErrorCode, codec};
 use beckon_token::Privileges;
 
 use crate::admission::Admission;
+use crate::admin::Tallies;
 use crate::calls::Calls;
 use crate::channels::Channels;
 use crate::config::{AppConfig, BrokerConfig};
@@ -25,6 +26,7 @@ use crate::shrink::{shrink_deque, shrink_heap, shrink_map};
 use crate::store::{Store, StoreError, StoredMessage};
 use crate::{ConnId, SessionId};
 
+mod admin;
 mod calls;
 mod channels;
 mod login;
@@ -33,6 +35,7 @@ mod users;
 
 /// Timer heaps this small are not worth compacting.
 const MIN_TIMERS_COMPACT: usize = 1_024;
+pub use admin::ADMIN_KICK_MESSAGE;
 
 /// What the broker asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +113,22 @@ pub struct BrokerStats {
     pub offline_expired: u64,
     /// Store operations that failed (the store's driver logs why).
     pub store_errors: u64,
+    /// Events replayed to clients that resumed their session.
+    pub replayed_events: u64,
+    /// Stored offline messages handed to a session after its login.
+    pub stored_delivered: u64,
+    /// Calls the callee accepted.
+    pub calls_accepted: u64,
+    /// Calls the callee refused.
+    pub calls_refused: u64,
+    /// Calls ended by either side, or by a side going offline after acceptance.
+    pub calls_ended: u64,
+    /// Calls that failed: unanswered, or the callee offline.
+    pub calls_failed: u64,
+    /// Sessions an administrator logged out.
+    pub admin_kicks: u64,
+    /// Messages an administrator sent (p2p and channel).
+    pub admin_messages: u64,
     /// Logins refused by admission control (`GENERAL_E_OVERLOAD`), server-wide or per address.
     pub logins_refused: u64,
     /// Logins with a legacy (md5) token, for apps that accept them.
@@ -210,6 +229,7 @@ pub struct Broker<S> {
     /// Events that follow the reply of the request being handled (a join's attributes that
     /// did not fit in its answer).
     follow_ups: Vec<(SessionId, EventBody)>,
+    tallies: Tallies,
 }
 
 impl<S: Store> Broker<S> {
@@ -232,6 +252,7 @@ impl<S: Store> Broker<S> {
             timers_compact_at: MIN_TIMERS_COMPACT,
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
+            tallies: Tallies::default(),
             admission: Admission::new(config.admission.clone(), epoch),
             offline: OfflineLedger::default(),
             offline_timer: None,
@@ -628,13 +649,18 @@ impl<S: Store> Broker<S> {
 
     fn message_id(&mut self) -> u64 {
         self.next_message += 1;
+        self.message_id_of(self.next_message)
+    }
+
+    /// The id of the `n`th message of this run.
+    fn message_id_of(&self, n: u64) -> u64 {
         let key = u64::from_be_bytes(
             self.config.server_secret[..8]
                 .try_into()
                 .expect("the secret has 32 bytes"),
         );
         // A bijective mix: unique within a run, unpredictable across runs.
-        splitmix64(key ^ self.next_message)
+        splitmix64(key ^ n)
     }
 
     fn unix_ms(&self, now: Instant) -> u64 {

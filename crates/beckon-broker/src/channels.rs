@@ -484,6 +484,21 @@ impl Channels {
         }
     }
 
+    /// Every channel of `app` with its member count, in no particular order.
+    pub(crate) fn summaries(&self, app: &str) -> Vec<(&str, usize)> {
+        (self.by_app.get(app).into_iter().flat_map(|a| a.channels.iter()))
+            .map(|(name, c)| (&**name, c.len()))
+            .collect()
+    }
+
+    /// Per app: its channels and the memberships summed over them.
+    pub(crate) fn per_app(&self) -> impl Iterator<Item = (&str, usize, usize)> {
+        (self.by_app.iter()).map(|(app, channels)| {
+            let members = channels.channels.values().map(Channel::len).sum();
+            (&**app, channels.channels.len(), members)
+        })
+    }
+
     /// Channels that exist in `app`.
     pub(crate) fn count(&self, app: &str) -> usize {
         self.by_app.get(app).map_or(0, |a| a.channels.len())

@@ -151,6 +151,11 @@ impl Apps {
         self.configured.insert(app.app_id.clone(), app);
     }
 
+    /// Whether `app_id` is one of the configured apps (not served by the template).
+    pub fn is_configured(&self, app_id: &str) -> bool {
+        self.configured.contains_key(app_id)
+    }
+
     pub fn is_development(&self) -> bool {
         self.development.is_some()
     }
@@ -158,11 +163,6 @@ impl Apps {
     /// The configured apps, in no particular order.
     pub fn configured(&self) -> impl Iterator<Item = &AppConfig> {
         self.configured.values()
-    }
-
-    /// Whether `app_id` is one of the configured apps (not served by the development template).
-    pub fn is_configured(&self, app_id: &str) -> bool {
-        self.configured.contains_key(app_id)
     }
 
     /// The configuration for `app_id`, if the broker serves it.

@@ -68,6 +68,7 @@
 //! ```
 
 mod admission;
+pub mod admin;
 mod broker;
 mod calls;
 mod channels;
@@ -79,7 +80,8 @@ mod session;
 mod shrink;
 mod store;
 
-pub use broker::{Broker, BrokerStats, CloseReason, Held, Output, uid_for};
+pub use admin::{AdminCall, AdminError, AdminRequest, AdminResponse, Snapshot, Tallies};
+pub use broker::{ADMIN_KICK_MESSAGE, Broker, BrokerStats, CloseReason, Held, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
 pub use config::{
     AdmissionConfig, AppConfig, Apps, BrokerConfig, DEFAULT_MAX_EVENT_BYTES,

@@ -113,6 +113,10 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         .arg("--listen")
         .arg(&listen)
         .env("RUST_LOG", "warn");
+    // Extra server arguments, e.g. `--admin http://127.0.0.1:0` to measure with metrics on.
+    if let Ok(extra) = std::env::var("BECKON_BENCH_SERVER_ARGS") {
+        cmd.args(extra.split_whitespace());
+    }
     let (proc, printed) = ServerProc::start(
         "beckon-server",
         cmd,

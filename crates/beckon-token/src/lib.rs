@@ -67,6 +67,7 @@
 mod error;
 mod format;
 pub mod legacy;
+pub mod issue;
 mod privileges;
 mod secret;
 

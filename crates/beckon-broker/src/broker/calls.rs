@@ -189,8 +189,10 @@ impl<S: Store> Broker<S> {
         self.receipt_now(id);
         let kind = if accept {
             self.calls.accept(id);
+            self.stats.calls_accepted += 1;
             Kind::AcceptedByPeer
         } else {
+            self.stats.calls_refused += 1;
             Kind::RefusedByPeer
         };
         let Some(call) = self.calls.get(id) else {
@@ -226,6 +228,7 @@ impl<S: Store> Broker<S> {
         let Some(call) = self.calls.remove(id) else {
             return Err(no_call(&m.channel, &m.account));
         };
+        self.stats.calls_ended += 1;
         if call.state != CallState::WaitingForPeer {
             let (other, me_as_seen) = call.other_side(m.as_caller);
             let ev = event(Kind::EndByPeer, &m.channel, &me_as_seen, !m.as_caller);
@@ -278,14 +281,17 @@ impl<S: Store> Broker<S> {
                 continue;
             };
             let (to, ev) = if call.key.caller == account {
+                self.stats.calls_ended += 1;
                 if call.state == CallState::WaitingForPeer {
                     continue;
                 }
                 let ev = event(Kind::EndByPeer, &call.key.channel, &call.key.caller, false);
                 (call.callee_side().to_owned(), ev)
             } else if call.state == CallState::Accepted {
+                self.stats.calls_ended += 1;
                 (call.key.caller.clone(), to_caller(Kind::EndByPeer, &call))
             } else {
+                self.stats.calls_failed += 1;
                 let mut ev = to_caller(Kind::Failed, &call);
                 ev.code = ErrorCode::InvitePeerOffline.code();
                 (call.key.caller.clone(), ev)
@@ -313,6 +319,7 @@ impl<S: Store> Broker<S> {
             self.call_event_to(&app, call.callee_side(), &ended);
         }
         self.stats.call_timeouts += 1;
+        self.stats.calls_failed += 1;
         self.call_event_to(&app, &call.key.caller, &failed);
     }
 

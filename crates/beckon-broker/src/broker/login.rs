@@ -48,6 +48,7 @@ impl<S: Store> Broker<S> {
         }
         match self.check_login(&login, now) {
             Ok((app, privileges)) => {
+                self.tally_login(&login.app_id, ErrorCode::Success);
                 let refused = match &login.resume {
                     None => String::new(),
                     Some(r) => match self.try_resume(conn, &app, &login.account, r, privileges) {
@@ -59,6 +60,7 @@ impl<S: Store> Broker<S> {
             }
             Err((code, message, retry_after_ms)) => {
                 self.stats.login_failures += 1;
+                self.tally_login(&login.app_id, code);
                 self.send(
                     conn,
                     OutFrame::server(server_frame::Kind::LoginFailed(pb::LoginFailed {
@@ -269,6 +271,7 @@ impl<S: Store> Broker<S> {
             c.session = Some(sid);
         }
         self.stats.resumes += 1;
+        self.stats.replayed_events += replay.len() as u64;
         self.send(conn, ok);
         for frame in replay {
             self.send(conn, frame);
@@ -414,6 +417,7 @@ impl<S: Store> Broker<S> {
                 break;
             }
             self.deliver_instant(sid, m, true);
+            self.stats.stored_delivered += 1;
         }
         for m in stored {
             self.requeue(&app.app_id, &account, m);

@@ -6,6 +6,7 @@ use beckon_proto::{CallError, CallResult};
 
 use super::{Broker, Caller};
 use crate::SessionId;
+use crate::admin::RequestKind;
 use crate::frame::BodyField;
 use crate::invoke::{self, Function, Response};
 use crate::store::Store;
@@ -29,6 +30,7 @@ impl<S: Store> Broker<S> {
             self.reply(sid, req.id, Err(e));
             return;
         }
+        let kind = RequestKind::of(req.op.as_ref());
         let me = Caller {
             sid,
             app: s.app.clone(),
@@ -38,6 +40,7 @@ impl<S: Store> Broker<S> {
         let result = match req.op {
             None => Err(CallError::wrong_param("unknown request kind")),
             Some(Op::Logout(_)) => {
+                self.tally_request(&me.app.app_id, kind, 0);
                 let seq = self.reply(sid, req.id, Ok(None));
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.logging_out = seq;
@@ -46,6 +49,8 @@ impl<S: Store> Broker<S> {
             }
             Some(op) => self.run_op(&me, op),
         };
+        let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
+        self.tally_request(&me.app.app_id, kind, code);
         self.reply(sid, req.id, result);
         for (to, body) in std::mem::take(&mut self.follow_ups) {
             self.emit_encoded(to, &body, None);

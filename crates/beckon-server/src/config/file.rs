@@ -42,6 +42,7 @@ pub(super) struct FileConfig {
     development: bool,
     #[serde(default)]
     apps: Vec<FileApp>,
+    admin: Option<String>,
 }
 
 /// `listen = "tcp://…"` or `listen = ["tcp://…", "quic://…"]`.
@@ -156,6 +157,16 @@ impl FileConfig {
         set_positive!(None, self.login_burst_per_address => admission.login_burst_per_address);
         set_positive!(None, self.login_max_retry_after_ms => admission.max_retry_after, from_ms);
         admission.limit_loopback = self.login_limit_loopback;
+        if let Some(url) = self.admin {
+            config.admin =
+                Some(
+                    super::parse_admin(&url).map_err(|reason| ConfigError::InvalidValue {
+                        app_id: None,
+                        key: "admin",
+                        reason,
+                    })?,
+                );
+        }
         config.storage = match (self.data_dir, self.ephemeral) {
             (Some(_), true) => {
                 return Err(ConfigError::InvalidValue {

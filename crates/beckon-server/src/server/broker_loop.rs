@@ -9,9 +9,12 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
-use tracing::{debug, info, warn};
+use tracing::{Span, debug, field, info, info_span, warn};
 
-use beckon_broker::{Broker, BrokerStats, ConnId, OutFrame, Output};
+use beckon_broker::admin::ReloadReport;
+use beckon_broker::{
+    AdminCall, AdminError, AdminResponse, Apps, Broker, BrokerStats, ConnId, OutFrame, Output,
+};
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, server_frame};
 use beckon_transport::Scheme;
@@ -19,10 +22,11 @@ use beckon_transport::Scheme;
 use super::outbox::WriterHandle;
 use super::{INPUT_BATCH, RECONNECT_SPREAD};
 use crate::config::ServerConfig;
+use crate::metrics::{LoopCounters, LoopSnapshot, StoreTimings, Timed, scheme_index};
 use crate::store::ServerStore;
 
 /// What connection tasks (and the handle) tell the broker loop.
-pub(super) enum Input {
+pub(crate) enum Input {
     Connect {
         conn: ConnId,
         peer: SocketAddr,
@@ -43,12 +47,24 @@ pub(super) enum Input {
         cause: Cause,
     },
     Stats(oneshot::Sender<BrokerStats>),
+    /// An operator's request (the admin API).
+    Admin {
+        call: AdminCall,
+        reply: oneshot::Sender<Result<AdminResponse, AdminError>>,
+    },
+    /// A metrics scrape.
+    Snapshot(oneshot::Sender<LoopSnapshot>),
+    /// Serve these apps from now on (a reload).
+    Reload {
+        apps: Apps,
+        reply: oneshot::Sender<ReloadReport>,
+    },
     Shutdown,
 }
 
 /// Why a connection task stopped reading.
 #[derive(Debug)]
-pub(super) enum Cause {
+pub(crate) enum Cause {
     /// The peer closed the connection.
     Eof,
     /// The peer sent a frame longer than the maximum, or a length prefix of garbage.
@@ -63,17 +79,24 @@ pub(super) enum Cause {
 
 struct ConnEntry {
     peer: SocketAddr,
+    scheme: Scheme,
     writer: WriterHandle,
+    /// The connection's log context: id, peer and transport, then app and account once it
+    /// has logged in.
+    span: Span,
+    identified: bool,
 }
 
 pub(super) struct BrokerLoop {
-    broker: Broker<ServerStore>,
+    broker: Broker<Timed<ServerStore>>,
     inputs: mpsc::Receiver<Input>,
     /// Keyed by ids this server hands out, never by client input: a fast hash is safe.
     conns: FxHashMap<ConnId, ConnEntry>,
     outbound_budget: usize,
     /// Slow consumers the loop disconnected itself (the broker counts only its own).
     slow_consumers: u64,
+    /// What the loop counts for metrics; `None` when metrics are off.
+    counters: Option<LoopCounters>,
 }
 
 impl BrokerLoop {
@@ -81,6 +104,7 @@ impl BrokerLoop {
         config: &ServerConfig,
         store: ServerStore,
         inputs: mpsc::Receiver<Input>,
+        timings: Option<StoreTimings>,
     ) -> Self {
         // The only place the wall clock is read: the broker derives Unix time from this pair
         // and the monotonic instants it is given afterwards.
@@ -92,12 +116,15 @@ impl BrokerLoop {
                 0
             }
         };
+        let counters = timings.is_some().then(LoopCounters::default);
+        let store = Timed::new(store, timings);
         Self {
             broker: Broker::new(config.broker.clone(), store, epoch, epoch_unix_ms),
             inputs,
             conns: FxHashMap::default(),
             outbound_budget: config.outbound_budget_bytes,
             slow_consumers: 0,
+            counters,
         }
     }
 
@@ -115,12 +142,15 @@ impl BrokerLoop {
                 armed = deadline;
             }
             let mut stop = false;
+            let started;
             tokio::select! {
                 input = self.inputs.recv() => {
                     // Every sender is gone only once `run` has finished with the accept loop
                     // and every connection; nothing is left to serve.
                     let Some(input) = input else { break };
+                    started = self.counters.is_some().then(std::time::Instant::now);
                     stop = self.handle_input(input);
+                    let mut taken = 1;
                     for _ in 1..INPUT_BATCH {
                         if stop {
                             break;
@@ -129,11 +159,18 @@ impl BrokerLoop {
                             Ok(input) => stop = self.handle_input(input),
                             Err(_) => break,
                         }
+                        taken += 1;
+                    }
+                    if let Some(c) = &mut self.counters {
+                        c.inputs += taken;
                     }
                 }
                 // Forgetting what is armed makes the next turn re-arm even an unchanged
                 // deadline, so a completed timer can never make this select spin.
-                () = &mut sleep, if armed.is_some() => armed = None,
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    started = self.counters.is_some().then(std::time::Instant::now);
+                }
             }
             // Checked after inputs too, so a steady stream of inputs cannot starve the timers.
             let now = now();
@@ -141,6 +178,9 @@ impl BrokerLoop {
                 self.broker.handle_timeout(now);
             }
             self.drain_outputs();
+            if let (Some(c), Some(started)) = (&mut self.counters, started) {
+                c.busy += started.elapsed();
+            }
             if stop {
                 self.shutdown();
                 break;
@@ -157,8 +197,26 @@ impl BrokerLoop {
                 scheme,
                 writer,
             } => {
-                debug!(conn = conn.0, %peer, %scheme, "connection opened");
-                self.conns.insert(conn, ConnEntry { peer, writer });
+                let span = info_span!(
+                    "conn",
+                    id = conn.0,
+                    %peer,
+                    transport = %scheme,
+                    app = field::Empty,
+                    account = field::Empty,
+                );
+                span.in_scope(|| debug!("connection opened"));
+                if let Some(c) = &mut self.counters {
+                    c.opened[scheme_index(scheme)] += 1;
+                }
+                let entry = ConnEntry {
+                    peer,
+                    scheme,
+                    writer,
+                    span,
+                    identified: false,
+                };
+                self.conns.insert(conn, entry);
                 // The address goes with the connection: admission control keeps a login
                 // bucket per source address (SPEC §10).
                 self.broker.connect_from(conn, peer.ip(), now());
@@ -168,6 +226,7 @@ impl BrokerLoop {
                 // (the broker would ignore them too).
                 if self.conns.contains_key(&conn) {
                     self.broker.handle_frame(conn, &payload, now());
+                    self.identify(conn);
                 }
             }
             Input::Frames { conn, payloads } => {
@@ -179,6 +238,7 @@ impl BrokerLoop {
                     }
                     self.broker.handle_frame(conn, &payload, now);
                 }
+                self.identify(conn);
             }
             Input::Disconnect { conn, cause } => {
                 // What earlier inputs of this batch produced for the connection goes out first
@@ -186,6 +246,7 @@ impl BrokerLoop {
                 self.drain_outputs();
                 // Absent when the loop closed the connection itself; the broker forgot it then.
                 if let Some(entry) = self.conns.remove(&conn) {
+                    let _span = entry.span.enter();
                     let (id, peer) = (conn.0, entry.peer);
                     match &cause {
                         Cause::Oversized(why) => {
@@ -215,9 +276,50 @@ impl BrokerLoop {
                 stats.slow_consumer_disconnects += self.slow_consumers;
                 let _ = reply.send(stats);
             }
+            Input::Admin { call, reply } => {
+                let _ = reply.send(self.broker.admin(call, now()));
+            }
+            Input::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Input::Reload { apps, reply } => {
+                let _ = reply.send(self.broker.reconfigure(apps, now()));
+            }
             Input::Shutdown => return true,
         }
         false
+    }
+
+    /// Records the app and account in a connection's log context once it has logged in.
+    fn identify(&mut self, conn: ConnId) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if entry.identified {
+            return;
+        }
+        if let Some((app, account)) = self.broker.conn_identity(conn) {
+            entry.span.record("app", app);
+            entry.span.record("account", account);
+            entry.identified = true;
+        }
+    }
+
+    /// What a metrics scrape publishes, at this moment.
+    fn snapshot(&self) -> LoopSnapshot {
+        let mut broker = self.broker.snapshot();
+        broker.stats.slow_consumer_disconnects += self.slow_consumers;
+        let mut connections = [0; 5];
+        for entry in self.conns.values() {
+            connections[scheme_index(entry.scheme)] += 1;
+        }
+        LoopSnapshot {
+            broker,
+            counters: self.counters.clone().unwrap_or_default(),
+            connections,
+            queue_depth: self.inputs.len(),
+            queue_capacity: self.inputs.max_capacity(),
+        }
     }
 
     fn drain_outputs(&mut self) {
@@ -228,6 +330,7 @@ impl BrokerLoop {
                     // Dropping the writer's handle closes its outbox: the writer writes what is
                     // queued, flushes and shuts the socket down; the connection task then ends.
                     if let Some(entry) = self.conns.remove(&conn) {
+                        let _span = entry.span.enter();
                         let (id, peer, code) = (conn.0, entry.peer, reason.code);
                         let why = &reason.message;
                         // LOGIN_E_* codes: the broker refused a login (bad token, unknown app…).
@@ -260,6 +363,7 @@ impl BrokerLoop {
             return;
         };
         self.slow_consumers += 1;
+        let _span = entry.span.enter();
         warn!(
             conn = conn.0,
             peer = %entry.peer,

@@ -14,8 +14,8 @@ use beckon_proto::pb::{self, client_frame, server_frame};
 use beckon_proto::{CallError, ErrorCode, codec};
 use beckon_token::Privileges;
 
-use crate::admission::Admission;
 use crate::admin::Tallies;
+use crate::admission::Admission;
 use crate::calls::Calls;
 use crate::channels::Channels;
 use crate::config::{AppConfig, BrokerConfig};

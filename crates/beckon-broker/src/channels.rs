@@ -486,9 +486,13 @@ impl Channels {
 
     /// Every channel of `app` with its member count, in no particular order.
     pub(crate) fn summaries(&self, app: &str) -> Vec<(&str, usize)> {
-        (self.by_app.get(app).into_iter().flat_map(|a| a.channels.iter()))
-            .map(|(name, c)| (&**name, c.len()))
-            .collect()
+        (self
+            .by_app
+            .get(app)
+            .into_iter()
+            .flat_map(|a| a.channels.iter()))
+        .map(|(name, c)| (&**name, c.len()))
+        .collect()
     }
 
     /// Per app: its channels and the memberships summed over them.

@@ -67,8 +67,8 @@
 //! assert!(broker.poll_timeout().is_some(), "the heartbeat deadline is armed");
 //! ```
 
-mod admission;
 pub mod admin;
+mod admission;
 mod broker;
 mod calls;
 mod channels;

@@ -55,7 +55,7 @@ impl Reloader {
         let config = loaded.map_err(|e| format!("the configuration was not reloaded: {e}"))?;
         let (reply, answer) = oneshot::channel();
         let input = Input::Reload {
-            apps: config.broker.apps,
+            apps: Box::new(config.broker.apps),
             reply,
         };
         let shutting_down = || "the server is shutting down".to_owned();

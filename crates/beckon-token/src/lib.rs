@@ -66,8 +66,8 @@
 
 mod error;
 mod format;
-pub mod legacy;
 pub mod issue;
+pub mod legacy;
 mod privileges;
 mod secret;
 

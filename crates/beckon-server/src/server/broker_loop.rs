@@ -56,7 +56,7 @@ pub(crate) enum Input {
     Snapshot(oneshot::Sender<LoopSnapshot>),
     /// Serve these apps from now on (a reload).
     Reload {
-        apps: Apps,
+        apps: Box<Apps>,
         reply: oneshot::Sender<ReloadReport>,
     },
     Shutdown,
@@ -283,7 +283,7 @@ impl BrokerLoop {
                 let _ = reply.send(self.snapshot());
             }
             Input::Reload { apps, reply } => {
-                let _ = reply.send(self.broker.reconfigure(apps, now()));
+                let _ = reply.send(self.broker.reconfigure(*apps, now()));
             }
             Input::Shutdown => return true,
         }

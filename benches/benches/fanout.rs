@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use beckon_broker::{AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
+use beckon_broker::{AdmissionConfig, AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
 use beckon_proto::codec::encode_client;
 use beckon_proto::pb::{self, client_frame::Kind, request::Op};
 use beckon_testkit::wire;
@@ -23,6 +23,8 @@ fn rig(members: u64) -> (Broker<MemoryStore>, Instant) {
     let mut config = BrokerConfig::new(apps, [9; 32]);
     config.max_unacked_events = usize::MAX;
     config.max_unacked_bytes = usize::MAX;
+    // Thousands of members log in in one instant.
+    config.admission = AdmissionConfig::unlimited();
     let now = Instant::now();
     let mut b = Broker::new(config, MemoryStore::new(), now, 0);
     for i in 0..members {

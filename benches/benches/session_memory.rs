@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-use beckon_broker::{AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
+use beckon_broker::{AdmissionConfig, AppConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
 use beckon_testkit::wire;
 
 #[global_allocator]
@@ -22,7 +22,10 @@ fn main() {
     let mut apps = Apps::default();
     apps.development = Some(AppConfig::development(""));
     let now = Instant::now();
-    let mut b = Broker::new(BrokerConfig::new(apps, [9; 32]), MemoryStore::new(), now, 0);
+    let mut config = BrokerConfig::new(apps, [9; 32]);
+    // Ten thousand sessions log in in one instant.
+    config.admission = AdmissionConfig::unlimited();
+    let mut b = Broker::new(config, MemoryStore::new(), now, 0);
     // One session first, so what is allocated once (maps' first buckets, the app) is not
     // counted per session.
     login(&mut b, 0, now);

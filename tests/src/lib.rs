@@ -173,6 +173,17 @@ impl TestServer {
         self.handle.endpoints()
     }
 
+    /// The operator listener's base URL (`http://127.0.0.1:PORT`), when the test configured
+    /// one (`config.admin`).
+    pub fn admin_url(&self) -> Option<String> {
+        self.handle.admin_addr().map(|a| format!("http://{a}"))
+    }
+
+    /// Reloads the configuration file the test named in `config.config_file`.
+    pub async fn reload(&self) -> Result<beckon_broker::admin::ReloadReport, String> {
+        self.handle.reload().await
+    }
+
     /// The address of the [`url`](Self::url) listener.
     pub fn addr(&self) -> SocketAddr {
         self.handle.local_addr()

@@ -1,7 +1,14 @@
 //! `cargo xtask`: Beckon's development chores.
 //!
 //! - `cargo xtask test [--transport <scheme>] [-- <test args>]`: every test, with the
-//!   end-to-end suite run over every transport ([`test_cmd`]), then the Web SDK's ([`web`]).
+//!   end-to-end suite run over every transport ([`test_cmd`]), then the C and C++ SDK's
+//!   suites ([`cpp`]; `--cpp` runs only those), the Web SDK's ([`web`]) and every fuzz
+//!   target briefly.
+//! - `cargo xtask fuzz [--time S] [target…]`: the libFuzzer targets of `fuzz/`, S seconds each
+//!   ([`fuzz`]).
+//! - `cargo xtask dist cpp [--debug]`: the C and C++ SDK as a user downloads it ([`dist`]).
+//! - `cargo xtask cpp-rtt [rounds]`: the p2p round trip through the C++ API beside the Rust
+//!   SDK's ([`cpp`]).
 //! - `cargo xtask bench [micro] [-- <criterion args>]`: the criterion micro-benchmarks
 //!   (codec, token, broker routing and fan-out) in release mode ([`micro`]); `cargo xtask bench
 //!   rtt`: the round trip per transport.
@@ -24,6 +31,9 @@
     reason = "the load generator uses all of it, the xtask the parser"
 )]
 mod cli;
+mod cpp;
+mod dist;
+mod fuzz;
 mod launch;
 mod micro;
 mod test_cmd;
@@ -56,16 +66,32 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("bench") => bench(rest),
         Some("test") => test_cmd::run(rest),
+        Some("fuzz") => fuzz::main(rest),
         Some("web") => web::run(rest),
+        Some("dist") => dist::main(rest),
+        Some("cpp-rtt") => cpp::rtt(rest),
         Some("-h" | "--help" | "help") => {
-            println!("{}\n{}\n{}", test_cmd::USAGE, web::USAGE, bench_usage());
+            println!("{}", usage());
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{}\n{}\n{}", test_cmd::USAGE, web::USAGE, bench_usage());
+            eprintln!("{}", usage());
             ExitCode::from(2)
         }
     }
+}
+
+/// Every command's usage.
+fn usage() -> String {
+    format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        test_cmd::USAGE,
+        fuzz::USAGE,
+        web::USAGE,
+        "usage: cargo xtask dist cpp [--debug]",
+        "usage: cargo xtask cpp-rtt [rounds]",
+        bench_usage()
+    )
 }
 
 /// `cargo xtask bench …`.

@@ -2,21 +2,28 @@
 //!
 //! Runs `cargo test --workspace` (whose end-to-end suite talks TCP), then the end-to-end suite
 //! (`cargo test -p beckon-tests`) once more for each other scheme, with `BECKON_TEST_TRANSPORT`
-//! naming it. The test binaries are built once; the passes differ only in that variable. With
-//! `--transport`, runs just the end-to-end suite over that scheme. A full run ends with the Web
-//! SDK's tests (`crate::web::test`).
+//! naming it. The test binaries are built once; the passes differ only in that variable. Then
+//! the C and C++ SDK's step ([`crate::cpp`]), the Web SDK's tests (`crate::web::test`) and,
+//! last, every fuzz target for [`FUZZ_SECONDS`] on its corpus ([`crate::fuzz`]): the committed
+//! seeds and crash regressions are replayed, and a short search looks for new crashes. With
+//! `--transport`, runs just the end-to-end suite over that scheme; with `--cpp`, just the C and
+//! C++ step.
 
 use std::process::{Command, ExitCode};
 
 /// The schemes the end-to-end suite runs over after the workspace pass (which is TCP).
 const OTHER_SCHEMES: [&str; 4] = ["tls", "quic", "ws", "wss"];
 const ALL_SCHEMES: [&str; 5] = ["tcp", "tls", "quic", "ws", "wss"];
+/// Seconds each fuzz target runs for in the test command (six targets: three minutes).
+const FUZZ_SECONDS: u64 = 30;
+
 /// The usage line of `cargo xtask test`.
 pub(crate) const USAGE: &str =
-    "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [-- <test args>]";
+    "usage: cargo xtask test [--transport tcp|tls|quic|ws|wss] [--cpp] [-- <test args>]";
 
 pub(crate) fn run(args: &[String]) -> ExitCode {
     let mut only = None;
+    let mut cpp_only = false;
     let mut rest: &[String] = args;
     while let Some((first, tail)) = rest.split_first() {
         match first.as_str() {
@@ -37,6 +44,10 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 only = Some(scheme.clone());
                 rest = tail;
             }
+            "--cpp" => {
+                cpp_only = true;
+                rest = tail;
+            }
             "--" => {
                 rest = tail;
                 break;
@@ -45,8 +56,10 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 println!(
                     "{USAGE}\n\n\
                      Runs `cargo test --workspace` (the end-to-end suite over TCP), then the\n\
-                     end-to-end suite again over tls, quic, ws and wss; with --transport, just\n\
-                     the end-to-end suite over that scheme. Arguments after -- go to the tests."
+                     end-to-end suite again over tls, quic, ws and wss, then the C and C++ SDK's\n\
+                     checks and the Web SDK's tests; with --transport, just the end-to-end suite\n\
+                     over that scheme; with --cpp, just the C and C++ checks. Arguments after --\n\
+                     go to the tests."
                 );
                 return ExitCode::SUCCESS;
             }
@@ -55,6 +68,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if cpp_only {
+        return crate::cpp::test();
     }
     let passes: Vec<(String, Vec<&str>)> = match &only {
         Some(scheme) => vec![(scheme.clone(), vec!["-p", "beckon-tests"])],
@@ -72,7 +88,7 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
             selection.join(" ")
         );
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let status = crate::dist::clean_cargo_env(&mut Command::new(cargo))
             .arg("test")
             .args(&selection)
             .args(if rest.is_empty() {
@@ -95,8 +111,16 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
             }
         }
     }
-    if only.is_none() && !crate::web::test() {
-        return ExitCode::FAILURE;
+    if only.is_none() {
+        if crate::cpp::test() != ExitCode::SUCCESS {
+            return ExitCode::FAILURE;
+        }
+        if !crate::web::test() {
+            return ExitCode::FAILURE;
+        }
+        eprintln!("== cargo xtask fuzz --time {FUZZ_SECONDS} (every target)");
+        let targets: Vec<String> = crate::fuzz::TARGETS.map(String::from).to_vec();
+        return crate::fuzz::run(&targets, FUZZ_SECONDS, &[]);
     }
     ExitCode::SUCCESS
 }

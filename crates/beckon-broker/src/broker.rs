@@ -4,6 +4,7 @@
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,21 +14,30 @@ use beckon_proto::pb::{self, client_frame, server_frame};
 use beckon_proto::{CallError, ErrorCode, codec};
 use beckon_token::Privileges;
 
+use crate::admin::{RequestKind, Tallies};
+use crate::admission::Admission;
 use crate::calls::Calls;
 use crate::channels::Channels;
 use crate::config::{AppConfig, BrokerConfig};
 use crate::frame::{BodyField, EventBody, OutFrame};
+use crate::offline::OfflineLedger;
 use crate::session::Session;
+use crate::shrink::{shrink_deque, shrink_heap, shrink_map};
 use crate::store::{Store, StoreError, StoreOp};
 use crate::{ConnId, SessionId};
 use storage::{Storage, Then};
 
+mod admin;
 mod calls;
 mod channels;
 mod login;
 mod requests;
 mod storage;
 mod users;
+
+/// Timer heaps this small are not worth compacting.
+const MIN_TIMERS_COMPACT: usize = 1_024;
+pub use admin::ADMIN_KICK_MESSAGE;
 
 /// What the broker asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +84,8 @@ enum TimerKey {
     AutoUpdate(u64),
     /// A call's ringing or waiting deadline.
     Call(u64),
+    /// The oldest stored offline message's TTL.
+    OfflineExpiry,
 }
 
 /// Counters for metrics and tests.
@@ -106,6 +118,56 @@ pub struct BrokerStats {
     pub offline_expired: u64,
     /// Store operations that failed (the store's driver logs why).
     pub store_errors: u64,
+    /// Events replayed to clients that resumed their session.
+    pub replayed_events: u64,
+    /// Stored offline messages handed to a session after its login.
+    pub stored_delivered: u64,
+    /// Calls the callee accepted.
+    pub calls_accepted: u64,
+    /// Calls the callee refused.
+    pub calls_refused: u64,
+    /// Calls ended by either side, or by a side going offline after acceptance.
+    pub calls_ended: u64,
+    /// Calls that failed: unanswered, or the callee offline.
+    pub calls_failed: u64,
+    /// Sessions an administrator logged out.
+    pub admin_kicks: u64,
+    /// Messages an administrator sent (p2p and channel).
+    pub admin_messages: u64,
+    /// Logins refused by admission control (`GENERAL_E_OVERLOAD`), server-wide or per address.
+    pub logins_refused: u64,
+    /// Logins with a legacy (md5) token, for apps that accept them.
+    pub legacy_logins: u64,
+    /// Empty channels ended before their TTL by a quota: an account leaving more empty channels
+    /// behind than it may, or an app at its channel limit making room.
+    pub channels_evicted: u64,
+}
+
+/// What the broker holds in memory on behalf of clients, counted by the broker itself: each
+/// figure is bounded by a quota and returns to zero when what holds it ends or expires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    pub connections: usize,
+    pub sessions: usize,
+    /// Apps with sessions (configured apps, and development apps while they have sessions).
+    pub apps: usize,
+    pub channels: usize,
+    /// Channels without members, waiting out their TTL.
+    pub empty_channels: usize,
+    /// Bytes of channel attribute names and values, in every channel.
+    pub channel_attr_bytes: usize,
+    /// Calls in progress.
+    pub calls: usize,
+    /// Bytes of call `extra` kept for invitations not yet handed to their callee.
+    pub call_extra_bytes: usize,
+    /// Messages this broker accepted for accounts without a session, still in the store.
+    pub offline_messages: usize,
+    /// What those messages count against their apps' store quota.
+    pub offline_bytes: usize,
+    /// Source addresses with a login bucket of their own.
+    pub tracked_addresses: usize,
+    /// Pending timers.
+    pub timers: usize,
 }
 
 #[derive(Debug)]
@@ -113,6 +175,8 @@ struct Conn {
     opened_at: Instant,
     last_rx: Instant,
     session: Option<SessionId>,
+    /// Where the connection comes from, when the driver said.
+    peer: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -130,6 +194,8 @@ struct Caller {
     privileged: bool,
     /// The request's id, for a reply that waits for the store.
     request: u64,
+    /// The request's kind, tallied when it is answered; `None` for an operator's call.
+    kind: Option<RequestKind>,
 }
 
 /// The sans-IO broker core.
@@ -144,8 +210,9 @@ struct Caller {
 ///   timer;
 /// - getters: [`stats`](Self::stats), [`is_online`](Self::is_online), [`store`](Self::store).
 ///
-/// The store `S` is a handle the broker keeps for its drivers and never calls: they carry its
-/// batches out on a handle of their own.
+/// The store `S` is a handle the broker keeps for its drivers: they carry its batches out on a
+/// handle of their own. The broker calls it for one thing only, an operator's read of an
+/// account's attributes ([`admin`](Self::admin)), never on a client's path.
 #[derive(Debug)]
 pub struct Broker<S> {
     config: BrokerConfig,
@@ -168,15 +235,24 @@ pub struct Broker<S> {
     /// The time of the input being handled.
     now: Instant,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    /// The heap is compacted when it grows past this.
+    timers_compact_at: usize,
     outputs: VecDeque<Output>,
     stats: BrokerStats,
+    admission: Admission,
+    offline: OfflineLedger,
+    /// When the offline expiry timer is armed for.
+    offline_timer: Option<Instant>,
+    /// Events that follow the reply of the request being handled (a join's attributes that
+    /// did not fit in its answer).
+    follow_ups: Vec<(SessionId, EventBody)>,
+    tallies: Tallies,
 }
 
 impl<S: Store> Broker<S> {
     /// A broker whose clock reads `epoch_unix_ms` (Unix milliseconds) at `epoch`.
     pub fn new(config: BrokerConfig, store: S, epoch: Instant, epoch_unix_ms: u64) -> Self {
         Self {
-            config,
             store,
             storage: Storage::default(),
             epoch,
@@ -191,8 +267,15 @@ impl<S: Store> Broker<S> {
             head_scratch: bytes::BytesMut::new(),
             now: epoch,
             timers: BinaryHeap::new(),
+            timers_compact_at: MIN_TIMERS_COMPACT,
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
+            tallies: Tallies::default(),
+            admission: Admission::new(config.admission.clone(), epoch),
+            offline: OfflineLedger::default(),
+            offline_timer: None,
+            follow_ups: Vec::new(),
+            config,
         }
     }
 
@@ -210,9 +293,30 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    /// The store handle the broker was made with (it never calls it).
+    /// The store handle the broker was made with.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// What the broker holds on behalf of clients now (see [`Held`]).
+    pub fn held(&self) -> Held {
+        let (channels, empty_channels, channel_attr_bytes) = self.channels.held();
+        let (calls, call_extra_bytes) = self.calls.held();
+        let (offline_messages, offline_bytes) = self.offline.held();
+        Held {
+            connections: self.conns.len(),
+            sessions: self.sessions.len(),
+            apps: self.apps.len(),
+            channels,
+            empty_channels,
+            channel_attr_bytes,
+            calls,
+            call_extra_bytes,
+            offline_messages,
+            offline_bytes,
+            tracked_addresses: self.admission.tracked_addresses(),
+            timers: self.timers.len(),
+        }
     }
 
     /// Whether `account` of `app_id` has a session.
@@ -240,8 +344,20 @@ impl<S: Store> Broker<S> {
 
     // ---- inputs -------------------------------------------------------------------------------
 
-    /// A new connection was accepted. It must log in within the login timeout.
+    /// A new connection was accepted, from an address the driver does not know or does not
+    /// say: its login meets only the server-wide admission bucket. It must log in within the
+    /// login timeout.
     pub fn connect(&mut self, conn: ConnId, now: Instant) {
+        self.open(conn, None, now);
+    }
+
+    /// A new connection was accepted from `peer`: its login meets the server-wide admission
+    /// bucket and that of its address. It must log in within the login timeout.
+    pub fn connect_from(&mut self, conn: ConnId, peer: IpAddr, now: Instant) {
+        self.open(conn, Some(peer), now);
+    }
+
+    fn open(&mut self, conn: ConnId, peer: Option<IpAddr>, now: Instant) {
         self.now = now;
         self.conns.insert(
             conn,
@@ -249,6 +365,7 @@ impl<S: Store> Broker<S> {
                 opened_at: now,
                 last_rx: now,
                 session: None,
+                peer,
             },
         );
         self.arm(now + self.config.login_timeout, TimerKey::Conn(conn));
@@ -263,6 +380,7 @@ impl<S: Store> Broker<S> {
         {
             self.detach(sid, now);
         }
+        self.shrink_tables();
     }
 
     /// Shuts down: every client is told to reconnect (spread over `spread`) and which of its
@@ -363,8 +481,19 @@ impl<S: Store> Broker<S> {
                 TimerKey::ChannelTtl(id) => self.channel_ttl_due(id, now),
                 TimerKey::AutoUpdate(id) => self.auto_update_due(id, now),
                 TimerKey::Call(id) => self.call_timer_due(id, now),
+                TimerKey::OfflineExpiry => self.offline_expiry_due(now),
             }
         }
+        self.shrink_tables();
+    }
+
+    /// Gives back the memory of tables a crowd made large once it has gone (see `shrink`).
+    fn shrink_tables(&mut self) {
+        shrink_map(&mut self.conns);
+        shrink_map(&mut self.sessions);
+        shrink_map(&mut self.apps);
+        shrink_heap(&mut self.timers);
+        shrink_deque(&mut self.outputs);
     }
 
     /// A connection's login deadline or heartbeat silence: a popped entry that is not due yet
@@ -408,6 +537,52 @@ impl<S: Store> Broker<S> {
 
     fn arm(&mut self, at: Instant, key: TimerKey) {
         self.timers.push(Reverse((at, key)));
+        if self.timers.len() > self.timers_compact_at {
+            self.compact_timers();
+        }
+    }
+
+    /// Drops the timer entries that can no longer fire anything: those of connections, calls
+    /// and channels that are gone, and those superseded by a later deadline (a channel left
+    /// empty again, a session detached again). Without it, a client that joins and leaves a
+    /// channel in a loop, or creates channels that quotas end early, would grow the heap by one
+    /// entry per action for as long as the longest TTL. Run when the heap has doubled since the
+    /// last run, so its cost is constant (amortised) per timer armed.
+    fn compact_timers(&mut self) {
+        let mut live: Vec<_> = std::mem::take(&mut self.timers)
+            .into_vec()
+            .into_iter()
+            .filter(|Reverse((at, key))| self.timer_live(*at, *key))
+            .collect();
+        // Entries armed twice for the same instant (a join and leave within one input batch)
+        // fire once.
+        live.sort_unstable();
+        live.dedup();
+        self.timers = BinaryHeap::from(live);
+        shrink_heap(&mut self.timers);
+        self.timers_compact_at = (self.timers.len() * 2).max(MIN_TIMERS_COMPACT);
+    }
+
+    /// Whether the timer entry (`at`, `key`) still has something to do.
+    fn timer_live(&self, at: Instant, key: TimerKey) -> bool {
+        match key {
+            TimerKey::Conn(conn) => self.conns.contains_key(&conn),
+            TimerKey::Grace(sid) => self
+                .sessions
+                .get(&sid)
+                .is_some_and(|s| s.grace_until == Some(at)),
+            TimerKey::ChannelTtl(id) => self
+                .channel_by_id(id)
+                .is_some_and(|c| c.ttl_until() == Some(at)),
+            TimerKey::AutoUpdate(id) => self.channel_by_id(id).is_some_and(|c| c.reports_at(at)),
+            TimerKey::Call(id) => self.calls.get(id).is_some_and(|c| c.deadline == Some(at)),
+            TimerKey::OfflineExpiry => self.offline_timer == Some(at),
+        }
+    }
+
+    fn channel_by_id(&self, id: u64) -> Option<&crate::channels::Channel> {
+        let (app, name) = self.channels.name_of(id)?;
+        self.channels.get(&app, &name)
     }
 
     /// Appends an event to a session's stream; returns its sequence number. `record`: the
@@ -476,7 +651,9 @@ impl<S: Store> Broker<S> {
                 message: message.to_owned(),
             },
         });
-        self.conns.remove(&conn)
+        let c = self.conns.remove(&conn);
+        shrink_map(&mut self.conns);
+        c
     }
 
     /// Tells the client why (a kick frame), then closes its connection.
@@ -518,13 +695,18 @@ impl<S: Store> Broker<S> {
 
     fn message_id(&mut self) -> u64 {
         self.next_message += 1;
+        self.message_id_of(self.next_message)
+    }
+
+    /// The id of the `n`th message of this run.
+    fn message_id_of(&self, n: u64) -> u64 {
         let key = u64::from_be_bytes(
             self.config.server_secret[..8]
                 .try_into()
                 .expect("the secret has 32 bytes"),
         );
         // A bijective mix: unique within a run, unpredictable across runs.
-        splitmix64(key ^ self.next_message)
+        splitmix64(key ^ n)
     }
 
     fn unix_ms(&self, now: Instant) -> u64 {
@@ -544,7 +726,7 @@ pub fn uid_for(app_id: &str, account: &str) -> u32 {
     if uid == 0 { 1 } else { uid }
 }
 
-fn splitmix64(mut z: u64) -> u64 {
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

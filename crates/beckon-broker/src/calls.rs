@@ -3,7 +3,21 @@
 //! who hears about a change.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::time::Instant;
+
+use crate::shrink::shrink_map;
+
+/// Counts one down under `key`, removing the entry at zero.
+fn decrement<K: Eq + Hash>(counts: &mut HashMap<K, usize>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+            shrink_map(counts);
+        }
+    }
+}
 
 /// (app, channel, caller, callee): at most one call per key is in progress.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -53,12 +67,17 @@ impl Call {
 ///
 /// Invariants: `by_key` and `by_id` name the same calls; `by_account` lists each call under
 /// its caller and its callee side; `waiting` lists exactly the calls in
-/// [`CallState::WaitingForPeer`], under their callee.
+/// [`CallState::WaitingForPeer`], under their callee; `placed` counts each call under its
+/// (app, caller) and `per_app` under its app, without zero entries; `extra_bytes` is the sum of
+/// the calls' `extra` lengths.
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     next_id: u64,
     by_id: HashMap<u64, Call>,
     by_key: HashMap<CallKey, u64>,
+    placed: HashMap<(String, String), usize>,
+    per_app: HashMap<String, usize>,
+    extra_bytes: usize,
     /// (app, account) → calls the account is a side of (as caller, callee or gateway).
     by_account: HashMap<(String, String), HashSet<u64>>,
     /// (app, callee) → invitations waiting for the callee to come online.
@@ -81,6 +100,22 @@ impl Calls {
         self.by_key.contains_key(key)
     }
 
+    /// Calls in progress that `caller` placed in `app`.
+    pub(crate) fn placed_by(&self, app: &str, caller: &str) -> usize {
+        let key = (app.to_owned(), caller.to_owned());
+        self.placed.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Calls in progress in `app`.
+    pub(crate) fn in_app(&self, app: &str) -> usize {
+        self.per_app.get(app).copied().unwrap_or(0)
+    }
+
+    /// (calls, bytes of `extra` kept).
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.by_id.len(), self.extra_bytes)
+    }
+
     /// Adds a call (its key must be free); returns its id.
     pub(crate) fn insert(&mut self, call: Call) -> u64 {
         debug_assert!(!self.contains(&call.key));
@@ -99,6 +134,12 @@ impl Calls {
                 .or_default()
                 .push(id);
         }
+        *self
+            .placed
+            .entry((app.clone(), call.key.caller.clone()))
+            .or_default() += 1;
+        *self.per_app.entry(app.clone()).or_default() += 1;
+        self.extra_bytes += call.extra.len();
         self.by_key.insert(call.key.clone(), id);
         self.by_id.insert(id, call);
         id
@@ -108,12 +149,19 @@ impl Calls {
     pub(crate) fn remove(&mut self, id: u64) -> Option<Call> {
         let call = self.by_id.remove(&id)?;
         self.by_key.remove(&call.key);
+        self.extra_bytes -= call.extra.len();
+        let app = &call.key.app;
+        decrement(&mut self.placed, (app.clone(), call.key.caller.clone()));
+        decrement(&mut self.per_app, app.clone());
+        shrink_map(&mut self.by_id);
+        shrink_map(&mut self.by_key);
         for who in [&call.key.caller, call.callee_side()] {
             let k = (call.key.app.clone(), who.to_owned());
             if let Some(set) = self.by_account.get_mut(&k) {
                 set.remove(&id);
                 if set.is_empty() {
                     self.by_account.remove(&k);
+                    shrink_map(&mut self.by_account);
                 }
             }
         }
@@ -123,18 +171,22 @@ impl Calls {
                 v.retain(|x| *x != id);
                 if v.is_empty() {
                     self.waiting.remove(&k);
+                    shrink_map(&mut self.waiting);
                 }
             }
         }
         Some(call)
     }
 
-    /// Starts a call ringing until `deadline` (it is no longer waiting); returns it.
-    pub(crate) fn ring(&mut self, id: u64, deadline: Instant) -> Option<&Call> {
+    /// Starts a call ringing until `deadline` (it is no longer waiting); returns it with its
+    /// `extra`, which the call no longer keeps (the invitation carries it to the callee).
+    pub(crate) fn ring(&mut self, id: u64, deadline: Instant) -> Option<(&Call, String)> {
         let call = self.by_id.get_mut(&id)?;
         call.state = CallState::Ringing;
         call.deadline = Some(deadline);
-        Some(call)
+        let extra = std::mem::take(&mut call.extra);
+        self.extra_bytes -= extra.len();
+        Some((call, extra))
     }
 
     /// The callee accepted: the call is in progress without a deadline.
@@ -147,9 +199,9 @@ impl Calls {
 
     /// Takes the invitations waiting for `callee`, oldest first (they must ring now).
     pub(crate) fn take_waiting(&mut self, app: &str, callee: &str) -> Vec<u64> {
-        self.waiting
-            .remove(&(app.to_owned(), callee.to_owned()))
-            .unwrap_or_default()
+        let taken = self.waiting.remove(&(app.to_owned(), callee.to_owned()));
+        shrink_map(&mut self.waiting);
+        taken.unwrap_or_default()
     }
 
     /// The calls `account` is a side of, in the order they were placed.
@@ -285,6 +337,24 @@ mod tests {
         assert_eq!(t.of_account("app", "b"), Vec::<u64>::new());
         assert_eq!(t.len(), 1);
         assert!(t.remove(waiting).is_none());
+        assert_eq!((t.placed_by("app", "a"), t.in_app("app")), (1, 1));
+        t.remove(ringing);
+        assert_eq!((t.placed_by("app", "a"), t.in_app("app")), (0, 0));
+        assert!(t.placed.is_empty() && t.per_app.is_empty());
+    }
+
+    #[test]
+    fn extra_is_kept_until_the_call_rings() {
+        let mut t = Calls::default();
+        let mut c = call("a", "b", CallState::WaitingForPeer, None);
+        c.extra = "{\"k\":1}".into();
+        let id = t.insert(c);
+        assert_eq!(t.held(), (1, 7));
+        let (_, extra) = t.ring(id, Instant::now()).unwrap();
+        assert_eq!(extra, "{\"k\":1}");
+        assert_eq!(t.held(), (1, 0));
+        t.remove(id);
+        assert_eq!(t.held(), (0, 0));
     }
 
     #[test]

@@ -12,9 +12,20 @@ pub struct OfflinePolicy {
     pub enabled: bool,
     /// Messages stored per account; a message beyond it fails with `SENDMESSAGE_E_OTHER`.
     pub max_per_account: usize,
-    /// How long a stored message waits; older ones are dropped at delivery time.
+    /// How long a stored message waits; then it leaves the store, delivered or not.
     pub ttl: Duration,
+    /// Messages one sender may have stored for offline accounts; a message beyond it fails
+    /// with `SENDMESSAGE_E_OTHER`.
+    pub max_per_sender: usize,
+    /// Bytes of stored messages the app may hold (each message counts its body, its sender and
+    /// recipient, and a fixed overhead of [`OFFLINE_MESSAGE_OVERHEAD`] bytes); a message beyond
+    /// it fails with `SENDMESSAGE_E_OTHER`.
+    pub max_bytes: usize,
 }
+
+/// What a stored message costs besides its body and names, in the app's store quota: its id,
+/// time and bookkeeping.
+pub const OFFLINE_MESSAGE_OVERHEAD: usize = 64;
 
 impl Default for OfflinePolicy {
     fn default() -> Self {
@@ -22,6 +33,8 @@ impl Default for OfflinePolicy {
             enabled: true,
             max_per_account: 100,
             ttl: Duration::from_secs(3600),
+            max_per_sender: 1_000,
+            max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -35,6 +48,10 @@ pub struct AppConfig {
     pub certificate: Option<Vec<u8>>,
     /// Whether the token `_no_need_token` logs in without a check.
     pub allow_no_token: bool,
+    /// Whether the legacy token format (`1:<appId>:<expireTs>:<md5>`, SPEC §10) is accepted
+    /// besides SignalingTokens, for an app moving from an existing token server. Weak (no
+    /// HMAC, replayable until it expires, no privileges): off unless the app asks.
+    pub legacy_tokens: bool,
     pub limits: Limits,
     pub offline: OfflinePolicy,
     /// User attributes an account may hold (besides built-ins).
@@ -51,6 +68,23 @@ pub struct AppConfig {
     pub default_channel_ttl: Duration,
     /// Attributes one channel may hold.
     pub max_channel_attrs: usize,
+    /// Bytes of attribute names and values (UTF-8) one channel may hold, built-ins included;
+    /// a write beyond it fails with `GENERAL_E_FAILED`. It keeps a join's answer within one
+    /// event ([`BrokerConfig::max_event_bytes`]).
+    pub max_channel_attr_bytes: usize,
+    /// The longest an empty channel lives: a `_channel_ttl` above it counts as this.
+    pub max_channel_ttl: Duration,
+    /// Empty channels one account may leave behind (channels it was the last to leave, still
+    /// waiting out their TTL); leaving one more ends the oldest of them at once.
+    pub max_empty_channels_per_account: usize,
+    /// Channels the app may hold, empty ones included. Creating one more ends the channel that
+    /// has been empty longest; when none is empty, the join fails with `JOINCHANNEL_E_OTHER`.
+    pub max_channels: usize,
+    /// Invitations one session may have in progress (placed and not ended: waiting for the
+    /// callee, ringing, or accepted); one more fails with `INVITE_E_OTHER`.
+    pub max_invites_per_session: usize,
+    /// Invitations the app may have in progress; one more fails with `INVITE_E_OTHER`.
+    pub max_invites: usize,
     /// How long an invitation rings unanswered before it fails with `INVITE_E_TIMEOUT`.
     pub call_timeout: Duration,
     /// How long an invitation to an offline callee waits for it (`_require_peer_online` 0).
@@ -64,6 +98,7 @@ impl AppConfig {
             app_id: app_id.into(),
             certificate: Some(certificate.into()),
             allow_no_token: false,
+            legacy_tokens: false,
             limits: Limits::default(),
             offline: OfflinePolicy::default(),
             max_user_attrs: 256,
@@ -73,6 +108,12 @@ impl AppConfig {
             max_notified_members: 512,
             default_channel_ttl: Duration::from_secs(7200),
             max_channel_attrs: 256,
+            max_channel_attr_bytes: 256 * 1024,
+            max_channel_ttl: Duration::from_secs(24 * 3600),
+            max_empty_channels_per_account: 64,
+            max_channels: 100_000,
+            max_invites_per_session: 100,
+            max_invites: 10_000,
             call_timeout: Duration::from_secs(60),
             peer_online_wait: Duration::from_secs(20),
         }
@@ -110,8 +151,18 @@ impl Apps {
         self.configured.insert(app.app_id.clone(), app);
     }
 
+    /// Whether `app_id` is one of the configured apps (not served by the template).
+    pub fn is_configured(&self, app_id: &str) -> bool {
+        self.configured.contains_key(app_id)
+    }
+
     pub fn is_development(&self) -> bool {
         self.development.is_some()
+    }
+
+    /// The configured apps, in no particular order.
+    pub fn configured(&self) -> impl Iterator<Item = &AppConfig> {
+        self.configured.values()
     }
 
     /// The configuration for `app_id`, if the broker serves it.
@@ -126,10 +177,71 @@ impl Apps {
     }
 }
 
+/// Admission control (SPEC §10): how many logins the broker takes per second, for the whole
+/// server and per source address, before it refuses them with `GENERAL_E_OVERLOAD` and a
+/// retry-after hint. Each is a token bucket: `…_per_s` tokens a second, at most `…_burst` saved
+/// up. Refused logins are told distinct times to come back, one token's interval apart, so a
+/// crowd returns as a ramp rather than all at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// Logins per second for the whole server.
+    pub logins_per_s: u32,
+    /// Logins the whole server takes at once after a quiet spell.
+    pub login_burst: u32,
+    /// Logins per second from one source address (IPv6: one /64).
+    pub logins_per_address_per_s: u32,
+    /// Logins one source address may make at once after a quiet spell.
+    pub login_burst_per_address: u32,
+    /// Whether loopback addresses get a bucket of their own. Off by default: a reverse proxy on
+    /// the same host makes every client look like 127.0.0.1, and one bucket would throttle all
+    /// of them together (the server-wide bucket still applies).
+    pub limit_loopback: bool,
+    /// The longest wait a refused login is told to take.
+    pub max_retry_after: Duration,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            logins_per_s: 5_000,
+            login_burst: 5_000,
+            logins_per_address_per_s: 20,
+            login_burst_per_address: 100,
+            limit_loopback: false,
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl AdmissionConfig {
+    /// No admission control: every login is taken (for benchmarks and tests that log in
+    /// thousands of clients in one instant).
+    pub fn unlimited() -> Self {
+        Self {
+            logins_per_s: u32::MAX,
+            login_burst: u32::MAX,
+            logins_per_address_per_s: u32::MAX,
+            login_burst_per_address: u32::MAX,
+            ..Self::default()
+        }
+    }
+}
+
+/// The default of [`BrokerConfig::max_event_bytes`]: 2 MiB, a quarter of what a session may
+/// hold unacknowledged.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;
+
 /// The broker's configuration.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub apps: Apps,
+    /// Admission control of logins.
+    pub admission: AdmissionConfig,
+    /// The largest answer the broker puts in one event: a join's member list and attributes
+    /// beyond it follow as separate attribute events, and a member list or attribute dump
+    /// beyond it is refused with a code. Well below `max_unacked_bytes`, so one answer never
+    /// ends a session.
+    pub max_event_bytes: usize,
     /// How often clients ping; a connection silent for three intervals is declared lost.
     pub heartbeat_interval: Duration,
     /// How long a new connection may take to send its login.
@@ -152,6 +264,8 @@ impl BrokerConfig {
     pub fn new(apps: Apps, server_secret: [u8; 32]) -> Self {
         Self {
             apps,
+            admission: AdmissionConfig::default(),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             heartbeat_interval: Duration::from_secs(10),
             login_timeout: Duration::from_secs(10),
             max_unacked_events: 16 * 1024,

@@ -76,6 +76,7 @@ impl Function {
             return Err(CallError::wrong_param(format!("unknown function {name:?}")));
         }
         let args = InvokeArgs::parse(req)?;
+        args.only(function, arguments(function))?;
         let s = |key: &str| args.string(key);
         Ok(match function {
             "user_query_user_status" => Self::UserStatus(s("account")?),
@@ -92,6 +93,21 @@ impl Function {
             "channel_del_attr" => Self::DelChannelAttr(s("channel")?, s("name")?),
             _ => Self::ClearChannelAttr(s("channel")?),
         })
+    }
+}
+
+/// The arguments `function` (a known name, without the prefix) takes; any other is refused.
+fn arguments(function: &str) -> &'static [&'static str] {
+    match function {
+        "user_query_user_status" | "user_get_attr_all" => &["account"],
+        "user_set_attr" => &["name", "value"],
+        "user_get_attr" => &["account", "name"],
+        "channel_query_num" | "channel_query_userlist" => &["name"],
+        "channel_query_user_isin" => &["name", "account"],
+        "channel_query_userlist_all" => &["name", "num"],
+        "channel_set_attr" => &["channel", "name", "value"],
+        "channel_del_attr" => &["channel", "name"],
+        _ => &["channel"],
     }
 }
 
@@ -178,11 +194,11 @@ mod tests {
     #[test]
     fn requests_parse_into_typed_functions() {
         assert_eq!(
-            parse("user_get_attr", r#"{"account":"bob","name":"n","extra":1}"#).unwrap(),
+            parse("user_get_attr", r#"{"account":"bob","name":"n"}"#).unwrap(),
             Function::UserAttr("bob".into(), "n".into())
         );
         assert_eq!(
-            parse("channel_query_userlist", r#"{"name":"c","num":5}"#).unwrap(),
+            parse("channel_query_userlist", r#"{"name":"c"}"#).unwrap(),
             Function::ChannelUsers("c".into(), 200)
         );
         assert_eq!(
@@ -199,7 +215,10 @@ mod tests {
 
     /// (function, request, what the message says).
     #[rustfmt::skip]
-    const BAD_ARGUMENTS: [(&str, &str, &str); 16] = [
+    const BAD_ARGUMENTS: [(&str, &str, &str); 19] = [
+        ("user_set_attr", r#"{"account":"bob","name":"n","value":"v"}"#, "\"account\" is not used"),
+        ("user_get_attr", r#"{"account":"bob","name":"n","extra":1}"#, "\"extra\" is not used"),
+        ("channel_query_userlist", r#"{"name":"c","num":5}"#, "\"num\" is not used"),
         ("user_get_attr", "not json", "not valid JSON"),
         ("user_get_attr", "", "not valid JSON"),
         ("user_get_attr", "[1]", "must be a JSON object"),
@@ -208,14 +227,14 @@ mod tests {
         ("user_set_attr", r#"{"name":"n","value":null}"#, "\"value\" must be a string"),
         ("user_query_user_status", "{}", "\"account\" is missing"),
         ("user_get_attr_all", r#"{"account":[]}"#, "must be a string"),
-        ("channel_query_num", r#"{"channel":"c"}"#, "\"name\" is missing"),
+        ("channel_query_num", r#"{"channel":"c"}"#, "\"channel\" is not used"),
         ("channel_query_user_isin", r#"{"name":"c"}"#, "\"account\" is missing"),
         ("channel_query_userlist", r#"{"name":{}}"#, "must be a string"),
         ("channel_query_userlist_all", r#"{"name":"c","num":-1}"#, "whole number"),
         ("channel_query_userlist_all", r#"{"name":"c","num":"5"}"#, "whole number"),
         ("channel_set_attr", r#"{"channel":"c","name":"n"}"#, "\"value\" is missing"),
         ("channel_del_attr", r#"{"name":"n"}"#, "\"channel\" is missing"),
-        ("channel_clear_attr", r#"{"name":"c"}"#, "\"channel\" is missing"),
+        ("channel_clear_attr", r#"{"name":"c"}"#, "\"name\" is not used"),
     ];
 
     #[test]

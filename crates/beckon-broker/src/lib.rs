@@ -33,8 +33,13 @@
 //! | `broker::users` | presence queries, user attributes, p2p messages, offline delivery |
 //! | `broker::channels` / `broker::calls` | channel and call requests, and their events |
 //! | `session`, `channels`, `calls` | the state: event streams, channel table, call table |
+//! | `admission`, `offline` | login buckets and retry-afters; the ledger of stored messages |
 //! | `invoke` | parses `invoke(name, req)` into a typed function; writes its JSON response |
 //! | `store`, `config`, `frame` | the [`Store`] trait, [`BrokerConfig`], [`OutFrame`] |
+//!
+//! **Quotas**: every input a client controls has a bound, a quota or a rate (the app's
+//! [`AppConfig`], the server's [`AdmissionConfig`]); what the broker holds for clients is
+//! counted by [`Broker::held`] and given back when it ends or expires.
 //!
 //! ```
 //! use std::time::Instant;
@@ -62,18 +67,26 @@
 //! assert!(broker.poll_timeout().is_some(), "the heartbeat deadline is armed");
 //! ```
 
+pub mod admin;
+mod admission;
 mod broker;
 mod calls;
 mod channels;
 mod config;
 mod frame;
 mod invoke;
+mod offline;
 mod session;
+mod shrink;
 mod store;
 
-pub use broker::{Broker, BrokerStats, CloseReason, Output, uid_for};
+pub use admin::{AdminCall, AdminError, AdminRequest, AdminResponse, Snapshot, Tallies};
+pub use broker::{ADMIN_KICK_MESSAGE, Broker, BrokerStats, CloseReason, Held, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
-pub use config::{AppConfig, Apps, BrokerConfig, OfflinePolicy};
+pub use config::{
+    AdmissionConfig, AppConfig, Apps, BrokerConfig, DEFAULT_MAX_EVENT_BYTES,
+    OFFLINE_MESSAGE_OVERHEAD, OfflinePolicy,
+};
 pub use frame::OutFrame;
 pub use invoke::GATEWAY_REGISTER;
 pub use store::{

@@ -101,6 +101,11 @@ impl EventStream {
         (self.unacked.len(), self.unacked_bytes)
     }
 
+    /// Events the client has not acknowledged yet.
+    pub(crate) fn unacked_len(&self) -> usize {
+        self.unacked.len()
+    }
+
     /// Whether the unacknowledged events reach `events` in number or `bytes` in size.
     pub(crate) fn holds_at_least(&self, events: usize, bytes: usize) -> bool {
         self.unacked.len() >= events || self.unacked_bytes >= bytes

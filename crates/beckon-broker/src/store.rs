@@ -1,6 +1,7 @@
 //! The storage the broker needs, as batches of operations its driver carries out.
 //!
-//! The broker never calls a store. It collects what it needs — write-ahead records of p2p
+//! The broker never calls a store on a client's path (only an operator's read of an account's
+//! attributes runs on its handle). It collects what it needs — write-ahead records of p2p
 //! messages, their deletion once acknowledged, attribute writes, and the reads that must see
 //! them — into a [`StoreBatch`] per round of inputs ([`Broker::poll_store`]); the driver runs
 //! each batch on a [`Store`] (one transaction, durable before it answers) wherever it likes (the
@@ -255,7 +256,8 @@ impl From<StoreError> for CallError {
 /// User attributes and p2p messages, scoped by app: where a driver carries out the broker's
 /// batches.
 ///
-/// A store is a handle (`Clone`): the broker keeps one, which it never calls, so that drivers
+/// A store is a handle (`Clone`): the broker keeps one (which it calls only for an operator's
+/// read), so that drivers
 /// and tests can reach the store through [`Broker::store`](crate::Broker::store); a driver
 /// runs batches on a handle of its own, off the broker's path. An implementation must make the
 /// batches it is given atomic and durable (for a durable store) before it answers, and may
@@ -358,6 +360,7 @@ impl Memory {
                     q.remove(position);
                     if q.is_empty() {
                         self.queues.remove(&k);
+                        crate::shrink::shrink_map(&mut self.queues);
                     }
                 }
                 StoreAnswer::Done
@@ -383,6 +386,7 @@ impl Memory {
                             attrs.remove(name);
                             if attrs.is_empty() {
                                 self.attrs.remove(&k);
+                                crate::shrink::shrink_map(&mut self.attrs);
                             }
                         }
                     }

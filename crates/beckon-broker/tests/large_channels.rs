@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use beckon_broker::{Apps, Broker, BrokerConfig, ConnId, MemoryStore};
+use beckon_broker::{AdmissionConfig, Apps, Broker, BrokerConfig, ConnId, MemoryStore};
 use beckon_proto::pb::{self, event::Body, request::Op, server_frame};
 use beckon_testkit::wire;
 
@@ -12,12 +12,10 @@ const MEMBERS: u64 = 5_000;
 #[test]
 fn invoke_lists_every_member_of_a_large_channel() {
     let now = Instant::now();
-    let mut b = Broker::new(
-        BrokerConfig::new(Apps::development(), [3; 32]),
-        MemoryStore::new(),
-        now,
-        0,
-    );
+    let mut config = BrokerConfig::new(Apps::development(), [3; 32]);
+    // Five thousand members log in in one instant.
+    config.admission = AdmissionConfig::unlimited();
+    let mut b = Broker::new(config, MemoryStore::new(), now, 0);
     let mut member_events = 0usize;
     for i in 0..MEMBERS {
         let conn = ConnId(i);

@@ -494,3 +494,52 @@ fn bad_invoke_arguments_are_1004_with_a_reason_and_change_nothing() {
     );
     assert!(r.broker.is_online("app", "alice"));
 }
+
+#[test]
+fn legacy_tokens_only_for_apps_that_opt_in() {
+    let mut apps = Apps::default();
+    apps.insert(AppConfig::new("app", CERT));
+    let mut migrating = AppConfig::new("migrating", CERT);
+    migrating.legacy_tokens = true;
+    apps.insert(migrating);
+    let now = Instant::now();
+    let config = BrokerConfig::new(apps, [1; 32]);
+    let mut b = Broker::new(config, MemoryStore::new(), now, EPOCH_UNIX_MS);
+    let unix = EPOCH_UNIX_MS / 1000;
+    let legacy = |app: &str, account: &str, expires: u64| {
+        beckon_token::legacy::mint(CERT, app, account, expires)
+    };
+    let cases = [
+        // Off by default: the format is weak.
+        ("app", legacy("app", "alice", unix + 60), Some(206)),
+        ("migrating", legacy("migrating", "alice", unix + 60), None),
+        ("migrating", legacy("migrating", "alice", unix), Some(204)),
+        (
+            "migrating",
+            legacy("migrating", "bob", unix + 60),
+            Some(206),
+        ),
+        ("migrating", legacy("app", "alice", unix + 60), Some(206)),
+        (
+            "migrating",
+            beckon_token::legacy::mint(b"not the certificate", "migrating", "alice", unix + 60),
+            Some(206),
+        ),
+        ("migrating", "1:migrating:garbage".to_owned(), Some(206)),
+    ];
+    for (conn, (app, token, want)) in (1..).map(ConnId).zip(cases) {
+        let answer = wire::connect_login(&mut b, conn, (app, "alice", &token), now);
+        let got = match answer {
+            server_frame::Kind::LoginOk(_) => None,
+            other => Some(login_code(other)),
+        };
+        assert_eq!(got, want, "{app} {token}");
+    }
+    assert_eq!(b.stats().legacy_logins, 1);
+    assert!(b.is_online("migrating", "alice"));
+    assert!(
+        !b.privileges("migrating", "alice")
+            .is_some_and(|p| p.contains(Privileges::SERVER)),
+        "a legacy token grants no privilege"
+    );
+}

@@ -87,10 +87,14 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         .map_or(0, |d| d.as_nanos())
         ^ u128::from(std::process::id());
     let certificate = format!("{seed:032x}");
+    // The rate limits out of the way: the shapes measure the server's capacity, not its
+    // admission control (5,000 logins/s by default) or its per-user message rates.
     let config = TempFile::new(
         "beckon.toml",
         &format!(
             "ephemeral = true\n\
+             login_rate = 1000000000\n\
+             login_burst = 1000000000\n\
              [[apps]]\n\
              app_id = \"{APP_ID}\"\n\
              certificate = \"{certificate}\"\n\
@@ -109,6 +113,10 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         .arg("--listen")
         .arg(&listen)
         .env("RUST_LOG", "warn");
+    // Extra server arguments, e.g. `--admin http://127.0.0.1:0` to measure with metrics on.
+    if let Ok(extra) = std::env::var("BECKON_BENCH_SERVER_ARGS") {
+        cmd.args(extra.split_whitespace());
+    }
     let (proc, printed) = ServerProc::start(
         "beckon-server",
         cmd,

@@ -37,8 +37,15 @@ pub use validate::Limits;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The account name the server uses as the sender of system events.
+/// The account name the server uses as the sender of system events. Like every name starting
+/// with `_`, no client may log in with it (see [`validate::RESERVED_PREFIX`]).
 pub const SYSTEM_ACCOUNT: &str = "_system";
+
+/// The special channel that receives every login and logout of the app (SPEC §7).
+pub const USER_ONLINE_CHANNEL: &str = "_agora_user_online";
+
+/// The special channel that receives every join and leave of every channel of the app.
+pub const CHANNEL_EVENT_CHANNEL: &str = "_agora_channel_event";
 
 /// The token value that asks for no token check (accepted only by apps that allow it).
 pub const NO_TOKEN: &str = "_no_need_token";

@@ -16,6 +16,7 @@
 //! ```
 
 use crate::error::{CallError, CallResult};
+use crate::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
 
 mod json;
 mod request;
@@ -29,6 +30,16 @@ pub use request::{
     channel_member, channel_message, conn_timeout_secs, instant_message, invite, invite_answer,
     invite_dtmf, invite_end, invoke, is_phone_number, login, user_attr_read, user_attr_write,
 };
+
+/// What accounts and channel names SPEC reserves start with: no account may (the server's
+/// `_system` included), and no channel but the special ones ([`is_special_channel`]).
+pub const RESERVED_PREFIX: char = '_';
+
+/// Whether `name` is one of SPEC's special channels (`_agora_user_online`,
+/// `_agora_channel_event`), which only sessions with the server privilege may join or list.
+pub fn is_special_channel(name: &str) -> bool {
+    name == USER_ONLINE_CHANNEL || name == CHANNEL_EVENT_CHANNEL
+}
 
 /// Size limits of SPEC §2. The defaults are the spec's; every one is configurable per app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,10 +95,22 @@ impl Limits {
         }
     }
 
-    /// An account: 1..=max visible characters, no whitespace.
+    /// An account: 1..=max visible characters, no whitespace, not starting with `_` (reserved
+    /// for the server's own names, such as the sender of system events, `_system`).
     pub fn account(&self, what: &str, account: &str) -> CallResult {
-        self.name(what, account)?;
-        if account.chars().any(char::is_whitespace) {
+        self.identifier(what, account)?;
+        if account.starts_with(RESERVED_PREFIX) {
+            return Err(CallError::wrong_param(format!(
+                "{what} {account:?}: names starting with _ are reserved"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A name without whitespace (an account, an App ID): 1..=max visible characters.
+    fn identifier(&self, what: &str, value: &str) -> CallResult {
+        self.name(what, value)?;
+        if value.chars().any(char::is_whitespace) {
             return Err(CallError::wrong_param(format!(
                 "{what} must not contain whitespace"
             )));
@@ -95,9 +118,17 @@ impl Limits {
         Ok(())
     }
 
-    /// A channel name: 1..=max visible characters.
+    /// A channel name: 1..=max visible characters, not starting with `_` unless it is one of
+    /// the special channels.
     pub fn channel(&self, what: &str, channel: &str) -> CallResult {
-        self.name(what, channel)
+        self.name(what, channel)?;
+        if channel.starts_with(RESERVED_PREFIX) && !is_special_channel(channel) {
+            return Err(CallError::wrong_param(format!(
+                "{what} {channel:?}: names starting with _ are reserved \
+                 ({USER_ONLINE_CHANNEL} and {CHANNEL_EVENT_CHANNEL} are the only such channels)"
+            )));
+        }
+        Ok(())
     }
 
     /// An attribute name: 1..=max visible characters.
@@ -187,6 +218,26 @@ mod tests {
         // Characters, not bytes.
         assert_eq!(code(l.account("account", &"é".repeat(128))), 0);
         assert_eq!(code(l.account("account", &"é".repeat(129))), 1005);
+        // Reserved: the server's own names start with `_`.
+        assert_eq!(code(l.account("account", "_system")), 1004);
+        assert_eq!(code(l.account("account", "_x")), 1004);
+        assert_eq!(code(l.account("account", "a_")), 0);
+    }
+
+    #[test]
+    fn channels() {
+        let l = Limits::default();
+        assert_eq!(code(l.channel("c", "room")), 0);
+        assert_eq!(
+            code(l.channel("c", "a b")),
+            0,
+            "channel names may hold spaces"
+        );
+        assert_eq!(code(l.channel("c", "_agora_user_online")), 0);
+        assert_eq!(code(l.channel("c", "_agora_channel_event")), 0);
+        assert_eq!(code(l.channel("c", "_agora_other")), 1004);
+        assert_eq!(code(l.channel("c", "_")), 1004);
+        assert!(is_special_channel("_agora_user_online") && !is_special_channel("room"));
     }
 
     #[test]
@@ -220,7 +271,7 @@ mod tests {
             let l = Limits::default();
             match l.account("account", &s) {
                 Ok(()) => {
-                    prop_assert!(!s.is_empty());
+                    prop_assert!(!s.is_empty() && !s.starts_with('_'));
                     prop_assert!(s.chars().count() <= 128);
                     prop_assert!(s.chars().all(|c| !c.is_whitespace() && !c.is_control()));
                 }

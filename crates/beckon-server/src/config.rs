@@ -9,10 +9,12 @@ mod apps;
 mod error;
 mod file;
 mod listen;
+mod operator;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use beckon_transport::{Endpoint, ServerTls};
 
 pub use error::ConfigError;
 pub use listen::{DEFAULT_LISTEN, default_listen, load_tls, parse_listen};
+pub use operator::{DEFAULT_ADMIN, parse_admin};
 
 /// How long a new connection may take over its transport handshake (TLS, QUIC, the WebSocket
 /// upgrade) before it is closed.
@@ -114,6 +117,11 @@ pub struct ServerConfig {
     /// Where user attributes and offline messages are kept. [`ServerConfig::development`]
     /// keeps them in memory; a configuration file defaults to [`Storage::StandardDir`].
     pub storage: Storage,
+    /// The operator listener (`/metrics`, `/healthz`, `/readyz`, the admin API), plain HTTP
+    /// on this address; `None` (the default) serves none, and then no metrics are kept.
+    pub admin: Option<SocketAddr>,
+    /// The file this configuration was read from, which a reload reads again.
+    pub config_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -126,6 +134,8 @@ impl fmt::Debug for ServerConfig {
             max_frame,
             outbound_budget_bytes,
             storage,
+            admin,
+            config_file,
         } = self;
         let listen: Vec<String> = listen.iter().map(ToString::to_string).collect();
         // The chain is kilobytes of DER that say nothing in a log line; whether one is set does.
@@ -142,6 +152,8 @@ impl fmt::Debug for ServerConfig {
             .field("max_frame", max_frame)
             .field("outbound_budget_bytes", outbound_budget_bytes)
             .field("storage", storage)
+            .field("admin", admin)
+            .field("config_file", config_file)
             .finish()
     }
 }
@@ -223,6 +235,7 @@ impl ServerConfig {
         {
             config.storage = Storage::Dir(base.join(dir));
         }
+        config.config_file = Some(path.to_owned());
         Ok(config)
     }
 
@@ -252,6 +265,8 @@ impl ServerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             outbound_budget_bytes: DEFAULT_OUTBOUND_BUDGET,
             storage: Storage::Memory,
+            admin: None,
+            config_file: None,
         }
     }
 }

@@ -71,15 +71,20 @@
 //! Unknown keys are errors, and so are zero counts or durations, an empty certificate, an
 //! App ID no client could log in with, and a file with no app unless `development` is on.
 
+mod admin;
 mod config;
+mod metrics;
+mod reload;
 mod server;
 mod store;
 mod web;
 
+pub use admin::ROUTES as ADMIN_ROUTES;
 pub use beckon_transport::{Endpoint, Scheme, ServerTls};
 pub use config::{
-    ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET, STORE_FILE,
-    ServerConfig, Storage, default_listen, load_tls, parse_listen,
+    ConfigError, DEFAULT_ADMIN, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET,
+    STORE_FILE, ServerConfig, Storage, default_listen, load_tls, parse_admin, parse_listen,
 };
+pub use reload::Reloader;
 pub use server::{Server, ServerHandle};
 pub use web::web_files;

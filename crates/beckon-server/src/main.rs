@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use beckon_server::{Server, ServerConfig, Storage};
-use beckon_token::{Privileges, Secret, TokenClaims};
+use beckon_token::issue::{IssueArgs, issue};
 
 /// mimalloc rather than the system allocator: every message the server routes allocates a few
 /// short-lived buffers across threads, which is the pattern mimalloc is built for.
@@ -56,33 +56,29 @@ struct Cli {
     /// stops. Overrides the config file.
     #[arg(long)]
     ephemeral: bool,
+    /// Serve metrics (/metrics), probes (/healthz, /readyz) and the admin API on this plain
+    /// HTTP address; without a value, http://127.0.0.1:7480. Overrides the config file's
+    /// `admin`. Off by default: without it no metrics are kept.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7480")]
+    admin: Option<String>,
+    /// How log lines look on stderr: `human` (coloured only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mint a SignalingToken and print it.
-    Token(TokenArgs),
-}
-
-#[derive(Debug, Args)]
-struct TokenArgs {
-    /// The App ID the token is for.
-    #[arg(long)]
-    app_id: String,
-    /// The app's App Certificate (the signing key).
-    #[arg(long)]
-    certificate: Secret<String>,
-    /// The account the token is for.
-    #[arg(long)]
-    account: String,
-    /// Seconds from now until the token expires.
-    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
-    expire_in: u64,
-    /// Grant the server privilege (special channels, forced sends, admin queries).
-    #[arg(long)]
-    server: bool,
+    Token(IssueArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,13 +92,22 @@ fn main() -> ExitCode {
                 (None, false) => None,
             };
             let tls = cli.tls_cert.zip(cli.tls_key);
-            serve(&cli.listen, tls, cli.config, storage)
+            init_logs(cli.log_format);
+            let admin = match cli.admin.as_deref().map(beckon_server::parse_admin) {
+                None => None,
+                Some(Ok(addr)) => Some(addr),
+                Some(Err(why)) => {
+                    eprintln!("beckon-server: --admin: {why}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            serve(&cli.listen, tls, cli.config, storage, admin)
         }
     }
 }
 
-fn token(args: &TokenArgs) -> ExitCode {
-    match mint(args, unix_now()) {
+fn token(args: &IssueArgs) -> ExitCode {
+    match issue(args, unix_now()) {
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS
@@ -114,45 +119,23 @@ fn token(args: &TokenArgs) -> ExitCode {
     }
 }
 
-/// Checks the arguments as the server will check a login, so a token that could never be used
-/// is refused here with a reason rather than minted.
-fn mint(args: &TokenArgs, now: u64) -> Result<String, String> {
-    for (what, value) in [("--app-id", &args.app_id), ("--account", &args.account)] {
-        if value.len() > beckon_token::MAX_FIELD_LEN {
-            return Err(format!(
-                "{what} is {} bytes; a token holds at most {}",
-                value.len(),
-                beckon_token::MAX_FIELD_LEN
-            ));
-        }
-        beckon_proto::Limits::default()
-            .account(what, value)
-            .map_err(|e| e.message)?;
+/// Logs go to stderr: stdout carries only the "listening on" lines that scripts parse. Colour
+/// only when stderr is a terminal, so a log redirected to a file has no escape codes.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Span fields (the connection's app, account and transport) go on each line.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
-    if args.certificate.expose().is_empty() {
-        return Err("--certificate must not be empty".into());
-    }
-    if args.expire_in == 0 {
-        return Err("--expire-in must be at least 1 second".into());
-    }
-    let expires_at = now
-        .checked_add(args.expire_in)
-        .ok_or("--expire-in is too large")?;
-    let claims = TokenClaims {
-        app_id: args.app_id.clone(),
-        account: args.account.clone(),
-        issued_at: now,
-        expires_at,
-        privileges: if args.server {
-            Privileges::SERVER
-        } else {
-            Privileges::NONE
-        },
-    };
-    Ok(beckon_token::mint(
-        args.certificate.expose().as_bytes(),
-        &claims,
-    ))
 }
 
 fn unix_now() -> u64 {
@@ -168,15 +151,8 @@ fn serve(
     tls: Option<(PathBuf, PathBuf)>,
     config_path: Option<PathBuf>,
     storage: Option<Storage>,
+    admin: Option<std::net::SocketAddr>,
 ) -> ExitCode {
-    // Logs go to stderr: stdout carries only the "listening on" line that scripts parse.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let mut config = match &config_path {
         Some(path) => match ServerConfig::load(path) {
             Ok(c) => c,
@@ -216,6 +192,9 @@ fn serve(
             return ExitCode::from(EXIT_USAGE);
         }
         config.storage = storage;
+    }
+    if admin.is_some() {
+        config.admin = admin;
     }
 
     // One worker per core the process may run on (the affinity mask counts, so `taskset -c 0`
@@ -267,15 +246,63 @@ async fn run(config: ServerConfig) -> std::io::Result<()> {
     // Registered before binding, so a signal that arrives once the address is printed is
     // never missed.
     let shutdown = shutdown_signal()?;
+    let reloads = reload_signal()?;
     let server = Server::bind(config).await?;
+    let reloader = server.reloader();
+    tokio::spawn(async move {
+        let mut reloads = reloads;
+        while reloads.next().await {
+            info!(signal = "SIGHUP", "reloading the configuration");
+            if let Err(why) = reloader.reload().await {
+                warn!(reason = %why, "reload failed; the configuration in use is unchanged");
+            }
+        }
+    });
     {
         let mut out = std::io::stdout().lock();
         for endpoint in server.endpoints() {
             writeln!(out, "beckon-server listening on {endpoint}")?;
         }
+        if let Some(addr) = server.admin_addr() {
+            writeln!(out, "beckon-server admin on http://{addr}")?;
+        }
         out.flush()?;
     }
     server.run(shutdown).await
+}
+
+/// SIGHUP, each time it arrives.
+#[cfg(unix)]
+struct Reloads(tokio::signal::unix::Signal);
+
+#[cfg(unix)]
+impl Reloads {
+    async fn next(&mut self) -> bool {
+        self.0.recv().await.is_some()
+    }
+}
+
+/// Registered before binding, so a SIGHUP never terminates the process (its default action).
+#[cfg(unix)]
+fn reload_signal() -> std::io::Result<Reloads> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Ok(Reloads(signal(SignalKind::hangup())?))
+}
+
+/// No SIGHUP here: reload through the admin API.
+#[cfg(not(unix))]
+struct Reloads;
+
+#[cfg(not(unix))]
+impl Reloads {
+    async fn next(&mut self) -> bool {
+        false
+    }
+}
+
+#[cfg(not(unix))]
+fn reload_signal() -> std::io::Result<Reloads> {
+    Ok(Reloads)
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -306,46 +333,31 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
 mod tests {
     use super::*;
 
-    fn args(app_id: &str, account: &str) -> TokenArgs {
-        TokenArgs {
-            app_id: app_id.into(),
-            account: account.into(),
-            certificate: Secret::new("cert".into()),
-            expire_in: 60,
-            server: false,
-        }
-    }
-
     #[test]
-    fn mints_a_verifiable_token() {
-        let mut a = args("app", "alice");
-        a.server = true;
-        let token = mint(&a, 1000).unwrap();
+    fn the_subcommand_mints_a_verifiable_token() {
+        let cli = Cli::parse_from([
+            "beckon-server",
+            "token",
+            "--app-id",
+            "app",
+            "--certificate",
+            "cert",
+            "--account",
+            "alice",
+            "--expire-in",
+            "60",
+            "--server",
+        ]);
+        let Some(Command::Token(args)) = &cli.command else {
+            panic!("the token subcommand: {cli:?}");
+        };
+        let token = issue(args, 1000).unwrap();
         let claims = beckon_token::verify(b"cert", &token, "app", "alice", 1059).unwrap();
-        assert_eq!(claims.issued_at, 1000);
         assert_eq!(claims.expires_at, 1060);
-        assert!(claims.privileges.contains(Privileges::SERVER));
-    }
-
-    #[test]
-    fn rejects_what_a_login_would_reject() {
-        assert!(mint(&args("app", "has space"), 0).is_err());
-        assert!(mint(&args("app", ""), 0).is_err());
-        assert!(mint(&args("", "alice"), 0).is_err());
-        assert!(mint(&args("app", &"a".repeat(129)), 0).is_err());
-        assert!(
-            mint(&args(&"é".repeat(300), "alice"), 0)
-                .unwrap_err()
-                .contains("bytes")
-        );
-        let mut a = args("app", "alice");
-        a.expire_in = 0;
-        assert!(mint(&a, 0).is_err());
-        a.expire_in = u64::MAX;
-        assert!(mint(&a, 1).is_err());
-        let mut a = args("app", "alice");
-        a.certificate = Secret::new(String::new());
-        assert!(mint(&a, 0).is_err());
+        assert!(claims.privileges.contains(beckon_token::Privileges::SERVER));
+        let mut bad = args.clone();
+        bad.account = "has space".into();
+        assert!(issue(&bad, 1000).is_err());
     }
 
     #[test]

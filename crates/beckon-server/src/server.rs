@@ -32,9 +32,16 @@ use tracing::{error, info, warn};
 use beckon_broker::{BrokerStats, Recovered};
 use beckon_transport::{Endpoint, Listener, Scheme};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::admin;
 use crate::config::ServerConfig;
+use crate::metrics::StoreTimings;
+use crate::reload::Reloader;
 use crate::store::ServerStore;
-use broker_loop::{BrokerLoop, Input};
+use broker_loop::BrokerLoop;
+pub(crate) use broker_loop::Input;
 use connection::Connections;
 use listeners::Acceptors;
 
@@ -89,6 +96,8 @@ pub struct Server {
     recovered: Recovered,
     inputs: mpsc::Sender<Input>,
     input_rx: mpsc::Receiver<Input>,
+    /// The operator listener, when configured.
+    admin: Option<admin::Bound>,
 }
 
 impl fmt::Debug for Server {
@@ -125,8 +134,21 @@ impl Server {
             .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
 
         let (listeners, certificate) = listeners::bind(&config).await?;
+        let admin = match config.admin {
+            Some(addr) => Some(admin::Bound::bind(addr).await?),
+            None => None,
+        };
         let endpoints = listeners.iter().map(|l| l.endpoint().clone()).collect();
 
+        for app in config.broker.apps.configured().filter(|a| a.legacy_tokens) {
+            warn!(
+                app_id = %app.app_id,
+                "LEGACY TOKENS: this app also accepts the old `1:<appId>:<expireTs>:<md5>` \
+                 token format, which is weak (no HMAC, replayable by anyone who sees a token \
+                 until it expires, no privileges); turn `legacy_tokens` off once its token \
+                 server mints SignalingTokens"
+            );
+        }
         let floor = config.outbound_budget_floor();
         if config.outbound_budget_bytes < floor {
             warn!(
@@ -147,7 +169,19 @@ impl Server {
             recovered,
             inputs,
             input_rx,
+            admin,
         })
+    }
+
+    /// The operator listener's address (`/metrics`, the admin API), when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
+    }
+
+    /// A handle that reloads the configuration file into the running server (SIGHUP does it
+    /// in the binary).
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(self.inputs.clone(), &self.config)
     }
 
     /// The address of the first listener (with the real port when bound to port 0).
@@ -188,17 +222,36 @@ impl Server {
             recovered,
             inputs,
             input_rx,
+            admin,
         } = self;
         for endpoint in &endpoints {
             info!(%endpoint, "listening");
         }
 
-        let broker_loop = BrokerLoop::new(&config, store, recovered, input_rx)?;
+        // Metrics are kept only when something can scrape them.
+        let timings = admin.as_ref().map(|_| StoreTimings::default());
+        let broker_loop = BrokerLoop::new(&config, store, recovered, input_rx, timings.clone())?;
         let mut broker_task = tokio::spawn(broker_loop.run());
         let mut broker_failed = None;
 
+        let ready = Arc::new(AtomicBool::new(false));
+        let (admin_stop, admin_stopped) = oneshot::channel::<()>();
+        let admin_task = admin.zip(timings).map(|(bound, timings)| {
+            info!(url = %format!("http://{}", bound.addr), "admin listener (metrics, admin API)");
+            let state = admin::AdminState {
+                inputs: inputs.clone(),
+                timings,
+                ready: ready.clone(),
+                reloader: Reloader::new(inputs.clone(), &config),
+            };
+            tokio::spawn(admin::serve(bound.listener, state, async {
+                let _ = admin_stopped.await;
+            }))
+        });
+
         // One accept task per listener, all feeding this loop, which owns the connections.
         let mut acceptors = Acceptors::start(listeners);
+        ready.store(true, Ordering::Release);
         let mut conns = Connections::new(config.handshake_timeout, inputs);
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -222,6 +275,7 @@ impl Server {
         }
 
         info!("shutting down");
+        ready.store(false, Ordering::Release);
         let listeners = acceptors.stop().await;
         conns.shut_down().await;
         // Every connection has ended: free the ports, so that a restart can bind them.
@@ -229,7 +283,16 @@ impl Server {
         if let Some(why) = broker_failed {
             return Err(io::Error::other(format!("the broker loop stopped: {why}")));
         }
-        if let Err(e) = broker_task.await {
+        let broker_ended = broker_task.await;
+        // The operator listener stays up through the drain (probes see "not ready"), and stops
+        // last; its open connections get a moment to finish.
+        let _ = admin_stop.send(());
+        if let Some(task) = admin_task
+            && tokio::time::timeout(LISTENER_CLOSE, task).await.is_err()
+        {
+            warn!("the admin listener did not stop in time");
+        }
+        if let Err(e) = broker_ended {
             error!(error = %e, "the broker loop failed");
             return Err(io::Error::other(format!("the broker loop failed: {e}")));
         }
@@ -250,6 +313,8 @@ impl Server {
         let local_addr = server.local_addr();
         let certificate = server.certificate.clone();
         let inputs = server.inputs.clone();
+        let admin_addr = server.admin_addr();
+        let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             // Resolves on `shutdown()` and also when the handle is dropped.
@@ -259,6 +324,8 @@ impl Server {
             local_addr,
             endpoints,
             certificate,
+            admin_addr,
+            reloader,
             inputs,
             stop,
             task,
@@ -271,6 +338,8 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     endpoints: Vec<Endpoint>,
     certificate: Option<CertificateDer<'static>>,
+    admin_addr: Option<SocketAddr>,
+    reloader: Reloader,
     inputs: mpsc::Sender<Input>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
@@ -303,6 +372,20 @@ impl ServerHandle {
     /// The certificate the secure listeners present, if any listener is secure.
     pub fn certificate(&self) -> Option<&CertificateDer<'static>> {
         self.certificate.as_ref()
+    }
+
+    /// The operator listener's address, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Reloads the configuration file, as SIGHUP does (see [`Reloader::reload`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Reloader::reload`].
+    pub async fn reload(&self) -> Result<beckon_broker::admin::ReloadReport, String> {
+        self.reloader.reload().await
     }
 
     /// Shuts the server down and waits until it has finished.

@@ -12,6 +12,7 @@ use beckon_broker::{MemoryStore, Recovered, Store, StoreBatch, StoreDone, StoreE
 use beckon_store::RedbStore;
 
 use crate::config::{STORE_FILE, Storage};
+use crate::metrics::Timed;
 
 /// The store: one of the two kinds, without dynamic dispatch. A handle: clones share it.
 #[derive(Clone)]
@@ -150,7 +151,7 @@ const GROUP: usize = 64;
 /// waiting in one transaction (group commit: one sync for all of them), and sends their
 /// answers back in order. It ends when the loop drops its sender.
 pub(crate) fn spawn_store_thread(
-    mut store: ServerStore,
+    mut store: Timed<ServerStore>,
     mut batches: mpsc::Receiver<StoreBatch>,
     done: mpsc::UnboundedSender<StoreDone>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
@@ -171,7 +172,7 @@ pub(crate) fn spawn_store_thread(
                     }
                 }
             }
-            if let Some(path) = store.path() {
+            if let Some(path) = store.inner().path() {
                 info!(path = %path.display(), "store thread finished");
             }
         })

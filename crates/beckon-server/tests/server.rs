@@ -347,3 +347,50 @@ async fn slow_consumer_is_disconnected() {
     }
     server.shutdown().await;
 }
+
+/// Admission control per source address over real sockets (SPEC §10): one address that logs
+/// in faster than its rate is refused with `GENERAL_E_OVERLOAD` and a retry-after, before its
+/// token is looked at, while a session logged in before carries on; after the wait it may log
+/// in again. (Loopback has a bucket of its own only with `login_limit_loopback`.)
+#[tokio::test]
+async fn one_address_over_its_login_rate_is_told_to_wait() {
+    let mut c = ServerConfig::from_toml_str(&format!(
+        "ephemeral = true\nlogin_rate_per_address = 2\nlogin_burst_per_address = 3\n\
+         login_limit_loopback = true\n\
+         [[apps]]\napp_id = \"{APP}\"\ncertificate = \"{CERT}\"\n"
+    ))
+    .expect("valid config");
+    c.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
+    let server = Server::spawn(c).await.unwrap();
+    let addr = server.local_addr();
+    let mut bystander = Client::connect(addr).await;
+    let good = token(CERT, "bystander", unix_now() + 3600);
+    bystander.login_ok(APP, "bystander", &good).await;
+
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let mut flood = Client::connect(addr).await;
+        answers.push(flood.login(APP, "mallory", "bk1.forged").await);
+    }
+    let codes: Vec<i32> = answers
+        .iter()
+        .map(|a| login_failed_code(a.clone()))
+        .collect();
+    // The burst was 3, the bystander took one: two more were checked (and failed), the rest
+    // wait.
+    assert_eq!(codes[..2], [206, 206], "{codes:?}");
+    assert!(codes[2..].iter().all(|c| *c == 1007), "{codes:?}");
+    let server_frame::Kind::LoginFailed(refused) = &answers[5] else {
+        unreachable!()
+    };
+    assert!(refused.retry_after_ms > 0 && refused.message.contains("address"));
+    bystander.ping_pong(1).await;
+
+    tokio::time::sleep(Duration::from_millis(refused.retry_after_ms.into())).await;
+    let mut later = Client::connect(addr).await;
+    let alice = token(CERT, "alice", unix_now() + 3600);
+    later.login_ok(APP, "alice", &alice).await;
+    bystander.ping_pong(2).await;
+    assert!(server.stats().await.logins_refused >= 4);
+    server.shutdown().await;
+}

@@ -150,6 +150,10 @@ pub enum Disturbance {
 }
 
 /// A broker and N clients on virtual time.
+///
+/// It scales to a hundred thousand clients: only the clients something happened to since the
+/// last pump are polled (`dirty`), and the clients' timers wait in one heap (entries whose
+/// client has re-armed since are skipped when they come up).
 #[derive(Debug)]
 pub struct Sim {
     start: Instant,
@@ -162,6 +166,8 @@ pub struct Sim {
     epoch: u64,
     /// The latest time a store batch completes, so batches complete in order.
     store_clock: Instant,
+    /// Stored messages the brokers before this one dropped for their age.
+    expired_before: u64,
     clients: Vec<SimClient>,
     conn_owner: HashMap<ConnId, usize>,
     /// Per link direction, the latest delivery time, so links stay FIFO.
@@ -171,6 +177,12 @@ pub struct Sim {
     next_conn: u64,
     rng: Rng,
     net: NetConfig,
+    /// Clients to poll at the next pump, each once.
+    dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
+    /// (when, client) of the clients' timers; `armed` says which entry is current.
+    client_timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    armed: Vec<Option<Instant>>,
 }
 
 impl Sim {
@@ -194,6 +206,7 @@ impl Sim {
             store,
             epoch: 0,
             store_clock: start,
+            expired_before: 0,
             clients: Vec::new(),
             conn_owner: HashMap::new(),
             link_clock: HashMap::new(),
@@ -202,6 +215,10 @@ impl Sim {
             next_conn: 1,
             rng: Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             net,
+            dirty: Vec::new(),
+            is_dirty: Vec::new(),
+            client_timers: BinaryHeap::new(),
+            armed: Vec::new(),
         }
     }
 
@@ -229,7 +246,18 @@ impl Sim {
             conn: None,
             events: Vec::new(),
         });
+        self.is_dirty.push(false);
+        self.armed.push(None);
+        self.touch(idx);
         idx
+    }
+
+    /// Something may have happened to client `idx`: poll it at the next pump.
+    fn touch(&mut self, idx: usize) {
+        if !self.is_dirty[idx] {
+            self.is_dirty[idx] = true;
+            self.dirty.push(idx);
+        }
     }
 
     pub fn now(&self) -> Instant {
@@ -243,12 +271,14 @@ impl Sim {
 
     /// The client, to call API methods on (pass [`Sim::now`] as the time).
     pub fn client(&mut self, idx: usize) -> &mut Client {
+        self.touch(idx);
         &mut self.clients[idx].client
     }
 
     /// Calls an API method of a client at the current virtual time.
     pub fn act<R>(&mut self, idx: usize, f: impl FnOnce(&mut Client, Instant) -> R) -> R {
         let now = self.now;
+        self.touch(idx);
         f(&mut self.clients[idx].client, now)
     }
 
@@ -269,7 +299,9 @@ impl Sim {
         for idx in 0..self.clients.len() {
             if let Some(conn) = self.clients[idx].conn.take() {
                 self.conn_owner.remove(&conn);
+                self.forget_link(conn);
                 self.clients[idx].client.handle_disconnected(now);
+                self.touch(idx);
             }
         }
         self.replace_broker();
@@ -324,6 +356,7 @@ impl Sim {
     }
 
     fn replace_broker(&mut self) {
+        self.expired_before += self.broker.stats().offline_expired;
         self.epoch += 1;
         let secret = self.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
         for (i, b) in self.config.server_secret.iter_mut().enumerate() {
@@ -334,6 +367,11 @@ impl Sim {
         broker.recovered(self.store.recover().expect("the memory store recovers"));
         self.broker = broker;
         self.store_clock = self.now;
+    }
+
+    /// Stored messages every broker of this simulation dropped for their age (SPEC §6).
+    pub fn offline_expired(&self) -> u64 {
+        self.expired_before + self.broker.stats().offline_expired
     }
 
     /// Every event the client reported so far.
@@ -348,6 +386,7 @@ impl Sim {
     /// Logs the client in to [`APP_ID`] as `account` with `_no_need_token`.
     pub fn login(&mut self, idx: usize, account: &str) {
         let now = self.now;
+        self.touch(idx);
         self.clients[idx]
             .client
             .login(APP_ID, account, beckon_proto::NO_TOKEN, "", now);
@@ -379,9 +418,17 @@ impl Sim {
             return;
         };
         self.conn_owner.remove(&conn);
+        self.forget_link(conn);
         let now = self.now;
         self.broker.disconnect(conn, now);
         self.clients[idx].client.handle_disconnected(now);
+        self.touch(idx);
+    }
+
+    /// The connection is closed: nothing more is scheduled on it.
+    fn forget_link(&mut self, conn: ConnId) {
+        self.link_clock.remove(&(conn, true));
+        self.link_clock.remove(&(conn, false));
     }
 
     /// Runs every output, then processes the next scheduled thing; false when nothing is left.
@@ -477,9 +524,22 @@ impl Sim {
         self.pump();
     }
 
-    fn next_timer(&self) -> Option<Instant> {
-        let clients = self.clients.iter().filter_map(|c| c.client.poll_timeout());
-        clients.chain(self.broker.poll_timeout()).min()
+    fn next_timer(&mut self) -> Option<Instant> {
+        [self.next_client_timer(), self.broker.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The earliest current client timer (stale entries are dropped on the way).
+    fn next_client_timer(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, idx))) = self.client_timers.peek().copied() {
+            if self.armed[idx] == Some(at) {
+                return Some(at);
+            }
+            self.client_timers.pop();
+        }
+        None
     }
 
     fn fire_timers(&mut self) {
@@ -487,10 +547,14 @@ impl Sim {
         if self.broker.poll_timeout().is_some_and(|t| t <= now) {
             self.broker.handle_timeout(now);
         }
-        for c in &mut self.clients {
-            if c.client.poll_timeout().is_some_and(|t| t <= now) {
-                c.client.handle_timeout(now);
-            }
+        while let Some(at) = self.next_client_timer().filter(|at| *at <= now) {
+            let Some(Reverse((_, idx))) = self.client_timers.pop() else {
+                break;
+            };
+            debug_assert_eq!(self.armed[idx], Some(at));
+            self.armed[idx] = None;
+            self.clients[idx].client.handle_timeout(now);
+            self.touch(idx);
         }
     }
 
@@ -522,40 +586,12 @@ impl Sim {
     fn pump(&mut self) {
         loop {
             let mut progressed = false;
-            for idx in 0..self.clients.len() {
-                while let Some(cmd) = self.clients[idx].client.poll_connection() {
-                    progressed = true;
-                    match cmd {
-                        ConnectionCommand::Open => {
-                            let conn = ConnId(self.next_conn);
-                            self.next_conn += 1;
-                            if let Some(old) = self.clients[idx].conn.replace(conn) {
-                                self.conn_owner.remove(&old);
-                            }
-                            self.conn_owner.insert(conn, idx);
-                            self.schedule(conn, true, Delivery::Connected { client: idx, conn });
-                        }
-                        ConnectionCommand::Close => {
-                            if let Some(conn) = self.clients[idx].conn.take() {
-                                self.conn_owner.remove(&conn);
-                                self.schedule(conn, true, Delivery::ClosedByClient { conn });
-                            }
-                        }
-                    }
-                }
-                while let Some(payload) = self.clients[idx].client.poll_transmit() {
-                    progressed = true;
-                    if let Some(conn) = self.clients[idx].conn {
-                        self.schedule(conn, true, Delivery::ToBroker { conn, payload });
-                    }
-                }
-                while let Some(ev) = self.clients[idx].client.poll_event() {
-                    progressed = true;
-                    self.clients[idx].events.push(ev);
-                }
+            while let Some(idx) = self.dirty.pop() {
+                self.is_dirty[idx] = false;
+                progressed |= self.pump_client(idx);
             }
             progressed |= self.pump_outputs_only();
-            if !progressed {
+            if !progressed && self.dirty.is_empty() {
                 return;
             }
         }
@@ -609,6 +645,49 @@ impl Sim {
         progressed
     }
 
+    /// Carries out what client `idx` asks for and re-arms its timer; whether it asked anything.
+    fn pump_client(&mut self, idx: usize) -> bool {
+        let mut progressed = false;
+        while let Some(cmd) = self.clients[idx].client.poll_connection() {
+            progressed = true;
+            match cmd {
+                ConnectionCommand::Open => {
+                    let conn = ConnId(self.next_conn);
+                    self.next_conn += 1;
+                    if let Some(old) = self.clients[idx].conn.replace(conn) {
+                        self.conn_owner.remove(&old);
+                    }
+                    self.conn_owner.insert(conn, idx);
+                    self.schedule(conn, true, Delivery::Connected { client: idx, conn });
+                }
+                ConnectionCommand::Close => {
+                    if let Some(conn) = self.clients[idx].conn.take() {
+                        self.conn_owner.remove(&conn);
+                        self.schedule(conn, true, Delivery::ClosedByClient { conn });
+                    }
+                }
+            }
+        }
+        while let Some(payload) = self.clients[idx].client.poll_transmit() {
+            progressed = true;
+            if let Some(conn) = self.clients[idx].conn {
+                self.schedule(conn, true, Delivery::ToBroker { conn, payload });
+            }
+        }
+        while let Some(ev) = self.clients[idx].client.poll_event() {
+            progressed = true;
+            self.clients[idx].events.push(ev);
+        }
+        let timer = self.clients[idx].client.poll_timeout();
+        if timer != self.armed[idx] {
+            self.armed[idx] = timer;
+            if let Some(at) = timer {
+                self.client_timers.push(Reverse((at, idx)));
+            }
+        }
+        progressed
+    }
+
     fn deliver(&mut self, d: Delivery) {
         let now = self.now;
         match d {
@@ -616,6 +695,7 @@ impl Sim {
                 if self.clients[client].conn == Some(conn) {
                     self.broker.connect(conn, now);
                     self.clients[client].client.handle_connected(now);
+                    self.touch(client);
                 }
             }
             Delivery::ToBroker { conn, payload } => self.broker.handle_frame(conn, &payload, now),
@@ -626,16 +706,22 @@ impl Sim {
             } => {
                 if self.clients[client].conn == Some(conn) {
                     self.clients[client].client.handle_frame(&payload, now);
+                    self.touch(client);
                 }
             }
             Delivery::ClosedByBroker { client, conn } => {
+                self.forget_link(conn);
                 if self.clients[client].conn == Some(conn) {
                     self.clients[client].conn = None;
                     self.conn_owner.remove(&conn);
                     self.clients[client].client.handle_disconnected(now);
+                    self.touch(client);
                 }
             }
-            Delivery::ClosedByClient { conn } => self.broker.disconnect(conn, now),
+            Delivery::ClosedByClient { conn } => {
+                self.forget_link(conn);
+                self.broker.disconnect(conn, now);
+            }
             Delivery::Committed { epoch, batch } => {
                 if epoch == self.epoch {
                     self.commit(batch);

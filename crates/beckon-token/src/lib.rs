@@ -8,9 +8,9 @@
 //!
 //! This crate does no I/O and reads no clock: the current time is always an argument, in unix
 //! seconds. It is not encryption (anyone holding a token can read its claims, see [`peek`]),
-//! it keeps no revocation list or replay cache (a token is valid until it expires), and it does
-//! not read the legacy `1:<appId>:<expireTs>:<md5>` tokens that SPEC §10 lets an app opt in to;
-//! those are the server's to recognise.
+//! and it keeps no revocation list or replay cache (a token is valid until it expires). The
+//! legacy `1:<appId>:<expireTs>:<md5>` tokens that SPEC §10 lets an app opt in to are read by
+//! the separate [`legacy`] module, so that nothing accepts them by accident.
 //!
 //! ```
 //! use beckon_token::{mint, verify, Privileges, TokenClaims, TokenError};
@@ -66,6 +66,8 @@
 
 mod error;
 mod format;
+pub mod issue;
+pub mod legacy;
 mod privileges;
 mod secret;
 

@@ -164,6 +164,10 @@ impl FromStr for Endpoint {
         if host.is_empty() {
             return Err(bad("the host is empty"));
         }
+        // Brackets only enclose an IPv6 address; in a host they would print as another URL.
+        if host.contains(['[', ']']) {
+            return Err(bad("the host contains a '[' or ']'"));
+        }
         let port: u16 = port
             .parse()
             .map_err(|_| bad("the port must be a number up to 65535"))?;
@@ -213,6 +217,31 @@ mod tests {
             "[::1:5",
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
+    }
+
+    /// Found by the `config` fuzz target: a host with a `]` and a `:` was accepted, but printed
+    /// in brackets (it has a `:`) it no longer parsed, so a URL the server had accepted could
+    /// not be shown back to the user as one. Brackets only ever enclose an IPv6 address.
+    #[test]
+    fn brackets_are_never_part_of_a_host() {
+        for bad in [
+            "=11}=[][z`:!11z`:8",
+            "tcp://a]:b:1",
+            "tcp://a[b:1",
+            "[[::1]:5",
+            "ws://x]:1/ws",
+        ] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
+        for good in [
+            "tcp://[::1]:1",
+            "quic://[fe80::1%eth0]:7",
+            "tcp://a:b:1",
+            "wss://h:2/p",
+        ] {
+            let e: Endpoint = good.parse().unwrap();
+            assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e, "{good}");
         }
     }
 }

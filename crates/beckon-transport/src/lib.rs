@@ -26,6 +26,7 @@ mod endpoint;
 mod listen;
 mod static_files;
 mod tls;
+pub mod upgrade;
 
 pub use conn::{FrameRx, FrameTx, connect, from_tcp};
 pub use endpoint::{Endpoint, Scheme, TransportError};

@@ -17,6 +17,7 @@ use crate::conn::{
 use crate::endpoint::{Endpoint, Scheme, TransportError};
 use crate::static_files::{StaticFiles, respond_file};
 use crate::tls::ServerTls;
+use crate::upgrade::{self, HeadStatus, Route};
 
 /// What to listen on.
 #[derive(Clone, Debug)]
@@ -256,21 +257,23 @@ impl Incoming {
                     None => Box::new(s),
                 };
                 let head = read_request_head(&mut io).await?;
-                let target = request_target(&head).unwrap_or_default();
-                let target = target.split('?').next().unwrap_or_default().to_owned();
-                let upgrade = is_upgrade(&head);
-                if target == "/healthz" && !upgrade {
-                    respond(&mut io, "200 OK", "ok\n").await?;
-                    return Ok(None);
-                }
-                let file = files.as_deref().and_then(|f| f.get(&target));
-                if let Some(file) = file.filter(|_| !(upgrade && target == path)) {
+                let target = upgrade::target(&head);
+                let upgrading = upgrade::is_upgrade(&head);
+                let file = files.as_deref().and_then(|f| f.get(target));
+                if let Some(file) = file.filter(|_| !(upgrading && target == path)) {
                     respond_file(&mut io, &head, file).await?;
                     return Ok(None);
                 }
-                if target != path {
-                    respond(&mut io, "404 Not Found", "not found\n").await?;
-                    return Ok(None);
+                match upgrade::route(&head, &path) {
+                    Route::Health => {
+                        respond(&mut io, "200 OK", "ok\n").await?;
+                        return Ok(None);
+                    }
+                    Route::NotFound => {
+                        respond(&mut io, "404 Not Found", "not found\n").await?;
+                        return Ok(None);
+                    }
+                    Route::Upgrade => {}
                 }
                 let prefixed: BoxIo = Box::new(Prefixed {
                     prefix: head,
@@ -286,20 +289,20 @@ impl Incoming {
     }
 }
 
-/// Largest HTTP request head accepted before the WebSocket upgrade.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
-
+/// Reads until the request head is whole (see [`upgrade::head_status`]); returns everything
+/// read, which may go on past the head.
 async fn read_request_head(io: &mut BoxIo) -> io::Result<Bytes> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            return Ok(buf.freeze());
-        }
-        if buf.len() >= MAX_REQUEST_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "HTTP request head too large",
-            ));
+        match upgrade::head_status(&buf) {
+            HeadStatus::Complete => return Ok(buf.freeze()),
+            HeadStatus::TooLarge => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "HTTP request head too large",
+                ));
+            }
+            HeadStatus::Incomplete => {}
         }
         if io.read_buf(&mut buf).await? == 0 {
             return Err(io::Error::new(
@@ -308,20 +311,6 @@ async fn read_request_head(io: &mut BoxIo) -> io::Result<Bytes> {
             ));
         }
     }
-}
-
-fn request_target(head: &[u8]) -> Option<String> {
-    let line = head.split(|b| *b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?.trim_end();
-    let mut parts = line.split(' ');
-    let _method = parts.next()?;
-    parts.next().map(str::to_owned)
-}
-
-fn is_upgrade(head: &[u8]) -> bool {
-    String::from_utf8_lossy(head)
-        .to_ascii_lowercase()
-        .contains("upgrade: websocket")
 }
 
 async fn respond(io: &mut BoxIo, status: &str, body: &str) -> io::Result<()> {

@@ -6,8 +6,11 @@
  * later attempt waits an exponential back-off (`initialBackoffMs`, doubling, at most
  * `maxBackoffMs`) with full jitter in its upper half. The policy gives up once `retryCount`
  * attempts are used, or `retryTimeMs` has passed since the connection was lost (or the login
- * began). A server's `retry_after_ms` (admission control) or `GoAway` delay is honoured as a
- * floor.
+ * began). A `GoAway` delay is honoured as a floor. A login refused for load
+ * (`GENERAL_E_OVERLOAD` with `retry_after_ms`, SPEC §10's admission control) is tried again
+ * when the server said ([`serverWait`]), and neither the refusal nor the wait counts against
+ * the attempts or the time: the server is up and hands each refused client its own time, so a
+ * crowd comes back as a ramp.
  */
 
 export interface BackoffConfig {
@@ -21,6 +24,13 @@ export const DEFAULT_BACKOFF: Readonly<BackoffConfig> = Object.freeze({
   initialBackoffMs: 1000,
   maxBackoffMs: 8000,
 });
+
+/** The longest a server's retry-after is taken at its word (a server's own maximum is a minute
+ * by default), so no reply can park a client for days. */
+export const MAX_SERVER_WAIT_MS = 300_000;
+
+/** The most jitter added to a server's retry-after (at most a sixteenth of it). */
+export const MAX_SERVER_WAIT_JITTER_MS = 250;
 
 /** The Web SDK's login defaults (SPEC §5): 10 attempts within 30 s. */
 export const DEFAULT_RETRY_COUNT = 10;
@@ -47,6 +57,18 @@ export class Backoff {
   /** The round ended in success. */
   reset(): void {
     this.attempt = 0;
+  }
+
+  /**
+   * The server refused the attempt for load and asked for `retryAfterMs`: the delay before the
+   * same attempt runs again (the wait, capped, plus a little jitter). The round's time is moved
+   * on by as much, so the wait uses none of it.
+   */
+  serverWait(retryAfterMs: number): number {
+    const wait = Math.min(retryAfterMs, MAX_SERVER_WAIT_MS);
+    const delay = wait + Math.floor(this._random() * Math.min(wait / 16, MAX_SERVER_WAIT_JITTER_MS));
+    this._startedAt += delay;
+    return delay;
   }
 
   /** The delay before the first attempt after a lost connection. */

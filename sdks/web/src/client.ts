@@ -202,7 +202,7 @@ export class Client {
     }
     let creds: Credentials;
     try {
-      const app = v.account(v.DEFAULT_LIMITS, "App ID", appId);
+      const app = v.identifier(v.DEFAULT_LIMITS, "App ID", appId);
       const acct = v.account(this._limitsValue, "account", account);
       const tok = v.text("token", token);
       if (tok === "") {
@@ -792,10 +792,11 @@ export class Client {
 
   private _loginRefused(f: LoginFailed, now: number): void {
     this._closeLink();
-    if (f.retryAfterMs > 0 && f.code === Codes.GENERAL_E_OVERLOAD) {
-      // Admission control: try again no sooner than the server asked.
-      this._linkLost(now);
-      if (this._retryAt !== undefined) this._retryAt = Math.max(this._retryAt, now + f.retryAfterMs);
+    if (f.retryAfterMs > 0 && f.code === Codes.GENERAL_E_OVERLOAD && this._backoff) {
+      // Admission control: the server is up and asked for a wait, so this attempt is neither
+      // failed nor counted; it runs again when the server said.
+      this._log("INFO", `the server is busy (${f.message}); logging in again in ${f.retryAfterMs} ms`);
+      this._retryAt = now + this._backoff.serverWait(f.retryAfterMs);
       return;
     }
     this._error("login", new CallError(f.code, f.message));

@@ -5,6 +5,9 @@
  *
  * - Names (accounts, channel names, attribute names): 1..=max visible characters; accounts
  *   also without whitespace. Characters are Unicode scalar values, not UTF-16 units or bytes.
+ * - Reserved: no account starts with `_` (the server's own names, such as `_system`, the sender
+ *   of system events), and no channel does but the special ones (`_agora_user_online`,
+ *   `_agora_channel_event`).
  * - Values: visible characters, empty allowed, bounded in characters.
  * - Message bodies and call `extra`: any text, bounded in bytes of UTF-8.
  * - Visible: not a control character (Unicode category Cc). A string with a lone surrogate is
@@ -130,15 +133,44 @@ export function name(limits: Limits, what: string, value: unknown): string {
   return s;
 }
 
-/** An account: a name without whitespace. */
-export function account(limits: Limits, what: string, value: unknown): string {
+/** What accounts and channel names SPEC reserves start with. */
+export const RESERVED_PREFIX = "_";
+
+/** The special channels, which only sessions with the server privilege may join or list. */
+export const USER_ONLINE_CHANNEL = "_agora_user_online";
+export const CHANNEL_EVENT_CHANNEL = "_agora_channel_event";
+
+export function isSpecialChannel(channel: string): boolean {
+  return channel === USER_ONLINE_CHANNEL || channel === CHANNEL_EVENT_CHANNEL;
+}
+
+/** A name without whitespace (an account, an App ID). */
+export function identifier(limits: Limits, what: string, value: unknown): string {
   const s = name(limits, what, value);
   if (WHITESPACE.test(s)) throw wrong(`${what} must not contain whitespace`);
   return s;
 }
 
-/** A channel name. */
-export const channel = name;
+/** An account: a name without whitespace, not starting with `_`. */
+export function account(limits: Limits, what: string, value: unknown): string {
+  const s = identifier(limits, what, value);
+  if (s.startsWith(RESERVED_PREFIX)) {
+    throw wrong(`${what} ${JSON.stringify(s)}: names starting with _ are reserved`);
+  }
+  return s;
+}
+
+/** A channel name: not starting with `_` unless it is a special channel. */
+export function channel(limits: Limits, what: string, value: unknown): string {
+  const s = name(limits, what, value);
+  if (s.startsWith(RESERVED_PREFIX) && !isSpecialChannel(s)) {
+    throw wrong(
+      `${what} ${JSON.stringify(s)}: names starting with _ are reserved ` +
+        `(${USER_ONLINE_CHANNEL} and ${CHANNEL_EVENT_CHANNEL} are the only such channels)`,
+    );
+  }
+  return s;
+}
 
 /** An attribute name. */
 export const attrName = name;

@@ -193,15 +193,75 @@ test("back-off grows, keeps to its bounds, and spreads with jitter", () => {
   assert.equal(b.next(30_000), undefined, "out of time");
 });
 
-test("the server's retry-after is honoured by the back-off", () => {
+const overloaded = (retryAfterMs) =>
+  server({ case: "loginFailed", value: { code: 1007, message: "busy", retryAfterMs } });
+
+test("the server's retry-after is honoured and costs no attempt (admission control)", () => {
+  const c = new Client({ random: () => 0.5 });
+  c.login("app", "alice", "_no_need_token", 2, 30, 0);
+  assert.deepEqual(commands(c), ["open"]);
+  let t = 0;
+  for (let i = 0; i < 10; i++) {
+    c.handleConnected(t);
+    sent(c);
+    c.handleFrame(overloaded(20_000), t);
+    assert.deepEqual(commands(c), ["close"]);
+    const evs = events(c);
+    assert.ok(evs.some((e) => e.type === "log" && e.txt.includes("busy")), JSON.stringify(evs));
+    assert.ok(!evs.some((e) => e.type === "loginFailed"), "not a failure");
+    assert.equal(c.status, 1, "still logging in");
+    const next = c.pollTimeout();
+    assert.ok(next - t >= 20_000 && next - t <= 20_250, `waited ${next - t}`);
+    c.handleTimeout(next - 1);
+    assert.deepEqual(commands(c), [], "not before the server said");
+    t = next;
+    c.handleTimeout(t);
+    assert.deepEqual(commands(c), ["open"]);
+  }
+  assert.ok(t > 200_000, "far past the 30 s login time, with 2 attempts");
+  c.handleConnected(t);
+  sent(c);
+  c.handleFrame(loginOk(false), t);
+  assert.deepEqual(
+    events(c).filter((e) => e.type !== "log"),
+    [{ type: "loginSuccess", uid: 42 }],
+  );
+
+  // Reconnecting: the refusals add no onReconnecting.
+  c.handleDisconnected(t);
+  assert.deepEqual(
+    events(c).filter((e) => e.type === "reconnecting"),
+    [{ type: "reconnecting", nretry: 1 }],
+  );
+  for (let i = 0; i < 5; i++) {
+    t = c.pollTimeout();
+    c.handleTimeout(t);
+    commands(c);
+    c.handleConnected(t);
+    sent(c);
+    c.handleFrame(overloaded(1_000), t);
+    assert.ok(!events(c).some((e) => e.type === "reconnecting" || e.type === "logout"));
+  }
+  t = c.pollTimeout();
+  c.handleTimeout(t);
+  commands(c);
+  c.handleConnected(t);
+  sent(c);
+  c.handleFrame(loginOk(false), t);
+  assert.deepEqual(
+    events(c).filter((e) => e.type !== "log"),
+    [{ type: "reconnected" }],
+  );
+});
+
+test("an overload refusal without a retry-after fails the login", () => {
   const c = new Client();
   c.login("app", "alice", "_no_need_token", 5, 60, 0);
   commands(c);
   c.handleConnected(0);
   sent(c);
-  c.handleFrame(server({ case: "loginFailed", value: { code: 1007, message: "busy", retryAfterMs: 20_000 } }), 0);
-  assert.ok(c.pollTimeout() >= 20_000, `retry at ${c.pollTimeout()}`);
-  assert.equal(c.status, 1, "still logging in");
+  c.handleFrame(overloaded(0), 0);
+  assert.ok(events(c).some((e) => e.type === "loginFailed" && e.ecode === 1007));
 });
 
 test("a fresh session after a lost one rejoins channels and fails what was in flight", () => {
@@ -282,6 +342,16 @@ test("validation mirrors beckon_proto::validate", () => {
   assert.equal(code(() => v.account(L, "a", null)), 1004);
   assert.equal(code(() => v.account(L, "a", {})), 1004);
   assert.equal(v.account(L, "a", 12345), "12345", "numeric accounts are read as text");
+  assert.equal(code(() => v.account(L, "a", "_system")), 1004, "reserved");
+  assert.equal(code(() => v.account(L, "a", "_x")), 1004, "reserved");
+  assert.equal(code(() => v.account(L, "a", "a_")), 0);
+  assert.equal(code(() => v.identifier(L, "App ID", "_app")), 0, "App IDs are not accounts");
+  assert.equal(code(() => v.channel(L, "c", "room")), 0);
+  assert.equal(code(() => v.channel(L, "c", "a b")), 0);
+  assert.equal(code(() => v.channel(L, "c", "_agora_user_online")), 0);
+  assert.equal(code(() => v.channel(L, "c", "_agora_channel_event")), 0);
+  assert.equal(code(() => v.channel(L, "c", "_agora_other")), 1004);
+  assert.equal(code(() => v.channel(L, "c", "_")), 1004);
   assert.equal(code(() => v.userAttrValue(L, "v", "x".repeat(1024))), 0);
   assert.equal(code(() => v.userAttrValue(L, "v", "x".repeat(1025))), 1005);
   assert.equal(code(() => v.channelAttrValue(L, "v", "x".repeat(8096))), 0);

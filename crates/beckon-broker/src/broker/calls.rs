@@ -64,11 +64,11 @@ impl<S: Store> Broker<S> {
         let timeout =
             (self.apps.get(&app)).map_or(Duration::from_secs(60), |a| a.config.call_timeout);
         let deadline = now + timeout;
-        let Some(call) = self.calls.ring(id, deadline) else {
+        let Some((call, extra)) = self.calls.ring(id, deadline) else {
             return;
         };
         let mut ev = event(Kind::Received, &call.key.channel, &call.key.caller, false);
-        ev.extra = call.extra.clone();
+        ev.extra = extra;
         let to = call.callee_side().to_owned();
         self.arm(deadline, TimerKey::Call(id));
         if let Some((sid, seq)) = self.call_event_to(&app, &to, &ev)
@@ -95,6 +95,26 @@ impl<S: Store> Broker<S> {
             return Err(CallError::new(
                 ErrorCode::InviteReinvite,
                 format!("{} is already invited to {}", m.account, m.channel),
+            ));
+        }
+        let mine = self.calls.placed_by(&app.app_id, &me.account);
+        if mine >= app.max_invites_per_session {
+            return Err(CallError::new(
+                ErrorCode::InviteOther,
+                format!(
+                    "{} has {mine} invitations in progress, the most one session may have; end \
+                     one first",
+                    me.account
+                ),
+            ));
+        }
+        if self.calls.in_app(&app.app_id) >= app.max_invites {
+            return Err(CallError::new(
+                ErrorCode::InviteOther,
+                format!(
+                    "the app has {} invitations in progress, its maximum; try again later",
+                    app.max_invites
+                ),
             ));
         }
         let mut call = Call {
@@ -169,8 +189,10 @@ impl<S: Store> Broker<S> {
         self.receipt_now(id);
         let kind = if accept {
             self.calls.accept(id);
+            self.stats.calls_accepted += 1;
             Kind::AcceptedByPeer
         } else {
+            self.stats.calls_refused += 1;
             Kind::RefusedByPeer
         };
         let Some(call) = self.calls.get(id) else {
@@ -206,6 +228,7 @@ impl<S: Store> Broker<S> {
         let Some(call) = self.calls.remove(id) else {
             return Err(no_call(&m.channel, &m.account));
         };
+        self.stats.calls_ended += 1;
         if call.state != CallState::WaitingForPeer {
             let (other, me_as_seen) = call.other_side(m.as_caller);
             let ev = event(Kind::EndByPeer, &m.channel, &me_as_seen, !m.as_caller);
@@ -258,14 +281,17 @@ impl<S: Store> Broker<S> {
                 continue;
             };
             let (to, ev) = if call.key.caller == account {
+                self.stats.calls_ended += 1;
                 if call.state == CallState::WaitingForPeer {
                     continue;
                 }
                 let ev = event(Kind::EndByPeer, &call.key.channel, &call.key.caller, false);
                 (call.callee_side().to_owned(), ev)
             } else if call.state == CallState::Accepted {
+                self.stats.calls_ended += 1;
                 (call.key.caller.clone(), to_caller(Kind::EndByPeer, &call))
             } else {
+                self.stats.calls_failed += 1;
                 let mut ev = to_caller(Kind::Failed, &call);
                 ev.code = ErrorCode::InvitePeerOffline.code();
                 (call.key.caller.clone(), ev)
@@ -293,6 +319,7 @@ impl<S: Store> Broker<S> {
             self.call_event_to(&app, call.callee_side(), &ended);
         }
         self.stats.call_timeouts += 1;
+        self.stats.calls_failed += 1;
         self.call_event_to(&app, &call.key.caller, &failed);
     }
 

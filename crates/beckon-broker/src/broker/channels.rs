@@ -13,16 +13,30 @@ use beckon_proto::{CallError, CallResult, ErrorCode, SYSTEM_ACCOUNT};
 
 use super::{Broker, Caller, EndReason, TimerKey};
 use crate::SessionId;
-use crate::channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL, is_special};
+use crate::channels::{AppFull, CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL, attr_cost, is_special};
 use crate::config::AppConfig;
 use crate::frame::{BodyField, EventBody};
 use crate::invoke::USER_LIST_LEN;
 use crate::store::Store;
 
+/// What a field costs in an encoded event besides its text: a tag and a length, with room.
+const FIELD_OVERHEAD: usize = 8;
+
+/// The refusal for a session without the server privilege that asks about a special channel.
+fn forbidden(name: &str) -> CallError {
+    CallError::new(
+        ErrorCode::JoinChannelForbidden,
+        format!("{name} needs the server privilege"),
+    )
+}
+
 impl<S: Store> Broker<S> {
     // ---- requests ---------------------------------------------------------------------------
 
-    /// `channelJoin`: the answer carries the member list and the attributes (SPEC §7).
+    /// `channelJoin`: the answer carries the member list and the attributes (SPEC §7). When
+    /// the attributes do not fit in one event beside the members, the rest follow the answer as
+    /// attribute updates, which a client reports the same way. A join whose state would not fit
+    /// in what the session may still hold is refused, changing nothing.
     pub(super) fn channel_join(
         &mut self,
         me: &Caller,
@@ -31,13 +45,14 @@ impl<S: Store> Broker<S> {
         let app = &me.app;
         app.limits.channel("channelID", name)?;
         if is_special(name) && !me.privileged {
-            return Err(CallError::new(
-                ErrorCode::JoinChannelForbidden,
-                format!("{name} needs the server privilege"),
-            ));
+            return Err(forbidden(name));
         }
+        self.join_fits(me, name)?;
         let mut left = Vec::new();
         if !self.channels.is_member(&app.app_id, name, &me.account) {
+            if self.channels.get(&app.app_id, name).is_none() {
+                self.make_room_for_channel(app)?;
+            }
             // One channel per session by default: joining leaves the oldest joined channels.
             let joined = self
                 .sessions
@@ -55,16 +70,94 @@ impl<S: Store> Broker<S> {
         }
         let c = (self.channels.get(&app.app_id, name))
             .ok_or_else(|| CallError::new(ErrorCode::JoinChannelOther, "the channel vanished"))?;
-        let attrs = c.attrs().iter().map(|(k, v)| pb::Attr {
-            name: k.clone(),
-            value: v.clone(),
-        });
+        let accounts = c.latest(USER_LIST_LEN);
+        let members_bytes: usize = accounts.iter().map(|a| a.len() + FIELD_OVERHEAD).sum();
+        let mut room = self
+            .config
+            .max_event_bytes
+            .saturating_sub(members_bytes + 1024);
+        let mut attrs = Vec::new();
+        let mut overflow = Vec::new();
+        for (k, v) in c.attrs() {
+            let cost = attr_cost(k, v) + 3 * FIELD_OVERHEAD;
+            let attr = pb::Attr {
+                name: k.clone(),
+                value: v.clone(),
+            };
+            if cost <= room && overflow.is_empty() {
+                room -= cost;
+                attrs.push(attr);
+            } else {
+                overflow.push(attr);
+            }
+        }
+        for attr in overflow {
+            let update = pb::ChannelAttrUpdated {
+                channel: name.to_owned(),
+                name: attr.name,
+                value: attr.value,
+                r#type: "update".to_owned(),
+            };
+            let body = EventBody::new(BodyField::ChannelAttrUpdated, &update);
+            self.follow_ups.push((me.sid, body));
+        }
         Ok(pb::ChannelJoined {
             channel: name.to_owned(),
-            accounts: c.latest(USER_LIST_LEN),
-            attrs: attrs.collect(),
+            accounts,
+            attrs,
             left,
         })
+    }
+
+    /// Whether the state a join of `name` hands over (members, attributes) fits in what the
+    /// caller's session may still hold unacknowledged; else `JOINCHANNEL_E_OTHER`.
+    fn join_fits(&self, me: &Caller, name: &str) -> CallResult {
+        let Some(c) = self.channels.get(&me.app.app_id, name) else {
+            return Ok(());
+        };
+        let members: usize = c
+            .latest(USER_LIST_LEN)
+            .iter()
+            .map(|a| a.len() + FIELD_OVERHEAD)
+            .sum();
+        let state = members + c.attr_bytes() + c.attrs().len() * 4 * FIELD_OVERHEAD + 1024;
+        let events = c.attrs().len() + 1;
+        let cfg = &self.config;
+        let full = self.sessions.get(&me.sid).is_some_and(|s| {
+            s.events.holds_at_least(
+                cfg.max_unacked_events.saturating_sub(events),
+                cfg.max_unacked_bytes.saturating_sub(state),
+            )
+        });
+        if full {
+            return Err(CallError::new(
+                ErrorCode::JoinChannelOther,
+                format!(
+                    "{name} hands over {state} bytes of members and attributes, more than this \
+                     session can hold unacknowledged now; join again once the client has \
+                     caught up"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes room for a new channel in the caller's app (SPEC has no limit; the app's
+    /// `max_channels` does): the channel empty longest ends, or the request fails.
+    fn make_room_for_channel(&mut self, app: &AppConfig) -> CallResult {
+        match self.channels.make_room(&app.app_id, app.max_channels) {
+            Ok(evicted) => {
+                self.stats.channels_evicted += u64::from(evicted.is_some());
+                Ok(())
+            }
+            Err(AppFull) => Err(CallError::new(
+                ErrorCode::JoinChannelOther,
+                format!(
+                    "the app holds its maximum of {} channels, none of them empty",
+                    app.max_channels
+                ),
+            )),
+        }
     }
 
     /// `channelLeave`: members see the caller leave.
@@ -80,9 +173,13 @@ impl<S: Store> Broker<S> {
         Ok(())
     }
 
-    /// `channelQueryUserNum`: members now (membership not needed).
+    /// `channelQueryUserNum`: members now (membership not needed; the special channels'
+    /// need the server privilege).
     pub(super) fn channel_query_user_num(&self, me: &Caller, name: &str) -> CallResult<u32> {
         me.app.limits.channel("channelID", name)?;
+        if is_special(name) && !me.privileged {
+            return Err(forbidden(name));
+        }
         let num = self
             .channels
             .get(&me.app.app_id, name)
@@ -98,10 +195,14 @@ impl<S: Store> Broker<S> {
         account: &str,
     ) -> CallResult<bool> {
         validate::channel_member(&me.app.limits, name, account)?;
+        if is_special(name) && !me.privileged {
+            return Err(forbidden(name));
+        }
         Ok(self.channels.is_member(&me.app.app_id, name, account))
     }
 
-    /// `(total members, latest `n` members oldest first)`.
+    /// `(total members, latest `n` members oldest first)`. A list too large for one answer
+    /// is refused with `GENERAL_E_LARGE_PARAM`, pointing at `num`.
     pub(super) fn channel_user_list(
         &self,
         me: &Caller,
@@ -109,8 +210,29 @@ impl<S: Store> Broker<S> {
         n: usize,
     ) -> CallResult<(usize, Vec<String>)> {
         me.app.limits.channel("channelID", name)?;
-        let c = self.channels.get(&me.app.app_id, name);
-        Ok(c.map_or((0, Vec::new()), |c| (c.len(), c.latest(n))))
+        if is_special(name) && !me.privileged {
+            return Err(forbidden(name));
+        }
+        let Some(c) = self.channels.get(&me.app.app_id, name) else {
+            return Ok((0, Vec::new()));
+        };
+        // Counted before anything is copied, as the JSON answer will spell each member:
+        // `["<account>",0],` with `"` and `\` escaped.
+        let listed = n.min(c.len());
+        let bytes: usize = c
+            .latest_iter()
+            .take(listed)
+            .map(|a| a.len() + a.bytes().filter(|b| matches!(b, b'"' | b'\\')).count() + 6)
+            .sum::<usize>()
+            + 64;
+        if bytes > self.config.max_event_bytes {
+            return Err(CallError::large_param(format!(
+                "the {listed} latest members of {name} take {bytes} bytes, more than one \
+                 answer carries ({} bytes); ask for fewer with \"num\"",
+                self.config.max_event_bytes
+            )));
+        }
+        Ok((c.len(), c.latest(listed)))
     }
 
     /// Members, or sessions with the server privilege, may change a channel's attributes.
@@ -146,13 +268,23 @@ impl<S: Store> Broker<S> {
         if value.is_empty() {
             return self.channel_del_attr(me, channel, name);
         }
-        let full = (self.channels.get(&app.app_id, channel))
-            .is_some_and(|c| c.attrs_full(name, app.max_channel_attrs));
-        if full {
+        let existing = self.channels.get(&app.app_id, channel);
+        if existing.is_some_and(|c| c.attrs_full(name, app.max_channel_attrs)) {
             return Err(CallError::failed(format!(
                 "a channel may hold at most {} attributes",
                 app.max_channel_attrs
             )));
+        }
+        let bytes = existing.map_or(attr_cost(name, value), |c| c.attr_bytes_with(name, value));
+        if bytes > app.max_channel_attr_bytes {
+            return Err(CallError::failed(format!(
+                "{channel}'s attributes would take {bytes} bytes; a channel holds at most {} \
+                 bytes of attribute names and values",
+                app.max_channel_attr_bytes
+            )));
+        }
+        if existing.is_none() {
+            self.make_room_for_channel(app)?;
         }
         self.attr_rate(me, channel)?;
         let now = self.now;
@@ -166,7 +298,7 @@ impl<S: Store> Broker<S> {
             None
         };
         let ttl = if created {
-            c.arm_ttl(now, app.default_channel_ttl)
+            c.arm_ttl(now, app.default_channel_ttl, app.max_channel_ttl)
         } else {
             None
         };
@@ -175,7 +307,9 @@ impl<S: Store> Broker<S> {
             self.arm(at, TimerKey::AutoUpdate(id));
         }
         if let Some(at) = ttl {
+            // Made by a write of a session with the server privilege, empty: it holds it.
             self.arm(at, TimerKey::ChannelTtl(id));
+            self.left_empty(app, channel, &me.account, me.privileged);
         }
         self.broadcast_attr(&app.app_id, channel, name, value, "update");
         Ok(())
@@ -257,8 +391,11 @@ impl<S: Store> Broker<S> {
     // ---- membership -------------------------------------------------------------------------
 
     fn add_member(&mut self, app: &AppConfig, name: &str, account: &Arc<str>, sid: SessionId) {
-        let (c, _) = self.channels.get_or_create(&app.app_id, name);
-        c.add(account, sid);
+        self.channels.get_or_create(&app.app_id, name);
+        self.channels.add(&app.app_id, name, account, sid);
+        let Some(c) = self.channels.get(&app.app_id, name) else {
+            return;
+        };
         let notify = c.notifies_members(app.max_notified_members);
         let mut others = c.sessions();
         others.retain(|s| *s != sid);
@@ -281,7 +418,7 @@ impl<S: Store> Broker<S> {
         let notify = c.notifies_members(app.max_notified_members);
         let others = c.sessions();
         let special = c.special();
-        let ttl = c.arm_ttl(self.now, app.default_channel_ttl);
+        let ttl = c.arm_ttl(self.now, app.default_channel_ttl, app.max_channel_ttl);
         let id = c.id();
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.channels.retain(|c| &**c != name);
@@ -290,7 +427,26 @@ impl<S: Store> Broker<S> {
         self.membership_changed(app, name, account, others, event, special, "channel_leave");
         if let Some(at) = ttl {
             self.arm(at, TimerKey::ChannelTtl(id));
+            let session = self.sessions.get(&sid);
+            let privileged = session.is_some_and(|s| s.privileged());
+            let holder = session.map(|s| s.account.clone());
+            let holder = holder.unwrap_or_else(|| Arc::from(account));
+            self.left_empty(app, name, &holder, privileged);
         }
+    }
+
+    /// `holder` left `name` empty: the channel counts among the empty channels it holds, and
+    /// the oldest of those beyond the app's quota end now. A session with the server privilege
+    /// (an app's own backend, which may prepare many channels) has no such quota; the app's
+    /// `max_channels` still holds.
+    fn left_empty(&mut self, app: &AppConfig, name: &str, holder: &Arc<str>, privileged: bool) {
+        let max = if privileged {
+            usize::MAX
+        } else {
+            app.max_empty_channels_per_account
+        };
+        let evicted = (self.channels).left_empty(&app.app_id, name, holder, self.now, max);
+        self.stats.channels_evicted += evicted.len() as u64;
     }
 
     /// Tells the other members (when the channel notifies) and `_agora_channel_event` (for

@@ -9,10 +9,11 @@ use sha2::Sha256;
 
 use beckon_proto::pb::{self, server_frame};
 use beckon_proto::{CallError, ErrorCode, PROTOCOL_VERSION, validate};
-use beckon_token::{Privileges, TokenError};
+use beckon_token::{Privileges, TokenError, legacy};
 
 use super::storage::Then;
 use super::{AppState, Broker, EndReason, TimerKey, uid_for};
+use crate::admission::Refusal;
 use crate::config::AppConfig;
 use crate::frame::OutFrame;
 use crate::session::{Inbox, Session};
@@ -24,8 +25,31 @@ type LoginFailure = (ErrorCode, String, u32);
 
 impl<S: Store> Broker<S> {
     pub(super) fn handle_login(&mut self, conn: ConnId, login: pb::Login, now: Instant) {
+        if let Err(refusal) = self.admit(conn, &login, now) {
+            self.stats.logins_refused += 1;
+            let ms = u32::try_from(refusal.retry_after.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1);
+            let whose = if refusal.by_address {
+                "this address logs in faster than the server allows"
+            } else {
+                "the server is taking logins more slowly than they come"
+            };
+            let message = format!("{whose}; retry in {ms} ms");
+            self.send(
+                conn,
+                OutFrame::server(server_frame::Kind::LoginFailed(pb::LoginFailed {
+                    code: ErrorCode::GeneralOverload.code(),
+                    message: message.clone(),
+                    retry_after_ms: ms,
+                })),
+            );
+            self.close(conn, ErrorCode::GeneralOverload, message, now);
+            return;
+        }
         match self.check_login(&login, now) {
             Ok((app, privileges)) => {
+                self.tally_login(&login.app_id, ErrorCode::Success);
                 let refused = match &login.resume {
                     None => String::new(),
                     Some(r) => match self.try_resume(conn, &app, &login.account, r, privileges) {
@@ -37,6 +61,7 @@ impl<S: Store> Broker<S> {
             }
             Err((code, message, retry_after_ms)) => {
                 self.stats.login_failures += 1;
+                self.tally_login(&login.app_id, code);
                 self.send(
                     conn,
                     OutFrame::server(server_frame::Kind::LoginFailed(pb::LoginFailed {
@@ -48,6 +73,28 @@ impl<S: Store> Broker<S> {
                 self.close(conn, code, message, now);
             }
         }
+    }
+
+    /// Admission control (SPEC §10), before anything else about the login is looked at: a
+    /// login that resumes a live session with its secret is never refused (it must not wait
+    /// past its grace period), every other one takes a token from the server's bucket and its
+    /// address's, or is refused with the wait it should take.
+    fn admit(&mut self, conn: ConnId, login: &pb::Login, now: Instant) -> Result<(), Refusal> {
+        let resumes = login.resume.as_ref().is_some_and(|r| {
+            self.sessions
+                .get(&SessionId(r.session_id))
+                .is_some_and(|s| {
+                    s.app.app_id == login.app_id
+                        && *s.account == *login.account
+                        && constant_time_eq(&s.secret, &r.secret)
+                })
+        });
+        if resumes {
+            self.admission.admit_anyway(now);
+            return Ok(());
+        }
+        let peer = self.conns.get(&conn).and_then(|c| c.peer);
+        self.admission.admit(peer, now)
     }
 
     fn check_login(
@@ -84,6 +131,27 @@ impl<S: Store> Broker<S> {
             return Ok((app, privileges));
         };
         let now_unix = self.unix_ms(now) / 1000;
+        if beckon_token::legacy::is_legacy(&login.token) {
+            if !app.legacy_tokens {
+                return Err((
+                    ErrorCode::LoginTokenWrong,
+                    "this app does not accept legacy (md5) tokens; use a SignalingToken".into(),
+                    0,
+                ));
+            }
+            let checked =
+                legacy::verify(cert, &login.token, &login.app_id, &login.account, now_unix);
+            return match checked {
+                Ok(_) => {
+                    self.stats.legacy_logins += 1;
+                    Ok((app, Privileges::NONE))
+                }
+                Err(e @ TokenError::Expired { .. }) => {
+                    Err((ErrorCode::LoginTokenExpired, e.to_string(), 0))
+                }
+                Err(e) => Err((ErrorCode::LoginTokenWrong, e.to_string(), 0)),
+            };
+        }
         match beckon_token::verify(cert, &login.token, &login.app_id, &login.account, now_unix) {
             Ok(claims) => Ok((app, claims.privileges)),
             Err(e @ TokenError::Expired { .. }) => {
@@ -93,17 +161,32 @@ impl<S: Store> Broker<S> {
         }
     }
 
-    fn app(&mut self, app_id: &str) -> Option<Arc<AppConfig>> {
-        if let Some(a) = self.apps.get(app_id) {
-            return Some(a.config.clone());
+    /// The configuration of `app_id`, if the broker serves it. Nothing is kept for an app
+    /// until a session of it opens, so a failed login leaves nothing behind.
+    fn app(&self, app_id: &str) -> Option<Arc<AppConfig>> {
+        match self.apps.get(app_id) {
+            Some(a) => Some(a.config.clone()),
+            None => self.config.apps.lookup(app_id).map(Arc::new),
         }
-        let config = Arc::new(self.config.apps.lookup(app_id)?);
-        let state = AppState {
-            config: config.clone(),
-            online: Default::default(),
-        };
-        self.apps.insert(app_id.to_owned(), state);
-        Some(config)
+    }
+
+    /// A session of `app` opened: the app's state exists from now on.
+    fn app_in_use(&mut self, app: &Arc<AppConfig>) -> &mut AppState {
+        self.apps
+            .entry(app.app_id.clone())
+            .or_insert_with(|| AppState {
+                config: app.clone(),
+                online: Default::default(),
+            })
+    }
+
+    /// A development app (served by the template, not configured) with no session left is
+    /// forgotten, so App IDs made up by clients leave nothing behind.
+    fn release_app(&mut self, app_id: &str) {
+        let idle = self.apps.get(app_id).is_some_and(|a| a.online.is_empty());
+        if idle && !self.config.apps.is_configured(app_id) {
+            self.apps.remove(app_id);
+        }
     }
 
     fn open_session(
@@ -138,9 +221,7 @@ impl<S: Store> Broker<S> {
             login_ok(sid, &session, heartbeat, false, resume_refused),
         );
         self.sessions.insert(sid, session);
-        if let Some(a) = self.apps.get_mut(&app.app_id) {
-            a.online.insert(account.clone(), sid);
-        }
+        self.app_in_use(&app).online.insert(account.clone(), sid);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = Some(sid);
         }
@@ -202,6 +283,7 @@ impl<S: Store> Broker<S> {
             c.session = Some(sid);
         }
         self.stats.resumes += 1;
+        self.stats.replayed_events += replay.len() as u64;
         self.send(conn, ok);
         for frame in replay {
             self.send(conn, frame);
@@ -279,6 +361,7 @@ impl<S: Store> Broker<S> {
         {
             a.online.remove(&*s.account);
             went_offline = true;
+            self.release_app(&s.app.app_id);
         }
         if reason != EndReason::Shutdown && (went_offline || reason == EndReason::Kicked) {
             self.calls_on_offline(&s.app.app_id, &s.account);

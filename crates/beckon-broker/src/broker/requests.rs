@@ -4,12 +4,13 @@
 use beckon_proto::pb::{self, reply, request::Op};
 use beckon_proto::{CallError, CallResult};
 
-use super::storage::{Then, Via};
+use super::storage::Via;
 use super::{Broker, Caller};
 use crate::SessionId;
+use crate::admin::RequestKind;
 use crate::frame::BodyField;
 use crate::invoke::{self, Function, Response};
-use crate::store::{Store, StoreOp};
+use crate::store::Store;
 
 pub(super) type Reply = CallResult<Option<reply::Result>>;
 
@@ -46,18 +47,21 @@ impl<S: Store> Broker<S> {
             self.reply(sid, req.id, Err(e));
             return;
         }
+        let kind = RequestKind::of(req.op.as_ref());
         let me = Caller {
             sid,
             app: s.app.clone(),
             account: s.account.clone(),
             privileged: s.privileged(),
             request: req.id,
+            kind: Some(kind),
         };
         let answer = match req.op {
             None => Answer::Now(Err(CallError::wrong_param("unknown request kind"))),
             Some(Op::Logout(_)) => {
                 // From the answer on, nothing more is routed to the session: messages for the
                 // account wait in the store for its next login.
+                self.tally_request(&me.app.app_id, kind, 0);
                 let seq = self.reply(sid, req.id, Ok(None));
                 if let Some(s) = self.sessions.get_mut(&sid) {
                     s.logging_out = seq;
@@ -67,7 +71,12 @@ impl<S: Store> Broker<S> {
             Some(op) => self.run_op(&me, op),
         };
         if let Answer::Now(result) = answer {
+            let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
+            self.tally_request(&me.app.app_id, kind, code);
             self.reply(sid, req.id, result);
+        }
+        for (to, body) in std::mem::take(&mut self.follow_ups) {
+            self.emit_encoded(to, &body, None);
         }
     }
 
@@ -187,14 +196,9 @@ impl<S: Store> Broker<S> {
         if records.is_empty() {
             return;
         }
-        let (app, account) = (s.app.app_id.clone(), s.account.to_string());
+        let (app, account) = (s.app.app_id.clone(), s.account.clone());
         for position in records {
-            let delete = StoreOp::DeleteMessage {
-                app: app.clone(),
-                account: account.clone(),
-                position,
-            };
-            self.store_op(delete, Then::Nothing);
+            self.delete_message(&app, &account, position);
         }
     }
 

@@ -8,14 +8,17 @@
 //! set) is only told to a client then.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use beckon_proto::pb::{self, reply};
 use beckon_proto::{CallError, CallResult, ErrorCode, validate};
 
 use super::{Broker, Caller};
 use crate::SessionId;
+use crate::admin::RequestKind;
 use crate::config::AppConfig;
 use crate::invoke::{self, Response};
+use crate::offline;
 use crate::store::{
     QueueLimit, Recovered, Store, StoreAnswer, StoreBatch, StoreDone, StoreError, StoreOp,
     StoredMessage,
@@ -51,12 +54,13 @@ impl Default for Storage {
 #[derive(Debug)]
 pub(super) enum Then {
     Nothing,
-    /// The reply to request `request` of session `sid`.
+    /// The reply to request `request` of session `sid`, tallied under `kind` for `app`.
     Answer {
         sid: SessionId,
         request: u64,
         via: Via,
         awaited: Awaited,
+        tally: Option<(Arc<AppConfig>, RequestKind)>,
     },
     /// A session's read of its stored messages. Every position below `below` was handed out
     /// before the read was issued, so the read saw each of them that is stored.
@@ -80,12 +84,14 @@ pub(super) enum Via {
 /// What a request waits for.
 #[derive(Debug)]
 pub(super) enum Awaited {
-    /// A p2p message's write-ahead record; `online`: its recipient had a session (counted as
-    /// delivered, else as stored); `limit`: the queue bound it was written under.
+    /// A p2p message's write-ahead record at `position`; `online`: its recipient had a session
+    /// (counted as delivered, else as stored and in the offline ledger); `limit`: the queue
+    /// bound it was written under.
     Sent {
         recipient: String,
         online: bool,
         limit: Option<QueueLimit>,
+        position: u64,
     },
     /// An attribute write; `conn_timeout`: the value, when it is the grace period's.
     AttrSet {
@@ -275,8 +281,13 @@ impl<S: Store> Broker<S> {
                 request,
                 via,
                 awaited,
+                tally,
             } => {
                 let result = self.answered(sid, awaited, answer);
+                if let Some((app, kind)) = tally {
+                    let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
+                    self.tally_request(&app.app_id, kind, code);
+                }
                 self.finish_request(sid, request, via, result);
             }
             Then::Portion { sid, below } => self.portion(sid, below, answer),
@@ -304,6 +315,12 @@ impl<S: Store> Broker<S> {
         awaited: Awaited,
         answer: Result<StoreAnswer, StoreError>,
     ) -> CallResult<Answered> {
+        if let (Awaited::Sent { position, .. }, Err(_) | Ok(StoreAnswer::Full)) =
+            (&awaited, &answer)
+        {
+            // Not kept: it no longer counts against its sender's quota.
+            self.offline.deleted(*position);
+        }
         let answer = answer.map_err(|e| self.store_failed(e))?;
         match (awaited, answer) {
             (Awaited::Sent { online, .. }, StoreAnswer::Done) => {
@@ -345,9 +362,38 @@ impl<S: Store> Broker<S> {
             (Awaited::AttrRead, StoreAnswer::Attr(value)) => {
                 Ok(Answered::Value(value.unwrap_or_default()))
             }
-            (Awaited::AttrsRead, StoreAnswer::Attrs(attrs)) => Ok(Answered::Attrs(attrs)),
+            (Awaited::AttrsRead, StoreAnswer::Attrs(attrs)) => {
+                self.fits_one_answer(&attrs)?;
+                Ok(Answered::Attrs(attrs))
+            }
             (_, other) => Err(self.store_failed(unexpected(&other))),
         }
+    }
+
+    /// Whether every attribute of an account fits in one answer, as the JSON object will spell
+    /// them: a server configured for more attributes than one answer carries refuses rather
+    /// than ending the session.
+    fn fits_one_answer(&self, attrs: &[(String, String)]) -> CallResult {
+        let json = |s: &str| {
+            s.len()
+                + s.bytes()
+                    .filter(|b| *b < 0x20 || b"\"\\".contains(b))
+                    .count()
+                    * 5
+        };
+        let bytes: usize = attrs
+            .iter()
+            .map(|(k, v)| json(k) + json(v) + 6)
+            .sum::<usize>()
+            + 2;
+        if bytes > self.config.max_event_bytes {
+            return Err(CallError::failed(format!(
+                "the attributes take {bytes} bytes, more than one answer carries ({} bytes); \
+                 read them one by one",
+                self.config.max_event_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Sends a deferred reply, shaped as the request asked for it.
@@ -403,15 +449,13 @@ impl<S: Store> Broker<S> {
             s.inbox.cursor = position;
             if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
                 self.stats.offline_expired += 1;
-                let delete = StoreOp::DeleteMessage {
-                    app: app.clone(),
-                    account: account.to_string(),
-                    position,
-                };
-                self.store_op(delete, Then::Nothing);
+                self.delete_message(&app, &account, position);
                 continue;
             }
             let offline = position < s.inbox.since;
+            if offline {
+                self.stats.stored_delivered += 1;
+            }
             self.deliver_instant(sid, position, m, offline);
         }
         let Some(s) = self.sessions.get_mut(&sid) else {
@@ -465,7 +509,18 @@ impl<S: Store> Broker<S> {
             }
             (None, None) => Some(self.offline_queue_limit(&app, &recipient)),
         };
+        // For an account without a session, the sender's and the app's quotas of stored
+        // messages apply, and the message counts against them until its record is deleted.
+        let cost = target
+            .is_none()
+            .then(|| offline::cost(&recipient, &message));
+        if let Some(cost) = cost {
+            (self.offline).check(&app.app_id, &me.account, cost, &app.offline)?;
+        }
         let position = self.take_position();
+        if let Some(cost) = cost {
+            self.offline_stored(&app.app_id, &recipient, position, &message, cost);
+        }
         let put = StoreOp::PutMessage {
             app: app.app_id.clone(),
             account: recipient.clone(),
@@ -473,16 +528,13 @@ impl<S: Store> Broker<S> {
             message: message.clone(),
             limit,
         };
-        let then = Then::Answer {
-            sid: me.sid,
-            request: me.request,
-            via: Via::Request,
-            awaited: Awaited::Sent {
-                recipient,
-                online: target.is_some(),
-                limit,
-            },
+        let awaited = Awaited::Sent {
+            recipient,
+            online: target.is_some(),
+            limit,
+            position,
         };
+        let then = self.answer_to(me, Via::Request, awaited);
         self.store_op(put, then);
         if let Some(t) = target
             && let Some(s) = self.sessions.get_mut(&t)
@@ -540,6 +592,7 @@ impl<S: Store> Broker<S> {
             request: me.request,
             via,
             awaited,
+            tally: me.kind.map(|kind| (me.app.clone(), kind)),
         }
     }
 }

@@ -1,14 +1,16 @@
 //! Users (SPEC §6): presence queries, user attributes, and p2p messages (kept in the store
 //! until their recipient acknowledges them).
 
+use std::time::{Duration, Instant};
+
 use beckon_proto::pb;
 use beckon_proto::{CallResult, validate};
 
-use super::storage::Via;
-use super::{Broker, Caller};
+use super::storage::{Then, Via};
+use super::{Broker, Caller, TimerKey};
 use crate::SessionId;
 use crate::frame::BodyField;
-use crate::store::{Store, StoredMessage};
+use crate::store::{Store, StoreOp, StoredMessage};
 
 impl<S: Store> Broker<S> {
     /// `queryUserStatus(account)`: whether the account is online.
@@ -80,5 +82,77 @@ impl<S: Store> Broker<S> {
             offline,
         };
         self.emit(target, BodyField::InstantMessage, &body, Some(position));
+    }
+
+    /// The record at `position` leaves the store (acknowledged, or past its TTL), and stops
+    /// counting against its sender's and its app's quotas.
+    pub(super) fn delete_message(&mut self, app: &str, account: &str, position: u64) {
+        self.offline.deleted(position);
+        let delete = StoreOp::DeleteMessage {
+            app: app.to_owned(),
+            account: account.to_owned(),
+            position,
+        };
+        self.store_op(delete, Then::Nothing);
+    }
+
+    // ---- the offline ledger -----------------------------------------------------------------
+
+    /// The broker wrote the record of a message for an account without a session at
+    /// `position`: the ledger counts it against its sender and its app until the record is
+    /// deleted, and the expiry timer is armed for it.
+    pub(super) fn offline_stored(
+        &mut self,
+        app: &str,
+        account: &str,
+        position: u64,
+        m: &StoredMessage,
+        cost: usize,
+    ) {
+        let expires_ms = m
+            .sent_at_ms
+            .saturating_add(self.offline_ttl_ms(app))
+            .saturating_add(1);
+        let after_epoch = Duration::from_millis(expires_ms.saturating_sub(self.epoch_unix_ms));
+        // A TTL too long for the clock to express is a century: longer than any process runs.
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        let expires = (self.epoch.checked_add(after_epoch.min(century))).unwrap_or(self.now);
+        (self.offline).record(app, account, &m.sender, position, cost, expires);
+        self.arm_offline_expiry();
+    }
+
+    /// The app's offline TTL in milliseconds: a message sent at `t` is delivered up to
+    /// `t + ttl` and leaves the store after.
+    pub(super) fn offline_ttl_ms(&self, app: &str) -> u64 {
+        let ttl = match self.apps.get(app) {
+            Some(a) => a.config.offline.ttl,
+            None => (self.config.apps.lookup(app)).map_or(Duration::ZERO, |a| a.offline.ttl),
+        };
+        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
+    fn arm_offline_expiry(&mut self) {
+        let next = self.offline.next_expiry();
+        if let Some(at) = next
+            && self.offline_timer.is_none_or(|armed| at < armed)
+        {
+            self.arm(at, TimerKey::OfflineExpiry);
+            self.offline_timer = Some(at);
+        }
+    }
+
+    /// Stored messages whose TTL ran out leave the store, whether or not their recipient ever
+    /// logs in: their records are deleted (a session that was handed one keeps it until it
+    /// acknowledges it).
+    pub(super) fn offline_expiry_due(&mut self, now: Instant) {
+        if self.offline_timer.is_some_and(|at| at > now) {
+            return; // An earlier entry, superseded; the later one is armed too.
+        }
+        self.offline_timer = None;
+        for (app, account, position) in self.offline.due(now) {
+            self.stats.offline_expired += 1;
+            self.delete_message(&app, &account, position);
+        }
+        self.arm_offline_expiry();
     }
 }

@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 use crate::config::ClientConfig;
 use crate::ids::Rng;
 
+/// The longest a server's retry-after is taken at its word: a longer hint (a server's own
+/// maximum is a minute by default) is cut to this, so no reply can park a client for days.
+const MAX_SERVER_WAIT: Duration = Duration::from_secs(300);
+
+/// The most jitter added to a server's retry-after (at most a sixteenth of it).
+const MAX_WAIT_JITTER: Duration = Duration::from_millis(250);
+
 /// What the client asks its driver to do with the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectionCommand {
@@ -168,6 +175,24 @@ impl Link {
         let delay = self.backoff(self.attempt - 2, config);
         self.retry_at = Some(now + delay);
         Some(self.attempt)
+    }
+
+    /// The server refused the attempt for load and asked for `wait` (admission control, SPEC
+    /// §10): the same attempt starts again after the wait, plus a little jitter, and neither
+    /// the wait nor the refusal counts against the login's attempts or its time. The server
+    /// tells each refused client its own time, so a crowd comes back as a ramp.
+    pub(super) fn wait_for_server(&mut self, now: Instant, wait: Duration) {
+        let wait = wait.min(MAX_SERVER_WAIT);
+        let spread = u64::try_from((wait / 16).min(MAX_WAIT_JITTER).as_micros()).unwrap_or(0);
+        let jitter = Duration::from_micros(if spread == 0 {
+            0
+        } else {
+            self.rng.next_u64() % spread
+        });
+        self.retry_at = Some(now + wait + jitter);
+        if let Some(started) = self.retry_started.as_mut() {
+            *started += wait + jitter;
+        }
     }
 
     /// The next attempt starts no sooner than `at` (the server asked for the wait).

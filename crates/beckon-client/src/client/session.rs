@@ -198,10 +198,14 @@ impl Client {
         self.close_link();
         let code = ErrorCode::from_code(f.code).unwrap_or(ErrorCode::LoginFailed);
         if f.retry_after_ms > 0 && matches!(code, ErrorCode::GeneralOverload) {
-            // Admission control: try again no sooner than the server asked.
-            self.link_lost(now);
-            self.link
-                .not_before(now + Duration::from_millis(f.retry_after_ms.into()));
+            // Admission control: the server is up and asked for a wait, so this attempt is
+            // neither failed nor counted; it runs again when the server said.
+            let wait = Duration::from_millis(f.retry_after_ms.into());
+            self.log(&format!(
+                "the server is busy ({}); logging in again in {} ms",
+                f.message, f.retry_after_ms
+            ));
+            self.link.wait_for_server(now, wait);
             return;
         }
         self.error("login", &CallError::new(code, f.message));

@@ -72,6 +72,84 @@ fn reconnect_attempts_then_logout_net() {
     assert!(t - now < Duration::from_secs(30));
 }
 
+fn overloaded(retry_after_ms: u32) -> Bytes {
+    codec::encode_server(server_frame::Kind::LoginFailed(pb::LoginFailed {
+        code: 1007,
+        message: "busy".into(),
+        retry_after_ms,
+    }))
+}
+
+/// Admission control (SPEC §10): a refusal for load with a retry-after is neither a failed
+/// attempt nor time used up; the client comes back when the server said, however often it is
+/// told to, and only then.
+#[test]
+fn the_servers_retry_after_is_honoured_and_costs_no_attempt() {
+    let now = Instant::now();
+    let mut c = Client::new(ClientConfig::default(), now);
+    c.login2("app", "alice", "_no_need_token", "", 30, 2, now);
+    assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+    let mut t = now;
+    for _ in 0..10 {
+        c.handle_connected(t);
+        c.handle_frame(&overloaded(20_000), t);
+        assert_eq!(c.poll_connection(), Some(ConnectionCommand::Close));
+        let events = drain(&mut c);
+        assert!(
+            matches!(&events[..], [Event::Log { txt }] if txt.contains("busy")),
+            "{events:?}"
+        );
+        assert_eq!(c.status(), Status::LoggingIn);
+        let next = c.poll_timeout().expect("the attempt is scheduled");
+        let waited = next - t;
+        assert!(
+            waited >= Duration::from_secs(20) && waited <= Duration::from_millis(20_250),
+            "{waited:?}"
+        );
+        c.handle_timeout(next - Duration::from_millis(1));
+        assert_eq!(c.poll_connection(), None, "not before the server said");
+        t = next;
+        c.handle_timeout(t);
+        assert_eq!(c.poll_connection(), Some(ConnectionCommand::Open));
+    }
+    assert!(
+        t - now > Duration::from_secs(200),
+        "far past the 30 s login time"
+    );
+    c.handle_connected(t);
+    c.handle_frame(&login_ok(false), t);
+    assert_eq!(drain(&mut c), [Event::LoginSuccess { uid: 42, fd: 0 }]);
+
+    // Reconnecting: the refusals add no onReconnecting and spend none of the attempts.
+    c.handle_disconnected(t);
+    let next = c.poll_timeout().unwrap();
+    c.handle_timeout(next);
+    assert_eq!(drain(&mut c), [Event::Reconnecting { nretry: 1 }]);
+    let mut t = next;
+    for _ in 0..5 {
+        c.handle_connected(t);
+        c.handle_frame(&overloaded(1_000), t);
+        assert!(matches!(&drain(&mut c)[..], [Event::Log { .. }]));
+        t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+    }
+    assert_eq!(c.status(), Status::Reconnecting);
+    c.handle_connected(t);
+    c.handle_frame(&login_ok(false), t);
+    assert_eq!(drain(&mut c), [Event::Reconnected { fd: 0 }]);
+
+    // Without a hint, an overload refusal is an ordinary failure of the login.
+    let mut c = Client::new(ClientConfig::default(), now);
+    c.login("app", "alice", "_no_need_token", "", now);
+    c.handle_connected(now);
+    c.handle_frame(&overloaded(0), now);
+    let events = drain(&mut c);
+    assert!(
+        events.contains(&Event::LoginFailed { ecode: 1007 }),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn a_login_that_never_connects_fails_with_login_net() {
     let now = Instant::now();

@@ -67,6 +67,23 @@ impl InvokeArgs {
         json_object("the request", req).map(Self)
     }
 
+    /// Refuses an argument that is not among `used` (1004, naming it): a function ignores
+    /// nothing silently, so a caller that passes `account` to a function acting on its own
+    /// account learns it at once.
+    pub fn only(&self, function: &str, used: &[&str]) -> CallResult {
+        match self.0.keys().find(|k| !used.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unused) => Err(CallError::wrong_param(format!(
+                "argument {unused:?} is not used by {function}, which takes {}",
+                if used.is_empty() {
+                    "no arguments".to_owned()
+                } else {
+                    used.join(", ")
+                }
+            ))),
+        }
+    }
+
     /// A string argument that must be present.
     pub fn string(&self, key: &str) -> CallResult<String> {
         match self.0.get(key) {
@@ -154,5 +171,16 @@ mod tests {
         for bad in ["", "not json", "[1]", "\"s\"", " "] {
             assert_eq!(code(InvokeArgs::parse(bad)), 1004, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn invoke_arguments_not_used_are_named() {
+        let a = InvokeArgs::parse(r#"{"name":"n","account":"bob"}"#).unwrap();
+        assert_eq!(code(a.only("f", &["name", "account"])), 0);
+        let e = a.only("user_set_attr", &["name", "value"]).unwrap_err();
+        assert_eq!(e.code.code(), 1004);
+        assert!(e.message.contains("\"account\""), "{}", e.message);
+        assert!(e.message.contains("name, value"), "{}", e.message);
+        assert_eq!(code(InvokeArgs::parse("{}").unwrap().only("f", &[])), 0);
     }
 }

@@ -65,7 +65,7 @@ impl Limits {
 /// An App ID: named like an account, under the default limits (an app's own limits are only
 /// known once the App ID is).
 pub fn app_id(app_id: &str) -> CallResult {
-    Limits::default().account("App ID", app_id)
+    Limits::default().identifier("App ID", app_id)
 }
 
 /// `login(appId, account, token, …)`.

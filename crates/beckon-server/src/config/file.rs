@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use beckon_broker::Apps;
+use beckon_broker::{Apps, DEFAULT_MAX_EVENT_BYTES};
 use beckon_token::Secret;
 
 use super::apps::FileApp;
@@ -28,6 +28,13 @@ pub(super) struct FileConfig {
     login_timeout_ms: Option<u64>,
     max_frame_bytes: Option<usize>,
     outbound_budget_bytes: Option<usize>,
+    login_rate: Option<u32>,
+    login_burst: Option<u32>,
+    login_rate_per_address: Option<u32>,
+    login_burst_per_address: Option<u32>,
+    #[serde(default)]
+    login_limit_loopback: bool,
+    login_max_retry_after_ms: Option<u64>,
     data_dir: Option<PathBuf>,
     #[serde(default)]
     ephemeral: bool,
@@ -35,6 +42,7 @@ pub(super) struct FileConfig {
     development: bool,
     #[serde(default)]
     apps: Vec<FileApp>,
+    admin: Option<String>,
 }
 
 /// `listen = "tcp://…"` or `listen = ["tcp://…", "quic://…"]`.
@@ -95,9 +103,10 @@ impl FileConfig {
         if self.apps.is_empty() && !self.development {
             return Err(ConfigError::NoApps);
         }
+        let max_event_bytes = DEFAULT_MAX_EVENT_BYTES;
         let mut seen = HashSet::new();
         for app in self.apps {
-            let app = app.into_app_config()?;
+            let app = app.into_app_config(max_event_bytes)?;
             if !seen.insert(app.app_id.clone()) {
                 return Err(ConfigError::DuplicateApp { app_id: app.app_id });
             }
@@ -141,6 +150,23 @@ impl FileConfig {
             config.max_frame = bytes;
         }
         set_positive!(None, self.outbound_budget_bytes => config.outbound_budget_bytes);
+        let admission = &mut config.broker.admission;
+        set_positive!(None, self.login_rate => admission.logins_per_s);
+        set_positive!(None, self.login_burst => admission.login_burst);
+        set_positive!(None, self.login_rate_per_address => admission.logins_per_address_per_s);
+        set_positive!(None, self.login_burst_per_address => admission.login_burst_per_address);
+        set_positive!(None, self.login_max_retry_after_ms => admission.max_retry_after, from_ms);
+        admission.limit_loopback = self.login_limit_loopback;
+        if let Some(url) = self.admin {
+            config.admin =
+                Some(
+                    super::parse_admin(&url).map_err(|reason| ConfigError::InvalidValue {
+                        app_id: None,
+                        key: "admin",
+                        reason,
+                    })?,
+                );
+        }
         config.storage = match (self.data_dir, self.ephemeral) {
             (Some(_), true) => {
                 return Err(ConfigError::InvalidValue {

@@ -1,6 +1,6 @@
 //! The configuration's checks, from TOML text to the runtime config.
 
-use beckon_broker::OfflinePolicy;
+use beckon_broker::{AdmissionConfig, OfflinePolicy};
 use beckon_proto::Limits;
 
 use super::*;
@@ -11,6 +11,12 @@ const GOOD: &str = r#"
     login_timeout_ms = 3000
     max_frame_bytes = 32768
     outbound_budget_bytes = 1048576
+    login_rate = 1000
+    login_burst = 2000
+    login_rate_per_address = 5
+    login_burst_per_address = 10
+    login_limit_loopback = true
+    login_max_retry_after_ms = 30000
     data_dir = "/var/lib/beckon"
 
     [[apps]]
@@ -27,9 +33,18 @@ const GOOD: &str = r#"
     channel_messages_per_channel = 20
     max_notified_members = 30
     channel_ttl_s = 40
+    max_channel_ttl_s = 80
     max_channel_attrs = 50
+    max_channel_attr_bytes = 4096
+    max_empty_channels_per_account = 6
+    max_channels = 70
+    max_invites_per_session = 8
+    max_invites = 90
+    legacy_tokens = true
     offline_messages = false
     offline_max_per_account = 5
+    offline_max_per_sender = 7
+    offline_max_bytes = 100000
     offline_ttl_s = 60
 
     [[apps]]
@@ -60,6 +75,17 @@ fn full_config_parses() {
     assert_eq!(c.outbound_budget_bytes, 1 << 20);
     assert_eq!(c.storage, Storage::Dir("/var/lib/beckon".into()));
     assert!(!c.broker.apps.is_development());
+    assert_eq!(
+        c.broker.admission,
+        AdmissionConfig {
+            logins_per_s: 1000,
+            login_burst: 2000,
+            logins_per_address_per_s: 5,
+            login_burst_per_address: 10,
+            limit_loopback: true,
+            max_retry_after: Duration::from_secs(30),
+        }
+    );
 
     let app = c.broker.apps.lookup("myapp").unwrap();
     assert_eq!(
@@ -82,18 +108,28 @@ fn full_config_parses() {
     assert_eq!(app.channel_messages_per_channel, 20);
     assert_eq!(app.max_notified_members, 30);
     assert_eq!(app.default_channel_ttl, Duration::from_secs(40));
+    assert_eq!(app.max_channel_ttl, Duration::from_secs(80));
     assert_eq!(app.max_channel_attrs, 50);
+    assert_eq!(app.max_channel_attr_bytes, 4096);
+    assert_eq!(app.max_empty_channels_per_account, 6);
+    assert_eq!(app.max_channels, 70);
+    assert_eq!(app.max_invites_per_session, 8);
+    assert_eq!(app.max_invites, 90);
+    assert!(app.legacy_tokens);
     assert_eq!(
         app.offline,
         OfflinePolicy {
             enabled: false,
             max_per_account: 5,
             ttl: Duration::from_secs(60),
+            max_per_sender: 7,
+            max_bytes: 100_000,
         }
     );
 
     let other = c.broker.apps.lookup("other").unwrap();
     assert!(!other.allow_no_token);
+    assert!(!other.legacy_tokens, "legacy tokens are off by default");
     assert_eq!(other.limits, Limits::default());
     assert_eq!(other.offline, OfflinePolicy::default());
     assert!(c.broker.apps.lookup("unknown").is_none());
@@ -110,6 +146,7 @@ fn minimal_config_takes_defaults() {
         "by default every session can be resumed"
     );
     assert_eq!(c.broker.heartbeat_interval, Duration::from_secs(10));
+    assert_eq!(c.broker.admission, AdmissionConfig::default());
     // A configured server keeps its data unless told otherwise.
     assert_eq!(c.storage, Storage::StandardDir);
 }
@@ -308,6 +345,11 @@ fn zero_values_are_rejected() {
         "login_timeout_ms",
         "max_frame_bytes",
         "outbound_budget_bytes",
+        "login_rate",
+        "login_burst",
+        "login_rate_per_address",
+        "login_burst_per_address",
+        "login_max_retry_after_ms",
     ] {
         let e = err(&format!(
             "{key} = 0\n[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n"
@@ -328,8 +370,16 @@ fn zero_values_are_rejected() {
         "channel_messages_per_channel",
         "max_notified_members",
         "channel_ttl_s",
+        "max_channel_ttl_s",
         "max_channel_attrs",
+        "max_channel_attr_bytes",
+        "max_empty_channels_per_account",
+        "max_channels",
+        "max_invites_per_session",
+        "max_invites",
         "offline_max_per_account",
+        "offline_max_per_sender",
+        "offline_max_bytes",
         "offline_ttl_s",
     ] {
         let e = err(&format!(
@@ -341,6 +391,40 @@ fn zero_values_are_rejected() {
         );
         assert!(e.to_string().contains(key), "{e}");
     }
+}
+
+#[test]
+fn quotas_that_contradict_each_other() {
+    let app = "[[apps]]\napp_id = \"a\"\ncertificate = \"c\"\n";
+    let e = err(&format!(
+        "{app}channel_ttl_s = 100\nmax_channel_ttl_s = 50\n"
+    ));
+    assert!(
+        matches!(
+            &e,
+            ConfigError::InvalidValue {
+                key: "channel_ttl_s",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("max_channel_ttl_s"), "{e}");
+    // A channel's attributes must fit in a join's answer beside its members.
+    let e = err(&format!("{app}max_channel_attr_bytes = 3000000\n"));
+    assert!(
+        matches!(
+            &e,
+            ConfigError::InvalidValue {
+                key: "max_channel_attr_bytes",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        ServerConfig::from_toml_str(&format!("{app}max_channel_attr_bytes = 1048576\n")).is_ok()
+    );
 }
 
 #[test]

@@ -11,10 +11,12 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
-use tracing::{debug, error, info, warn};
+use tracing::{Span, debug, error, field, info, info_span, warn};
 
+use beckon_broker::admin::ReloadReport;
 use beckon_broker::{
-    Broker, BrokerStats, ConnId, OutFrame, Output, Recovered, Store, StoreBatch, StoreDone,
+    AdminCall, AdminError, AdminResponse, Apps, Broker, BrokerStats, ConnId, OutFrame, Output,
+    Recovered, Store, StoreBatch, StoreDone,
 };
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, server_frame};
@@ -23,10 +25,11 @@ use beckon_transport::Scheme;
 use super::outbox::WriterHandle;
 use super::{INPUT_BATCH, RECONNECT_SPREAD};
 use crate::config::ServerConfig;
+use crate::metrics::{LoopCounters, LoopSnapshot, StoreTimings, Timed, scheme_index};
 use crate::store::{STORE_QUEUE, ServerStore, log_closed, spawn_store_thread};
 
 /// What connection tasks (and the handle) tell the broker loop.
-pub(super) enum Input {
+pub(crate) enum Input {
     Connect {
         conn: ConnId,
         peer: SocketAddr,
@@ -47,12 +50,24 @@ pub(super) enum Input {
         cause: Cause,
     },
     Stats(oneshot::Sender<BrokerStats>),
+    /// An operator's request (the admin API).
+    Admin {
+        call: AdminCall,
+        reply: oneshot::Sender<Result<AdminResponse, AdminError>>,
+    },
+    /// A metrics scrape.
+    Snapshot(oneshot::Sender<LoopSnapshot>),
+    /// Serve these apps from now on (a reload).
+    Reload {
+        apps: Box<Apps>,
+        reply: oneshot::Sender<ReloadReport>,
+    },
     Shutdown,
 }
 
 /// Why a connection task stopped reading.
 #[derive(Debug)]
-pub(super) enum Cause {
+pub(crate) enum Cause {
     /// The peer closed the connection.
     Eof,
     /// The peer sent a frame longer than the maximum, or a length prefix of garbage.
@@ -67,13 +82,18 @@ pub(super) enum Cause {
 
 struct ConnEntry {
     peer: SocketAddr,
+    scheme: Scheme,
     writer: WriterHandle,
+    /// The connection's log context: id, peer and transport, then app and account once it
+    /// has logged in.
+    span: Span,
+    identified: bool,
 }
 
 /// Where the broker's store batches are carried out.
 enum StoreDriver {
     /// On the broker's task, at once: the memory store does no I/O.
-    Inline(ServerStore),
+    Inline(Timed<ServerStore>),
     /// On the store thread (`crate::store::spawn_store_thread`).
     Thread {
         batches: mpsc::Sender<StoreBatch>,
@@ -85,7 +105,7 @@ enum StoreDriver {
 }
 
 pub(super) struct BrokerLoop {
-    broker: Broker<ServerStore>,
+    broker: Broker<Timed<ServerStore>>,
     store: StoreDriver,
     inputs: mpsc::Receiver<Input>,
     /// Keyed by ids this server hands out, never by client input: a fast hash is safe.
@@ -93,6 +113,8 @@ pub(super) struct BrokerLoop {
     outbound_budget: usize,
     /// Slow consumers the loop disconnected itself (the broker counts only its own).
     slow_consumers: u64,
+    /// What the loop counts for metrics; `None` when metrics are off.
+    counters: Option<LoopCounters>,
 }
 
 impl BrokerLoop {
@@ -106,6 +128,7 @@ impl BrokerLoop {
         store: ServerStore,
         recovered: Recovered,
         inputs: mpsc::Receiver<Input>,
+        timings: Option<StoreTimings>,
     ) -> io::Result<Self> {
         // The only place the wall clock is read: the broker derives Unix time from this pair
         // and the monotonic instants it is given afterwards.
@@ -117,9 +140,12 @@ impl BrokerLoop {
                 0
             }
         };
+        let counters = timings.is_some().then(LoopCounters::default);
+        // Transactions are timed where they run: on the store thread (or inline).
+        let store = Timed::new(store, timings);
         let mut broker = Broker::new(config.broker.clone(), store.clone(), epoch, epoch_unix_ms);
         broker.recovered(recovered);
-        let store = if store.is_inline() {
+        let store = if store.inner().is_inline() {
             StoreDriver::Inline(store)
         } else {
             let (batches, batch_rx) = mpsc::channel(STORE_QUEUE);
@@ -139,6 +165,7 @@ impl BrokerLoop {
             conns: FxHashMap::default(),
             outbound_budget: config.outbound_budget_bytes,
             slow_consumers: 0,
+            counters,
         })
     }
 
@@ -156,6 +183,7 @@ impl BrokerLoop {
                 armed = deadline;
             }
             let mut stop = false;
+            let started;
             tokio::select! {
                 // The store's answers first: they release replies that are only waiting.
                 biased;
@@ -164,13 +192,16 @@ impl BrokerLoop {
                         error!("the store thread stopped; the broker loop cannot go on");
                         return;
                     };
+                    started = self.counters.is_some().then(std::time::Instant::now);
                     self.store_done(done);
                 }
                 input = self.inputs.recv() => {
                     // Every sender is gone only once `run` has finished with the accept loop
                     // and every connection; nothing is left to serve.
                     let Some(input) = input else { break };
+                    started = self.counters.is_some().then(std::time::Instant::now);
                     stop = self.handle_input(input);
+                    let mut taken = 1;
                     for _ in 1..INPUT_BATCH {
                         if stop {
                             break;
@@ -179,11 +210,18 @@ impl BrokerLoop {
                             Ok(input) => stop = self.handle_input(input),
                             Err(_) => break,
                         }
+                        taken += 1;
+                    }
+                    if let Some(c) = &mut self.counters {
+                        c.inputs += taken;
                     }
                 }
                 // Forgetting what is armed makes the next turn re-arm even an unchanged
                 // deadline, so a completed timer can never make this select spin.
-                () = &mut sleep, if armed.is_some() => armed = None,
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    started = self.counters.is_some().then(std::time::Instant::now);
+                }
             }
             // Checked after inputs too, so a steady stream of inputs cannot starve the timers.
             let now = now();
@@ -197,13 +235,16 @@ impl BrokerLoop {
             }
             // A store carried out inline has answered already.
             self.drain_outputs();
+            if let (Some(c), Some(started)) = (&mut self.counters, started) {
+                c.busy += started.elapsed();
+            }
             if stop {
                 self.shutdown().await;
                 break;
             }
         }
         self.stop_store().await;
-        let path = self.broker.store().path().cloned();
+        let path = self.broker.store().inner().path().cloned();
         // The broker's handle is the last one: dropping it closes the database.
         drop(self);
         log_closed(path.as_ref());
@@ -294,15 +335,36 @@ impl BrokerLoop {
                 scheme,
                 writer,
             } => {
-                debug!(conn = conn.0, %peer, %scheme, "connection opened");
-                self.conns.insert(conn, ConnEntry { peer, writer });
-                self.broker.connect(conn, now());
+                let span = info_span!(
+                    "conn",
+                    id = conn.0,
+                    %peer,
+                    transport = %scheme,
+                    app = field::Empty,
+                    account = field::Empty,
+                );
+                span.in_scope(|| debug!("connection opened"));
+                if let Some(c) = &mut self.counters {
+                    c.opened[scheme_index(scheme)] += 1;
+                }
+                let entry = ConnEntry {
+                    peer,
+                    scheme,
+                    writer,
+                    span,
+                    identified: false,
+                };
+                self.conns.insert(conn, entry);
+                // The address goes with the connection: admission control keeps a login
+                // bucket per source address (SPEC §10).
+                self.broker.connect_from(conn, peer.ip(), now());
             }
             Input::Frame { conn, payload } => {
                 // Frames still in flight from a connection the loop already closed are dropped
                 // (the broker would ignore them too).
                 if self.conns.contains_key(&conn) {
                     self.broker.handle_frame(conn, &payload, now());
+                    self.identify(conn);
                 }
             }
             Input::Frames { conn, payloads } => {
@@ -314,6 +376,7 @@ impl BrokerLoop {
                     }
                     self.broker.handle_frame(conn, &payload, now);
                 }
+                self.identify(conn);
             }
             Input::Disconnect { conn, cause } => {
                 // What earlier inputs of this batch produced for the connection goes out first
@@ -321,6 +384,7 @@ impl BrokerLoop {
                 self.drain_outputs();
                 // Absent when the loop closed the connection itself; the broker forgot it then.
                 if let Some(entry) = self.conns.remove(&conn) {
+                    let _span = entry.span.enter();
                     let (id, peer) = (conn.0, entry.peer);
                     match &cause {
                         Cause::Oversized(why) => {
@@ -350,9 +414,50 @@ impl BrokerLoop {
                 stats.slow_consumer_disconnects += self.slow_consumers;
                 let _ = reply.send(stats);
             }
+            Input::Admin { call, reply } => {
+                let _ = reply.send(self.broker.admin(call, now()));
+            }
+            Input::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Input::Reload { apps, reply } => {
+                let _ = reply.send(self.broker.reconfigure(*apps, now()));
+            }
             Input::Shutdown => return true,
         }
         false
+    }
+
+    /// Records the app and account in a connection's log context once it has logged in.
+    fn identify(&mut self, conn: ConnId) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if entry.identified {
+            return;
+        }
+        if let Some((app, account)) = self.broker.conn_identity(conn) {
+            entry.span.record("app", app);
+            entry.span.record("account", account);
+            entry.identified = true;
+        }
+    }
+
+    /// What a metrics scrape publishes, at this moment.
+    fn snapshot(&self) -> LoopSnapshot {
+        let mut broker = self.broker.snapshot();
+        broker.stats.slow_consumer_disconnects += self.slow_consumers;
+        let mut connections = [0; 5];
+        for entry in self.conns.values() {
+            connections[scheme_index(entry.scheme)] += 1;
+        }
+        LoopSnapshot {
+            broker,
+            counters: self.counters.clone().unwrap_or_default(),
+            connections,
+            queue_depth: self.inputs.len(),
+            queue_capacity: self.inputs.max_capacity(),
+        }
     }
 
     fn drain_outputs(&mut self) {
@@ -363,6 +468,7 @@ impl BrokerLoop {
                     // Dropping the writer's handle closes its outbox: the writer writes what is
                     // queued, flushes and shuts the socket down; the connection task then ends.
                     if let Some(entry) = self.conns.remove(&conn) {
+                        let _span = entry.span.enter();
                         let (id, peer, code) = (conn.0, entry.peer, reason.code);
                         let why = &reason.message;
                         // LOGIN_E_* codes: the broker refused a login (bad token, unknown app…).
@@ -395,6 +501,7 @@ impl BrokerLoop {
             return;
         };
         self.slow_consumers += 1;
+        let _span = entry.span.enter();
         warn!(
             conn = conn.0,
             peer = %entry.peer,
@@ -423,7 +530,7 @@ impl BrokerLoop {
 
     /// Ends the store thread once it has carried out everything it was given.
     async fn stop_store(&mut self) {
-        let inline = StoreDriver::Inline(ServerStore::Memory(Default::default()));
+        let inline = StoreDriver::Inline(Timed::new(ServerStore::Memory(Default::default()), None));
         if let StoreDriver::Thread {
             batches, thread, ..
         } = std::mem::replace(&mut self.store, inline)

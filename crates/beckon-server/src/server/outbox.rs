@@ -115,7 +115,7 @@ pub(super) fn spawn_writer(
 }
 
 /// The broker loop's side of one connection's writer.
-pub(super) struct WriterHandle {
+pub(crate) struct WriterHandle {
     outbox: Arc<Outbox>,
     /// Bytes handed to the writer and not yet written; the loop adds, the writer subtracts.
     queued: Arc<AtomicUsize>,

@@ -153,6 +153,13 @@ impl ServerProcess {
         }
     }
 
+    /// The next line the server printed on stdout after its "listening on" lines.
+    pub(crate) fn next_stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        self._stdout.read_line(&mut line).unwrap();
+        line.trim().to_owned()
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }

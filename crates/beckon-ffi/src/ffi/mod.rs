@@ -1,4 +1,4 @@
-//! The C ABI: every function `include/agora_sig.h` declares, and nothing else.
+//! The C ABI: every function `include/beckon_sig.h` declares, and nothing else.
 //!
 //! Each entry point runs its body under `catch_unwind` (a panic returns the function's
 //! neutral value: nothing, NULL or 0), accepts a NULL handle as a no-op, and checks its string

@@ -2,9 +2,10 @@
 //! ports, from the SDK laid out by `cargo xtask dist cpp --debug`.
 //!
 //! [`test`] is the last step of `cargo xtask test` (alone: `cargo xtask test --cpp`):
-//! 1. the header compiles as C99 and C11 (gcc, clang) and C++11 (g++, clang++), `-Wall -Wextra
-//!    -Werror`, through the examples, the suite and a file written against `agora_sdk_win`
-//!    with both factories (compiled and linked, not run);
+//! 1. the headers compile as C99 and C11 (gcc, clang) and C++11 (g++, clang++), `-Wall -Wextra
+//!    -Werror`: each header an application may include alone, then through the examples, the
+//!    suite and a file written against `agora_sdk_win` with both factories (compiled and
+//!    linked, not run);
 //! 2. the C++ suite (`crates/beckon-ffi/tests/cpp/suite.cpp`), built with g++ and run;
 //! 3. the same suite built with `-fsanitize=address,undefined` and run (LeakSanitizer checks at
 //!    exit; the Rust library itself is not instrumented, but its allocations are checked);
@@ -50,6 +51,9 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one line of the chat example may take to appear.
 const CHAT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The headers an application may include, each complete on its own, as C and as C++.
+const PUBLIC_HEADERS: [&str; 2] = ["agora_sig.h", "beckon_sig.h"];
 
 const WARNINGS: [&str; 3] = ["-Wall", "-Wextra", "-Werror"];
 const SANITIZE: [&str; 4] = [
@@ -100,7 +104,8 @@ fn run_tests() -> Result<(), String> {
     let libs = format!("-L{}", sdk.join("libs").display());
     let lib_path = sdk.join("libs");
 
-    step("the header as C99 and C11, C++11; agora_sdk_win with both factories");
+    step("the headers as C99 and C11, C++11; agora_sdk_win with both factories");
+    headers_alone(&inc, &out)?;
     for cc in ["gcc", "clang"] {
         for std in ["-std=c99", "-std=c11"] {
             let obj = out.join(format!("hello-{cc}{std}.o"));
@@ -281,6 +286,30 @@ fn step(what: &str) {
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// Compiles a file that includes nothing but the header, for each of `PUBLIC_HEADERS`.
+fn headers_alone(inc: &str, out: &Path) -> Result<(), String> {
+    for header in PUBLIC_HEADERS {
+        let text = format!("#include <{header}>\n");
+        for (ext, compilers, std) in [
+            ("c", ["gcc", "clang"], "-std=c99"),
+            ("cpp", ["g++", "clang++"], "-std=c++11"),
+        ] {
+            let src = out.join(format!("alone-{}.{ext}", header.trim_end_matches(".h")));
+            std::fs::write(&src, &text).map_err(|e| format!("{}: {e}", src.display()))?;
+            for cc in compilers {
+                compile(
+                    cc,
+                    &[std, "-Wpedantic", "-fsyntax-only"],
+                    &[&src],
+                    inc,
+                    Path::new(""),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `cc flags -Wall -Wextra -Werror inc srcs [-o out]`.

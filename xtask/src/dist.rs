@@ -4,7 +4,9 @@
 //! (`--debug`, what `cargo xtask test` uses):
 //!
 //! ```text
-//! include/agora_sig.h                    the one header
+//! include/agora_sig.h                    the header applications include (C++ and C)
+//! include/beckon_sig.h                   the C API, which agora_sig.h includes
+//! include/beckon/agora_sig_impl.h        the C++ API's inline implementation
 //! libs/libagorasig.so, libs/libagorasig.a
 //! libs/pkgconfig/agorasig.pc             pkg-config --cflags --libs [--static] agorasig
 //! share/cmake/agorasig/agorasigConfig.cmake (+ ConfigVersion)   find_package(agorasig)
@@ -128,10 +130,7 @@ pub(crate) fn cpp(profile: Profile) -> Result<PathBuf, String> {
         std::fs::remove_dir_all(&out).map_err(|e| io_err(&out, &e))?;
     }
     let crate_dir = root.join("crates/beckon-ffi");
-    copy(
-        &crate_dir.join("include/agora_sig.h"),
-        &out.join("include/agora_sig.h"),
-    )?;
+    copy_tree(&crate_dir.join("include"), &out.join("include"))?;
     for lib in ["libagorasig.so", "libagorasig.a"] {
         copy(&built.join(lib), &out.join("libs").join(lib))?;
     }
@@ -231,10 +230,12 @@ fn readme(version: &str, profile: Profile) -> String {
 const README_BODY: &str = r#"The Signaling API of the Linux SDK (`agora_sdk_cpp`) and of the Windows SDK
 (`agora_sdk_win`) over a Beckon server: code written for those SDKs builds against
 `include/agora_sig.h` and `libs/libagorasig` unchanged. C programs use the same API as
-`beckon_sig_*` functions (see the header).
+`beckon_sig_*` functions (see `include/beckon_sig.h`).
 
 ```
-include/agora_sig.h             the header (C++11, or C99 for the C API)
+include/agora_sig.h             the header to include (C++11, or C99 for the C API)
+include/beckon_sig.h            the C API alone (C99), which agora_sig.h includes
+include/beckon/                 the C++ API's inline implementation, which agora_sig.h includes
 libs/libagorasig.so, .a         the library
 libs/pkgconfig/agorasig.pc      pkg-config
 share/cmake/agorasig/            find_package(agorasig)
@@ -287,6 +288,20 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to)
         .map(drop)
         .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+/// Copies the files under `from` to `to`, subdirectories included.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    for entry in std::fs::read_dir(from).map_err(|e| io_err(from, &e))? {
+        let path = entry.map_err(|e| io_err(from, &e))?.path();
+        let dest = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_tree(&path, &dest)?;
+        } else {
+            copy(&path, &dest)?;
+        }
+    }
+    Ok(())
 }
 
 fn write(to: &Path, text: &str) -> Result<(), String> {

@@ -12,9 +12,9 @@
 //! - `cargo xtask bench [micro] [-- <criterion args>]`: the criterion micro-benchmarks
 //!   (codec, token, broker routing and fan-out) in release mode ([`micro`]); `cargo xtask bench
 //!   rtt`: the round trip per transport.
-//! - `cargo xtask bench p2p|fanout|idle|login|all [options]`: the whole-system load benchmark,
-//!   Beckon beside `nats-server`, `redis-server` and a bare forwarder. The xtask checks the
-//!   options, builds `beckon-server` and the load generator (`crates/beckon-loadgen`) in
+//! - `cargo xtask bench p2p|fanout|callgrind|idle|login|all [options]`: the whole-system load
+//!   benchmark, Beckon beside `nats-server`, `redis-server` and a bare forwarder. The xtask
+//!   checks the options, builds `beckon-server` and the load generator (`crates/beckon-loadgen`) in
 //!   release mode and runs it ([`launch`]).
 //! - `cargo xtask web [--check]`: builds the Web SDK and the script the server embeds ([`web`]).
 //!
@@ -45,7 +45,7 @@ use std::process::ExitCode;
 const BENCH_USAGE: &str = "\
 usage: cargo xtask bench [micro] [-- <criterion args>]
        cargo xtask bench rtt
-       cargo xtask bench p2p|fanout|idle|login|all [options]
+       cargo xtask bench p2p|fanout|callgrind|idle|login|all [options]
 
 shapes:
   micro     the criterion micro-benchmarks (the default)

@@ -701,7 +701,7 @@ impl<S: Store> Broker<S> {
     /// The id of the `n`th message of this run.
     fn message_id_of(&self, n: u64) -> u64 {
         let key = u64::from_be_bytes(
-            self.config.server_secret[..8]
+            self.config.server_secret.expose()[..8]
                 .try_into()
                 .expect("the secret has 32 bytes"),
         );

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use beckon_proto::Limits;
+use beckon_token::Secret;
 
 /// How offline p2p messages are kept (SPEC §6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub struct AppConfig {
     pub app_id: String,
     /// The App Certificate that signs this app's tokens. `None` means tokens are not verified,
     /// which only the development mode uses.
-    pub certificate: Option<Vec<u8>>,
+    pub certificate: Option<Secret<Vec<u8>>>,
     /// Whether the token `_no_need_token` logs in without a check.
     pub allow_no_token: bool,
     /// Whether the legacy token format (`1:<appId>:<expireTs>:<md5>`, SPEC §10) is accepted
@@ -96,7 +97,7 @@ impl AppConfig {
     pub fn new(app_id: impl Into<String>, certificate: impl Into<Vec<u8>>) -> Self {
         Self {
             app_id: app_id.into(),
-            certificate: Some(certificate.into()),
+            certificate: Some(Secret::new(certificate.into())),
             allow_no_token: false,
             legacy_tokens: false,
             limits: Limits::default(),
@@ -251,7 +252,7 @@ pub struct BrokerConfig {
     /// Bytes a session may hold unacknowledged before it is disconnected as a slow consumer.
     pub max_unacked_bytes: usize,
     /// Secret that derives session resume secrets and message ids; random per server start.
-    pub server_secret: [u8; 32],
+    pub server_secret: Secret<[u8; 32]>,
     /// How long a disconnected session waits for a resume when the account has no
     /// `_conn_timeout` attribute (SPEC §5).
     pub default_grace: Duration,
@@ -270,7 +271,7 @@ impl BrokerConfig {
             login_timeout: Duration::from_secs(10),
             max_unacked_events: 16 * 1024,
             max_unacked_bytes: 8 * 1024 * 1024,
-            server_secret,
+            server_secret: Secret::new(server_secret),
             default_grace: Duration::from_secs(120),
             min_grace: Duration::from_secs(20),
             max_grace: Duration::from_secs(120),

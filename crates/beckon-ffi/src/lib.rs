@@ -1,4 +1,5 @@
-//! Beckon's C and C++ SDK: `libagorasig` and its header `include/agora_sig.h`.
+//! Beckon's C and C++ SDK: `libagorasig` and its header `include/agora_sig.h` (which includes
+//! `include/beckon_sig.h`, the C API, and `include/beckon/agora_sig_impl.h`, the C++ classes).
 //!
 //! The header reproduces the Signaling API of the Linux SDK (`agora_sdk_cpp`) and of the
 //! Windows SDK (`agora_sdk_win`) — `IAgoraAPI`, `ICallBack`, the factories — so existing C++

@@ -15,7 +15,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -29,6 +28,7 @@ use crate::cli::{Shape, System, Transport};
 use crate::driver::{self, Driver, READ_BATCH, Role};
 use crate::load::{Gate, Payload, Tally};
 use crate::measure::Ctx;
+use crate::net::connect_spread;
 use crate::procs::{Ready, ServerProc, TempFile};
 
 /// The App ID the benchmark logs in to.
@@ -106,7 +106,7 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         Scheme::Ws => "ws://127.0.0.1:0/ws".to_owned(),
         other => format!("{other}://127.0.0.1:0"),
     };
-    let mut cmd = ctx.pinning.command(ctx.server_bin);
+    let mut cmd = ctx.server_command(ctx.server_bin);
     cmd.arg("--ephemeral")
         .arg("--config")
         .arg(config.path())
@@ -172,10 +172,13 @@ impl Session {
             return Err(format!("the client refused to log in: {events:?}"));
         }
         let (rx, tx) = if target.endpoint.scheme == Scheme::Tcp {
-            // Loopback TCP from a source address of its own per connection: with one source
-            // address, every connect scans the same crowded port range (the login shape leaves
-            // thousands of TIME_WAIT sockets behind), and the generator's kernel time goes there.
-            let stream = connect_spread(&target.endpoint)
+            // Loopback TCP from many source addresses in turn (see `net`).
+            let addr = target
+                .endpoint
+                .authority()
+                .parse()
+                .map_err(|e| format!("{} is not an address: {e}", target.endpoint))?;
+            let stream = connect_spread(addr)
                 .await
                 .map_err(|e| format!("cannot connect to {}: {e}", target.endpoint))?;
             beckon_transport::from_tcp(stream, MAX_FRAME)
@@ -468,24 +471,6 @@ impl driver::Sender for BeckonSender {
         self.session.step(gate.changed()).await?;
         self.take_replies()
     }
-}
-
-/// Connects to a loopback `endpoint` from one of 127.0.0.2–127.0.0.251 in turn, or from the
-/// default address when the endpoint is not on 127.0.0.1.
-async fn connect_spread(endpoint: &Endpoint) -> std::io::Result<tokio::net::TcpStream> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let addr: std::net::SocketAddr = endpoint
-        .authority()
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
-    if addr.ip() != std::net::IpAddr::from([127, 0, 0, 1]) {
-        return tokio::net::TcpStream::connect(addr).await;
-    }
-    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 250;
-    let source = std::net::SocketAddr::from(([127, 0, 0, 2 + n as u8], 0));
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(source)?;
-    socket.connect(addr).await
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The load options: which shapes, against which peers, for how long.
 //!
 //! ```text
-//! p2p|fanout|idle|login|all [--transport tcp|quic|ws] [--peers nats,redis,raw]
+//! p2p|fanout|callgrind|idle|login|all [--transport tcp|quic|ws] [--peers nats,redis,raw]
 //!     [--duration 5s] [--rounds 3] [--pairs 16] [--members 1000] [--sessions 10000] [--conns 64]
+//!     [--p2p-rate 100000] [--fanout-rate 200000] [--cg-messages 100000] [--cg-fanouts 1000]
 //! ```
 //!
 //! One parser for both ends: `cargo xtask bench` compiles this very file (so it checks the
@@ -15,11 +16,15 @@ use std::time::Duration;
 
 /// The usage lines of the load shapes, under a `shapes:` heading.
 pub(crate) const SHAPES_USAGE: &str = "\
-  p2p       pairs of connections, sender to receiver: peak msg/s, then latency at 50 % of peak
-  fanout    one publisher to a channel of members: peak deliveries/s, then latency at 50 %
+  p2p       pairs of connections, sender to receiver: peak msg/s and server CPU per message,
+            server CPU per message at the fixed --p2p-rate, then latency at 50 % of peak
+  fanout    one publisher to a channel of members: the same in deliveries, at --fanout-rate
+  callgrind server instructions per delivery under valgrind's callgrind, for a fixed
+            workload: --cg-messages p2p messages, then --cg-fanouts messages to --members
   idle      logged-in idle sessions: server memory (RSS) per session
-  login     token-verified logins/s (connect, log in, log out, close)
-  all       p2p, fanout, idle and login";
+  login     token-verified logins/s (connect, log in, log out, close); the bare forwarder's
+            column is a bare loop (connect, one frame each way, close)
+  all       p2p, fanout, callgrind (first round only), idle and login";
 
 /// The usage of the load options.
 pub(crate) const OPTIONS_USAGE: &str = "\
@@ -32,24 +37,36 @@ options:
   --pairs N                 p2p sender/receiver pairs [16]
   --members N               fan-out channel members [1000]
   --sessions N              idle sessions [10000]
-  --conns N                 concurrent connections of the login shape [64]";
+  --conns N                 concurrent connections of the login shape [64]
+  --p2p-rate N              fixed offered p2p load for server CPU per message, msg/s [100000]
+  --fanout-rate N           fixed offered fan-out load, deliveries/s [200000]
+  --cg-messages N           p2p messages of the callgrind workload [100000]
+  --cg-fanouts N            fan-out messages of the callgrind workload [1000]";
 
 /// One load shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Shape {
     P2p,
     Fanout,
+    Callgrind,
     Idle,
     Login,
 }
 
 impl Shape {
-    pub(crate) const ALL: [Shape; 4] = [Shape::P2p, Shape::Fanout, Shape::Idle, Shape::Login];
+    pub(crate) const ALL: [Shape; 5] = [
+        Shape::P2p,
+        Shape::Fanout,
+        Shape::Callgrind,
+        Shape::Idle,
+        Shape::Login,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Shape::P2p => "p2p",
             Shape::Fanout => "fanout",
+            Shape::Callgrind => "callgrind",
             Shape::Idle => "idle",
             Shape::Login => "login",
         }
@@ -113,6 +130,14 @@ pub(crate) struct Options {
     pub(crate) members: usize,
     pub(crate) sessions: usize,
     pub(crate) conns: usize,
+    /// The fixed offered load at which server CPU per p2p message is measured, msg/s.
+    pub(crate) p2p_rate: usize,
+    /// The same for the fan-out, in deliveries/s.
+    pub(crate) fanout_rate: usize,
+    /// p2p messages of the callgrind workload.
+    pub(crate) cg_messages: usize,
+    /// Fan-out messages of the callgrind workload (each to every member).
+    pub(crate) cg_fanouts: usize,
 }
 
 impl Default for Options {
@@ -127,6 +152,10 @@ impl Default for Options {
             members: 1000,
             sessions: 10_000,
             conns: 64,
+            p2p_rate: 100_000,
+            fanout_rate: 200_000,
+            cg_messages: 100_000,
+            cg_fanouts: 1_000,
         }
     }
 }
@@ -152,6 +181,10 @@ impl Options {
             ("--members", self.members.to_string()),
             ("--sessions", self.sessions.to_string()),
             ("--conns", self.conns.to_string()),
+            ("--p2p-rate", self.p2p_rate.to_string()),
+            ("--fanout-rate", self.fanout_rate.to_string()),
+            ("--cg-messages", self.cg_messages.to_string()),
+            ("--cg-fanouts", self.cg_fanouts.to_string()),
         ] {
             args.extend([flag.to_owned(), value]);
         }
@@ -199,6 +232,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Request, String> {
             "--members" => count(&mut opts.members)?,
             "--sessions" => count(&mut opts.sessions)?,
             "--conns" => count(&mut opts.conns)?,
+            "--p2p-rate" => count(&mut opts.p2p_rate)?,
+            "--fanout-rate" => count(&mut opts.fanout_rate)?,
+            "--cg-messages" => count(&mut opts.cg_messages)?,
+            "--cg-fanouts" => count(&mut opts.cg_fanouts)?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -214,9 +251,11 @@ fn parse_shapes(s: &str) -> Result<Vec<Shape>, String> {
             "fanout" => &[Shape::Fanout],
             "idle" => &[Shape::Idle],
             "login" => &[Shape::Login],
+            "callgrind" => &[Shape::Callgrind],
             other => {
                 return Err(format!(
-                    "unknown shape {other:?}: use micro, p2p, fanout, idle, login or all"
+                    "unknown shape {other:?}: use micro, p2p, fanout, callgrind, idle, login or \
+                     all"
                 ));
             }
         };
@@ -306,7 +345,8 @@ mod tests {
     fn load_options_round_trip() {
         let o = options(
             "all --transport ws --peers raw,nats --duration 3s --rounds 1 --pairs 4 \
-             --members 100 --sessions 500 --conns 8",
+             --members 100 --sessions 500 --conns 8 --p2p-rate 5000 --fanout-rate 9000 \
+             --cg-messages 700 --cg-fanouts 30",
         )
         .unwrap();
         assert_eq!(o.shapes, Shape::ALL);
@@ -316,6 +356,10 @@ mod tests {
         assert_eq!(
             (o.rounds, o.pairs, o.members, o.sessions, o.conns),
             (1, 4, 100, 500, 8)
+        );
+        assert_eq!(
+            (o.p2p_rate, o.fanout_rate, o.cg_messages, o.cg_fanouts),
+            (5000, 9000, 700, 30)
         );
         let Ok(Request::Run(again)) = parse(&o.to_args()) else {
             panic!("to_args should parse");
@@ -349,6 +393,7 @@ mod tests {
         assert!(err("p2p --duration").contains("needs a value"));
         assert!(err("p2p --pairs").contains("needs a value"));
         assert!(err("p2p --rate 5").contains("unknown option"));
+        assert!(err("p2p --p2p-rate 0").contains("--p2p-rate"));
         assert!(err("p2p --peers kafka").contains("unknown peer"));
         assert!(parse(&[]).unwrap_err().contains("no load shape"));
         assert!(options("p2p --peers none").unwrap().peers.is_empty());

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -31,6 +31,7 @@ use crate::cli::{Shape, System};
 use crate::driver::{self, Driver, Role};
 use crate::load::Payload;
 use crate::measure::Ctx;
+use crate::net::connect_spread;
 use crate::procs::{Ready, ServerProc};
 
 /// The bit that makes a `dest` a group.
@@ -258,8 +259,7 @@ fn failed(e: io::Error) -> String {
 impl RawClient {
     async fn connect(addr: SocketAddr, role: Role) -> Result<Self, String> {
         let (id, groups) = hello(role);
-        let stream = TcpStream::connect(addr).await.map_err(failed)?;
-        stream.set_nodelay(true).map_err(failed)?;
+        let stream = connect_spread(addr).await.map_err(failed)?;
         let (r, w) = stream.into_split();
         let mut c = RawClient {
             reader: FrameReader::new(r, MAX_FRAME),
@@ -294,7 +294,7 @@ impl Driver for Raw {
     fn start(ctx: &Ctx<'_>, _shape: Shape) -> Result<(ServerProc, Self), String> {
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-        let mut cmd = ctx.pinning.command(&exe);
+        let mut cmd = ctx.server_command(&exe);
         cmd.args(["forwarder", "--listen", "127.0.0.1:0"]);
         let (proc, printed) = ServerProc::start("forwarder", cmd, Ready::Line(READY_LINE))?;
         let addr = printed
@@ -311,8 +311,22 @@ impl Driver for Raw {
         RawClient::connect(self.0, role).await
     }
 
-    async fn login(&self, _worker: usize) -> Result<(), String> {
-        Err("the bare forwarder has no login to measure".into())
+    /// The bare loop Beckon's logins are compared with: connect, one frame each way (the
+    /// hello and its welcome), close. No credential is checked: this is what the connection
+    /// alone costs.
+    async fn login(&self, worker: usize) -> Result<(), String> {
+        let id = u32::try_from(worker).unwrap_or(u32::MAX >> 1) + 1;
+        let mut stream = connect_spread(self.0).await.map_err(failed)?;
+        let mut hello = [0u8; 8];
+        hello[..4].copy_from_slice(&4u32.to_be_bytes());
+        hello[4..].copy_from_slice(&id.to_be_bytes());
+        stream.write_all(&hello).await.map_err(failed)?;
+        let mut welcome = [0u8; 8];
+        stream.read_exact(&mut welcome).await.map_err(failed)?;
+        if welcome != hello {
+            return Err("the forwarder welcomed someone else".into());
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +439,10 @@ mod tests {
             5,
             "two to the receiver, one to each member"
         );
+        // The bare login loop: the welcome comes back, over and over, from other sources.
+        for worker in 0..3 {
+            raw.login(worker).await.unwrap();
+        }
         server.abort();
     }
 }

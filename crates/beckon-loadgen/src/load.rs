@@ -42,6 +42,9 @@ pub(crate) enum Mode {
     Flood,
     /// Send this many messages per second (each sender), within the window.
     Paced(f64),
+    /// Send this many messages in all (each sender, counted from when the mode was set), as
+    /// fast as the window allows: a fixed workload.
+    Count(u64),
 }
 
 /// The instant payload timestamps count from.
@@ -362,6 +365,7 @@ impl Gate {
         let wanted = match self.mode {
             Mode::Hold => 0,
             Mode::Flood => u64::MAX,
+            Mode::Count(n) => (self.pace_from.1 + n).saturating_sub(self.sent),
             Mode::Paced(rate) => {
                 let elapsed = self.pace_from.0.elapsed().as_secs_f64();
                 let due = self.pace_from.1 + (elapsed * rate) as u64;
@@ -500,5 +504,15 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let q = gate.quota(gate.delivered());
         assert!((10..=40).contains(&q), "{q}");
+        gate.sent(q);
+
+        // A fixed count: all of it as the window allows, then nothing more.
+        tx.send(Mode::Count(150)).unwrap();
+        let confirmed = gate.sent;
+        assert_eq!(gate.quota(confirmed), 100, "the window bounds it");
+        gate.sent(100);
+        assert_eq!(gate.quota(gate.sent), 50);
+        gate.sent(50);
+        assert_eq!(gate.quota(gate.sent), 0, "the count is done");
     }
 }

@@ -2,15 +2,17 @@
 //! `nats-server`, `redis-server` and a bare forwarder, on this machine, with one load
 //! generator, in one run, and prints a Markdown table of medians with Beckon/peer ratios.
 //!
-//! `cargo xtask bench p2p|fanout|idle|login|all [options]` builds it and `beckon-server` in
-//! release mode and runs it; `docs/benchmarks.md` says what each shape measures.
+//! `cargo xtask bench p2p|fanout|callgrind|idle|login|all [options]` builds it and
+//! `beckon-server` in release mode and runs it; `docs/benchmarks.md` says what each shape
+//! measures.
 //!
 //! Layout: [`cli`] parses the options (the xtask compiles the same file to check them);
 //! [`run`] drives rounds, shapes and systems and prints the [`report`]; [`measure`] is one
-//! measurement of one shape on any system; [`shapes`] writes each shape once, against the
-//! [`driver::Driver`] trait that [`beckon`], [`nats`], [`redis_pubsub`] and [`forwarder`]
-//! implement; [`load`] holds what every load shares (windows, pacing, recording); [`procs`]
-//! owns child processes and reads `/proc`.
+//! measurement of one shape on any system, and [`callgrind`] the instruction count of a fixed
+//! workload; [`shapes`] writes each shape once, against the [`driver::Driver`] trait that
+//! [`beckon`], [`nats`], [`redis_pubsub`] and [`forwarder`] implement; [`load`] holds what
+//! every load shares (windows, pacing, recording); [`net`] connects from many loopback
+//! addresses; [`procs`] owns child processes and reads `/proc`.
 //!
 //! The NATS and Redis drivers (and their client crates) are behind the `peers` feature, so
 //! that the workspace's tests do not build them; without it, those columns are skipped.
@@ -19,6 +21,7 @@
 //! benchmark starts from its own executable.
 
 mod beckon;
+mod callgrind;
 mod cli;
 mod driver;
 mod forwarder;
@@ -26,6 +29,7 @@ mod load;
 mod measure;
 #[cfg(feature = "peers")]
 mod nats;
+mod net;
 mod procs;
 #[cfg(feature = "peers")]
 mod redis_pubsub;
@@ -43,7 +47,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "\
-usage: beckon-loadgen [--server-bin PATH] p2p|fanout|idle|login|all [options]
+usage: beckon-loadgen [--server-bin PATH] p2p|fanout|callgrind|idle|login|all [options]
        beckon-loadgen forwarder --listen ADDR
 
 Beckon's whole-system load benchmark (`cargo xtask bench` builds and runs it).

@@ -6,12 +6,14 @@
 //! measurement starts after a short warm-up and lasts `--duration`.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, watch};
 
+use crate::callgrind;
 use crate::cli::{Options, Shape, System};
 use crate::driver::Driver;
 use crate::load::{Flow, Mode, Recorder, SETUP_TIMEOUT, Shared, Tasks, task_end};
@@ -36,9 +38,33 @@ pub(crate) struct Ctx<'a> {
     pub(crate) pinning: &'a Pinning,
     /// The executables of the peers found installed.
     pub(crate) peer_bins: Vec<(System, PathBuf)>,
+    /// Set while measuring under callgrind: servers then run under valgrind, writing their
+    /// profiles into this directory.
+    pub(crate) callgrind: Option<PathBuf>,
 }
 
 impl Ctx<'_> {
+    /// The command that starts a server `program`: pinned to the servers' core, and under
+    /// valgrind's callgrind (with instrumentation off until the workload starts) while
+    /// measuring instructions.
+    pub(crate) fn server_command(&self, program: &Path) -> Command {
+        match &self.callgrind {
+            None => self.pinning.command(program),
+            Some(dir) => {
+                let mut cmd = self.pinning.command(Path::new("valgrind"));
+                cmd.args(["--tool=callgrind", "--instr-atstart=no"])
+                    .arg(format!(
+                        "--callgrind-out-file={}/callgrind.%p",
+                        dir.display()
+                    ))
+                    .arg(program);
+                // Go's asynchronous preemption signals trip callgrind (nats-server).
+                cmd.env("GODEBUG", "asyncpreemptoff=1");
+                cmd
+            }
+        }
+    }
+
     /// The executable of the peer `system`.
     #[cfg_attr(not(feature = "peers"), allow(dead_code, reason = "for the peers"))]
     pub(crate) fn peer_bin(&self, system: System) -> Result<&Path, String> {
@@ -59,18 +85,20 @@ pub(crate) async fn shape<D: Driver>(
 ) -> Result<String, String> {
     match shape {
         Shape::P2p | Shape::Fanout => stream::<D>(ctx, shape, progress, results).await,
+        Shape::Callgrind => callgrind::measure::<D>(ctx, progress, results).await,
         Shape::Idle => idle::<D>(ctx, progress, results).await,
         Shape::Login => login::<D>(ctx, progress, results).await,
     }
 }
 
 /// Fails early when this process may not open `connections` sockets.
-fn check_open_files(connections: usize) -> Result<(), String> {
+pub(crate) fn check_open_files(connections: usize) -> Result<(), String> {
     let needed = connections as u64 + SPARE_FILES;
     match procs::open_files_limit() {
         Some(limit) if limit < needed => Err(format!(
             "{connections} connections need about {needed} open files, but the limit is \
-             {limit}; raise it (ulimit -n) or lower the count"
+             {limit} (the hard limit, `ulimit -Hn`, which only a privileged user can raise); \
+             lower the count"
         )),
         _ => Ok(()),
     }
@@ -82,7 +110,7 @@ fn warm_up(opts: &Options) -> Duration {
 }
 
 /// Lets the load run for `d`, redrawing the progress line; fails if any task ends.
-async fn hold(
+pub(crate) async fn hold(
     tasks: &mut Tasks,
     d: Duration,
     progress: &Progress,
@@ -119,7 +147,7 @@ async fn warm(tasks: &mut Tasks, opts: &Options, progress: &Progress) -> Result<
 }
 
 /// Waits until `n` tasks reported ready, with the count on the progress line.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     tasks: &mut Tasks,
     ready: &Semaphore,
     n: usize,
@@ -152,7 +180,7 @@ async fn wait_ready(
 }
 
 /// Waits until deliveries stop (senders hold), at most [`QUIESCE_TIMEOUT`].
-async fn quiesce(recorder: &Recorder, tasks: &mut Tasks) -> Result<(), String> {
+pub(crate) async fn quiesce(recorder: &Recorder, tasks: &mut Tasks) -> Result<(), String> {
     let deadline = Instant::now() + QUIESCE_TIMEOUT;
     let mut last = recorder.deliveries();
     while Instant::now() < deadline {
@@ -180,6 +208,9 @@ fn cpu_text(c: CpuShare) -> String {
 /// The figures of a p2p or fan-out measurement.
 struct StreamFigures {
     rate: Figure,
+    cpu_peak: Figure,
+    cpu_fixed: Figure,
+    kernel_fixed: Figure,
     p50: Figure,
     p99: Figure,
     p999: Option<Figure>,
@@ -192,6 +223,9 @@ impl StreamFigures {
         if shape == Shape::Fanout {
             Self {
                 rate: Figure::FanoutRate,
+                cpu_peak: Figure::FanoutCpuPeak,
+                cpu_fixed: Figure::FanoutCpuFixed,
+                kernel_fixed: Figure::FanoutKernelFixed,
                 p50: Figure::FanoutP50,
                 p99: Figure::FanoutP99,
                 p999: None,
@@ -201,6 +235,9 @@ impl StreamFigures {
         } else {
             Self {
                 rate: Figure::P2pRate,
+                cpu_peak: Figure::P2pCpuPeak,
+                cpu_fixed: Figure::P2pCpuFixed,
+                kernel_fixed: Figure::P2pKernelFixed,
                 p50: Figure::P2pP50,
                 p99: Figure::P2pP99,
                 p999: Some(Figure::P2pP999),
@@ -211,7 +248,34 @@ impl StreamFigures {
     }
 }
 
-/// The p2p or fan-out shape: peak, then latency at [`LATENCY_LOAD`] of it.
+/// Sets up the connections of the p2p or fan-out shape and waits until they are ready;
+/// returns the deliveries that make one message, and the number of senders.
+pub(crate) async fn set_up_stream<D: Driver>(
+    driver: &D,
+    opts: &Options,
+    fanout: bool,
+    shared: &Shared,
+    tasks: &mut Tasks,
+    progress: &Progress,
+) -> Result<(f64, f64), String> {
+    Ok(if fanout {
+        let flow = Arc::new(Flow::default());
+        shapes::fanout_members(driver, shared, &flow, opts.members, tasks);
+        wait_ready(tasks, &shared.ready, opts.members, "members", progress).await?;
+        shapes::fanout_publisher(driver, shared, &flow, opts.members, tasks);
+        wait_ready(tasks, &shared.ready, 1, "publisher", progress).await?;
+        (opts.members as f64, 1.0)
+    } else {
+        shapes::p2p(driver, shared, opts.pairs, tasks);
+        let n = opts.pairs * 2;
+        wait_ready(tasks, &shared.ready, n, "connections", progress).await?;
+        (1.0, opts.pairs as f64)
+    })
+}
+
+/// The p2p or fan-out shape: peak, then a fixed offered load (`--p2p-rate`,
+/// `--fanout-rate`), then latency at [`LATENCY_LOAD`] of the peak. Server CPU per delivery
+/// comes from the first two.
 async fn stream<D: Driver>(
     ctx: &Ctx<'_>,
     shape: Shape,
@@ -232,19 +296,8 @@ async fn stream<D: Driver>(
     let recorder = Arc::new(Recorder::default());
     let shared = Shared::new(control_rx, recorder.clone());
     let mut tasks = Tasks::new();
-    let (per_message, senders) = if fanout {
-        let flow = Arc::new(Flow::default());
-        shapes::fanout_members(&driver, &shared, &flow, opts.members, &mut tasks);
-        wait_ready(&mut tasks, &shared.ready, opts.members, "members", progress).await?;
-        shapes::fanout_publisher(&driver, &shared, &flow, opts.members, &mut tasks);
-        wait_ready(&mut tasks, &shared.ready, 1, "publisher", progress).await?;
-        (opts.members as f64, 1.0)
-    } else {
-        shapes::p2p(&driver, &shared, opts.pairs, &mut tasks);
-        let n = opts.pairs * 2;
-        wait_ready(&mut tasks, &shared.ready, n, "connections", progress).await?;
-        (1.0, opts.pairs as f64)
-    };
+    let (per_message, senders) =
+        set_up_stream(&driver, opts, fanout, &shared, &mut tasks, progress).await?;
     let unit = if fanout { "deliveries/s" } else { "msg/s" };
 
     // Peak.
@@ -257,7 +310,8 @@ async fn stream<D: Driver>(
         format!("{} {unit}", thousands(rate))
     };
     hold(&mut tasks, opts.duration, progress, &live).await?;
-    let peak = (recorder.deliveries() - d0) as f64 / t0.elapsed().as_secs_f64();
+    let peak_deliveries = recorder.deliveries() - d0;
+    let peak = peak_deliveries as f64 / t0.elapsed().as_secs_f64();
     let peak_cpu = cpu.finish()?;
     server.check_alive()?;
     send(Mode::Hold)?;
@@ -265,6 +319,29 @@ async fn stream<D: Driver>(
     if peak <= 0.0 {
         return Err("nothing was delivered".into());
     }
+
+    // A fixed offered load, the same for every system: server CPU per delivery where neither
+    // side is saturated.
+    let fixed = if fanout {
+        opts.fanout_rate
+    } else {
+        opts.p2p_rate
+    } as f64;
+    progress.step(format!(
+        "{} · {system} · fixed {}",
+        shape.name(),
+        thousands(fixed)
+    ));
+    send(Mode::Paced(fixed / per_message / senders))?;
+    warm(&mut tasks, opts, progress).await?;
+    let (d0, t0, cpu) = (recorder.deliveries(), Instant::now(), CpuMeter::start(pid)?);
+    hold(&mut tasks, opts.duration, progress, &live).await?;
+    let fixed_deliveries = recorder.deliveries() - d0;
+    let fixed_achieved = fixed_deliveries as f64 / t0.elapsed().as_secs_f64();
+    let fixed_cpu = cpu.finish()?;
+    server.check_alive()?;
+    send(Mode::Hold)?;
+    quiesce(&recorder, &mut tasks).await?;
 
     // Latency at a share of the peak.
     let target = peak * LATENCY_LOAD;
@@ -294,6 +371,19 @@ async fn stream<D: Driver>(
             cpu_text(peak_cpu)
         ));
     }
+    if fixed_achieved < fixed * 0.95
+        || fixed_cpu.generator >= SATURATED
+        || fixed_cpu.server >= SATURATED
+    {
+        results.note(format!(
+            "{} / {system}: at the fixed load of {} {unit}, {} were delivered ({}): CPU per \
+             delivery there is not an unsaturated figure",
+            shape.name(),
+            thousands(fixed),
+            thousands(fixed_achieved),
+            cpu_text(fixed_cpu)
+        ));
+    }
     if paced_cpu.generator >= SATURATED || achieved < target * 0.95 {
         results.note(format!(
             "{} / {system}: during the latency run the load generator was at {:.0} % CPU and \
@@ -312,6 +402,15 @@ async fn stream<D: Driver>(
     };
     let figures = StreamFigures::of(shape);
     results.add(figures.rate, system, peak);
+    let peak_per = peak_cpu.server_micros_per(peak_deliveries);
+    if let Some((us, _)) = peak_per {
+        results.add(figures.cpu_peak, system, us);
+    }
+    let fixed_per = fixed_cpu.server_micros_per(fixed_deliveries);
+    if let Some((us, kernel)) = fixed_per {
+        results.add(figures.cpu_fixed, system, us);
+        results.add(figures.kernel_fixed, system, kernel * 100.0);
+    }
     results.add(figures.p50, system, p50);
     results.add(figures.p99, system, p99);
     if let Some(p999_figure) = figures.p999 {
@@ -319,11 +418,21 @@ async fn stream<D: Driver>(
     }
     results.add(figures.server_cpu, system, peak_cpu.server * 100.0);
     results.add(figures.generator_cpu, system, peak_cpu.generator * 100.0);
+    let per = |p: Option<(f64, f64)>| {
+        p.map_or_else(
+            || "-".to_owned(),
+            |(us, kernel)| format!("{us:.2} µs/delivery, {:.0} % kernel", kernel * 100.0),
+        )
+    };
     Ok(format!(
-        "peak {} {unit} ({}); at {} {unit} ({}): p50 {p50:.0} µs, p99 {p99:.0} µs, \
-         p999 {p999:.0} µs over {} samples",
+        "peak {} {unit} ({}; {}); fixed {} {unit} ({}; {}); at {} {unit} ({}): p50 {p50:.0} \
+         µs, p99 {p99:.0} µs, p999 {p999:.0} µs over {} samples",
         thousands(peak),
         cpu_text(peak_cpu),
+        per(peak_per),
+        thousands(fixed_achieved),
+        cpu_text(fixed_cpu),
+        per(fixed_per),
         thousands(achieved),
         cpu_text(paced_cpu),
         samples.len()
@@ -361,6 +470,7 @@ async fn idle<D: Driver>(
     drop(server);
     let per_session = after.saturating_sub(before) as f64 / n as f64;
     results.add(Figure::IdleBytes, system, per_session);
+    results.add(Figure::IdleRss, system, after as f64 / f64::from(1 << 20));
     Ok(format!(
         "{} bytes/session (server RSS {} MiB → {} MiB for {n} sessions)",
         thousands(per_session),
@@ -393,7 +503,8 @@ async fn login<D: Driver>(
         )
     };
     hold(&mut tasks, opts.duration, progress, &live).await?;
-    let rate = (count() - c0) as f64 / t0.elapsed().as_secs_f64();
+    let done = count() - c0;
+    let rate = done as f64 / t0.elapsed().as_secs_f64();
     let share = cpu.finish()?;
     if share.generator >= SATURATED && share.server < SATURATED {
         results.note(format!(
@@ -405,11 +516,20 @@ async fn login<D: Driver>(
     tasks.shutdown().await;
     drop(server);
     results.add(Figure::LoginRate, system, rate);
+    let per = share.server_micros_per(done);
+    if let Some((us, kernel)) = per {
+        results.add(Figure::LoginCpu, system, us);
+        results.add(Figure::LoginKernel, system, kernel * 100.0);
+    }
     results.add(Figure::LoginServerCpu, system, share.server * 100.0);
     results.add(Figure::LoginGeneratorCpu, system, share.generator * 100.0);
     Ok(format!(
-        "{} logins/s ({})",
+        "{} logins/s ({}{})",
         thousands(rate),
-        cpu_text(share)
+        cpu_text(share),
+        per.map_or_else(String::new, |(us, kernel)| format!(
+            "; {us:.1} µs of server CPU per login, {:.0} % of it in the kernel",
+            kernel * 100.0
+        ))
     ))
 }

@@ -66,7 +66,7 @@ impl Driver for Nats {
         let bin = ctx.peer_bin(Self::SYSTEM)?;
         let token = (shape == Shape::Login).then_some(TOKEN);
         let (proc, port) = procs::start_on_free_port("nats-server", |port| {
-            let mut cmd = ctx.pinning.command(bin);
+            let mut cmd = ctx.server_command(bin);
             cmd.args(["-a", "127.0.0.1", "-p", port]);
             if let Some(token) = token {
                 cmd.args(["--auth", token]);

@@ -318,8 +318,8 @@ pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in {path}"))
 }
 
-/// User plus system CPU time of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64, String> {
+/// User and system CPU time of a process (all its threads), in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<(u64, u64), String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     // The command name (field 2) is in parentheses and may hold spaces; count from after it.
@@ -335,7 +335,7 @@ fn cpu_ticks(pid: u32) -> Result<u64, String> {
             .and_then(|f| f.parse::<u64>().ok())
             .ok_or_else(|| format!("unexpected {path}"))
     };
-    Ok(field(11)? + field(12)?)
+    Ok((field(11)?, field(12)?))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on every Linux this runs on).
@@ -353,12 +353,33 @@ fn ticks_per_second() -> f64 {
     })
 }
 
-/// CPU shares of the server and of the load generator (this process) over an interval: 1.0 is
-/// one core busy all the time.
+/// Total CPU time of a process so far, user plus system, in seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let (user, system) = cpu_ticks(pid)?;
+    Ok((user + system) as f64 / ticks_per_second())
+}
+
+/// The CPU the server and the load generator (this process) used over an interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct CpuShare {
+    /// The server's share: 1.0 is one core busy all the time.
     pub(crate) server: f64,
+    /// The load generator's share.
     pub(crate) generator: f64,
+    /// The server's CPU time in user space, seconds.
+    pub(crate) server_user: f64,
+    /// The server's CPU time in the kernel (system calls, and the TCP work done on its
+    /// behalf), seconds.
+    pub(crate) server_system: f64,
+}
+
+impl CpuShare {
+    /// The server's CPU time in microseconds per unit of work (`units` deliveries or logins),
+    /// and the share of it spent in the kernel.
+    pub(crate) fn server_micros_per(&self, units: u64) -> Option<(f64, f64)> {
+        let total = self.server_user + self.server_system;
+        (units > 0 && total > 0.0).then(|| (total * 1e6 / units as f64, self.server_system / total))
+    }
 }
 
 /// Takes the CPU time of the server and of this process at the start of an interval.
@@ -366,8 +387,8 @@ pub(crate) struct CpuShare {
 pub(crate) struct CpuMeter {
     server_pid: u32,
     start: Instant,
-    server: u64,
-    generator: u64,
+    server: (u64, u64),
+    generator: (u64, u64),
 }
 
 impl CpuMeter {
@@ -380,28 +401,68 @@ impl CpuMeter {
         })
     }
 
-    /// The shares since [`start`](Self::start).
+    /// The shares and times since [`start`](Self::start).
     pub(crate) fn finish(&self) -> Result<CpuShare, String> {
         let wall = self.start.elapsed().as_secs_f64().max(1e-3);
-        let server = cpu_ticks(self.server_pid)?.saturating_sub(self.server);
-        let generator = cpu_ticks(std::process::id())?.saturating_sub(self.generator);
-        let share = |ticks: u64| ticks as f64 / ticks_per_second() / wall;
+        let (su, ss) = cpu_ticks(self.server_pid)?;
+        let (gu, gs) = cpu_ticks(std::process::id())?;
+        let secs = |ticks: u64| ticks as f64 / ticks_per_second();
+        let server_user = secs(su.saturating_sub(self.server.0));
+        let server_system = secs(ss.saturating_sub(self.server.1));
+        let generator = secs((gu + gs).saturating_sub(self.generator.0 + self.generator.1));
         Ok(CpuShare {
-            server: share(server),
-            generator: share(generator),
+            server: (server_user + server_system) / wall,
+            generator: generator / wall,
+            server_user,
+            server_system,
         })
     }
 }
 
+/// The limits on open files of this process: (soft, hard); `None` for unlimited.
+pub(crate) fn open_files_limits() -> (Option<u64>, Option<u64>) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    (limit.current, limit.maximum)
+}
+
 /// The soft limit on open files of this process (servers started from it inherit it).
 pub(crate) fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    open_files_limits().0
+}
+
+/// Raises this process's soft limit on open files to its hard limit (which only a privileged
+/// process could raise further), so that the servers it starts inherit it too. Returns a line
+/// for the report.
+pub(crate) fn raise_open_files_limit() -> String {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    if current == maximum {
+        return format!(
+            "open files: {} (soft = hard limit; `ulimit -Hn` bounds the sessions one process \
+             can hold)",
+            show(maximum)
+        );
+    }
+    match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: maximum,
+            maximum,
+        },
+    ) {
+        Ok(()) => format!(
+            "open files: soft limit raised from {} to the hard limit, {} (`ulimit -Hn`; only a \
+             privileged process can raise that), for this process and the servers it starts",
+            show(current),
+            show(maximum)
+        ),
+        Err(e) => format!(
+            "open files: {} (hard limit {}; raising the soft limit failed: {e})",
+            show(current),
+            show(maximum)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -422,6 +483,7 @@ mod tests {
         let share = meter.finish().unwrap();
         assert!(share.generator > 0.0 && share.generator < 4.0, "{share:?}");
         assert!(open_files_limit().unwrap() > 0);
+        assert!(cpu_seconds(me).unwrap() > 0.0);
     }
 
     #[test]

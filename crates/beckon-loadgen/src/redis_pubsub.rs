@@ -60,7 +60,7 @@ impl Driver for Redis {
         let bin = ctx.peer_bin(Self::SYSTEM)?;
         let max_clients = max_clients(ctx.opts).to_string();
         let (proc, port) = procs::start_on_free_port("redis-server", |port| {
-            let mut cmd = ctx.pinning.command(bin);
+            let mut cmd = ctx.server_command(bin);
             cmd.args(["--port", port, "--bind", "127.0.0.1", "--save", ""]);
             cmd.args(["--appendonly", "no", "--maxclients", &max_clients]);
             cmd.args(["--daemonize", "no"]);

@@ -5,24 +5,35 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
-use crate::cli::{Shape, System};
+use crate::cli::{Options, Shape, System};
 
 /// One row of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Figure {
     P2pRate,
+    P2pCpuPeak,
+    P2pCpuFixed,
+    P2pKernelFixed,
+    P2pInstructions,
     P2pP50,
     P2pP99,
     P2pP999,
     P2pServerCpu,
     P2pGeneratorCpu,
     FanoutRate,
+    FanoutCpuPeak,
+    FanoutCpuFixed,
+    FanoutKernelFixed,
+    FanoutInstructions,
     FanoutP50,
     FanoutP99,
     FanoutServerCpu,
     FanoutGeneratorCpu,
     IdleBytes,
+    IdleRss,
     LoginRate,
+    LoginCpu,
+    LoginKernel,
     LoginServerCpu,
     LoginGeneratorCpu,
 }
@@ -32,89 +43,152 @@ pub(crate) enum Figure {
 enum Kind {
     /// A rate: more is better.
     Rate,
-    /// A latency in microseconds or memory in bytes: less is better.
+    /// A latency, a CPU time, an instruction count or memory: less is better.
     Cost,
-    /// A CPU share in percent of one core: context, no ratio.
-    Cpu,
+    /// A share in percent (of one core, or of the server's CPU time): context, no ratio.
+    Percent,
 }
 
 impl Figure {
-    pub(crate) const ALL: [Figure; 15] = [
+    pub(crate) const ALL: [Figure; 26] = [
         Figure::P2pRate,
+        Figure::P2pCpuPeak,
+        Figure::P2pCpuFixed,
+        Figure::P2pKernelFixed,
+        Figure::P2pInstructions,
         Figure::P2pP50,
         Figure::P2pP99,
         Figure::P2pP999,
         Figure::P2pServerCpu,
         Figure::P2pGeneratorCpu,
         Figure::FanoutRate,
+        Figure::FanoutCpuPeak,
+        Figure::FanoutCpuFixed,
+        Figure::FanoutKernelFixed,
+        Figure::FanoutInstructions,
         Figure::FanoutP50,
         Figure::FanoutP99,
         Figure::FanoutServerCpu,
         Figure::FanoutGeneratorCpu,
         Figure::IdleBytes,
+        Figure::IdleRss,
         Figure::LoginRate,
+        Figure::LoginCpu,
+        Figure::LoginKernel,
         Figure::LoginServerCpu,
         Figure::LoginGeneratorCpu,
     ];
 
-    fn label(self) -> &'static str {
+    fn label(self, opts: &Options) -> String {
         match self {
-            Figure::P2pRate => "p2p msg/s (peak)",
-            Figure::P2pP50 => "p2p p50 µs (at 50 % of peak)",
-            Figure::P2pP99 => "p2p p99 µs",
-            Figure::P2pP999 => "p2p p999 µs",
-            Figure::P2pServerCpu => "p2p peak: server CPU %",
-            Figure::P2pGeneratorCpu => "p2p peak: generator CPU %",
-            Figure::FanoutRate => "fanout deliveries/s (peak)",
-            Figure::FanoutP50 => "fanout p50 µs (at 50 % of peak)",
-            Figure::FanoutP99 => "fanout p99 µs",
-            Figure::FanoutServerCpu => "fanout peak: server CPU %",
-            Figure::FanoutGeneratorCpu => "fanout peak: generator CPU %",
-            Figure::IdleBytes => "idle bytes/session (server RSS)",
-            Figure::LoginRate => "logins/s",
-            Figure::LoginServerCpu => "login: server CPU %",
-            Figure::LoginGeneratorCpu => "login: generator CPU %",
+            Figure::P2pRate => "p2p msg/s (peak)".into(),
+            Figure::P2pCpuPeak => "p2p server CPU µs/msg (peak)".into(),
+            Figure::P2pCpuFixed => format!(
+                "p2p server CPU µs/msg at {} msg/s",
+                thousands(opts.p2p_rate as f64)
+            ),
+            Figure::P2pKernelFixed => "  of which kernel %".into(),
+            Figure::P2pInstructions => format!(
+                "p2p server instructions/msg (callgrind, {} msgs)",
+                thousands(opts.cg_messages as f64)
+            ),
+            Figure::P2pP50 => "p2p p50 µs (at 50 % of peak)".into(),
+            Figure::P2pP99 => "p2p p99 µs".into(),
+            Figure::P2pP999 => "p2p p999 µs".into(),
+            Figure::P2pServerCpu => "p2p peak: server CPU %".into(),
+            Figure::P2pGeneratorCpu => "p2p peak: generator CPU %".into(),
+            Figure::FanoutRate => "fanout deliveries/s (peak)".into(),
+            Figure::FanoutCpuPeak => "fanout server CPU µs/delivery (peak)".into(),
+            Figure::FanoutCpuFixed => format!(
+                "fanout server CPU µs/delivery at {}/s",
+                thousands(opts.fanout_rate as f64)
+            ),
+            Figure::FanoutKernelFixed => "  of which kernel %".into(),
+            Figure::FanoutInstructions => format!(
+                "fanout server instructions/delivery (callgrind, {} × {})",
+                thousands(opts.cg_fanouts as f64),
+                thousands(opts.members as f64)
+            ),
+            Figure::FanoutP50 => "fanout p50 µs (at 50 % of peak)".into(),
+            Figure::FanoutP99 => "fanout p99 µs".into(),
+            Figure::FanoutServerCpu => "fanout peak: server CPU %".into(),
+            Figure::FanoutGeneratorCpu => "fanout peak: generator CPU %".into(),
+            Figure::IdleBytes => "idle bytes/session (server RSS)".into(),
+            Figure::IdleRss => format!(
+                "idle server RSS MiB ({} sessions)",
+                thousands(opts.sessions as f64)
+            ),
+            Figure::LoginRate => "logins/s (raw: connect, frame each way, close)".into(),
+            Figure::LoginCpu => "login: server CPU µs/login".into(),
+            Figure::LoginKernel => "  of which kernel %".into(),
+            Figure::LoginServerCpu => "login: server CPU %".into(),
+            Figure::LoginGeneratorCpu => "login: generator CPU %".into(),
         }
     }
 
     fn kind(self) -> Kind {
         match self {
             Figure::P2pRate | Figure::FanoutRate | Figure::LoginRate => Kind::Rate,
-            Figure::P2pP50
-            | Figure::P2pP99
-            | Figure::P2pP999
-            | Figure::FanoutP50
-            | Figure::FanoutP99
-            | Figure::IdleBytes => Kind::Cost,
-            _ => Kind::Cpu,
+            Figure::P2pKernelFixed
+            | Figure::FanoutKernelFixed
+            | Figure::LoginKernel
+            | Figure::P2pServerCpu
+            | Figure::P2pGeneratorCpu
+            | Figure::FanoutServerCpu
+            | Figure::FanoutGeneratorCpu
+            | Figure::LoginServerCpu
+            | Figure::LoginGeneratorCpu => Kind::Percent,
+            _ => Kind::Cost,
         }
     }
 
     fn shape(self) -> Shape {
         match self {
             Figure::P2pRate
+            | Figure::P2pCpuPeak
+            | Figure::P2pCpuFixed
+            | Figure::P2pKernelFixed
             | Figure::P2pP50
             | Figure::P2pP99
             | Figure::P2pP999
             | Figure::P2pServerCpu
             | Figure::P2pGeneratorCpu => Shape::P2p,
             Figure::FanoutRate
+            | Figure::FanoutCpuPeak
+            | Figure::FanoutCpuFixed
+            | Figure::FanoutKernelFixed
             | Figure::FanoutP50
             | Figure::FanoutP99
             | Figure::FanoutServerCpu
             | Figure::FanoutGeneratorCpu => Shape::Fanout,
-            Figure::IdleBytes => Shape::Idle,
-            Figure::LoginRate | Figure::LoginServerCpu | Figure::LoginGeneratorCpu => Shape::Login,
+            Figure::P2pInstructions | Figure::FanoutInstructions => Shape::Callgrind,
+            Figure::IdleBytes | Figure::IdleRss => Shape::Idle,
+            Figure::LoginRate
+            | Figure::LoginCpu
+            | Figure::LoginKernel
+            | Figure::LoginServerCpu
+            | Figure::LoginGeneratorCpu => Shape::Login,
         }
     }
 
     fn format(self, v: f64) -> String {
-        match self.kind() {
-            Kind::Rate => thousands(v),
-            Kind::Cost if self == Figure::IdleBytes => thousands(v),
-            Kind::Cost if v < 100.0 => format!("{v:.1}"),
-            Kind::Cost => thousands(v),
-            Kind::Cpu => format!("{v:.0}"),
+        match (self, self.kind()) {
+            (Figure::P2pCpuPeak | Figure::P2pCpuFixed, _)
+            | (Figure::FanoutCpuPeak | Figure::FanoutCpuFixed | Figure::LoginCpu, _) => {
+                if v < 10.0 {
+                    format!("{v:.2}")
+                } else {
+                    format!("{v:.1}")
+                }
+            }
+            (_, Kind::Rate) => thousands(v),
+            (Figure::IdleBytes | Figure::P2pInstructions | Figure::FanoutInstructions, _) => {
+                thousands(v)
+            }
+            (Figure::IdleRss, _) => format!("{v:.0}"),
+            (_, Kind::Cost) if v < 100.0 => format!("{v:.1}"),
+            (_, Kind::Cost) => thousands(v),
+            (_, Kind::Percent) => format!("{v:.0}"),
         }
     }
 }
@@ -206,7 +280,8 @@ impl Results {
 
     /// The table as Markdown: figures of the shapes that ran, columns of the systems that
     /// ran, then Beckon/peer ratios.
-    pub(crate) fn table(&self, shapes: &[Shape], systems: &[System]) -> String {
+    pub(crate) fn table(&self, opts: &Options, systems: &[System]) -> String {
+        let shapes = &opts.shapes;
         let peers: Vec<System> = systems
             .iter()
             .copied()
@@ -220,7 +295,7 @@ impl Results {
             if !shapes.contains(&figure.shape()) {
                 continue;
             }
-            let mut row = vec![figure.label().to_owned()];
+            let mut row = vec![figure.label(opts)];
             for s in systems {
                 row.push(match self.cell(figure, *s) {
                     Cell::Value(v) => figure.format(v),
@@ -235,7 +310,7 @@ impl Results {
                     self.cell(figure, System::Beckon),
                     self.cell(figure, *p),
                 ) {
-                    (Kind::Cpu, _, _) => String::new(),
+                    (Kind::Percent, _, _) => String::new(),
                     (_, Cell::Value(b), Cell::Value(v)) if v > 0.0 => format!("{:.2}×", b / v),
                     _ => "-".into(),
                 };
@@ -403,10 +478,11 @@ mod tests {
         r.add(Figure::P2pRate, System::Nats, 100.0);
         r.fail(Shape::P2p, System::Raw, "refused".into());
         r.not_applicable(Shape::Login, System::Raw);
-        let t = r.table(
-            &[Shape::P2p, Shape::Login],
-            &[System::Beckon, System::Nats, System::Raw],
-        );
+        let opts = Options {
+            shapes: vec![Shape::P2p, Shape::Login],
+            ..Options::default()
+        };
+        let t = r.table(&opts, &[System::Beckon, System::Nats, System::Raw]);
         let p2p = t.lines().find(|l| l.contains("p2p msg/s")).unwrap();
         assert!(p2p.contains("200"), "{t}");
         assert!(p2p.contains("2.00×"), "{t}");

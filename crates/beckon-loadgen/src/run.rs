@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::beckon::Beckon;
+use crate::callgrind;
 use crate::cli::{Options, Shape, System};
 use crate::forwarder::Raw;
 use crate::measure::{self, Ctx};
@@ -27,8 +28,9 @@ pub(crate) fn main(opts: &Options, server_bin: &Path) -> Result<(), String> {
     let cpus = cpu_count();
     // Before any thread starts, so all of them inherit the generator's core.
     let pinning = Pinning::apply();
+    let files = procs::raise_open_files_limit();
     watch_signals();
-    run(opts, server_bin, &pinning, cpus)
+    run(opts, server_bin, &pinning, cpus, &files)
 }
 
 /// Set, with the reason, once SIGINT or SIGTERM arrived.
@@ -105,12 +107,19 @@ fn isolated<F: Future<Output = Result<String, String>>>(
     outcome
 }
 
-fn run(opts: &Options, server_bin: &Path, pinning: &Pinning, cpus: usize) -> Result<(), String> {
+fn run(
+    opts: &Options,
+    server_bin: &Path,
+    pinning: &Pinning,
+    cpus: usize,
+    files: &str,
+) -> Result<(), String> {
     let mut ctx = Ctx {
         opts,
         server_bin,
         pinning,
         peer_bins: Vec::new(),
+        callgrind: None,
     };
     println!("## cargo xtask bench {}", opts.to_args().join(" "));
     println!();
@@ -118,6 +127,10 @@ fn run(opts: &Options, server_bin: &Path, pinning: &Pinning, cpus: usize) -> Res
         println!("- {line}");
     }
     println!("- {}", pinning.describe());
+    println!(
+        "- {files}; beckon-server raises its own soft limit to its hard limit at start, and the \
+         peers inherit this process's"
+    );
     println!(
         "- Beckon over {}; peers over their own TCP protocols",
         opts.transport.name()
@@ -133,6 +146,29 @@ fn run(opts: &Options, server_bin: &Path, pinning: &Pinning, cpus: usize) -> Res
         opts.conns
     );
     println!("- beckon-server: {}", server_bin.display());
+    if opts.shapes.contains(&Shape::Callgrind) {
+        match callgrind::available().and_then(|()| callgrind::profile_dir()) {
+            Ok(dir) => {
+                println!(
+                    "- callgrind: {} p2p messages and {} fan-out messages to {} members, each \
+                     system's server alone under valgrind (one thread: beckon-server's \
+                     one-core runtime, the forwarder's one worker, GOMAXPROCS=1); profiles in \
+                     {} (callgrind_annotate <file>){}",
+                    opts.cg_messages,
+                    opts.cg_fanouts,
+                    opts.members,
+                    dir.display(),
+                    if callgrind_every_round(opts) {
+                        ""
+                    } else {
+                        "; first round only"
+                    }
+                );
+                ctx.callgrind = Some(dir);
+            }
+            Err(why) => println!("- callgrind: {why}"),
+        }
+    }
 
     let mut systems = vec![System::Beckon];
     for peer in &opts.peers {
@@ -176,16 +212,28 @@ fn run(opts: &Options, server_bin: &Path, pinning: &Pinning, cpus: usize) -> Res
                     .iter()
                     .filter(|s| applies(*shape, **s))
                     .map(|_| match shape {
-                        Shape::P2p | Shape::Fanout => 2,
+                        Shape::P2p | Shape::Fanout => 3,
+                        Shape::Callgrind if !callgrind_every_round(opts) => 0,
+                        Shape::Callgrind => 2,
                         Shape::Idle | Shape::Login => 1,
                     })
                     .sum::<usize>()
             })
-            .sum::<usize>();
+            .sum::<usize>()
+        + if opts.shapes.contains(&Shape::Callgrind) && !callgrind_every_round(opts) {
+            2 * systems.len()
+        } else {
+            0
+        };
     let mut progress = Progress::new(total);
     let mut results = Results::default();
     for round in 1..=opts.rounds {
         for shape in &opts.shapes {
+            if *shape == Shape::Callgrind
+                && (ctx.callgrind.is_none() || (round > 1 && !callgrind_every_round(opts)))
+            {
+                continue;
+            }
             for system in &systems {
                 if !applies(*shape, *system) {
                     results.not_applicable(*shape, *system);
@@ -217,7 +265,7 @@ fn run(opts: &Options, server_bin: &Path, pinning: &Pinning, cpus: usize) -> Res
         opts.rounds
     );
     println!();
-    print!("{}", results.table(&opts.shapes, &systems));
+    print!("{}", results.table(opts, &systems));
     let notes = results.notes();
     if !notes.is_empty() {
         println!();
@@ -228,9 +276,16 @@ fn run(opts: &Options, server_bin: &Path, pinning: &Pinning, cpus: usize) -> Res
     Ok(())
 }
 
-/// Whether a shape means anything for a system: Redis and the forwarder have no login.
+/// Whether a shape means anything for a system: Redis has no login (the forwarder's login is
+/// its bare connect, hello, welcome and close).
 fn applies(shape: Shape, system: System) -> bool {
-    !(shape == Shape::Login && matches!(system, System::Redis | System::Raw))
+    !(shape == Shape::Login && system == System::Redis)
+}
+
+/// Instruction counts repeat closely and take minutes under valgrind: measured in the first
+/// round only, unless they are all that was asked for.
+fn callgrind_every_round(opts: &Options) -> bool {
+    opts.shapes == [Shape::Callgrind]
 }
 
 /// Measures `shape` on `system` on a runtime of its own ([`isolated`]).

@@ -13,7 +13,6 @@ mod operator;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,8 +94,10 @@ impl Storage {
     }
 }
 
-/// Everything a [`Server`](crate::Server) needs to run.
-#[derive(Clone)]
+/// Everything a [`Server`](crate::Server) needs to run. Its `Debug` may be logged: the App
+/// Certificates and the server secret are [`Secret`](beckon_token::Secret)s, and the TLS key
+/// prints as `[redacted]`.
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Where to listen: one listener per URL (`tcp://`, `tls://`, `quic://`, `ws://…/path`,
     /// `wss://…/path`); port 0 picks a free port. At least one is needed.
@@ -122,61 +123,6 @@ pub struct ServerConfig {
     pub admin: Option<SocketAddr>,
     /// The file this configuration was read from, which a reload reads again.
     pub config_file: Option<PathBuf>,
-}
-
-impl fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            listen,
-            tls,
-            handshake_timeout,
-            broker,
-            max_frame,
-            outbound_budget_bytes,
-            storage,
-            admin,
-            config_file,
-        } = self;
-        let listen: Vec<String> = listen.iter().map(ToString::to_string).collect();
-        // The chain is kilobytes of DER that say nothing in a log line; whether one is set does.
-        let tls = if tls.is_some() {
-            "configured"
-        } else {
-            "self-signed"
-        };
-        f.debug_struct("ServerConfig")
-            .field("listen", &listen)
-            .field("tls", &tls)
-            .field("handshake_timeout", handshake_timeout)
-            .field("broker", &BrokerConfigView(broker))
-            .field("max_frame", max_frame)
-            .field("outbound_budget_bytes", outbound_budget_bytes)
-            .field("storage", storage)
-            .field("admin", admin)
-            .field("config_file", config_file)
-            .finish()
-    }
-}
-
-/// A [`BrokerConfig`] as it may be logged. `BrokerConfig` holds the server secret and the App
-/// Certificates as plain bytes, and its derived `Debug` prints them; this prints its other
-/// knobs.
-struct BrokerConfigView<'a>(&'a BrokerConfig);
-
-impl fmt::Debug for BrokerConfigView<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let broker = self.0;
-        f.debug_struct("BrokerConfig")
-            .field("development", &broker.apps.is_development())
-            .field("heartbeat_interval", &broker.heartbeat_interval)
-            .field("login_timeout", &broker.login_timeout)
-            .field("max_unacked_events", &broker.max_unacked_events)
-            .field("max_unacked_bytes", &broker.max_unacked_bytes)
-            .field("default_grace", &broker.default_grace)
-            .field("min_grace", &broker.min_grace)
-            .field("max_grace", &broker.max_grace)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ServerConfig {

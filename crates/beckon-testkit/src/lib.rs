@@ -359,9 +359,11 @@ impl Sim {
         self.expired_before += self.broker.stats().offline_expired;
         self.epoch += 1;
         let secret = self.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
-        for (i, b) in self.config.server_secret.iter_mut().enumerate() {
+        let mut next = *self.config.server_secret.expose();
+        for (i, b) in next.iter_mut().enumerate() {
             *b ^= secret[i % 8];
         }
+        self.config.server_secret = next.into();
         let unix_ms = UNIX_START_MS + u64::try_from(self.elapsed().as_millis()).unwrap_or(0);
         let mut broker = Broker::new(self.config.clone(), self.store.clone(), self.now, unix_ms);
         broker.recovered(self.store.recover().expect("the memory store recovers"));

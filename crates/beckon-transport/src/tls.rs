@@ -1,5 +1,6 @@
 //! Certificates for the secure schemes (TLS, QUIC, WSS).
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,11 +19,20 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The server's certificate chain and key.
-#[derive(Debug)]
+/// The server's certificate chain and key. Its `Debug` shows how many certificates the chain
+/// has and never the key (nor kilobytes of DER).
 pub struct ServerTls {
     pub cert_chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("certificates", &self.cert_chain.len())
+            .field("key", &format_args!("[redacted]"))
+            .finish()
+    }
 }
 
 impl Clone for ServerTls {

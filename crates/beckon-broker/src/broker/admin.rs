@@ -94,7 +94,7 @@ impl<S: Store> Broker<S> {
         };
         let peeked = beckon_token::peek(token).map_err(wrong)?;
         let now_unix = self.unix_ms(now) / 1000;
-        let claims = match app.certificate.as_deref() {
+        let claims = match app.certificate.as_ref().map(|c| c.expose().as_slice()) {
             Some(cert) => beckon_token::verify(cert, token, app_id, &peeked.account, now_unix)
                 .map_err(wrong)?,
             None => {
@@ -299,7 +299,7 @@ impl<S: Store> Broker<S> {
         server: bool,
         now: Instant,
     ) -> Result<AdminResponse, AdminError> {
-        let Some(cert) = me.app.certificate.as_deref() else {
+        let Some(cert) = me.app.certificate.as_ref().map(|c| c.expose().as_slice()) else {
             return Err(AdminError::new(
                 K::Conflict,
                 ErrorCode::GeneralFailed,

@@ -123,7 +123,7 @@ impl<S: Store> Broker<S> {
             }
             return Ok((app, Privileges::NONE));
         }
-        let Some(cert) = app.certificate.as_deref() else {
+        let Some(cert) = app.certificate.as_ref().map(|c| c.expose().as_slice()) else {
             // Development mode: no certificate, nothing to verify against.
             let privileges = beckon_token::peek(&login.token)
                 .map(|c| c.privileges)
@@ -336,8 +336,9 @@ impl<S: Store> Broker<S> {
     }
 
     fn resume_secret(&self, sid: SessionId) -> Vec<u8> {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.config.server_secret)
-            .expect("HMAC accepts keys of any length");
+        let mut mac =
+            <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.config.server_secret.expose())
+                .expect("HMAC accepts keys of any length");
         mac.update(b"beckon resume secret");
         mac.update(&sid.0.to_be_bytes());
         mac.finalize().into_bytes()[..16].to_vec()

@@ -698,6 +698,14 @@ impl<S: Store> Broker<S> {
         self.message_id_of(self.next_message)
     }
 
+    /// The id of the p2p message at `position`. Positions are never reused, across restarts
+    /// too, so neither are these ids, even with a configured server secret: a client that
+    /// drops copies of messages it has shown never drops a new one. (Channel messages take
+    /// their ids from the run's counter, below 2^63; these set the top bit.)
+    fn p2p_message_id(&self, position: u64) -> u64 {
+        self.message_id_of(position | 1 << 63)
+    }
+
     /// The id of the `n`th message of this run.
     fn message_id_of(&self, n: u64) -> u64 {
         let key = u64::from_be_bytes(

@@ -244,7 +244,7 @@ impl<S: Store> Broker<S> {
         text: String,
     ) -> Result<AdminResponse, AdminError> {
         let online = self.is_online(&me.app.app_id, &to);
-        let before = self.next_message;
+        let before = self.next_position();
         let m = pb::SendInstantMessage {
             account: to,
             msg: text,
@@ -253,7 +253,7 @@ impl<S: Store> Broker<S> {
         self.send_instant(me, m)?;
         self.stats.admin_messages += 1;
         Ok(AdminResponse::Sent(Sent {
-            server_msg_id: self.last_message_id(before),
+            server_msg_id: self.p2p_message_id(before),
             online,
             recipients: usize::from(online),
         }))

@@ -518,6 +518,8 @@ impl<S: Store> Broker<S> {
             (self.offline).check(&app.app_id, &me.account, cost, &app.offline)?;
         }
         let position = self.take_position();
+        let mut message = message;
+        message.server_msg_id = self.p2p_message_id(position);
         if let Some(cost) = cost {
             self.offline_stored(&app.app_id, &recipient, position, &message, cost);
         }

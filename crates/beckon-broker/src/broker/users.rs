@@ -60,7 +60,8 @@ impl<S: Store> Broker<S> {
         let message = StoredMessage {
             sender: me.account.to_string(),
             msg: m.msg,
-            server_msg_id: self.message_id(),
+            // Set from the message's position once it is accepted.
+            server_msg_id: 0,
             sent_at_ms: self.unix_ms(self.now),
         };
         self.accept_message(me, m.account, message)

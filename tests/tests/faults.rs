@@ -1,12 +1,18 @@
 //! Fault injection: SDK clients exchange thousands of p2p messages through a proxy that cuts
 //! their connections, both directions at once and abruptly (on TCP-based schemes a TCP RST; on
-//! QUIC a connection close; whatever is in flight is lost), at random moments. The delivery contract (SPEC §5) must hold all the same: every send
-//! gets exactly one outcome, every message reported sent reaches its recipient exactly once and
-//! in the order its sender sent it, and nothing is received twice.
+//! QUIC a connection close; whatever is in flight is lost), at random moments; meanwhile
+//! clients log out and back in at random, and the server restarts gracefully (on the same port
+//! and data directory). The delivery contract (SPEC §5) must hold all the same: every send gets
+//! exactly one outcome, every message reported sent reaches its recipient exactly once and in
+//! the order its sender sent it, and nothing is received twice.
 //!
 //! The schedule comes from a seeded generator; set `BECKON_FAULTS_SEED` to replay a seed (the
 //! test prints the one it used). Thread timing still varies from run to run, so a seed makes a
 //! failure likely to recur rather than certain to.
+//!
+//! `BECKON_FAULTS_LONG=1` runs the long schedule: 100,000 messages, well over 1,000 connection
+//! resets, a restart every 10-20 s and a logout per client every 5-15 s (several minutes). CI
+//! runs the short one: 4,000 messages, one restart, a few logouts.
 //!
 //! Self-contained on purpose: it uses only the public server, transport and SDK APIs, and of
 //! the shared test helpers only the transport choice (`BECKON_TEST_TRANSPORT`) and the test
@@ -18,8 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use beckon_broker::BrokerStats;
 use beckon_sdk::{Callbacks, ClientConfig, Instance};
-use beckon_server::{Server, ServerConfig};
+use beckon_server::{Server, ServerConfig, ServerHandle, Storage};
 use beckon_tests::{any_port, config as sdk_config, scheme, test_client_tls, test_tls};
 use beckon_transport::{Endpoint, Listener, ListenerConfig, Scheme};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,8 +35,6 @@ use tokio::time::Instant;
 
 /// Client pairs; the two clients of a pair send to each other.
 const PAIRS: usize = 4;
-/// Messages per pair, half in each direction.
-const PER_PAIR: usize = 1000;
 /// The most messages one client has sent and not yet had an outcome for.
 const WINDOW: usize = 128;
 /// Burst sizes, and the pause after a burst per message in it (random up to twice this): the
@@ -38,8 +43,45 @@ const BURST: (u64, u64) = (1, 24);
 const PAUSE_PER_MESSAGE_MS: u64 = 10;
 /// The proxy cuts a connection every this many milliseconds (uniformly at random).
 const CUT_EVERY_MS: (u64, u64) = (20, 200);
+/// How long a client that logged out waits before it logs in again (uniformly at random).
+const LOGGED_OUT_MS: (u64, u64) = (30, 300);
 /// Everything — logins, sending, delivery — must be done within this.
 const OVERALL: Duration = Duration::from_secs(60);
+
+/// How much the schedule does: the short one CI runs, or the long one.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    /// Messages per pair, half in each direction.
+    per_pair: usize,
+    /// Restarts: the first after this many ms, then every this many ms (uniformly at random).
+    first_restart_ms: u64,
+    restart_every_ms: (u64, u64),
+    /// Each client logs out every this many ms (uniformly at random).
+    logout_every_ms: (u64, u64),
+    overall: Duration,
+}
+
+impl Schedule {
+    fn from_env() -> Self {
+        if std::env::var("BECKON_FAULTS_LONG").is_ok_and(|v| !v.is_empty() && v != "0") {
+            Schedule {
+                per_pair: 25_000,
+                first_restart_ms: 10_000,
+                restart_every_ms: (10_000, 20_000),
+                logout_every_ms: (5_000, 15_000),
+                overall: Duration::from_secs(1800),
+            }
+        } else {
+            Schedule {
+                per_pair: 1000,
+                first_restart_ms: 1_500,
+                restart_every_ms: (600_000, 600_000),
+                logout_every_ms: (1_500, 4_000),
+                overall: OVERALL,
+            }
+        }
+    }
+}
 /// After the last expected delivery, how long to keep listening for late duplicates.
 const SETTLE: Duration = Duration::from_millis(500);
 
@@ -77,6 +119,105 @@ fn server_config() -> ServerConfig {
     config.listen = vec![any_port(scheme())];
     config.tls = Some(test_tls().clone());
     config
+}
+
+/// A data directory, removed when dropped.
+struct DataDir(std::path::PathBuf);
+
+impl DataDir {
+    fn new() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("beckon-faults-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server under test, restarted gracefully now and then on the same address and data
+/// directory; the counters of every instance so far.
+struct Restartable {
+    config: ServerConfig,
+    handle: Option<ServerHandle>,
+    restarts: u64,
+    /// The counters of the instances that have stopped.
+    earlier: BrokerStats,
+}
+
+impl Restartable {
+    async fn start(data: &DataDir) -> Self {
+        let mut config = server_config();
+        config.storage = Storage::Dir(data.0.clone());
+        let handle = Server::spawn(config.clone())
+            .await
+            .expect("bind 127.0.0.1:0");
+        // Every later instance listens where the first one did.
+        config.listen = handle.endpoints().to_vec();
+        Self {
+            config,
+            handle: Some(handle),
+            restarts: 0,
+            earlier: BrokerStats::default(),
+        }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        self.config.listen[0].clone()
+    }
+
+    /// SIGTERM and a new process, as an operator restarts: shut down, start again.
+    async fn restart(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            add(&mut self.earlier, &handle.stats().await);
+            handle.shutdown().await;
+        }
+        // The port was just freed; binding it again may take a moment on a loaded machine.
+        for attempt in 0.. {
+            match Server::spawn(self.config.clone()).await {
+                Ok(h) => {
+                    self.handle = Some(h);
+                    break;
+                }
+                Err(e) if attempt < 50 => {
+                    eprintln!("faults: restart attempt {attempt} failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the server did not come back: {e}"),
+            }
+        }
+        self.restarts += 1;
+    }
+
+    /// The counters of every instance so far.
+    async fn stats(&self) -> BrokerStats {
+        let mut all = self.earlier;
+        if let Some(h) = &self.handle {
+            add(&mut all, &h.stats().await);
+        }
+        all
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// Adds the counters this test reports.
+fn add(to: &mut BrokerStats, s: &BrokerStats) {
+    to.resumes += s.resumes;
+    to.messages_stored += s.messages_stored;
+    to.messages_delivered += s.messages_delivered;
+    to.overflows += s.overflows;
+    to.grace_expiries += s.grace_expiries;
+    to.store_errors += s.store_errors;
 }
 
 // ---- the proxy ------------------------------------------------------------------------------------
@@ -306,7 +447,13 @@ impl Callbacks for Recorder {
         self.with(|r| r.login_failures.push(ecode));
     }
     fn on_logout(&self, ecode: i32) {
-        self.with(|r| r.logouts.push(ecode));
+        self.with(|r| {
+            // LOGOUT_E_USER is the schedule's own logout; anything else is a failure.
+            if ecode != 101 {
+                r.logouts.push(ecode);
+            }
+            r.logged_in = false;
+        });
     }
     fn on_reconnecting(&self, _nretry: u32) {
         self.with(|r| r.reconnecting += 1);
@@ -380,10 +527,62 @@ async fn send_all(peer: Arc<Peer>, count: usize, mut rng: Rng) {
     }
 }
 
+/// Logs `peer` out every now and then, and back in a moment later, while `chaos` is on.
+async fn log_out_now_and_then(
+    peer: Arc<Peer>,
+    every: (u64, u64),
+    chaos: Arc<AtomicBool>,
+    mut rng: Rng,
+) -> u64 {
+    let mut logouts = 0;
+    loop {
+        if !while_chaos(&chaos, rng.range(every.0, every.1)).await {
+            return logouts;
+        }
+        peer.sdk.logout();
+        logouts += 1;
+        tokio::time::sleep(Duration::from_millis(
+            rng.range(LOGGED_OUT_MS.0, LOGGED_OUT_MS.1),
+        ))
+        .await;
+        peer.sdk
+            .login2(APP, &peer.account, "_no_need_token", 0, "", 120, 10_000);
+    }
+}
+
+/// Waits `ms` milliseconds; false (at once) when `chaos` goes off meanwhile.
+async fn while_chaos(chaos: &AtomicBool, ms: u64) -> bool {
+    let until = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < until {
+        if !chaos.load(Ordering::Relaxed) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    chaos.load(Ordering::Relaxed)
+}
+
+/// Restarts the server now and then while `chaos` is on.
+async fn restart_now_and_then(
+    server: Arc<tokio::sync::Mutex<Restartable>>,
+    schedule: Schedule,
+    chaos: Arc<AtomicBool>,
+    mut rng: Rng,
+) {
+    let mut wait = schedule.first_restart_ms;
+    loop {
+        if !while_chaos(&chaos, wait).await {
+            return;
+        }
+        server.lock().await.restart().await;
+        wait = rng.range(schedule.restart_every_ms.0, schedule.restart_every_ms.1);
+    }
+}
+
 // ---- the test ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn p2p_delivery_survives_random_connection_cuts() {
+async fn p2p_delivery_survives_cuts_logouts_and_restarts() {
     let seed = std::env::var("BECKON_FAULTS_SEED")
         .ok()
         .and_then(|s| {
@@ -392,16 +591,17 @@ async fn p2p_delivery_survives_random_connection_cuts() {
                 .map_or_else(|| s.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
         })
         .unwrap_or(DEFAULT_SEED);
-    eprintln!("faults: seed={seed:#x} (set BECKON_FAULTS_SEED to replay)");
+    let schedule = Schedule::from_env();
+    eprintln!("faults: seed={seed:#x} (set BECKON_FAULTS_SEED to replay) {schedule:?}");
     let mut rng = Rng(seed);
     let started = Instant::now();
-    let deadline = started + OVERALL;
+    let deadline = started + schedule.overall;
 
-    let server = Server::spawn(server_config())
-        .await
-        .expect("bind 127.0.0.1:0");
-    eprintln!("faults: over {}", server.endpoints()[0]);
-    let proxy = Proxy::start(server.endpoints()[0].clone(), rng.fork()).await;
+    let data = DataDir::new();
+    let server = Restartable::start(&data).await;
+    eprintln!("faults: over {}", server.endpoint());
+    let proxy = Proxy::start(server.endpoint(), rng.fork()).await;
+    let server = Arc::new(tokio::sync::Mutex::new(server));
 
     // Two clients per pair, each its own instance, through the proxy.
     let mut peers = Vec::new();
@@ -436,9 +636,28 @@ async fn p2p_delivery_survives_random_connection_cuts() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    // Cut connections while everybody sends.
+    // Cut connections, log clients out and restart the server while everybody sends.
     proxy.set_chaos(true);
-    let per_client = PER_PAIR / 2;
+    let chaos = proxy.chaos_on.clone();
+    let logouters: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let every = schedule.logout_every_ms;
+            tokio::spawn(log_out_now_and_then(
+                p.clone(),
+                every,
+                chaos.clone(),
+                rng.fork(),
+            ))
+        })
+        .collect();
+    let restarter = tokio::spawn(restart_now_and_then(
+        server.clone(),
+        schedule,
+        chaos.clone(),
+        rng.fork(),
+    ));
+    let per_client = schedule.per_pair / 2;
     let senders: Vec<_> = peers
         .iter()
         .map(|p| tokio::spawn(send_all(p.clone(), per_client, rng.fork())))
@@ -464,6 +683,18 @@ async fn p2p_delivery_survives_random_connection_cuts() {
     }
     proxy.set_chaos(false);
     let chaos_ended = Instant::now();
+    // Whoever is logged out logs in again: what was kept for it is delivered then.
+    let mut logouts = 0;
+    for l in logouters {
+        logouts += l.await.expect("a logout task panicked");
+    }
+    restarter.await.expect("the restart task panicked");
+    for p in &peers {
+        if !p.rec.with(|r| r.logged_in) && p.sdk.get_status() == 0 {
+            p.sdk
+                .login2(APP, &p.account, "_no_need_token", 0, "", 120, 10_000);
+        }
+    }
 
     // Then for every message reported sent to arrive.
     let by_account: HashMap<String, Arc<Peer>> = peers
@@ -580,23 +811,31 @@ async fn p2p_delivery_survives_random_connection_cuts() {
         .iter()
         .map(|p| p.rec.with(|r| (r.reconnecting, r.reconnected)))
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-    let logouts: Vec<(String, Vec<i32>)> = peers
+    let gave_up: Vec<(String, Vec<i32>)> = peers
         .iter()
         .filter_map(|p| {
             let l = p.rec.with(|r| r.logouts.clone());
             (!l.is_empty()).then(|| (p.account.clone(), l))
         })
         .collect();
-    let stats = server.stats().await;
+    let (stats, restarts) = {
+        let server = server.lock().await;
+        (server.stats().await, server.restarts)
+    };
+    let acknowledged = delivered + lost;
     eprintln!(
-        "faults: sent={sent} delivered={delivered} failed={failed} duplicated={duplicated} \
-         lost={lost} disconnects={cuts} no_outcome={no_outcome} double_outcome={double_outcome} \
-         out_of_order={out_of_order} failed_but_delivered={failed_but_delivered} \
-         error_codes={error_codes:?} connections={connections} reconnecting={reconnecting} \
-         reconnected={reconnected} resumes={} stored_offline={} logouts={logouts:?} \
-         chaos={:.1}s total={:.1}s seed={seed:#x}",
+        "faults: sent={sent} acknowledged={acknowledged} delivered={delivered} \
+         duplicated={duplicated} lost={lost} failed={failed} error_codes={error_codes:?} \
+         resets={cuts} restarts={restarts} logouts={logouts} no_outcome={no_outcome} \
+         double_outcome={double_outcome} out_of_order={out_of_order} \
+         failed_but_delivered={failed_but_delivered} connections={connections} \
+         reconnecting={reconnecting} reconnected={reconnected} resumes={} stored_offline={} \
+         overflows={} store_errors={} gave_up={gave_up:?} chaos={:.1}s total={:.1}s \
+         seed={seed:#x}",
         stats.resumes,
         stats.messages_stored,
+        stats.overflows,
+        stats.store_errors,
         chaos_ended.duration_since(started).as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
@@ -608,6 +847,9 @@ async fn p2p_delivery_survives_random_connection_cuts() {
         p.sdk.logout();
     }
     drop(proxy);
+    let server = Arc::into_inner(server)
+        .expect("the restart task has ended")
+        .into_inner();
     server.shutdown().await;
 
     assert!(
@@ -632,9 +874,11 @@ async fn p2p_delivery_survives_random_connection_cuts() {
         "messages arrive in the order their sender sent them (seed {seed:#x})"
     );
     assert!(
-        logouts.is_empty(),
-        "no client gave up reconnecting: {logouts:?} (seed {seed:#x})"
+        gave_up.is_empty(),
+        "no client gave up reconnecting: {gave_up:?} (seed {seed:#x})"
     );
+    assert!(restarts >= 1, "the server was restarted");
+    assert!(logouts >= 1, "clients logged out");
     assert_eq!(delivered + failed, sent);
 }
 

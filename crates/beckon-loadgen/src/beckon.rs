@@ -74,7 +74,8 @@ impl Target {
     }
 }
 
-/// Starts `bin --ephemeral --config <file> --listen <scheme>://127.0.0.1:0` and waits for its
+/// Starts `bin --ephemeral --config <file> --listen <scheme>://127.0.0.1:0` (with `--store
+/// durable`: `--data-dir <a temporary directory>` instead of `--ephemeral`) and waits for its
 /// "listening on" line.
 fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
     let scheme = match ctx.opts.transport {
@@ -92,8 +93,7 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
     let config = TempFile::new(
         "beckon.toml",
         &format!(
-            "ephemeral = true\n\
-             login_rate = 1000000000\n\
+            "login_rate = 1000000000\n\
              login_burst = 1000000000\n\
              [[apps]]\n\
              app_id = \"{APP_ID}\"\n\
@@ -106,9 +106,17 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         Scheme::Ws => "ws://127.0.0.1:0/ws".to_owned(),
         other => format!("{other}://127.0.0.1:0"),
     };
+    let data = if ctx.opts.durable {
+        Some(TempFile::dir("data")?)
+    } else {
+        None
+    };
     let mut cmd = ctx.server_command(ctx.server_bin);
-    cmd.arg("--ephemeral")
-        .arg("--config")
+    match &data {
+        Some(dir) => cmd.arg("--data-dir").arg(dir.path()),
+        None => cmd.arg("--ephemeral"),
+    };
+    cmd.arg("--config")
         .arg(config.path())
         .arg("--listen")
         .arg(&listen)
@@ -138,7 +146,12 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
         },
         certificate,
     };
-    Ok((proc.removing(config), Beckon(Arc::new(target))))
+    let proc = proc.removing(config);
+    let proc = match data {
+        Some(dir) => proc.removing(dir),
+        None => proc,
+    };
+    Ok((proc, Beckon(Arc::new(target))))
 }
 
 /// One logged-in session: the client state machine and its connection.

@@ -38,6 +38,8 @@ options:
   --members N               fan-out channel members [1000]
   --sessions N              idle sessions [10000]
   --conns N                 concurrent connections of the login shape [64]
+  --store ephemeral|durable Beckon's store: in memory, or redb in a temporary data directory
+                            (every p2p message written ahead and synced) [ephemeral]
   --p2p-rate N              fixed offered p2p load for server CPU per message, msg/s [100000]
   --fanout-rate N           fixed offered fan-out load, deliveries/s [200000]
   --cg-messages N           p2p messages of the callgrind workload [100000]
@@ -130,6 +132,8 @@ pub(crate) struct Options {
     pub(crate) members: usize,
     pub(crate) sessions: usize,
     pub(crate) conns: usize,
+    /// Beckon with a durable store (a temporary data directory) instead of `--ephemeral`.
+    pub(crate) durable: bool,
     /// The fixed offered load at which server CPU per p2p message is measured, msg/s.
     pub(crate) p2p_rate: usize,
     /// The same for the fan-out, in deliveries/s.
@@ -152,6 +156,7 @@ impl Default for Options {
             members: 1000,
             sessions: 10_000,
             conns: 64,
+            durable: false,
             p2p_rate: 100_000,
             fanout_rate: 200_000,
             cg_messages: 100_000,
@@ -181,6 +186,10 @@ impl Options {
             ("--members", self.members.to_string()),
             ("--sessions", self.sessions.to_string()),
             ("--conns", self.conns.to_string()),
+            (
+                "--store",
+                (if self.durable { "durable" } else { "ephemeral" }).to_owned(),
+            ),
             ("--p2p-rate", self.p2p_rate.to_string()),
             ("--fanout-rate", self.fanout_rate.to_string()),
             ("--cg-messages", self.cg_messages.to_string()),
@@ -232,6 +241,13 @@ pub(crate) fn parse(args: &[String]) -> Result<Request, String> {
             "--members" => count(&mut opts.members)?,
             "--sessions" => count(&mut opts.sessions)?,
             "--conns" => count(&mut opts.conns)?,
+            "--store" => {
+                opts.durable = match value? {
+                    "durable" => true,
+                    "ephemeral" => false,
+                    other => return Err(format!("--store {other}: use ephemeral or durable")),
+                }
+            }
             "--p2p-rate" => count(&mut opts.p2p_rate)?,
             "--fanout-rate" => count(&mut opts.fanout_rate)?,
             "--cg-messages" => count(&mut opts.cg_messages)?,

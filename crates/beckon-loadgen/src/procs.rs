@@ -294,6 +294,15 @@ impl TempFile {
         Ok(Self(path))
     }
 
+    /// An empty directory, removed with what it holds when dropped.
+    pub(crate) fn dir(tag: &str) -> Result<Self, String> {
+        let file = Self::new(tag, "")?;
+        std::fs::remove_file(file.path())
+            .and_then(|()| std::fs::create_dir(file.path()))
+            .map_err(|e| format!("cannot create {}: {e}", file.path().display()))?;
+        Ok(file)
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.0
     }
@@ -301,7 +310,11 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.0.is_dir() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 

@@ -86,16 +86,9 @@ fn run_tests() -> Result<(), String> {
             ));
         }
     }
-    step("dist cpp --debug");
-    let sdk = dist::cpp(Profile::Debug)?;
-    dist::cargo(&[
-        "build",
-        "--quiet",
-        "-p",
-        "beckon-server",
-        "--bin",
-        "beckon-server",
-    ])?;
+    step("dist cpp --debug (from the workspace's test build)");
+    let built = dist::test_build()?;
+    let sdk = dist::lay_out_cpp(Profile::Debug, &built.ffi_libs)?;
     let server_bin = dist::target_dir().join("debug/beckon-server");
     let out = dist::target_dir().join("cpp-tests");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;

@@ -112,6 +112,77 @@ pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// What `cargo test --workspace --no-run` built that the later steps of `cargo xtask test` run.
+#[derive(Debug)]
+pub(crate) struct TestBuild {
+    /// The end-to-end suite's test executables (`tests/`, its unit tests included).
+    pub(crate) e2e: Vec<PathBuf>,
+    /// The directory holding `libagorasig.so` and `libagorasig.a`.
+    pub(crate) ffi_libs: PathBuf,
+}
+
+/// Builds what every test of the workspace needs, exactly as the workspace pass of
+/// `cargo test --workspace` does: the test executables, the binaries they start
+/// (`target/debug/beckon-server`, `target/debug/sdk-peer`) and the C/C++ SDK's libraries.
+///
+/// The later steps reuse this build instead of asking cargo for one package (`-p`): cargo
+/// unifies features over the packages selected, so a narrower selection would compile tokio and
+/// everything above it a second time, with other features, for the same tests.
+pub(crate) fn test_build() -> Result<TestBuild, String> {
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let args = [
+        "test",
+        "--workspace",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ];
+    let output = clean_cargo_env(&mut Command::new(&cargo_bin))
+        .args(args)
+        .current_dir(workspace_root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {cargo_bin}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo {} failed ({})",
+            args.join(" "),
+            output.status
+        ));
+    }
+    let e2e_manifest = workspace_root().join("tests/Cargo.toml");
+    let mut e2e = Vec::new();
+    let mut ffi_libs = None;
+    for line in output.stdout.split(|b| *b == b'\n') {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let test = v["profile"]["test"] == true;
+        if test
+            && v["manifest_path"].as_str().map(Path::new) == Some(e2e_manifest.as_path())
+            && let Some(exe) = v["executable"].as_str()
+        {
+            e2e.push(PathBuf::from(exe));
+        }
+        let cdylib = v["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if !test && cdylib && v["target"]["name"] == "agorasig" {
+            let so = (v["filenames"].as_array().into_iter().flatten())
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with("/libagorasig.so"));
+            ffi_libs = so.and_then(|so| Path::new(so).parent()).map(Path::to_owned);
+        }
+    }
+    if e2e.is_empty() {
+        return Err("cargo test --no-run reported no test of the end-to-end suite".into());
+    }
+    let ffi_libs = ffi_libs.ok_or("cargo test --no-run reported no libagorasig")?;
+    Ok(TestBuild { e2e, ffi_libs })
+}
+
 /// Builds the library and lays the SDK out; returns the directory.
 pub(crate) fn cpp(profile: Profile) -> Result<PathBuf, String> {
     let mut build = vec!["build", "--quiet", "-p", "beckon-ffi", "--lib"];
@@ -119,9 +190,12 @@ pub(crate) fn cpp(profile: Profile) -> Result<PathBuf, String> {
         build.push("--release");
     }
     cargo(&build)?;
+    lay_out_cpp(profile, &target_dir().join(profile.dir()))
+}
 
+/// Lays the SDK out from the libraries in `built`; returns the directory.
+pub(crate) fn lay_out_cpp(profile: Profile, built: &Path) -> Result<PathBuf, String> {
     let root = workspace_root();
-    let built = target_dir().join(profile.dir());
     let out = target_dir().join("dist").join(match profile {
         Profile::Release => "cpp",
         Profile::Debug => "cpp-debug",

@@ -1,8 +1,10 @@
 //! `cargo xtask test [--transport <scheme>]`: every test, over every transport.
 //!
 //! Runs `cargo test --workspace` (whose end-to-end suite talks TCP), then the end-to-end suite
-//! (`cargo test -p beckon-tests`) once more for each other scheme, with `BECKON_TEST_TRANSPORT`
-//! naming it. The test binaries are built once; the passes differ only in that variable. Then
+//! (`tests/`) once more for each other scheme, with `BECKON_TEST_TRANSPORT` naming it. Every
+//! step after the first reuses the workspace pass's build ([`crate::dist::test_build`]): the
+//! end-to-end executables run again directly, and the C/C++ and Web steps take the server, the
+//! SDK peer and the C/C++ libraries from it, so nothing is compiled twice. Then
 //! the C and C++ SDK's step ([`crate::cpp`]), the Web SDK's tests (`crate::web::test`) and,
 //! last, every fuzz target for [`FUZZ_SECONDS`] on its corpus ([`crate::fuzz`]): the committed
 //! seeds and crash regressions are replayed, and a short search looks for new crashes. With
@@ -74,13 +76,7 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     }
     let passes: Vec<(String, Vec<&str>)> = match &only {
         Some(scheme) => vec![(scheme.clone(), vec!["-p", "beckon-tests"])],
-        None => std::iter::once(("tcp".to_owned(), vec!["--workspace"]))
-            .chain(
-                OTHER_SCHEMES
-                    .iter()
-                    .map(|s| ((*s).to_owned(), vec!["-p", "beckon-tests"])),
-            )
-            .collect(),
+        None => vec![("tcp".to_owned(), vec!["--workspace"])],
     };
     for (scheme, selection) in passes {
         eprintln!(
@@ -112,6 +108,9 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         }
     }
     if only.is_none() {
+        if !other_schemes(rest) {
+            return ExitCode::FAILURE;
+        }
         if crate::cpp::test() != ExitCode::SUCCESS {
             return ExitCode::FAILURE;
         }
@@ -123,4 +122,45 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
         return crate::fuzz::run(&targets, FUZZ_SECONDS, &[]);
     }
     ExitCode::SUCCESS
+}
+
+/// The end-to-end suite over each of [`OTHER_SCHEMES`]: its test executables from the
+/// workspace pass's build, run as `cargo test` runs them (from the package's directory), with
+/// `BECKON_TEST_TRANSPORT` naming the scheme.
+fn other_schemes(rest: &[String]) -> bool {
+    let built = match crate::dist::test_build() {
+        Ok(built) => built,
+        Err(e) => {
+            eprintln!("cargo xtask test: {e}");
+            return false;
+        }
+    };
+    let dir = crate::workspace_root().join("tests");
+    for scheme in OTHER_SCHEMES {
+        eprintln!(
+            "== the end-to-end suite (tests/) over {scheme} (BECKON_TEST_TRANSPORT={scheme})"
+        );
+        for exe in &built.e2e {
+            let status = crate::dist::clean_cargo_env(&mut Command::new(exe))
+                .args(rest)
+                .current_dir(&dir)
+                .env("BECKON_TEST_TRANSPORT", scheme)
+                .status();
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => {
+                    eprintln!(
+                        "cargo xtask test: {} over {scheme} failed ({s})",
+                        exe.display()
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    eprintln!("cargo xtask test: could not run {}: {e}", exe.display());
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }

@@ -44,21 +44,8 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
 /// The Web SDK's step of `cargo xtask test`; false when it failed (the reason is printed).
 pub(crate) fn test() -> bool {
     let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = status(
-        Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "-p",
-            "beckon-server",
-            "--bin",
-            "beckon-server",
-            "-p",
-            "beckon-tests",
-            "--bin",
-            "sdk-peer",
-        ]),
-        "cargo build",
-    );
+    // The binaries the tests start, from the build the workspace's tests share.
+    let built = crate::dist::test_build().map(drop);
     if let Err(e) = built.and_then(|()| build_and_compare(false)) {
         eprintln!("cargo xtask test: the web step failed: {e}");
         return false;

@@ -336,6 +336,10 @@ async fn attributes_and_offline_messages_survive_kill_9() {
     bob.wait_for("onLogout", |e| matches!(e, Event::Logout { .. }))
         .await;
     assert_eq!(bob.received(), want, "every message, once, in order");
+    // The deletions bob's acknowledgements asked for are committed in order with what follows
+    // them: once a later read is answered, they are durable. (A crash before that hands them
+    // to the account's next session again: at least once per account, docs/operations.md.)
+    assert_eq!(carol.attr_all_of("alice").await, expected);
 
     // Delivered and acknowledged means gone from the store, also across another crash.
     server.signal("KILL");

@@ -741,12 +741,16 @@ static void destroy_while_callbacks_are_in_flight() {
     rec->wait("onLoginSuccess|");
     for (int i = 0; i < 300; i++) a.api->messageInstantSend(L("dif-b"), 0, L("flood"), "", 0);
     while (rec->count() < 20) t::sleep_ms(1);
-    // Destroy from two threads at once while others keep calling.
+    // Destroy from two threads at once while another keeps calling. The caller is paced: each
+    // send it makes before destroy takes the instance is one more callback destroy delivers
+    // (2 ms each here), and an unpaced loop under valgrind's one-thread-at-a-time scheduler
+    // can make tens of thousands of them before destroy gets the lock.
     std::atomic<bool> stop{false};
     std::thread caller([api, &stop] {
         while (!stop) {
             api->messageInstantSend(L("dif-a"), 0, L("late"), "", 0);
             (void)api->getStatus();
+            t::sleep_ms(1);
         }
     });
     std::thread other([api] { api->destroy(); });

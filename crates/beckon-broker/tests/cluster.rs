@@ -1,0 +1,292 @@
+//! Cluster mode, sans-IO: two brokers as two nodes, their cluster outputs carried out by a
+//! presence table standing in for Redis. A login on one node kicks the account's session on
+//! the other (103); `queryUserStatus` sees the whole cluster; what is not cluster-wide yet is
+//! refused with `GENERAL_E_FAILED` and a `desc` that says so, and changes nothing.
+
+use std::collections::HashMap;
+
+use beckon_broker::{Apps, Broker, BrokerConfig, ClusterIn, ClusterOut, ConnId, MemoryStore};
+use beckon_proto::ErrorCode;
+use beckon_proto::pb::{self, request::Op, server_frame};
+use beckon_testkit::wire::{self, Driver};
+
+const APP: &str = "app";
+
+/// Two nodes and the shared presence table: (app, account) → (node, session).
+struct Cluster {
+    nodes: Vec<Driver<MemoryStore>>,
+    presence: HashMap<(String, String), (usize, u64)>,
+    /// Whether the shared state is reachable; when not, questions fail.
+    reachable: bool,
+    next_request: u64,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Self {
+        let nodes = (0..n)
+            .map(|i| {
+                let mut config = BrokerConfig::new(Apps::development(), [i as u8 + 1; 32]);
+                config.cluster = true;
+                Driver::new(config)
+            })
+            .collect();
+        Self {
+            nodes,
+            presence: HashMap::new(),
+            reachable: true,
+            next_request: 1,
+        }
+    }
+
+    /// Carries out every node's cluster outputs until none is left (a kick may lead to a
+    /// release).
+    fn route(&mut self) {
+        loop {
+            let mut any = false;
+            for node in 0..self.nodes.len() {
+                while let Some(out) = self.nodes[node].broker.poll_cluster() {
+                    any = true;
+                    self.carry_out(node, out);
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn carry_out(&mut self, node: usize, out: ClusterOut) {
+        let now = self.nodes[node].now;
+        match out {
+            ClusterOut::Claim {
+                app,
+                account,
+                session,
+            } => {
+                let key = (app.clone(), account.clone());
+                if let Some((held_on, held)) = self.presence.insert(key, (node, session))
+                    && held_on != node
+                {
+                    let kick = ClusterIn::Kick {
+                        app,
+                        account,
+                        session: held,
+                        code: ErrorCode::LogoutKicked,
+                        message: "the account logged in on another node".into(),
+                    };
+                    let at = self.nodes[held_on].now;
+                    self.nodes[held_on].broker.handle_cluster(kick, at);
+                }
+            }
+            ClusterOut::Release {
+                app,
+                account,
+                session,
+            } => {
+                let key = (app, account);
+                if self.presence.get(&key) == Some(&(node, session)) {
+                    self.presence.remove(&key);
+                }
+            }
+            ClusterOut::Status {
+                query,
+                app,
+                account,
+            } => {
+                let online = if self.reachable {
+                    Ok(self.presence.contains_key(&(app, account)))
+                } else {
+                    Err("Redis is unreachable".to_owned())
+                };
+                let answer = ClusterIn::Status { query, online };
+                self.nodes[node].broker.handle_cluster(answer, now);
+            }
+        }
+    }
+
+    fn login(&mut self, node: usize, conn: u64, account: &str) {
+        self.nodes[node].login(ConnId(conn), APP, account);
+        self.route();
+    }
+
+    fn request(&mut self, node: usize, conn: u64, op: Op) -> pb::Reply {
+        let id = self.next_request;
+        self.next_request += 1;
+        let n = &mut self.nodes[node];
+        n.broker
+            .handle_frame(ConnId(conn), &wire::request_frame(id, op), n.now);
+        self.route();
+        let n = &mut self.nodes[node];
+        let reply = wire::reply_in(&n.frames_to(ConnId(conn)), id).expect("a reply");
+        n.ack(ConnId(conn));
+        reply
+    }
+
+    fn status(&mut self, node: usize, conn: u64, account: &str) -> pb::Reply {
+        let op = Op::QueryUserStatus(pb::QueryUserStatus {
+            account: account.into(),
+        });
+        self.request(node, conn, op)
+    }
+}
+
+fn online(reply: &pb::Reply) -> bool {
+    assert_eq!(reply.code, 0, "{reply:?}");
+    match &reply.result {
+        Some(pb::reply::Result::UserStatus(s)) => s.online,
+        other => panic!("not a status: {other:?}"),
+    }
+}
+
+#[test]
+fn a_login_on_another_node_kicks_the_session_with_103() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    assert!(c.nodes[0].broker.is_online(APP, "alice"));
+    c.login(1, 1, "alice");
+    let kicked = c.nodes[0].frames_to(ConnId(1));
+    let kick = kicked.iter().find_map(|k| match k {
+        server_frame::Kind::Kick(k) => Some(k.clone()),
+        _ => None,
+    });
+    assert_eq!(kick.map(|k| k.code), Some(ErrorCode::LogoutKicked.code()));
+    assert!(c.nodes[0].closed.contains(&ConnId(1)));
+    assert!(!c.nodes[0].broker.is_online(APP, "alice"));
+    assert!(c.nodes[1].broker.is_online(APP, "alice"));
+    assert_eq!(c.nodes[0].broker.stats().kicks, 1);
+    // The kicked session's release did not take the account from its new node.
+    assert_eq!(
+        c.presence.get(&(APP.into(), "alice".into())).map(|p| p.0),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_stale_kick_ends_nothing() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    let n = &mut c.nodes[0];
+    let stale = ClusterIn::Kick {
+        app: APP.into(),
+        account: "alice".into(),
+        session: 999,
+        code: ErrorCode::LogoutKicked,
+        message: "stale".into(),
+    };
+    n.broker.handle_cluster(stale, n.now);
+    assert!(n.broker.is_online(APP, "alice"));
+    assert!(n.frames_to(ConnId(1)).is_empty());
+    assert_eq!(n.broker.stats().kicks, 0);
+}
+
+#[test]
+fn query_user_status_sees_the_whole_cluster() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    assert!(online(&c.status(0, 1, "bob")), "bob is on the other node");
+    assert!(online(&c.status(0, 1, "alice")), "alice is here");
+    assert!(!online(&c.status(0, 1, "carol")), "carol is nowhere");
+    // bob logs out: offline everywhere.
+    let bye = c.request(1, 2, Op::Logout(pb::Logout {}));
+    assert_eq!(bye.code, 0);
+    c.route();
+    assert!(!online(&c.status(0, 1, "bob")));
+    assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
+}
+
+#[test]
+fn query_user_status_by_invoke_sees_the_whole_cluster() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    let op = wire::invoke_request(
+        "io.agora.signal.user_query_user_status",
+        r#"{"account":"bob"}"#,
+    );
+    let result = wire::invoke_result(c.request(0, 1, op));
+    assert!(result.err.is_empty(), "{result:?}");
+    assert_eq!(result.resp, r#"{"status":1}"#);
+}
+
+#[test]
+fn an_unreachable_cluster_fails_the_query_with_a_reason() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.reachable = false;
+    let reply = c.status(0, 1, "bob");
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    assert!(reply.message.contains("Redis is unreachable"), "{reply:?}");
+    // A local account is known without asking.
+    assert!(online(&c.status(0, 1, "alice")));
+}
+
+#[test]
+fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    let refused = [
+        (wire::send_instant("bob", "hi"), "messageInstantSend"),
+        (wire::join("room"), "channels"),
+        (
+            Op::SetUserAttr(pb::SetUserAttr {
+                name: "color".into(),
+                value: "blue".into(),
+            }),
+            "user attributes",
+        ),
+        (
+            Op::Invite(pb::Invite {
+                account: "bob".into(),
+                ..Default::default()
+            }),
+            "calls",
+        ),
+        (
+            wire::invoke_request("io.agora.signal.channel_query_num", r#"{"name":"room"}"#),
+            "channels",
+        ),
+    ];
+    for (op, what) in refused {
+        let is_invoke = matches!(op, Op::Invoke(_));
+        let reply = c.request(0, 1, op);
+        let (code, desc) = if is_invoke {
+            let r = wire::invoke_result(reply);
+            (r.err.parse().expect("an error code"), r.resp)
+        } else {
+            (reply.code, reply.message)
+        };
+        assert_eq!(code, ErrorCode::GeneralFailed.code(), "{what}");
+        assert!(
+            desc.contains(what) && desc.contains("cluster mode"),
+            "{what}: {desc}"
+        );
+    }
+    assert_eq!(c.nodes[0].broker.channel_count(APP), 0);
+    assert!(
+        c.nodes[0]
+            .broker
+            .store()
+            .user_attrs(APP, "alice")
+            .is_empty()
+    );
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}
+
+#[test]
+fn a_single_node_broker_asks_nothing_of_a_cluster() {
+    let mut d = Driver::new(BrokerConfig::new(Apps::development(), [9; 32]));
+    d.login(ConnId(1), APP, "alice");
+    let status = d.request(
+        ConnId(1),
+        Op::QueryUserStatus(pb::QueryUserStatus {
+            account: "bob".into(),
+        }),
+    );
+    assert!(!online(&status));
+    let joined = d.request(ConnId(1), wire::join("room"));
+    assert_eq!(joined.code, 0);
+    assert_eq!(d.broker.poll_cluster(), None);
+    let _: &Broker<MemoryStore> = &d.broker;
+}

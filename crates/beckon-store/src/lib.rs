@@ -174,6 +174,11 @@ impl RedbStore {
                     _ => false,
                 };
                 answers.push(if skip {
+                    // A position is used even when its message is never written: the next
+                    // position must still pass it, or a restart would hand it out again.
+                    if let StoreOp::PutMessage { position, .. } = op {
+                        t.passed(*position);
+                    }
                     Ok(StoreAnswer::Done)
                 } else {
                     t.run(op)?
@@ -312,9 +317,14 @@ impl Tables<'_> {
         };
         self.count(app, account, n, size)?;
         self.wrote = true;
+        self.passed(position);
+        Ok(StoreAnswer::Done)
+    }
+
+    /// The next position must be above `position`.
+    fn passed(&mut self, position: u64) {
         let next = position.saturating_add(1);
         self.next_position = Some(self.next_position.map_or(next, |n| n.max(next)));
-        Ok(StoreAnswer::Done)
     }
 
     /// The account's (messages, bytes).

@@ -103,6 +103,10 @@ fn a_message_acknowledged_in_the_transaction_that_stores_it_is_never_written() {
             .0,
         1
     );
+    drop(txn);
+    // The position of a message never written is used all the same.
+    run(&mut s, vec![put("bob", 3, None), delete("bob", 3)]);
+    assert_eq!(s.recover().unwrap().next_position, 4);
 }
 
 /// A database from before positions were global: per-account positions from 0, no counts.

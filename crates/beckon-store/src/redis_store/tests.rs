@@ -187,18 +187,22 @@ fn restart_windows_are_read_once() {
 #[test]
 fn behaves_like_the_memory_store() {
     let r = Server::start();
+    model_check(&r.url(), 24);
+}
+
+/// The model test on the Redis at `url`: each case under a prefix of its own, reopened on it.
+fn model_check(url: &str, cases: u32) {
     let mut n = 0;
-    let url = r.url();
     behaviour::behaves_like_the_memory_store(
-        24,
+        cases,
         || {
             n += 1;
-            open(&url, &format!("case{n}:"))
+            open(url, &format!("case{n}:"))
         },
         |s| {
             let prefix = s.shared.keys.prefix.clone();
             drop(s);
-            open(&url, &prefix)
+            open(url, &prefix)
         },
         false,
     );
@@ -465,20 +469,7 @@ fn a_redis_cluster_of_three_masters() {
     behaviour::limits_count_what_is_stored_and_deletes_free_room(&mut open(&url, "l:"));
     behaviour::batches_run_in_order(&mut open(&url, "o:"));
     behaviour::restart_windows_are_read_once(|| RedisStore::open(&url, "w:", timeouts()).unwrap());
-    let mut n = 0;
-    behaviour::behaves_like_the_memory_store(
-        8,
-        || {
-            n += 1;
-            open(&url, &format!("case{n}:"))
-        },
-        |s| {
-            let prefix = s.shared.keys.prefix.clone();
-            drop(s);
-            open(&url, &prefix)
-        },
-        false,
-    );
+    model_check(&url, 8);
 
     // One batch over many accounts, hostile names among them: their slots differ (checked
     // with CLUSTER KEYSLOT), each account's operations are answered in order.

@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
-use redis::{Client, Connection, ConnectionLike, RedisError, Script, Value};
+use redis::{
+    Client, Connection, ConnectionLike, ErrorKind, RedisError, Script, ServerErrorKind, Value,
+};
 
 use beckon_broker::{
     Recovered, Store, StoreAnswer, StoreBatch, StoreDone, StoreError, StoreOp, StoredMessage,
@@ -42,6 +44,17 @@ use crate::{HEADER, decode, encode};
 /// How many positions a server takes from the shared counter when it starts: 2⁴⁰ (about 10¹²
 /// messages per server start; the counter, a signed 64-bit integer in Redis, lasts 2²³ starts).
 pub const BLOCK: u64 = 1 << 40;
+
+/// The script that carries out the broker's operations.
+const STORE_LUA: &str = include_str!("redis.lua");
+
+/// Reads and deletes the restart windows, in one step.
+const TAKE_WINDOWS: &str =
+    "local v = redis.call('HGETALL', KEYS[1]) redis.call('DEL', KEYS[1]) return v";
+
+/// How often a command is retried on a Redis Cluster (after a MOVED, ASK or TRYAGAIN answer, or
+/// a node that does not answer) before the call fails.
+const CLUSTER_RETRIES: u32 = 3;
 
 /// The prefix of every key when none is configured.
 pub const DEFAULT_PREFIX: &str = "beckon:";
@@ -145,9 +158,15 @@ fn parse(url: &str, timeouts: RedisTimeouts) -> Result<Target, String> {
                 }
             })
             .collect::<Result<_, _>>()?;
+        // Few and short retries: the store thread waits for them, and a node that is down
+        // (or failing over, which takes seconds) is better answered with an error at once;
+        // the broker's next batch tries again.
         let client = ClusterClientBuilder::new(nodes)
             .connection_timeout(timeouts.connect)
             .response_timeout(timeouts.response)
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(50)
+            .max_retry_wait(200)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Target::Cluster(client))
@@ -199,7 +218,7 @@ impl RedisStore {
                 timeouts,
                 conn: Mutex::new(None),
                 block_end: AtomicU64::new(0),
-                script: Script::new(include_str!("redis.lua")),
+                script: Script::new(STORE_LUA),
             }),
         };
         store
@@ -208,8 +227,8 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// Runs `f` on the connection, connecting first if there is none; drops the connection
-    /// when Redis (or the way to it) failed, so the next call connects anew.
+    /// Runs `f` on the connection, connecting first if there is none; drops a single Redis's
+    /// connection when Redis (or the way to it) failed, so the next call connects anew.
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Conn) -> Result<T, RedisError>,
@@ -220,9 +239,14 @@ impl RedisStore {
             *slot = Some(self.connect().map_err(|e| self.unreachable(&e))?);
         }
         let conn = slot.as_mut().expect("connected above");
+        let single = matches!(conn, Conn::Single(_));
         f(conn).map_err(|e| {
             if is_connection_failure(&e) {
-                *slot = None;
+                // A cluster connection holds one connection per node and remakes the one that
+                // failed itself; made anew, it would need every node to answer again.
+                if single {
+                    *slot = None;
+                }
                 self.unreachable(&e)
             } else {
                 StoreError::write(format!("Redis at {} refused: {e}", sh.url))
@@ -257,14 +281,8 @@ impl RedisStore {
         for (_, op) in ops {
             call.add(&self.shared.keys, op);
         }
-        let mut invocation = self.shared.script.prepare_invoke();
-        for k in &call.keys {
-            invocation.key(k);
-        }
-        for a in &call.args {
-            invocation.arg(&a[..]);
-        }
-        let value: Value = self.with_conn(|c| invocation.invoke(c.as_dyn()))?;
+        let value: Value = self
+            .with_conn(|c| invoke(c, (&self.shared.script, STORE_LUA), &call.keys, &call.args))?;
         let Value::Array(answers) = value else {
             return Err(StoreError::Corrupt(format!(
                 "the store script answered {value:?}"
@@ -307,6 +325,31 @@ impl RedisStore {
 }
 
 type Answer = Result<StoreAnswer, StoreError>;
+
+/// Runs `script` by its hash, or by its text when the node does not know it yet (which then
+/// keeps it). Unlike `SCRIPT LOAD`, which a cluster connection sends to every node, this only
+/// needs the node that holds the keys.
+fn invoke(
+    c: &mut Conn,
+    (script, text): (&Script, &str),
+    keys: &[String],
+    args: &[Vec<u8>],
+) -> Result<Value, RedisError> {
+    let command = |name: &str, first: &str| {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(first).arg(keys.len()).arg(keys);
+        for a in args {
+            cmd.arg(&a[..]);
+        }
+        cmd
+    };
+    match command("EVALSHA", script.get_hash()).query(c.as_dyn()) {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            command("EVAL", text).query(c.as_dyn())
+        }
+        other => other,
+    }
+}
 
 impl Store for RedisStore {
     fn execute(&mut self, batches: Vec<StoreBatch>) -> Vec<StoreDone> {
@@ -399,10 +442,11 @@ impl Store for RedisStore {
         let end = u64::try_from(end)
             .map_err(|_| StoreError::Corrupt(format!("the position counter is {end}")))?;
         let next_position = end.saturating_sub(BLOCK).max(1);
-        let take = Script::new(
-            "local v = redis.call('HGETALL', KEYS[1]) redis.call('DEL', KEYS[1]) return v",
-        );
-        let flat: Vec<String> = self.with_conn(|c| take.key(keys.windows()).invoke(c.as_dyn()))?;
+        let take = Script::new(TAKE_WINDOWS);
+        let flat: Vec<String> = self.with_conn(|c| {
+            invoke(c, (&take, TAKE_WINDOWS), &[keys.windows()], &[])
+                .and_then(|v| Ok(redis::FromRedisValue::from_redis_value(v)?))
+        })?;
         let mut windows = Vec::with_capacity(flat.len() / 2);
         for pair in flat.chunks_exact(2) {
             let (app, account) = split_field(&pair[0]).ok_or_else(|| {

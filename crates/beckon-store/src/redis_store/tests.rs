@@ -423,49 +423,7 @@ fn a_corrupt_queue_fails_its_read_alone() {
 /// different slots (and on different nodes) included.
 #[test]
 fn a_redis_cluster_of_three_masters() {
-    let nodes: Vec<Server> = (0..3)
-        .map(|_| {
-            Server::start_with(
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                true,
-            )
-        })
-        .collect();
-    let status = Command::new(tool("redis-cli"))
-        .arg("--cluster")
-        .arg("create")
-        .args(nodes.iter().map(Server::addr))
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "redis-cli --cluster create failed");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for n in &nodes {
-        loop {
-            let mut c = Client::open(n.url()).unwrap().get_connection().unwrap();
-            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
-            if info.contains("cluster_state:ok") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the cluster is not ok: {info}");
-            sleep(Duration::from_millis(50));
-        }
-    }
-    let url = format!(
-        "redis+cluster://{}",
-        nodes.iter().map(Server::addr).collect::<Vec<_>>().join(",")
-    );
+    let (nodes, url) = start_cluster(&[]);
     behaviour::limits_count_what_is_stored_and_deletes_free_room(&mut open(&url, "l:"));
     behaviour::batches_run_in_order(&mut open(&url, "o:"));
     behaviour::restart_windows_are_read_once(|| RedisStore::open(&url, "w:", timeouts()).unwrap());
@@ -514,5 +472,142 @@ fn a_redis_cluster_of_three_masters() {
             "{a}"
         );
         assert_eq!(messages(&mine[3]), (vec![p], false), "{a}");
+    }
+}
+
+/// Three masters on free ports, made a cluster with `redis-cli --cluster create`, once every
+/// node reports `cluster_state:ok`; and the store's URL for it.
+fn start_cluster(extra: &[&str]) -> (Vec<Server>, String) {
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            Server::start_with(
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect::<Vec<_>>(),
+                true,
+            )
+        })
+        .collect();
+    let status = Command::new(tool("redis-cli"))
+        .arg("--cluster")
+        .arg("create")
+        .args(nodes.iter().map(Server::addr))
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "redis-cli --cluster create failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in &nodes {
+        loop {
+            let mut c = Client::open(n.url()).unwrap().get_connection().unwrap();
+            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
+            if info.contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster is not ok: {info}");
+            sleep(Duration::from_millis(50));
+        }
+    }
+    let url = format!(
+        "redis+cluster://{}",
+        nodes.iter().map(Server::addr).collect::<Vec<_>>().join(",")
+    );
+    (nodes, url)
+}
+
+/// A master goes down: the operations of the accounts in its slots fail, each with the error,
+/// while the other accounts' are answered and kept; once it is back, every account works again.
+#[test]
+fn a_cluster_node_down_fails_its_slots_only() {
+    let (mut nodes, url) = start_cluster(&["--cluster-require-full-coverage", "no"]);
+    let mut s = open(&url, DEFAULT_PREFIX);
+    let accounts: Vec<String> = (0..12).map(|i| format!("u{i}")).collect();
+    // Which accounts the third node serves: it answers for its own keys, MOVED for others.
+    let mut c = Client::open(nodes[2].url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let on_third: Vec<bool> = accounts
+        .iter()
+        .map(|a| {
+            let [k, ..] = s.shared.keys.account("app", a);
+            redis::cmd("EXISTS").arg(k).query::<i64>(&mut c).is_ok()
+        })
+        .collect();
+    assert!(
+        on_third.contains(&true) && on_third.contains(&false),
+        "{on_third:?}"
+    );
+    drop(c);
+    let batch = |id: u64| StoreBatch {
+        id,
+        ops: accounts
+            .iter()
+            .flat_map(|a| [put(a, id, None), read(a, 0, 10)])
+            .collect(),
+    };
+    nodes[2].kill();
+    let done = s.execute(vec![batch(1)]);
+    let answers = done[0].answers.as_ref().expect("some slots answered");
+    for (i, a) in accounts.iter().enumerate() {
+        let mine = &answers[i * 2..i * 2 + 2];
+        if on_third[i] {
+            assert!(
+                mine.iter()
+                    .all(|a| matches!(a, Err(StoreError::Unreachable(_)))),
+                "{a}: {mine:?}"
+            );
+        } else {
+            assert!(matches!(mine[0], Ok(StoreAnswer::Done)), "{a}: {mine:?}");
+            assert_eq!(messages(mine[1].as_ref().unwrap()), (vec![1], false), "{a}");
+        }
+    }
+    nodes[2].run();
+    // Back with its slots (its nodes.conf kept them) and empty (no persistence). Every put
+    // answered done is kept; none that failed is.
+    let mut kept: Vec<Vec<u64>> = on_third
+        .iter()
+        .map(|&third| if third { vec![] } else { vec![1] })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in 2.. {
+        let done = s.execute(vec![batch(id)]);
+        let all = match &done[0].answers {
+            Ok(answers) => {
+                for (i, k) in kept.iter_mut().enumerate() {
+                    if answers[i * 2].is_ok() {
+                        k.push(id);
+                    }
+                }
+                answers.iter().all(Result::is_ok)
+            }
+            Err(_) => false,
+        };
+        if all {
+            let answers = done[0].answers.as_ref().unwrap();
+            for (i, a) in accounts.iter().enumerate() {
+                let got = messages(answers[i * 2 + 1].as_ref().unwrap());
+                assert_eq!(got, (kept[i].clone(), false), "{a}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not recover: {done:?}"
+        );
+        sleep(Duration::from_millis(200));
     }
 }

@@ -25,6 +25,7 @@
 //! refuses to write a position beyond its block. So positions stay unique across every server
 //! sharing the Redis and across restarts (each start takes a new block).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -382,15 +383,16 @@ impl Store for RedisStore {
         } else {
             // One script per slot: each account's operations (and the windows') together, in
             // their order.
-            let mut groups: Vec<(Tag<'_>, Vec<(usize, &StoreOp)>)> = Vec::new();
+            let mut groups: Vec<Vec<(usize, &StoreOp)>> = Vec::new();
+            let mut index: HashMap<Tag<'_>, usize> = HashMap::new();
             for &(i, op) in &ops {
-                let tag = tag(op);
-                match groups.iter_mut().find(|(t, _)| *t == tag) {
-                    Some((_, group)) => group.push((i, op)),
-                    None => groups.push((tag, vec![(i, op)])),
-                }
+                let g = *index.entry(tag(op)).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[g].push((i, op));
             }
-            for (_, group) in &groups {
+            for group in &groups {
                 match self.run_script(group) {
                     Ok(got) => {
                         for ((i, _), a) in group.iter().zip(got) {
@@ -466,7 +468,7 @@ impl Store for RedisStore {
 }
 
 /// What an operation's slot is grouped by in a Redis Cluster.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Tag<'a> {
     Account(&'a str, &'a str),
     Windows,
@@ -489,13 +491,13 @@ fn tag(op: &StoreOp) -> Tag<'_> {
 struct Call<'a> {
     keys: Vec<String>,
     /// (app, account or none for the windows) → the index in `keys` (1-based) of its first key.
-    bases: Vec<(Tag<'a>, usize)>,
+    bases: HashMap<Tag<'a>, usize>,
     args: Vec<Vec<u8>>,
 }
 
 impl<'a> Call<'a> {
     fn base(&mut self, keys: &Keys, tag: Tag<'a>) -> usize {
-        if let Some((_, b)) = self.bases.iter().find(|(t, _)| *t == tag) {
+        if let Some(b) = self.bases.get(&tag) {
             return *b;
         }
         let b = self.keys.len() + 1;
@@ -503,7 +505,7 @@ impl<'a> Call<'a> {
             Tag::Account(app, account) => self.keys.extend(keys.account(app, account)),
             Tag::Windows => self.keys.push(keys.windows()),
         }
-        self.bases.push((tag, b));
+        self.bases.insert(tag, b);
         b
     }
 

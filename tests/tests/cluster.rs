@@ -207,6 +207,34 @@ async fn what_is_not_cluster_wide_yet_fails_with_1001() {
 }
 
 #[tokio::test]
+async fn user_attributes_are_shared_by_the_nodes() {
+    let redis = Redis::start().await;
+    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
+    let mut alice = User::new(a.url(), "alice");
+    alice.login(&a).await;
+    let mut bob = User::new(b.url(), "bob");
+    bob.login(&b).await;
+    alice.sdk.set_attr("color", "blue");
+    // Replies come in request order: this read follows the write.
+    alice.sdk.get_attr("color");
+    let mine = alice
+        .expect(|e| matches!(e, Event::UserAttrResult { .. } | Event::Error { .. }))
+        .await;
+    assert!(
+        matches!(&mine, Event::UserAttrResult { value, .. } if value == "blue"),
+        "{mine:?}"
+    );
+    bob.sdk.get_user_attr("alice", "color");
+    let got = bob
+        .expect(|e| matches!(e, Event::UserAttrResult { .. } | Event::Error { .. }))
+        .await;
+    assert!(
+        matches!(&got, Event::UserAttrResult { value, .. } if value == "blue"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_node_refuses_a_cluster_of_another_protocol_version() {
     let redis = Redis::start().await;
     let set = redis.cmd(&["SET", "beckon:version", "999"]).await;
@@ -242,14 +270,15 @@ async fn a_node_refuses_an_id_a_live_node_has() {
 async fn a_node_without_its_redis_does_not_start() {
     let mut config = ServerConfig::development();
     config.listen = vec![beckon_tests::any_port(beckon_tests::scheme())];
-    let mut cluster = ClusterConfig::new(&format!("redis://{}", unused_addr())).expect("a URL");
+    let url = format!("redis://{}", unused_addr());
+    let mut cluster = ClusterConfig::new(&url).expect("a URL");
     cluster.redis_timeout = Duration::from_millis(200);
     config.set_cluster(Some(cluster));
     let why = Server::bind(config)
         .await
         .expect_err("no Redis")
         .to_string();
-    assert!(why.contains("cannot reach redis://"), "{why}");
+    assert!(why.contains(&url) && why.contains("Redis"), "{why}");
 }
 
 #[tokio::test]

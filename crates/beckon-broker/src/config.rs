@@ -261,7 +261,8 @@ pub struct BrokerConfig {
     pub max_grace: Duration,
     /// Whether this broker is one node of a cluster (see `Broker::poll_cluster`): presence is
     /// claimed and queried cluster-wide through its driver, and what is not cluster-wide yet
-    /// is refused with `GENERAL_E_FAILED` rather than served from this node's view alone.
+    /// is refused with `GENERAL_E_FAILED` rather than served from this node's view alone. The
+    /// store must be the one every node shares (user attributes are served from it).
     pub cluster: bool,
 }
 

@@ -23,11 +23,15 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: usize) -> Self {
+        // One store every node shares, as the cluster's Redis is.
+        let store = MemoryStore::new();
+        let now = std::time::Instant::now();
         let nodes = (0..n)
             .map(|i| {
                 let mut config = BrokerConfig::new(Apps::development(), [i as u8 + 1; 32]);
                 config.cluster = true;
-                Driver::new(config)
+                let broker = Broker::new(config, store.clone(), now, 1_700_000_000_000);
+                Driver::with_broker(broker, now)
             })
             .collect();
         Self {
@@ -230,13 +234,6 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
         (wire::send_instant("bob", "hi"), "messageInstantSend"),
         (wire::join("room"), "channels"),
         (
-            Op::SetUserAttr(pb::SetUserAttr {
-                name: "color".into(),
-                value: "blue".into(),
-            }),
-            "user attributes",
-        ),
-        (
             Op::Invite(pb::Invite {
                 account: "bob".into(),
                 ..Default::default()
@@ -264,14 +261,31 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
         );
     }
     assert_eq!(c.nodes[0].broker.channel_count(APP), 0);
-    assert!(
-        c.nodes[0]
-            .broker
-            .store()
-            .user_attrs(APP, "alice")
-            .is_empty()
-    );
     assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}
+
+#[test]
+fn user_attributes_are_shared_through_the_store() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    let set = Op::SetUserAttr(pb::SetUserAttr {
+        name: "color".into(),
+        value: "blue".into(),
+    });
+    assert_eq!(c.request(0, 1, set).code, 0);
+    let get = Op::GetUserAttr(pb::GetUserAttr {
+        account: "alice".into(),
+        name: "color".into(),
+    });
+    let reply = c.request(1, 2, get);
+    assert_eq!(reply.code, 0, "{reply:?}");
+    assert_eq!(
+        reply.result,
+        Some(pb::reply::Result::AttrValue(pb::AttrValue {
+            value: "blue".into()
+        }))
+    );
 }
 
 #[test]

@@ -179,7 +179,7 @@ impl Node {
     /// Redis cannot be reached, the cluster speaks another protocol version, or a live node
     /// already has this node's id.
     pub(crate) async fn join(config: ClusterConfig) -> io::Result<Node> {
-        let url = config.url.to_string();
+        let url = config.url.redacted();
         let connect = async {
             match &config.url {
                 ClusterUrl::Single(u) => {

@@ -132,9 +132,12 @@ impl Server {
         }
         // Opening may repair the database after a crash, which reads the file: off the runtime.
         let storage = config.storage.clone();
-        let (store, recovered) = tokio::task::spawn_blocking(move || ServerStore::open(&storage))
-            .await
-            .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
+        let cluster_store = config.cluster.clone();
+        let (store, recovered) = tokio::task::spawn_blocking(move || {
+            ServerStore::open(&storage, cluster_store.as_ref())
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
 
         // A node that cannot join its cluster (Redis unreachable, another protocol version, its
         // id in use) does not start.

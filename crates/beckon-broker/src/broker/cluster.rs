@@ -150,9 +150,14 @@ impl<S: Store> Broker<S> {
             return None;
         }
         let what = match op {
-            Op::Logout(_) | Op::QueryUserStatus(_) | Op::Invoke(_) => return None,
+            // User attributes live in the store, which every node of a cluster shares.
+            Op::Logout(_)
+            | Op::QueryUserStatus(_)
+            | Op::Invoke(_)
+            | Op::SetUserAttr(_)
+            | Op::GetUserAttr(_)
+            | Op::GetUserAttrAll(_) => return None,
             Op::SendInstantMessage(_) => "messageInstantSend",
-            Op::SetUserAttr(_) | Op::GetUserAttr(_) | Op::GetUserAttrAll(_) => "user attributes",
             Op::ChannelJoin(_)
             | Op::ChannelLeave(_)
             | Op::ChannelSetAttr(_)
@@ -176,10 +181,10 @@ impl<S: Store> Broker<S> {
             return None;
         }
         let what = match f {
-            Function::UserStatus(_) => return None,
-            Function::SetUserAttr(..) | Function::UserAttr(..) | Function::UserAttrs(_) => {
-                "user attributes"
-            }
+            Function::UserStatus(_)
+            | Function::SetUserAttr(..)
+            | Function::UserAttr(..)
+            | Function::UserAttrs(_) => return None,
             Function::ChannelNum(_)
             | Function::ChannelIsIn(..)
             | Function::ChannelUsers(..)

@@ -38,6 +38,27 @@ impl std::fmt::Display for ClusterUrl {
     }
 }
 
+impl ClusterUrl {
+    /// The URL for logs and probes: a password in it shows as `***`.
+    pub fn redacted(&self) -> String {
+        let url = self.to_string();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url;
+        };
+        let hosts: Vec<String> = rest
+            .split(',')
+            .map(|h| match h.rsplit_once('@') {
+                Some((user, host)) => match user.split_once(':') {
+                    Some((name, _)) => format!("{name}:***@{host}"),
+                    None => format!("***@{host}"),
+                },
+                None => h.to_owned(),
+            })
+            .collect();
+        format!("{scheme}://{}", hosts.join(","))
+    }
+}
+
 /// Parses `redis://host:port` or `redis+cluster://host:port,host:port,…`.
 ///
 /// # Errors

@@ -539,6 +539,14 @@ fn cluster_section_parses_and_turns_the_broker_into_a_node() {
 }
 
 #[test]
+fn cluster_urls_hide_passwords() {
+    let url = parse_cluster_url("redis://user:secret@10.0.0.1:6379/2").expect("valid");
+    assert_eq!(url.redacted(), "redis://user:***@10.0.0.1:6379/2");
+    let url = parse_cluster_url("redis+cluster://:pw@h1:7000,h2:7000").expect("valid");
+    assert!(!url.redacted().contains("pw"), "{}", url.redacted());
+}
+
+#[test]
 fn bad_cluster_sections_are_refused() {
     for (toml, says) in [
         ("[cluster]\nurl = \"http://x\"", "redis://host:port"),

@@ -149,8 +149,9 @@ async fn query_user_status_sees_every_node() {
     alice.login(&a).await;
     let mut bob = User::new(b.url(), "bob");
     bob.login(&b).await;
-    assert_eq!(alice.status_of("bob").await, "1");
-    assert_eq!(bob.status_of("alice").await, "1");
+    // A claim reaches Redis just after the login answer (see docs/cluster.md).
+    alice.await_status_of("bob", "1").await;
+    bob.await_status_of("alice", "1").await;
     assert_eq!(alice.status_of("nobody").await, "0");
     bob.logout().await;
     alice.await_status_of("bob", "0").await;
@@ -187,6 +188,8 @@ async fn what_is_not_cluster_wide_yet_fails_with_1001() {
     alice.login(&a).await;
     let mut bob = User::new(b.url(), "bob");
     bob.login(&b).await;
+    // bob's claim reaches Redis just after his login answer (see docs/cluster.md).
+    alice.await_status_of("bob", "1").await;
     let id = alice.sdk.message_instant_send("bob", 0, "hello", "");
     let outcome = alice
         .expect(|e| {
@@ -232,6 +235,41 @@ async fn user_attributes_are_shared_by_the_nodes() {
         matches!(&got, Event::UserAttrResult { value, .. } if value == "blue"),
         "{got:?}"
     );
+}
+
+/// Waits for the outcome of message `id`; whether it succeeded, else its code.
+async fn send_outcome(u: &mut User, id: &str) -> Result<(), i32> {
+    let ev = u
+        .expect(|e| {
+            matches!(e, Event::MessageSendSuccess { message_id }
+                | Event::MessageSendError { message_id, .. } if message_id == id)
+        })
+        .await;
+    match ev {
+        Event::MessageSendSuccess { .. } => Ok(()),
+        Event::MessageSendError { ecode, .. } => Err(ecode),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn p2p_reaches_the_same_node_and_offline_accounts_wherever_they_log_in() {
+    let redis = Redis::start().await;
+    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
+    let mut alice = User::new(a.url(), "alice");
+    alice.login(&a).await;
+    let mut dave = User::new(a.url(), "dave");
+    dave.login(&a).await;
+    let id = alice.sdk.message_instant_send("dave", 0, "hi dave", "");
+    assert_eq!(send_outcome(&mut alice, &id).await, Ok(()));
+    dave.expect_message("alice", "hi dave").await;
+
+    // carol is offline: stored in Redis, delivered when she logs in on the other node.
+    let id = alice.sdk.message_instant_send("carol", 0, "hi carol", "");
+    assert_eq!(send_outcome(&mut alice, &id).await, Ok(()));
+    let mut carol = User::new(b.url(), "carol");
+    carol.login(&b).await;
+    carol.expect_message("alice", "hi carol").await;
 }
 
 #[tokio::test]

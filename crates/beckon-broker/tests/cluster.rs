@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use beckon_broker::{Apps, Broker, BrokerConfig, ClusterIn, ClusterOut, ConnId, MemoryStore};
+use beckon_broker::{
+    Apps, Broker, BrokerConfig, ClusterIn, ClusterOut, ConnId, MemoryStore, Recovered,
+};
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, request::Op, server_frame};
 use beckon_testkit::wire::{self, Driver};
@@ -30,7 +32,12 @@ impl Cluster {
             .map(|i| {
                 let mut config = BrokerConfig::new(Apps::development(), [i as u8 + 1; 32]);
                 config.cluster = true;
-                let broker = Broker::new(config, store.clone(), now, 1_700_000_000_000);
+                let mut broker = Broker::new(config, store.clone(), now, 1_700_000_000_000);
+                // Each node takes its own block of positions, as from the Redis store.
+                broker.recovered(Recovered {
+                    next_position: (i as u64 + 1) << 40,
+                    ..Recovered::default()
+                });
                 Driver::with_broker(broker, now)
             })
             .collect();
@@ -124,6 +131,27 @@ impl Cluster {
         let reply = wire::reply_in(&n.frames_to(ConnId(conn)), id).expect("a reply");
         n.ack(ConnId(conn));
         reply
+    }
+
+    /// Sends a request; its reply, and every frame the node sent meanwhile, by connection.
+    fn request_all(
+        &mut self,
+        node: usize,
+        conn: u64,
+        op: Op,
+    ) -> (pb::Reply, Vec<(ConnId, server_frame::Kind)>) {
+        let id = self.next_request;
+        self.next_request += 1;
+        let n = &mut self.nodes[node];
+        n.broker
+            .handle_frame(ConnId(conn), &wire::request_frame(id, op), n.now);
+        self.route();
+        let frames = wire::drain(&mut self.nodes[node].broker);
+        let mine: Vec<_> = (frames.iter())
+            .filter(|(c, _)| *c == ConnId(conn))
+            .map(|(_, k)| k.clone())
+            .collect();
+        (wire::reply_in(&mine, id).expect("a reply"), frames)
     }
 
     fn status(&mut self, node: usize, conn: u64, account: &str) -> pb::Reply {
@@ -231,7 +259,6 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
     c.login(0, 1, "alice");
     c.login(1, 2, "bob");
     let refused = [
-        (wire::send_instant("bob", "hi"), "messageInstantSend"),
         (wire::join("room"), "channels"),
         (
             Op::Invite(pb::Invite {
@@ -286,6 +313,71 @@ fn user_attributes_are_shared_through_the_store() {
             value: "blue".into()
         }))
     );
+}
+
+/// The instant messages among decoded frames, as (sender, text, offline).
+fn messages_in(frames: &[server_frame::Kind]) -> Vec<(String, String, bool)> {
+    frames
+        .iter()
+        .filter_map(|k| match k {
+            server_frame::Kind::Event(pb::Event {
+                body: Some(pb::event::Body::InstantMessage(m)),
+                ..
+            }) => Some((m.sender.clone(), m.msg.clone(), m.offline)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn p2p_reaches_a_recipient_on_the_same_node_or_offline_and_refuses_one_on_another() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(0, 2, "dave");
+    c.login(1, 3, "bob");
+
+    // Same node: delivered at once.
+    let (reply, frames) = c.request_all(0, 1, wire::send_instant("dave", "hi dave"));
+    assert_eq!(reply.code, 0, "{reply:?}");
+    let to_dave: Vec<_> = (frames.into_iter())
+        .filter(|(conn, _)| *conn == ConnId(2))
+        .map(|(_, k)| k)
+        .collect();
+    let got = messages_in(&to_dave);
+    assert_eq!(got, vec![("alice".into(), "hi dave".into(), false)]);
+
+    // Offline everywhere: stored in the store every node shares, delivered at the next login
+    // on any node.
+    assert_eq!(
+        c.request(0, 1, wire::send_instant("carol", "hi carol"))
+            .code,
+        0
+    );
+    let n = &mut c.nodes[1];
+    n.broker.connect(ConnId(4), n.now);
+    let login = wire::login_frame(APP, "carol", beckon_proto::NO_TOKEN);
+    n.broker.handle_frame(ConnId(4), &login, n.now);
+    c.route();
+    let got = messages_in(&c.nodes[1].frames_to(ConnId(4)));
+    assert_eq!(got, vec![("alice".into(), "hi carol".into(), true)]);
+
+    // Online on another node: refused, and nothing is stored for it.
+    let reply = c.request(0, 1, wire::send_instant("bob", "hi bob"));
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code(), "{reply:?}");
+    assert!(
+        reply.message.contains("another node") && reply.message.contains("cluster mode"),
+        "{reply:?}"
+    );
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    assert!(messages_in(&c.nodes[1].frames_to(ConnId(3))).is_empty());
+
+    // The cluster cannot be asked: refused with the reason.
+    c.reachable = false;
+    let reply = c.request(0, 1, wire::send_instant("erin", "hi"));
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    assert!(reply.message.contains("Redis is unreachable"), "{reply:?}");
+    assert!(c.nodes[0].broker.store().messages(APP, "erin").is_empty());
+    assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::admin::RequestKind;
 use crate::cluster::{ClusterIn, ClusterOut, MAX_PENDING_QUERIES, not_cluster_wide};
 use crate::config::AppConfig;
 use crate::invoke::Function;
-use crate::store::Store;
+use crate::store::{Store, StoredMessage};
 
 /// What the broker waits for from its cluster driver.
 #[derive(Debug, Default)]
@@ -27,11 +27,21 @@ pub(super) struct ClusterState {
 
 /// A request whose answer waits for the cluster.
 #[derive(Debug)]
-struct Pending {
-    sid: SessionId,
-    request: u64,
-    via: Via,
-    tally: Option<(Arc<AppConfig>, RequestKind)>,
+enum Pending {
+    /// `queryUserStatus`: the answer is the reply.
+    Status {
+        sid: SessionId,
+        request: u64,
+        via: Via,
+        tally: Option<(Arc<AppConfig>, RequestKind)>,
+    },
+    /// `messageInstantSend` to an account without a session here: sent once the cluster
+    /// says it has none elsewhere either.
+    Send {
+        me: Caller,
+        recipient: String,
+        message: StoredMessage,
+    },
 }
 
 impl<S: Store> Broker<S> {
@@ -70,17 +80,30 @@ impl<S: Store> Broker<S> {
                 self.end_session(sid, EndReason::Kicked);
             }
             ClusterIn::Status { query, online } => {
-                let Some(p) = self.cluster.queries.remove(&query) else {
-                    return;
-                };
-                let result = online.map(Answered::Status).map_err(|why| {
+                let online = online.map_err(|why| {
                     CallError::failed(format!("the cluster could not say who is online: {why}"))
                 });
-                if let Some((app, kind)) = p.tally {
-                    let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
-                    self.tally_request(&app.app_id, kind, code);
+                match self.cluster.queries.remove(&query) {
+                    None => {}
+                    Some(Pending::Status {
+                        sid,
+                        request,
+                        via,
+                        tally,
+                    }) => {
+                        let result = online.map(Answered::Status);
+                        if let Some((app, kind)) = tally {
+                            let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
+                            self.tally_request(&app.app_id, kind, code);
+                        }
+                        self.finish_request(sid, request, via, result);
+                    }
+                    Some(Pending::Send {
+                        me,
+                        recipient,
+                        message,
+                    }) => self.send_after_status(&me, recipient, message, online),
                 }
-                self.finish_request(p.sid, p.request, p.via, result);
             }
         }
         self.shrink_tables();
@@ -124,23 +147,79 @@ impl<S: Store> Broker<S> {
                 "too many presence queries are waiting for the cluster; try again later",
             ));
         }
+        let pending = Pending::Status {
+            sid: me.sid,
+            request: me.request,
+            via,
+            tally: me.kind.map(|kind| (me.app.clone(), kind)),
+        };
+        self.ask_status(&me.app.app_id, account, pending);
+        Ok(true)
+    }
+
+    fn ask_status(&mut self, app: &str, account: &str, pending: Pending) {
         self.cluster.next_query += 1;
         let query = self.cluster.next_query;
-        self.cluster.queries.insert(
-            query,
-            Pending {
-                sid: me.sid,
-                request: me.request,
-                via,
-                tally: me.kind.map(|kind| (me.app.clone(), kind)),
-            },
-        );
+        self.cluster.queries.insert(query, pending);
         self.cluster.outputs.push_back(ClusterOut::Status {
             query,
-            app: me.app.app_id.clone(),
+            app: app.to_owned(),
             account: account.to_owned(),
         });
+    }
+
+    /// `messageInstantSend` in cluster mode to an account without a session on this node:
+    /// the cluster is asked whether it has one elsewhere first (`Ok(true)`: the send waits for
+    /// the answer). `Ok(false)`: not in cluster mode, or the recipient is here.
+    pub(super) fn cluster_holds_message(
+        &mut self,
+        me: &Caller,
+        recipient: &str,
+        message: &StoredMessage,
+    ) -> CallResult<bool> {
+        if !self.config.cluster || self.is_online(&me.app.app_id, recipient) {
+            return Ok(false);
+        }
+        if self.cluster.queries.len() >= MAX_PENDING_QUERIES {
+            return Err(CallError::failed(
+                "too many messages are waiting for the cluster to locate their recipients; \
+                 try again later",
+            ));
+        }
+        let pending = Pending::Send {
+            me: me.clone(),
+            recipient: recipient.to_owned(),
+            message: message.clone(),
+        };
+        self.ask_status(&me.app.app_id, recipient, pending);
         Ok(true)
+    }
+
+    /// The cluster said where a message's recipient is: stored for it when it is offline (or
+    /// has meanwhile logged in here), refused when it is online on another node, which this
+    /// node cannot deliver to yet.
+    fn send_after_status(
+        &mut self,
+        me: &Caller,
+        recipient: String,
+        message: StoredMessage,
+        online: CallResult<bool>,
+    ) {
+        let local = self.is_online(&me.app.app_id, &recipient);
+        let outcome = match online {
+            Ok(true) if !local => Err(CallError::failed(format!(
+                "{recipient} is online on another node of the cluster: messages between \
+                     nodes are not available in cluster mode yet"
+            ))),
+            Ok(_) => self.accept_message(me, recipient, message),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            if let Some(kind) = me.kind {
+                self.tally_request(&me.app.app_id, kind, e.code.code());
+            }
+            self.reply(me.sid, me.request, Err(e));
+        }
     }
 
     /// In cluster mode, the refusal of a request that this node could only serve from its own
@@ -156,8 +235,8 @@ impl<S: Store> Broker<S> {
             | Op::Invoke(_)
             | Op::SetUserAttr(_)
             | Op::GetUserAttr(_)
-            | Op::GetUserAttrAll(_) => return None,
-            Op::SendInstantMessage(_) => "messageInstantSend",
+            | Op::GetUserAttrAll(_)
+            | Op::SendInstantMessage(_) => return None,
             Op::ChannelJoin(_)
             | Op::ChannelLeave(_)
             | Op::ChannelSetAttr(_)

@@ -73,6 +73,9 @@ impl<S: Store> Broker<S> {
             server_msg_id: 0,
             sent_at_ms: self.unix_ms(self.now),
         };
+        if self.cluster_holds_message(me, &m.account, &message)? {
+            return Ok(()); // Sent once the cluster says where the recipient is.
+        }
         self.accept_message(me, m.account, message)
     }
 

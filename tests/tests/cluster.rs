@@ -93,6 +93,25 @@ impl Redis {
         }
     }
 
+    /// Waits until `account`'s presence entry names node `node` (a claim reaches Redis just
+    /// after the login answer).
+    async fn await_claim(&self, account: &str, node: &str) {
+        let app = beckon_tests::APP_ID;
+        let key = format!("beckon:presence:{{{}:{app}:{account}}}", app.len());
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let entry = self.cmd(&["GET", &key]).await.expect("redis answers");
+            if entry.starts_with(&format!("{node}/")) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{account} is not claimed by node {node}: {entry}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -123,18 +142,31 @@ async fn start_node(redis: &Redis, id: &str) -> TestServer {
     .await
 }
 
+/// A Redis, nodes "a" and "b" on it, alice logged in on a and bob on b.
+async fn alice_on_a_bob_on_b() -> (Redis, TestServer, TestServer, User, User) {
+    let redis = Redis::start().await;
+    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
+    let mut alice = User::new(a.url(), "alice");
+    alice.login(&a).await;
+    let mut bob = User::new(b.url(), "bob");
+    bob.login(&b).await;
+    (redis, a, b, alice, bob)
+}
+
 #[tokio::test]
 async fn a_login_on_another_node_kicks_the_first_session() {
     let redis = Redis::start().await;
     let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
     let mut first = User::new(a.url(), "alice");
     first.login(&a).await;
+    redis.await_claim("alice", "a").await;
     let mut second = User::new(b.url(), "alice");
     second.login(&b).await;
     first.expect_next(Event::Logout { ecode: 103 }).await;
     assert_eq!(first.sdk.get_status(), 0);
     assert_eq!(second.sdk.get_status(), 2);
     // And back: a login on the first node kicks the session on the second.
+    redis.await_claim("alice", "b").await;
     let mut third = User::new(a.url(), "alice");
     third.login(&a).await;
     second.expect_next(Event::Logout { ecode: 103 }).await;
@@ -143,12 +175,7 @@ async fn a_login_on_another_node_kicks_the_first_session() {
 
 #[tokio::test]
 async fn query_user_status_sees_every_node() {
-    let redis = Redis::start().await;
-    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
-    let mut alice = User::new(a.url(), "alice");
-    alice.login(&a).await;
-    let mut bob = User::new(b.url(), "bob");
-    bob.login(&b).await;
+    let (_redis, _a, b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
     // A claim reaches Redis just after the login answer (see docs/cluster.md).
     alice.await_status_of("bob", "1").await;
     bob.await_status_of("alice", "1").await;
@@ -182,12 +209,7 @@ async fn an_account_of_a_node_whose_registration_expired_is_offline() {
 
 #[tokio::test]
 async fn what_is_not_cluster_wide_yet_fails_with_1001() {
-    let redis = Redis::start().await;
-    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
-    let mut alice = User::new(a.url(), "alice");
-    alice.login(&a).await;
-    let mut bob = User::new(b.url(), "bob");
-    bob.login(&b).await;
+    let (_redis, _a, _b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
     // bob's claim reaches Redis just after his login answer (see docs/cluster.md).
     alice.await_status_of("bob", "1").await;
     let id = alice.sdk.message_instant_send("bob", 0, "hello", "");
@@ -211,12 +233,7 @@ async fn what_is_not_cluster_wide_yet_fails_with_1001() {
 
 #[tokio::test]
 async fn user_attributes_are_shared_by_the_nodes() {
-    let redis = Redis::start().await;
-    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
-    let mut alice = User::new(a.url(), "alice");
-    alice.login(&a).await;
-    let mut bob = User::new(b.url(), "bob");
-    bob.login(&b).await;
+    let (_redis, _a, _b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
     alice.sdk.set_attr("color", "blue");
     // Replies come in request order: this read follows the write.
     alice.sdk.get_attr("color");

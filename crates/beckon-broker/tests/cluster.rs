@@ -121,14 +121,8 @@ impl Cluster {
     }
 
     fn request(&mut self, node: usize, conn: u64, op: Op) -> pb::Reply {
-        let id = self.next_request;
-        self.next_request += 1;
+        let (reply, _) = self.request_all(node, conn, op);
         let n = &mut self.nodes[node];
-        n.broker
-            .handle_frame(ConnId(conn), &wire::request_frame(id, op), n.now);
-        self.route();
-        let n = &mut self.nodes[node];
-        let reply = wire::reply_in(&n.frames_to(ConnId(conn)), id).expect("a reply");
         n.ack(ConnId(conn));
         reply
     }

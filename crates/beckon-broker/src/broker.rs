@@ -30,6 +30,7 @@ use storage::{Storage, Then};
 mod admin;
 mod calls;
 mod channels;
+mod cluster;
 mod login;
 mod requests;
 mod storage;
@@ -247,6 +248,8 @@ pub struct Broker<S> {
     /// did not fit in its answer).
     follow_ups: Vec<(SessionId, EventBody)>,
     tallies: Tallies,
+    /// What a cluster node waits for from its driver.
+    cluster: cluster::ClusterState,
 }
 
 impl<S: Store> Broker<S> {
@@ -271,6 +274,7 @@ impl<S: Store> Broker<S> {
             outputs: VecDeque::new(),
             stats: BrokerStats::default(),
             tallies: Tallies::default(),
+            cluster: Default::default(),
             admission: Admission::new(config.admission.clone(), epoch),
             offline: OfflineLedger::default(),
             offline_timer: None,

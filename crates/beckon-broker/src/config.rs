@@ -259,6 +259,11 @@ pub struct BrokerConfig {
     /// Bounds `_conn_timeout` is clamped to.
     pub min_grace: Duration,
     pub max_grace: Duration,
+    /// Whether this broker is one node of a cluster (see `Broker::poll_cluster`): presence is
+    /// claimed and queried cluster-wide through its driver, and what is not cluster-wide yet
+    /// is refused with `GENERAL_E_FAILED` rather than served from this node's view alone. The
+    /// store must be the one every node shares (user attributes are served from it).
+    pub cluster: bool,
 }
 
 impl BrokerConfig {
@@ -275,6 +280,7 @@ impl BrokerConfig {
             default_grace: Duration::from_secs(120),
             min_grace: Duration::from_secs(20),
             max_grace: Duration::from_secs(120),
+            cluster: false,
         }
     }
 }

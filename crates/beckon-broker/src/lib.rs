@@ -72,6 +72,7 @@ mod admission;
 mod broker;
 mod calls;
 mod channels;
+pub mod cluster;
 mod config;
 mod frame;
 mod invoke;
@@ -83,6 +84,7 @@ mod store;
 pub use admin::{AdminCall, AdminError, AdminRequest, AdminResponse, Snapshot, Tallies};
 pub use broker::{ADMIN_KICK_MESSAGE, Broker, BrokerStats, CloseReason, Held, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
+pub use cluster::{ClusterIn, ClusterOut};
 pub use config::{
     AdmissionConfig, AppConfig, Apps, BrokerConfig, DEFAULT_MAX_EVENT_BYTES,
     OFFLINE_MESSAGE_OVERHEAD, OfflinePolicy,

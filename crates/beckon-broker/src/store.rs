@@ -194,6 +194,9 @@ pub enum StoreError {
     Corrupt(String),
     /// The operating system refused (disk full, permissions, an I/O error).
     Io(io::Error),
+    /// The store's server could not be reached, or stopped answering mid-call (a networked
+    /// store such as Redis): a write under way may or may not have been kept.
+    Unreachable(BoxError),
 }
 
 /// The error of a store's backend, kept whole for the log.
@@ -212,7 +215,10 @@ impl StoreError {
 
     /// The same failure again, for each operation of a batch that failed as a whole.
     pub fn again(&self) -> Self {
-        Self::Write(self.to_string().into())
+        match self {
+            Self::Unreachable(e) => Self::Unreachable(e.to_string().into()),
+            _ => Self::Write(self.to_string().into()),
+        }
     }
 }
 
@@ -222,6 +228,7 @@ impl fmt::Display for StoreError {
             Self::Read(e) => write!(f, "store read failed: {e}"),
             Self::Write(e) => write!(f, "store write failed (nothing was kept): {e}"),
             Self::Io(e) => write!(f, "store I/O error: {e}"),
+            Self::Unreachable(e) => write!(f, "the store is unreachable: {e}"),
             Self::Corrupt(what) => write!(f, "the store is corrupt: {what}"),
             Self::Open { path, source } => {
                 write!(f, "cannot open the store {}: {source}", path.display())
@@ -233,7 +240,10 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Open { source: e, .. } | Self::Read(e) | Self::Write(e) => Some(&**e),
+            Self::Open { source: e, .. }
+            | Self::Read(e)
+            | Self::Write(e)
+            | Self::Unreachable(e) => Some(&**e),
             Self::Io(e) => Some(e),
             Self::Corrupt(_) => None,
         }

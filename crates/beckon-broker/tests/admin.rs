@@ -590,3 +590,39 @@ proptest::proptest! {
         proptest::prop_assert_eq!(seen, want);
     }
 }
+
+#[test]
+fn in_cluster_mode_node_local_admin_requests_are_refused() {
+    let now = Instant::now();
+    let mut config = BrokerConfig::new(apps(CERT), [3; 32]);
+    config.cluster = true;
+    let mut b = Broker::new(config, MemoryStore::new(), now, NOW_UNIX * 1000);
+    login(&mut b, ConnId(1), "alice", now);
+    let requests = [
+        AdminRequest::Account {
+            account: "alice".into(),
+        },
+        AdminRequest::Kick {
+            account: "alice".into(),
+        },
+        AdminRequest::SendMessage {
+            to: "alice".into(),
+            text: "hi".into(),
+        },
+        AdminRequest::Channel {
+            channel: "room".into(),
+        },
+    ];
+    for request in requests {
+        let what = format!("{request:?}");
+        let e = b
+            .admin(call(&admin_token(), request), now)
+            .expect_err("refused in cluster mode");
+        assert_eq!(e.code, ErrorCode::GeneralFailed, "{what}");
+        assert!(e.message.contains("cluster mode"), "{what}: {}", e.message);
+    }
+    assert!(b.is_online("app", "alice"), "nothing changed");
+    assert!(b.store().messages("app", "alice").is_empty());
+    let authorized = b.admin(call(&admin_token(), AdminRequest::Authorize), now);
+    assert!(authorized.is_ok(), "{authorized:?}");
+}

@@ -31,6 +31,7 @@ use beckon_broker::admin::{AdminErrorKind, DEFAULT_PAGE, PageRequest};
 use beckon_broker::{AdminCall, AdminError, AdminRequest, AdminResponse};
 use beckon_proto::ErrorCode;
 
+use crate::cluster::ClusterHealth;
 use crate::metrics::{self, StoreTimings};
 use crate::reload::Reloader;
 use crate::server::Input;
@@ -69,6 +70,8 @@ pub(crate) struct AdminState {
     /// Set once the listeners accept and the broker loop runs; cleared at shutdown.
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) reloader: Reloader,
+    /// Whether this node reaches its cluster's Redis, in cluster mode.
+    pub(crate) cluster: Option<Arc<ClusterHealth>>,
 }
 
 /// Serves the operator listener until `shutdown` resolves.
@@ -288,8 +291,29 @@ fn unexpected(r: &AdminResponse) -> ApiError {
 
 // ---- probes and metrics ---------------------------------------------------------------------
 
-async fn healthz() -> axum::Json<Value> {
-    axum::Json(json!({ "status": "alive" }))
+/// The process is alive. In cluster mode the body also says whether Redis is reachable
+/// (`"status": "degraded"` when not): the process itself need not restart for that, it
+/// recovers when Redis returns, so the status stays 200 and `/readyz` is what turns 503.
+async fn healthz(State(state): State<AdminState>) -> axum::Json<Value> {
+    match &state.cluster {
+        None => axum::Json(json!({ "status": "alive" })),
+        Some(health) => {
+            let (reachable, error) = health.status();
+            axum::Json(json!({
+                "status": if reachable { "alive" } else { "degraded" },
+                "cluster": cluster_json(health, reachable, error),
+            }))
+        }
+    }
+}
+
+fn cluster_json(health: &ClusterHealth, reachable: bool, error: Option<String>) -> Value {
+    json!({
+        "node_id": health.node_id,
+        "redis": health.url,
+        "redis_reachable": reachable,
+        "error": error,
+    })
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
@@ -303,17 +327,24 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         .ok()
         .flatten()
         .is_some();
-    let ready = state.ready.load(Ordering::Acquire) && loop_answers;
+    let cluster = state.cluster.as_ref().map(|h| (h, h.status()));
+    let redis_ok = cluster
+        .as_ref()
+        .is_none_or(|(_, (reachable, _))| *reachable);
+    let ready = state.ready.load(Ordering::Acquire) && loop_answers && redis_ok;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "ready": ready,
         "listeners": state.ready.load(Ordering::Acquire),
         "broker": loop_answers,
     });
+    if let Some((health, (reachable, error))) = cluster {
+        body["cluster"] = cluster_json(health, reachable, error);
+    }
     (status, axum::Json(body)).into_response()
 }
 

@@ -6,6 +6,7 @@
 //! and certificate files, which the command line also takes, are parsed in `listen`.
 
 mod apps;
+mod cluster;
 mod error;
 mod file;
 mod listen;
@@ -22,6 +23,10 @@ use beckon_proto::codec::DEFAULT_MAX_FRAME;
 use beckon_token::Secret;
 use beckon_transport::{Endpoint, ServerTls};
 
+pub use cluster::{
+    ClusterConfig, ClusterUrl, DEFAULT_NODE_TTL, DEFAULT_REDIS_TIMEOUT, check_node_id,
+    parse_cluster_url,
+};
 pub use error::ConfigError;
 pub use listen::{DEFAULT_LISTEN, default_listen, load_tls, parse_listen};
 pub use operator::{DEFAULT_ADMIN, parse_admin};
@@ -123,6 +128,10 @@ pub struct ServerConfig {
     pub admin: Option<SocketAddr>,
     /// The file this configuration was read from, which a reload reads again.
     pub config_file: Option<PathBuf>,
+    /// Cluster mode: this server is one node of several sharing a Redis. `None` (the
+    /// default): a single node that needs nothing but itself. Set it with
+    /// [`set_cluster`](Self::set_cluster), which also puts the broker in cluster mode.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl ServerConfig {
@@ -202,6 +211,12 @@ impl ServerConfig {
             .saturating_add(self.max_frame)
     }
 
+    /// Makes this server a node of the cluster `cluster` names (or a single node, `None`).
+    pub fn set_cluster(&mut self, cluster: Option<ClusterConfig>) {
+        self.broker.cluster = cluster.is_some();
+        self.cluster = cluster;
+    }
+
     fn with_apps(apps: Apps, secret: Secret<[u8; 32]>) -> Self {
         Self {
             listen: default_listen(),
@@ -213,6 +228,7 @@ impl ServerConfig {
             storage: Storage::Memory,
             admin: None,
             config_file: None,
+            cluster: None,
         }
     }
 }

@@ -72,6 +72,7 @@
 //! App ID no client could log in with, and a file with no app unless `development` is on.
 
 mod admin;
+mod cluster;
 mod config;
 mod metrics;
 mod reload;
@@ -81,6 +82,10 @@ mod web;
 
 pub use admin::ROUTES as ADMIN_ROUTES;
 pub use beckon_transport::{Endpoint, Scheme, ServerTls};
+pub use config::{
+    ClusterConfig, ClusterUrl, DEFAULT_NODE_TTL, DEFAULT_REDIS_TIMEOUT, check_node_id,
+    parse_cluster_url,
+};
 pub use config::{
     ConfigError, DEFAULT_ADMIN, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_OUTBOUND_BUDGET,
     STORE_FILE, ServerConfig, Storage, default_listen, load_tls, parse_admin, parse_listen,

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use beckon_server::{Server, ServerConfig, Storage};
+use beckon_server::{ClusterConfig, Server, ServerConfig, Storage};
 use beckon_token::issue::{IssueArgs, issue};
 
 /// mimalloc rather than the system allocator: every message the server routes allocates a few
@@ -61,6 +61,14 @@ struct Cli {
     /// `admin`. Off by default: without it no metrics are kept.
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "http://127.0.0.1:7480")]
     admin: Option<String>,
+    /// Run as one node of a cluster sharing this Redis: redis://HOST:PORT, or
+    /// redis+cluster://HOST:PORT,HOST:PORT for a Redis Cluster. Overrides the config file's
+    /// `[cluster] url`. Without it (and without `[cluster]`) the server is a single node.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (unique among live nodes); default: a random one.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<String>,
     /// How log lines look on stderr: `human` (coloured only on a terminal) or `json` (one
     /// object per line, for log collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
@@ -101,7 +109,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            serve(&cli.listen, tls, cli.config, storage, admin)
+            let cluster = (cli.cluster, cli.node_id);
+            serve(&cli.listen, tls, cli.config, storage, admin, cluster)
         }
     }
 }
@@ -152,6 +161,7 @@ fn serve(
     config_path: Option<PathBuf>,
     storage: Option<Storage>,
     admin: Option<std::net::SocketAddr>,
+    (cluster, node_id): (Option<String>, Option<String>),
 ) -> ExitCode {
     let mut config = match &config_path {
         Some(path) => match ServerConfig::load(path) {
@@ -195,6 +205,33 @@ fn serve(
     }
     if admin.is_some() {
         config.admin = admin;
+    }
+    if let Some(url) = cluster {
+        match ClusterConfig::new(&url) {
+            Ok(mut c) => {
+                if let Some(existing) = &config.cluster {
+                    c.node_id.clone_from(&existing.node_id);
+                    c.node_ttl = existing.node_ttl;
+                    c.redis_timeout = existing.redis_timeout;
+                }
+                config.set_cluster(Some(c));
+            }
+            Err(why) => {
+                eprintln!("beckon-server: --cluster: {why}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    if let Some(id) = node_id {
+        if let Err(why) = beckon_server::check_node_id(&id) {
+            eprintln!("beckon-server: --node-id: {why}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        let Some(c) = config.cluster.as_mut() else {
+            eprintln!("beckon-server: --node-id needs --cluster (or [cluster] in the config)");
+            return ExitCode::from(EXIT_USAGE);
+        };
+        c.node_id = id;
     }
 
     // One worker per core the process may run on (the affinity mask counts, so `taskset -c 0`

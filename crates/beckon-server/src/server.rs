@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::admin;
+use crate::cluster::Node;
 use crate::config::ServerConfig;
 use crate::metrics::StoreTimings;
 use crate::reload::Reloader;
@@ -98,6 +99,8 @@ pub struct Server {
     input_rx: mpsc::Receiver<Input>,
     /// The operator listener, when configured.
     admin: Option<admin::Bound>,
+    /// This node's place in its cluster, in cluster mode.
+    cluster: Option<Node>,
 }
 
 impl fmt::Debug for Server {
@@ -129,10 +132,19 @@ impl Server {
         }
         // Opening may repair the database after a crash, which reads the file: off the runtime.
         let storage = config.storage.clone();
-        let (store, recovered) = tokio::task::spawn_blocking(move || ServerStore::open(&storage))
-            .await
-            .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
+        let cluster_store = config.cluster.clone();
+        let (store, recovered) = tokio::task::spawn_blocking(move || {
+            ServerStore::open(&storage, cluster_store.as_ref())
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("opening the store failed: {e}")))??;
 
+        // A node that cannot join its cluster (Redis unreachable, another protocol version, its
+        // id in use) does not start.
+        let cluster = match config.cluster.clone() {
+            Some(c) => Some(Node::join(c).await?),
+            None => None,
+        };
         let (listeners, certificate) = listeners::bind(&config).await?;
         let admin = match config.admin {
             Some(addr) => Some(admin::Bound::bind(addr).await?),
@@ -170,6 +182,7 @@ impl Server {
             inputs,
             input_rx,
             admin,
+            cluster,
         })
     }
 
@@ -223,6 +236,7 @@ impl Server {
             inputs,
             input_rx,
             admin,
+            cluster,
         } = self;
         for endpoint in &endpoints {
             info!(%endpoint, "listening");
@@ -230,7 +244,11 @@ impl Server {
 
         // Metrics are kept only when something can scrape them.
         let timings = admin.as_ref().map(|_| StoreTimings::default());
-        let broker_loop = BrokerLoop::new(&config, store, recovered, input_rx, timings.clone())?;
+        let mut cluster = cluster.map(|node| node.start(inputs.clone()));
+        let health = cluster.as_ref().map(crate::cluster::Running::health);
+        let sender = cluster.as_mut().and_then(crate::cluster::Running::sender);
+        let broker_loop =
+            BrokerLoop::new(&config, store, recovered, input_rx, timings.clone(), sender)?;
         let mut broker_task = tokio::spawn(broker_loop.run());
         let mut broker_failed = None;
 
@@ -243,6 +261,7 @@ impl Server {
                 timings,
                 ready: ready.clone(),
                 reloader: Reloader::new(inputs.clone(), &config),
+                cluster: health.clone(),
             };
             tokio::spawn(admin::serve(bound.listener, state, async {
                 let _ = admin_stopped.await;
@@ -284,6 +303,9 @@ impl Server {
             return Err(io::Error::other(format!("the broker loop stopped: {why}")));
         }
         let broker_ended = broker_task.await;
+        if let Some(cluster) = cluster {
+            cluster.leave().await;
+        }
         // The operator listener stays up through the drain (probes see "not ready"), and stops
         // last; its open connections get a moment to finish.
         let _ = admin_stop.send(());

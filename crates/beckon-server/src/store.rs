@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use beckon_broker::{MemoryStore, Recovered, Store, StoreBatch, StoreDone, StoreError};
-use beckon_store::RedbStore;
+use beckon_store::{DEFAULT_PREFIX, RedbStore, RedisStore, RedisTimeouts};
 
-use crate::config::{STORE_FILE, Storage};
+use crate::config::{ClusterConfig, STORE_FILE, Storage};
 use crate::metrics::Timed;
 
 /// The store: one of the two kinds, without dynamic dispatch. A handle: clones share it.
@@ -20,6 +20,8 @@ pub(crate) enum ServerStore {
     Memory(MemoryStore),
     /// The database and its file, for the logs.
     Redb(RedbStore, PathBuf),
+    /// The cluster's shared Redis (cluster mode), and its URL for the logs.
+    Redis(RedisStore, PathBuf),
 }
 
 impl fmt::Debug for ServerStore {
@@ -27,6 +29,7 @@ impl fmt::Debug for ServerStore {
         match self {
             Self::Memory(_) => f.write_str("ServerStore::Memory"),
             Self::Redb(_, path) => write!(f, "ServerStore::Redb({})", path.display()),
+            Self::Redis(_, url) => write!(f, "ServerStore::Redis({})", url.display()),
         }
     }
 }
@@ -41,7 +44,13 @@ impl ServerStore {
     /// When the standard data directory cannot be found, the directory cannot be created, or
     /// the database cannot be opened or read (another process holds it, corrupt file,
     /// permissions); the message names the path.
-    pub(crate) fn open(storage: &Storage) -> io::Result<(Self, Recovered)> {
+    pub(crate) fn open(
+        storage: &Storage,
+        cluster: Option<&ClusterConfig>,
+    ) -> io::Result<(Self, Recovered)> {
+        if let Some(cluster) = cluster {
+            return Self::open_redis(cluster);
+        }
         let dir = storage.dir().map_err(io::Error::other)?;
         let Some(dir) = dir else {
             warn!(
@@ -65,6 +74,22 @@ impl ServerStore {
         Ok((Self::Redb(store, path), recovered))
     }
 
+    /// Cluster mode: every node keeps attributes and stored messages in the cluster's Redis.
+    fn open_redis(cluster: &ClusterConfig) -> io::Result<(Self, Recovered)> {
+        let url = cluster.url.to_string();
+        let timeouts = RedisTimeouts {
+            connect: cluster.redis_timeout,
+            ..RedisTimeouts::default()
+        };
+        let mut store =
+            RedisStore::open(&url, DEFAULT_PREFIX, timeouts).map_err(io::Error::other)?;
+        let recovered = store
+            .recover()
+            .map_err(|e| io::Error::other(format!("cannot read the store in Redis: {e}")))?;
+        info!("store: Redis (shared by the cluster's nodes)");
+        Ok((Self::Redis(store, cluster.url.redacted().into()), recovered))
+    }
+
     /// Whether batches are cheap enough to carry out on the broker's task (memory): no
     /// thread hop for a store that does no I/O.
     pub(crate) fn is_inline(&self) -> bool {
@@ -75,7 +100,7 @@ impl ServerStore {
     pub(crate) fn path(&self) -> Option<&PathBuf> {
         match self {
             Self::Memory(_) => None,
-            Self::Redb(_, path) => Some(path),
+            Self::Redb(_, path) | Self::Redis(_, path) => Some(path),
         }
     }
 }
@@ -101,6 +126,7 @@ impl Store for ServerStore {
         let done = match self {
             Self::Memory(s) => s.execute(batches),
             Self::Redb(s, _) => s.execute(batches),
+            Self::Redis(s, _) => s.execute(batches),
         };
         for (d, ops) in done.iter().zip(&described) {
             match &d.answers {
@@ -134,6 +160,7 @@ impl Store for ServerStore {
         match self {
             Self::Memory(s) => s.recover(),
             Self::Redb(s, _) => s.recover(),
+            Self::Redis(s, _) => s.recover(),
         }
     }
 }

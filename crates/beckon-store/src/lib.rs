@@ -8,6 +8,10 @@
 //! arrived while the previous one ran. It is not a cache and not shared between processes: one
 //! server owns one data directory.
 //!
+//! [`RedisStore`] implements the same trait on Redis (or a Redis Cluster), for cluster mode,
+//! where several servers share their storage: see its module's documentation and
+//! `docs/cluster.md`.
+//!
 //! ```
 //! use beckon_broker::{Store, StoreAnswer, StoreBatch, StoreOp};
 //! use beckon_store::RedbStore;
@@ -54,7 +58,7 @@ const WINDOWS: TableDefinition<'_, (&str, &str), u64> = TableDefinition::new("re
 const NEXT_POSITION: &str = "next_position";
 
 /// The bytes of a record before the sender and the body (see [`encode`]).
-const HEADER: usize = 20;
+pub(crate) const HEADER: usize = 20;
 
 /// The broker's store in a redb database file. Handles share one database.
 #[derive(Clone)]
@@ -170,6 +174,11 @@ impl RedbStore {
                     _ => false,
                 };
                 answers.push(if skip {
+                    // A position is used even when its message is never written: the next
+                    // position must still pass it, or a restart would hand it out again.
+                    if let StoreOp::PutMessage { position, .. } = op {
+                        t.passed(*position);
+                    }
                     Ok(StoreAnswer::Done)
                 } else {
                     t.run(op)?
@@ -308,9 +317,14 @@ impl Tables<'_> {
         };
         self.count(app, account, n, size)?;
         self.wrote = true;
+        self.passed(position);
+        Ok(StoreAnswer::Done)
+    }
+
+    /// The next position must be above `position`.
+    fn passed(&mut self, position: u64) {
         let next = position.saturating_add(1);
         self.next_position = Some(self.next_position.map_or(next, |n| n.max(next)));
-        Ok(StoreAnswer::Done)
     }
 
     /// The account's (messages, bytes).
@@ -504,7 +518,7 @@ impl Store for RedbStore {
 }
 
 /// `server_msg_id u64 | sent_at_ms u64 | sender_len u32 | sender | msg`, big-endian.
-fn encode(m: &StoredMessage) -> Vec<u8> {
+pub(crate) fn encode(m: &StoredMessage) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + m.sender.len() + m.msg.len());
     out.extend_from_slice(&m.server_msg_id.to_be_bytes());
     out.extend_from_slice(&m.sent_at_ms.to_be_bytes());
@@ -515,7 +529,7 @@ fn encode(m: &StoredMessage) -> Vec<u8> {
     out
 }
 
-fn decode(b: &[u8]) -> Result<StoredMessage, StoreError> {
+pub(crate) fn decode(b: &[u8]) -> Result<StoredMessage, StoreError> {
     let parse = || -> Option<StoredMessage> {
         let len = u32::from_be_bytes(b.get(16..HEADER)?.try_into().ok()?) as usize;
         Some(StoredMessage {
@@ -528,5 +542,11 @@ fn decode(b: &[u8]) -> Result<StoredMessage, StoreError> {
     parse().ok_or_else(|| StoreError::Corrupt("a stored message does not decode".into()))
 }
 
+mod redis_store;
+
+pub use redis_store::{BLOCK, DEFAULT_PREFIX, RedisStore, RedisTimeouts};
+
+#[cfg(test)]
+mod behaviour;
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,25 @@ impl<S: Store> Broker<S> {
             request: 0,
             kind: None,
         };
+        if self.config.cluster {
+            let node_local = match &call.request {
+                AdminRequest::Accounts(_) | AdminRequest::Account { .. } => Some("accounts"),
+                AdminRequest::Kick { .. } => Some("kicking an account"),
+                AdminRequest::Channels(_) | AdminRequest::Channel { .. } => Some("channels"),
+                AdminRequest::SendMessage { .. } | AdminRequest::SendChannelMessage { .. } => {
+                    Some("sending messages")
+                }
+                _ => None,
+            };
+            if let Some(what) = node_local {
+                let e = crate::cluster::not_cluster_wide(&format!("the admin API's {what}"));
+                return Err(AdminError::new(
+                    crate::admin::AdminErrorKind::Conflict,
+                    e.code,
+                    e.message,
+                ));
+            }
+        }
         match call.request {
             AdminRequest::Authorize => Ok(AdminResponse::Authorized {
                 account: me.account.to_string(),

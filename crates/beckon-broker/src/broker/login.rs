@@ -226,6 +226,7 @@ impl<S: Store> Broker<S> {
             c.session = Some(sid);
         }
         self.stats.logins += 1;
+        self.cluster_claim(&app.app_id, &account, sid);
         // Everything below is a sequenced event, so it must follow the login answer.
         self.announce_online(&app.app_id, &account);
         self.calls_on_login(&app.app_id, &account, now);
@@ -362,6 +363,7 @@ impl<S: Store> Broker<S> {
         {
             a.online.remove(&*s.account);
             went_offline = true;
+            self.cluster_release(&s.app.app_id, &s.account, sid);
             self.release_app(&s.app.app_id);
         }
         if reason != EndReason::Shutdown && (went_offline || reason == EndReason::Kicked) {

@@ -68,7 +68,10 @@ impl<S: Store> Broker<S> {
                 }
                 return;
             }
-            Some(op) => self.run_op(&me, op),
+            Some(op) => match self.cluster_refuses(&op) {
+                Some(refused) => Answer::Now(Err(refused)),
+                None => self.run_op(&me, op),
+            },
         };
         if let Answer::Now(result) = answer {
             let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
@@ -122,9 +125,11 @@ impl<S: Store> Broker<S> {
             Op::InviteRefuse(m) => done(self.call_answer(me, m, false)),
             Op::InviteEnd(m) => done(self.call_end(me, m)),
             Op::InviteDtmf(m) => done(self.call_dtmf(me, m)),
-            Op::QueryUserStatus(q) => now(self
-                .user_status(me, &q.account)
-                .map(|online| R::UserStatus(pb::UserStatus { online }))),
+            Op::QueryUserStatus(q) => match self.user_status(me, &q.account, Via::Request) {
+                Ok(Some(online)) => now(Ok(R::UserStatus(pb::UserStatus { online }))),
+                Ok(None) => Answer::Later,
+                Err(e) => Answer::Now(Err(e)),
+            },
             Op::ChannelJoin(j) => now(self.channel_join(me, &j.channel).map(R::ChannelJoined)),
             Op::ChannelQueryUserNum(q) => now(self
                 .channel_query_user_num(me, &q.channel)
@@ -143,6 +148,10 @@ impl<S: Store> Broker<S> {
     /// `None` when the store answers it.
     fn invoke(&mut self, me: &Caller, i: &pb::Invoke) -> Option<pb::InvokeResult> {
         let parsed = Function::parse(&me.app.limits, &i.name, &i.req, &i.call_id);
+        let parsed = parsed.and_then(|f| match self.cluster_refuses_function(&f) {
+            Some(refused) => Err(refused),
+            None => Ok(f),
+        });
         match parsed.and_then(|f| self.run_function(me, f)) {
             Ok(None) => None,
             Ok(Some(response)) => Some(invoke::result(Ok(response))),
@@ -155,9 +164,9 @@ impl<S: Store> Broker<S> {
         let done = |r: CallResult| r.map(|()| Some(Response::Done));
         let later = |r: CallResult| r.map(|()| None);
         match f {
-            Function::UserStatus(account) => self
-                .user_status(me, &account)
-                .map(|s| Some(Response::Status(s))),
+            Function::UserStatus(account) => Ok(self
+                .user_status(me, &account, Via::Invoke)?
+                .map(Response::Status)),
             Function::SetUserAttr(name, value) => {
                 later(self.set_user_attr(me, &name, &value, Via::Invoke))
             }

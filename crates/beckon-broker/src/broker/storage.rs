@@ -102,9 +102,11 @@ pub(super) enum Awaited {
     AttrsRead,
 }
 
-/// What a store answer makes of a request, before it is shaped for its `Via`.
-enum Answered {
+/// What a store (or cluster) answer makes of a request, before it is shaped for its `Via`.
+pub(super) enum Answered {
     Done,
+    /// Whether an account is online.
+    Status(bool),
     Value(String),
     Attrs(Vec<(String, String)>),
 }
@@ -397,7 +399,7 @@ impl<S: Store> Broker<S> {
     }
 
     /// Sends a deferred reply, shaped as the request asked for it.
-    fn finish_request(
+    pub(super) fn finish_request(
         &mut self,
         sid: SessionId,
         request: u64,
@@ -407,6 +409,9 @@ impl<S: Store> Broker<S> {
         let reply = match via {
             Via::Request => result.map(|a| match a {
                 Answered::Done => None,
+                Answered::Status(online) => {
+                    Some(reply::Result::UserStatus(pb::UserStatus { online }))
+                }
                 Answered::Value(value) => Some(reply::Result::AttrValue(pb::AttrValue { value })),
                 Answered::Attrs(attrs) => Some(reply::Result::AttrAll(pb::AttrAll {
                     json: invoke::attrs_json(&attrs),
@@ -415,6 +420,7 @@ impl<S: Store> Broker<S> {
             Via::Invoke => {
                 let response = result.map(|a| match a {
                     Answered::Done => Response::Done,
+                    Answered::Status(online) => Response::Status(online),
                     Answered::Value(v) => Response::Value(v),
                     Answered::Attrs(attrs) => Response::Attrs(attrs),
                 });

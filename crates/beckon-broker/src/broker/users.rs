@@ -13,10 +13,19 @@ use crate::frame::BodyField;
 use crate::store::{Store, StoreOp, StoredMessage};
 
 impl<S: Store> Broker<S> {
-    /// `queryUserStatus(account)`: whether the account is online.
-    pub(super) fn user_status(&self, me: &Caller, account: &str) -> CallResult<bool> {
+    /// `queryUserStatus(account)`: whether the account is online; `None` when the cluster
+    /// answers it (an account without a session on this node, in cluster mode).
+    pub(super) fn user_status(
+        &mut self,
+        me: &Caller,
+        account: &str,
+        via: Via,
+    ) -> CallResult<Option<bool>> {
         me.app.limits.account("account", account)?;
-        Ok(self.is_online(&me.app.app_id, account))
+        if self.cluster_status(me, account, via)? {
+            return Ok(None);
+        }
+        Ok(Some(self.is_online(&me.app.app_id, account)))
     }
 
     /// `setAttr(name, value)` on the caller's own attributes; an empty value deletes. Answered
@@ -64,6 +73,9 @@ impl<S: Store> Broker<S> {
             server_msg_id: 0,
             sent_at_ms: self.unix_ms(self.now),
         };
+        if self.cluster_holds_message(me, &m.account, &message)? {
+            return Ok(()); // Sent once the cluster says where the recipient is.
+        }
         self.accept_message(me, m.account, message)
     }
 

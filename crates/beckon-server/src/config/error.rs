@@ -32,6 +32,8 @@ pub enum ConfigError {
     Listen { reason: String },
     /// The TLS certificate or key could not be read.
     Tls { reason: String },
+    /// `[cluster]` (or `--cluster`) makes no sense.
+    Cluster { reason: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -68,6 +70,7 @@ impl fmt::Display for ConfigError {
             } => write!(f, "invalid config: `{key}` {reason}"),
             Self::Listen { reason } => write!(f, "invalid config: `listen`: {reason}"),
             Self::Tls { reason } => write!(f, "invalid config: TLS: {reason}"),
+            Self::Cluster { reason } => write!(f, "invalid config: [cluster]: {reason}"),
         }
     }
 }

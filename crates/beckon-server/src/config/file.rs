@@ -43,6 +43,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     apps: Vec<FileApp>,
     admin: Option<String>,
+    cluster: Option<super::cluster::FileCluster>,
 }
 
 /// `listen = "tcp://…"` or `listen = ["tcp://…", "quic://…"]`.
@@ -114,6 +115,9 @@ impl FileConfig {
         }
 
         let mut config = ServerConfig::with_apps(apps, secret);
+        if let Some(cluster) = self.cluster {
+            config.set_cluster(Some(cluster.into_config()?));
+        }
         if let Some(listen) = self.listen {
             let urls = match listen {
                 FileListen::One(url) => vec![url],

@@ -500,3 +500,71 @@ fn tls_files_are_read_and_checked() {
     assert!(matches!(e, ConfigError::Tls { .. }), "{e}");
     assert!(e.to_string().contains("/nonexistent/c.pem"), "{e}");
 }
+
+#[test]
+fn cluster_section_parses_and_turns_the_broker_into_a_node() {
+    let c = ServerConfig::from_toml_str(
+        r#"
+        development = true
+        [cluster]
+        url = "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+        node_id = "eu-1"
+        node_ttl_ms = 9000
+        redis_timeout_ms = 700
+        "#,
+    )
+    .expect("a valid config");
+    let cluster = c.cluster.expect("cluster mode");
+    assert!(c.broker.cluster);
+    assert_eq!(cluster.node_id, "eu-1");
+    assert_eq!(cluster.node_ttl, Duration::from_millis(9000));
+    assert_eq!(cluster.redis_timeout, Duration::from_millis(700));
+    assert_eq!(
+        cluster.url,
+        ClusterUrl::Cluster(vec![
+            "redis://10.0.0.1:7000".into(),
+            "redis://10.0.0.2:7000".into()
+        ])
+    );
+
+    let single = ServerConfig::from_toml_str("development = true").expect("valid");
+    assert!(single.cluster.is_none() && !single.broker.cluster);
+    let defaults = ServerConfig::from_toml_str(
+        "development = true\n[cluster]\nurl = \"redis://127.0.0.1:6379\"\n",
+    )
+    .expect("valid");
+    let d = defaults.cluster.expect("cluster mode");
+    assert_eq!(d.node_ttl, DEFAULT_NODE_TTL);
+    assert!(d.node_id.starts_with("node-"), "{}", d.node_id);
+}
+
+#[test]
+fn cluster_urls_hide_passwords() {
+    let url = parse_cluster_url("redis://user:secret@10.0.0.1:6379/2").expect("valid");
+    assert_eq!(url.redacted(), "redis://user:***@10.0.0.1:6379/2");
+    let url = parse_cluster_url("redis+cluster://:pw@h1:7000,h2:7000").expect("valid");
+    assert!(!url.redacted().contains("pw"), "{}", url.redacted());
+}
+
+#[test]
+fn bad_cluster_sections_are_refused() {
+    for (toml, says) in [
+        ("[cluster]\nurl = \"http://x\"", "redis://host:port"),
+        (
+            "[cluster]\nurl = \"redis://h:1\"\nnode_id = \"a/b\"",
+            "node id",
+        ),
+        (
+            "[cluster]\nurl = \"redis://h:1\"\nnode_id = \"\"",
+            "node id",
+        ),
+        (
+            "[cluster]\nurl = \"redis://h:1\"\nnode_ttl_ms = 0",
+            "node_ttl_ms",
+        ),
+        ("[cluster]\nurl = \"redis://h:1\"\nsurprise = 1", "surprise"),
+    ] {
+        let e = err(&format!("development = true\n{toml}")).to_string();
+        assert!(e.contains(says), "{toml}: {e}");
+    }
+}

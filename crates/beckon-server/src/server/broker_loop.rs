@@ -15,8 +15,8 @@ use tracing::{Span, debug, error, field, info, info_span, warn};
 
 use beckon_broker::admin::ReloadReport;
 use beckon_broker::{
-    AdminCall, AdminError, AdminResponse, Apps, Broker, BrokerStats, ConnId, OutFrame, Output,
-    Recovered, Store, StoreBatch, StoreDone,
+    AdminCall, AdminError, AdminResponse, Apps, Broker, BrokerStats, ClusterIn, ConnId, OutFrame,
+    Output, Recovered, Store, StoreBatch, StoreDone,
 };
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, server_frame};
@@ -24,6 +24,7 @@ use beckon_transport::Scheme;
 
 use super::outbox::WriterHandle;
 use super::{INPUT_BATCH, RECONNECT_SPREAD};
+use crate::cluster::ClusterSender;
 use crate::config::ServerConfig;
 use crate::metrics::{LoopCounters, LoopSnapshot, StoreTimings, Timed, scheme_index};
 use crate::store::{STORE_QUEUE, ServerStore, log_closed, spawn_store_thread};
@@ -62,6 +63,8 @@ pub(crate) enum Input {
         apps: Box<Apps>,
         reply: oneshot::Sender<ReloadReport>,
     },
+    /// What another node of the cluster (or the cluster driver) tells this one.
+    Cluster(ClusterIn),
     Shutdown,
 }
 
@@ -115,6 +118,8 @@ pub(super) struct BrokerLoop {
     slow_consumers: u64,
     /// What the loop counts for metrics; `None` when metrics are off.
     counters: Option<LoopCounters>,
+    /// Where cluster operations go, in cluster mode.
+    cluster: Option<ClusterSender>,
 }
 
 impl BrokerLoop {
@@ -129,6 +134,7 @@ impl BrokerLoop {
         recovered: Recovered,
         inputs: mpsc::Receiver<Input>,
         timings: Option<StoreTimings>,
+        cluster: Option<ClusterSender>,
     ) -> io::Result<Self> {
         // The only place the wall clock is read: the broker derives Unix time from this pair
         // and the monotonic instants it is given afterwards.
@@ -166,6 +172,7 @@ impl BrokerLoop {
             outbound_budget: config.outbound_budget_bytes,
             slow_consumers: 0,
             counters,
+            cluster,
         })
     }
 
@@ -329,6 +336,7 @@ impl BrokerLoop {
     /// Feeds one input to the broker; returns whether the loop must shut down.
     fn handle_input(&mut self, input: Input) -> bool {
         match input {
+            Input::Cluster(input) => self.broker.handle_cluster(input, now()),
             Input::Connect {
                 conn,
                 peer,
@@ -461,6 +469,11 @@ impl BrokerLoop {
     }
 
     fn drain_outputs(&mut self) {
+        while let Some(out) = self.broker.poll_cluster() {
+            if let Some(cluster) = &self.cluster {
+                cluster.send(out);
+            }
+        }
         while let Some(output) = self.broker.poll_output() {
             match output {
                 Output::Send { conn, frame } => self.send(conn, frame),

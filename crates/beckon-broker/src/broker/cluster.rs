@@ -1,0 +1,277 @@
+//! The broker's side of cluster mode: claims and releases of accounts, kicks from other nodes,
+//! presence questions only the cluster can answer, and the requests that are refused because
+//! they are not cluster-wide yet.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use beckon_proto::pb::request::Op;
+use beckon_proto::{CallError, CallResult};
+
+use super::storage::{Answered, Via};
+use super::{Broker, Caller, EndReason};
+use crate::SessionId;
+use crate::admin::RequestKind;
+use crate::cluster::{ClusterIn, ClusterOut, MAX_PENDING_QUERIES, not_cluster_wide};
+use crate::config::AppConfig;
+use crate::invoke::Function;
+use crate::store::{Store, StoredMessage};
+
+/// What the broker waits for from its cluster driver.
+#[derive(Debug, Default)]
+pub(super) struct ClusterState {
+    outputs: VecDeque<ClusterOut>,
+    next_query: u64,
+    queries: HashMap<u64, Pending>,
+}
+
+/// A request whose answer waits for the cluster.
+#[derive(Debug)]
+enum Pending {
+    /// `queryUserStatus`: the answer is the reply.
+    Status {
+        sid: SessionId,
+        request: u64,
+        via: Via,
+        tally: Option<(Arc<AppConfig>, RequestKind)>,
+    },
+    /// `messageInstantSend` to an account without a session here: sent once the cluster
+    /// says it has none elsewhere either.
+    Send {
+        me: Caller,
+        recipient: String,
+        message: StoredMessage,
+    },
+}
+
+impl<S: Store> Broker<S> {
+    /// The next thing a cluster node's driver must do (see [`ClusterOut`]); drain it after
+    /// every input, beside [`poll_output`](Self::poll_output). Always `None` unless
+    /// [`BrokerConfig::cluster`](crate::BrokerConfig::cluster) is set.
+    #[must_use]
+    pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
+        self.cluster.outputs.pop_front()
+    }
+
+    /// Presence questions waiting for the cluster's answer.
+    pub fn cluster_queries(&self) -> usize {
+        self.cluster.queries.len()
+    }
+
+    /// What the cluster tells this node (see [`ClusterIn`]).
+    pub fn handle_cluster(&mut self, input: ClusterIn, now: std::time::Instant) {
+        self.now = now;
+        match input {
+            ClusterIn::Kick {
+                app,
+                account,
+                session,
+                code,
+                message,
+            } => {
+                let sid = SessionId(session);
+                if self.session_of(&app, &account) != Some(sid) {
+                    return; // Ended already, or a newer session of this node holds it.
+                }
+                self.stats.kicks += 1;
+                if let Some(conn) = self.sessions.get(&sid).and_then(|s| s.conn) {
+                    self.kick(conn, code, &message);
+                }
+                self.end_session(sid, EndReason::Kicked);
+            }
+            ClusterIn::Status { query, online } => {
+                let online = online.map_err(|why| {
+                    CallError::failed(format!("the cluster could not say who is online: {why}"))
+                });
+                match self.cluster.queries.remove(&query) {
+                    None => {}
+                    Some(Pending::Status {
+                        sid,
+                        request,
+                        via,
+                        tally,
+                    }) => {
+                        let result = online.map(Answered::Status);
+                        if let Some((app, kind)) = tally {
+                            let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
+                            self.tally_request(&app.app_id, kind, code);
+                        }
+                        self.finish_request(sid, request, via, result);
+                    }
+                    Some(Pending::Send {
+                        me,
+                        recipient,
+                        message,
+                    }) => self.send_after_status(&me, recipient, message, online),
+                }
+            }
+        }
+        self.shrink_tables();
+    }
+
+    /// A session of the account opened here: the cluster hears of it.
+    pub(super) fn cluster_claim(&mut self, app: &str, account: &str, sid: SessionId) {
+        if self.config.cluster {
+            self.cluster.outputs.push_back(ClusterOut::Claim {
+                app: app.to_owned(),
+                account: account.to_owned(),
+                session: sid.0,
+            });
+        }
+    }
+
+    /// The account's session here ended.
+    pub(super) fn cluster_release(&mut self, app: &str, account: &str, sid: SessionId) {
+        if self.config.cluster {
+            self.cluster.outputs.push_back(ClusterOut::Release {
+                app: app.to_owned(),
+                account: account.to_owned(),
+                session: sid.0,
+            });
+        }
+    }
+
+    /// `queryUserStatus` of an account without a session on this node, in cluster mode: the
+    /// cluster answers. `Ok(false)`: not in cluster mode, the broker answers now.
+    pub(super) fn cluster_status(
+        &mut self,
+        me: &Caller,
+        account: &str,
+        via: Via,
+    ) -> CallResult<bool> {
+        if !self.config.cluster || self.is_online(&me.app.app_id, account) {
+            return Ok(false);
+        }
+        if self.cluster.queries.len() >= MAX_PENDING_QUERIES {
+            return Err(CallError::failed(
+                "too many presence queries are waiting for the cluster; try again later",
+            ));
+        }
+        let pending = Pending::Status {
+            sid: me.sid,
+            request: me.request,
+            via,
+            tally: me.kind.map(|kind| (me.app.clone(), kind)),
+        };
+        self.ask_status(&me.app.app_id, account, pending);
+        Ok(true)
+    }
+
+    fn ask_status(&mut self, app: &str, account: &str, pending: Pending) {
+        self.cluster.next_query += 1;
+        let query = self.cluster.next_query;
+        self.cluster.queries.insert(query, pending);
+        self.cluster.outputs.push_back(ClusterOut::Status {
+            query,
+            app: app.to_owned(),
+            account: account.to_owned(),
+        });
+    }
+
+    /// `messageInstantSend` in cluster mode to an account without a session on this node:
+    /// the cluster is asked whether it has one elsewhere first (`Ok(true)`: the send waits for
+    /// the answer). `Ok(false)`: not in cluster mode, or the recipient is here.
+    pub(super) fn cluster_holds_message(
+        &mut self,
+        me: &Caller,
+        recipient: &str,
+        message: &StoredMessage,
+    ) -> CallResult<bool> {
+        if !self.config.cluster || self.is_online(&me.app.app_id, recipient) {
+            return Ok(false);
+        }
+        if self.cluster.queries.len() >= MAX_PENDING_QUERIES {
+            return Err(CallError::failed(
+                "too many messages are waiting for the cluster to locate their recipients; \
+                 try again later",
+            ));
+        }
+        let pending = Pending::Send {
+            me: me.clone(),
+            recipient: recipient.to_owned(),
+            message: message.clone(),
+        };
+        self.ask_status(&me.app.app_id, recipient, pending);
+        Ok(true)
+    }
+
+    /// The cluster said where a message's recipient is: stored for it when it is offline (or
+    /// has meanwhile logged in here), refused when it is online on another node, which this
+    /// node cannot deliver to yet.
+    fn send_after_status(
+        &mut self,
+        me: &Caller,
+        recipient: String,
+        message: StoredMessage,
+        online: CallResult<bool>,
+    ) {
+        let local = self.is_online(&me.app.app_id, &recipient);
+        let outcome = match online {
+            Ok(true) if !local => Err(CallError::failed(format!(
+                "{recipient} is online on another node of the cluster: messages between \
+                     nodes are not available in cluster mode yet"
+            ))),
+            Ok(_) => self.accept_message(me, recipient, message),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            if let Some(kind) = me.kind {
+                self.tally_request(&me.app.app_id, kind, e.code.code());
+            }
+            self.reply(me.sid, me.request, Err(e));
+        }
+    }
+
+    /// In cluster mode, the refusal of a request that this node could only serve from its own
+    /// view.
+    pub(super) fn cluster_refuses(&self, op: &Op) -> Option<CallError> {
+        if !self.config.cluster {
+            return None;
+        }
+        let what = match op {
+            // User attributes live in the store, which every node of a cluster shares.
+            Op::Logout(_)
+            | Op::QueryUserStatus(_)
+            | Op::Invoke(_)
+            | Op::SetUserAttr(_)
+            | Op::GetUserAttr(_)
+            | Op::GetUserAttrAll(_)
+            | Op::SendInstantMessage(_) => return None,
+            Op::ChannelJoin(_)
+            | Op::ChannelLeave(_)
+            | Op::ChannelSetAttr(_)
+            | Op::ChannelDelAttr(_)
+            | Op::ChannelClearAttr(_)
+            | Op::SendChannelMessage(_)
+            | Op::ChannelQueryUserNum(_)
+            | Op::ChannelQueryUserIsIn(_) => "channels",
+            Op::Invite(_)
+            | Op::InviteAccept(_)
+            | Op::InviteRefuse(_)
+            | Op::InviteEnd(_)
+            | Op::InviteDtmf(_) => "calls",
+        };
+        Some(not_cluster_wide(what))
+    }
+
+    /// As [`cluster_refuses`](Self::cluster_refuses), for an `invoke` function.
+    pub(super) fn cluster_refuses_function(&self, f: &Function) -> Option<CallError> {
+        if !self.config.cluster {
+            return None;
+        }
+        let what = match f {
+            Function::UserStatus(_)
+            | Function::SetUserAttr(..)
+            | Function::UserAttr(..)
+            | Function::UserAttrs(_) => return None,
+            Function::ChannelNum(_)
+            | Function::ChannelIsIn(..)
+            | Function::ChannelUsers(..)
+            | Function::SetChannelAttr(..)
+            | Function::DelChannelAttr(..)
+            | Function::ClearChannelAttr(_) => "channels",
+            Function::RegisterGateway => "calls",
+        };
+        Some(not_cluster_wide(what))
+    }
+}

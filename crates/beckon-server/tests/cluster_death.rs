@@ -1,0 +1,174 @@
+//! A cluster node killed with SIGKILL: its accounts go offline for the other nodes once its
+//! registration expires (`node_ttl_ms`), with nothing to clean up after it.
+//!
+//! Needs `redis-server` (`.ci/run` installs it); without it the test fails saying so.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use beckon_proto::pb::{self, client_frame, event, request::Op, server_frame};
+use beckon_server::{ClusterConfig, Server, ServerConfig};
+
+use common::Client;
+use common::process::{ServerProcess, TempDir, TempFile};
+
+/// How long a node counts as alive after its last refresh, in this test.
+const NODE_TTL: Duration = Duration::from_millis(1_500);
+
+/// How long the test waits for what it expects, at most.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Redis {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): this test needs it on PATH")
+            });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
+        // Owned by the guard from here on, which kills and waits for it whatever happens.
+        let redis = Redis { child, addr };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let pong = TcpStream::connect(addr).and_then(|mut s| {
+                s.write_all(b"PING\r\n")?;
+                let mut buf = [0u8; 7];
+                s.read_exact(&mut buf)?;
+                Ok(buf)
+            });
+            if matches!(pong, Ok(b) if &b == b"+PONG\r\n") {
+                return redis;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `queryUserStatus(account)` on `client`'s session, as request `id`.
+async fn online(client: &mut Client, id: u64, account: &str) -> bool {
+    let op = Op::QueryUserStatus(pb::QueryUserStatus {
+        account: account.into(),
+    });
+    client
+        .send(client_frame::Kind::Request(pb::Request {
+            id,
+            op: Some(op),
+        }))
+        .await;
+    loop {
+        let frame = client.recv().await.expect("the session goes on");
+        if let server_frame::Kind::Event(pb::Event {
+            body: Some(event::Body::Reply(r)),
+            ..
+        }) = frame
+            && r.request_id == id
+        {
+            assert_eq!(r.code, 0, "{r:?}");
+            return matches!(
+                r.result,
+                Some(pb::reply::Result::UserStatus(pb::UserStatus {
+                    online: true
+                }))
+            );
+        }
+    }
+}
+
+/// Asks until `account` shows online (a claim reaches Redis just after the login answer).
+async fn await_online(client: &mut Client, id: &mut u64, account: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        *id += 1;
+        if online(client, *id, account).await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{account} never showed online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accounts_of_a_killed_node_go_offline_when_its_registration_expires() {
+    let redis = Redis::start();
+    let url = format!("redis://{}", redis.addr);
+    let toml = format!(
+        "development = true\nlisten = \"tcp://127.0.0.1:0\"\n[cluster]\nurl = \"{url}\"\n\
+         node_id = \"doomed\"\nnode_ttl_ms = {}\nredis_timeout_ms = 500\n",
+        NODE_TTL.as_millis()
+    );
+    let file = TempFile::new("cluster.toml", &toml);
+    let home = TempDir::new("cluster-home");
+    let doomed = ServerProcess::start(&["--config", file.path_str()], home.path());
+
+    let mut config = ServerConfig::development();
+    config.listen = vec!["tcp://127.0.0.1:0".parse().expect("a URL")];
+    config.set_cluster(Some(ClusterConfig {
+        node_id: "survivor".into(),
+        node_ttl: NODE_TTL,
+        redis_timeout: Duration::from_millis(500),
+        ..ClusterConfig::new(&url).expect("a URL")
+    }));
+    let survivor = Server::spawn(config).await.expect("the survivor starts");
+
+    let mut alice = Client::connect(doomed.addr).await;
+    alice
+        .login_ok("demo", "alice", beckon_proto::NO_TOKEN)
+        .await;
+    let mut bob = Client::connect(survivor.local_addr()).await;
+    bob.login_ok("demo", "bob", beckon_proto::NO_TOKEN).await;
+
+    let mut id = 0;
+    await_online(&mut bob, &mut id, "alice").await;
+
+    doomed.signal("KILL");
+    let killed = Instant::now();
+    loop {
+        id += 1;
+        if !online(&mut bob, id, "alice").await {
+            break;
+        }
+        assert!(
+            Instant::now() < killed + PATIENCE,
+            "alice still online {PATIENCE:?} after her node was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        bob.ping_pong(id).await;
+    }
+    eprintln!(
+        "alice offline {:?} after her node was killed (node TTL {NODE_TTL:?})",
+        killed.elapsed()
+    );
+
+    // She logs in on the survivor: nothing of the dead node stands in the way.
+    let mut again = Client::connect(survivor.local_addr()).await;
+    again
+        .login_ok("demo", "alice", beckon_proto::NO_TOKEN)
+        .await;
+    await_online(&mut bob, &mut id, "alice").await;
+    survivor.shutdown().await;
+}

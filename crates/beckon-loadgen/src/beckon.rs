@@ -7,6 +7,11 @@
 //! the client (up to [`READ_BATCH`] already buffered ones at a time), writes what the client
 //! transmits and flushes once. A lost connection is an error, not a reconnect.
 //!
+//! `Beckon<N>` with `N` above 0 is Beckon in cluster mode: `N` servers sharing one
+//! `redis-server` (`--cluster`), each session logged in to the node its [`Seat`] names, so that
+//! every p2p message crosses nodes when there are two or more and fan-out members are spread
+//! evenly; the system's CPU time and memory are the nodes' and Redis's together.
+//!
 //! The server runs with a configured app and certificate, so every login verifies a real
 //! token minted with `beckon-token`; acknowledgements and success replies stay on. The only
 //! limits raised are the channel message rates (60 per user and 200 per channel per second by
@@ -29,7 +34,7 @@ use crate::driver::{self, Driver, READ_BATCH, Role};
 use crate::load::{Gate, Payload, Tally};
 use crate::measure::Ctx;
 use crate::net::connect_spread;
-use crate::procs::{Ready, ServerProc, TempFile};
+use crate::procs::{self, Ready, ServerProc, TempFile};
 
 /// The App ID the benchmark logs in to.
 const APP_ID: &str = "bench";
@@ -43,14 +48,16 @@ const DEDUP_WINDOW: usize = 64;
 /// The largest frame accepted from the server (as the SDK).
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 
-/// The driver of a running `beckon-server`: where and how sessions log in.
+/// The driver of running `beckon-server`s: where and how sessions log in. `NODES` is 0 for one
+/// server on its own store, `N` for `N` nodes of a cluster on one Redis.
 #[derive(Clone, Debug)]
-pub(crate) struct Beckon(Arc<Target>);
+pub(crate) struct Beckon<const NODES: usize = 0>(Arc<Target>);
 
 /// Where and how sessions log in.
 #[derive(Debug)]
 struct Target {
-    endpoint: Endpoint,
+    /// One per node; a session goes to the one its seat names.
+    endpoints: Vec<Endpoint>,
     tls: ClientTls,
     certificate: String,
 }
@@ -76,8 +83,9 @@ impl Target {
 
 /// Starts `bin --ephemeral --config <file> --listen <scheme>://127.0.0.1:0` (with `--store
 /// durable`: `--data-dir <a temporary directory>` instead of `--ephemeral`) and waits for its
-/// "listening on" line.
-fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
+/// "listening on" line; with `nodes` above 0, a `redis-server` and that many nodes on it
+/// (`--cluster`, each its own node id).
+fn start(ctx: &Ctx<'_>, nodes: usize) -> Result<(ServerProc, Target), String> {
     let scheme = match ctx.opts.transport {
         Transport::Tcp => Scheme::Tcp,
         Transport::Quic => Scheme::Quic,
@@ -102,19 +110,85 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
              channel_messages_per_channel = 1000000000\n"
         ),
     )?;
+    let redis = if nodes > 0 {
+        Some(start_redis()?)
+    } else {
+        None
+    };
+    let mut endpoints = Vec::new();
+    let mut procs: Vec<ServerProc> = Vec::new();
+    for node in 0..nodes.max(1) {
+        let cluster = redis.as_ref().map(|(_, port)| {
+            (
+                format!("redis://127.0.0.1:{port}/"),
+                format!("bench-{node}"),
+            )
+        });
+        let (proc, endpoint) = start_node(ctx, scheme, &config, cluster)?;
+        endpoints.push(endpoint);
+        procs.push(proc);
+    }
+    let mut procs = procs.into_iter();
+    let mut proc = procs.next().ok_or("no node was started")?.removing(config);
+    for other in procs {
+        proc = proc.with(other);
+    }
+    if let Some((redis, _)) = redis {
+        proc = proc.with(redis);
+    }
+    let target = Target {
+        endpoints,
+        tls: ClientTls {
+            dangerous_accept_any_cert: true,
+            ..ClientTls::default()
+        },
+        certificate,
+    };
+    Ok((proc, target))
+}
+
+/// A `redis-server` on a free port, persistence off, for the nodes of a cluster.
+fn start_redis() -> Result<(ServerProc, u16), String> {
+    let bin = procs::find_in_path("redis-server")
+        .ok_or("redis-server is not installed (Debian package `redis-server`); --nodes needs it")?;
+    procs::start_on_free_port("redis-server", |port| {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args([
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        cmd
+    })
+}
+
+/// One `beckon-server` (a node of `cluster`: its Redis URL and node id, when given).
+fn start_node(
+    ctx: &Ctx<'_>,
+    scheme: Scheme,
+    config: &TempFile,
+    cluster: Option<(String, String)>,
+) -> Result<(ServerProc, Endpoint), String> {
     let listen = match scheme {
         Scheme::Ws => "ws://127.0.0.1:0/ws".to_owned(),
         other => format!("{other}://127.0.0.1:0"),
     };
-    let data = if ctx.opts.durable {
+    // A cluster's store is its Redis.
+    let data = if ctx.opts.durable && cluster.is_none() {
         Some(TempFile::dir("data")?)
     } else {
         None
     };
     let mut cmd = ctx.server_command(ctx.server_bin);
-    match &data {
-        Some(dir) => cmd.arg("--data-dir").arg(dir.path()),
-        None => cmd.arg("--ephemeral"),
+    match (&data, &cluster) {
+        (_, Some((url, node_id))) => cmd.arg("--cluster").arg(url).arg("--node-id").arg(node_id),
+        (Some(dir), None) => cmd.arg("--data-dir").arg(dir.path()),
+        (None, None) => cmd.arg("--ephemeral"),
     };
     cmd.arg("--config")
         .arg(config.path())
@@ -138,20 +212,11 @@ fn start(ctx: &Ctx<'_>) -> Result<(ServerProc, Beckon), String> {
             "beckon-server was asked to listen on {listen} but says it listens on {endpoint}"
         ));
     }
-    let target = Target {
-        endpoint,
-        tls: ClientTls {
-            dangerous_accept_any_cert: true,
-            ..ClientTls::default()
-        },
-        certificate,
-    };
-    let proc = proc.removing(config);
     let proc = match data {
         Some(dir) => proc.removing(dir),
         None => proc,
     };
-    Ok((proc, Beckon(Arc::new(target))))
+    Ok((proc, endpoint))
 }
 
 /// One logged-in session: the client state machine and its connection.
@@ -165,8 +230,10 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Connects and logs in as `account` with a freshly minted token.
-    async fn login(target: &Target, account: &str) -> Result<Session, String> {
+    /// Connects to node `node` (modulo the nodes) and logs in as `account` with a freshly
+    /// minted token.
+    async fn login(target: &Target, account: &str, node: usize) -> Result<Session, String> {
+        let endpoint = &target.endpoints[node % target.endpoints.len()];
         let now = Instant::now();
         let seed = account.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
@@ -184,22 +251,21 @@ impl Session {
             let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
             return Err(format!("the client refused to log in: {events:?}"));
         }
-        let (rx, tx) = if target.endpoint.scheme == Scheme::Tcp {
+        let (rx, tx) = if endpoint.scheme == Scheme::Tcp {
             // Loopback TCP from many source addresses in turn (see `net`).
-            let addr = target
-                .endpoint
+            let addr = endpoint
                 .authority()
                 .parse()
-                .map_err(|e| format!("{} is not an address: {e}", target.endpoint))?;
+                .map_err(|e| format!("{endpoint} is not an address: {e}"))?;
             let stream = connect_spread(addr)
                 .await
-                .map_err(|e| format!("cannot connect to {}: {e}", target.endpoint))?;
+                .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
             beckon_transport::from_tcp(stream, MAX_FRAME)
-                .map_err(|e| format!("cannot set up {}: {e}", target.endpoint))?
+                .map_err(|e| format!("cannot set up {endpoint}: {e}"))?
         } else {
-            beckon_transport::connect(&target.endpoint, &target.tls, MAX_FRAME)
+            beckon_transport::connect(endpoint, &target.tls, MAX_FRAME)
                 .await
-                .map_err(|e| format!("cannot connect to {}: {e}", target.endpoint))?
+                .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?
         };
         client.handle_connected(Instant::now());
         let mut s = Session {
@@ -342,12 +408,12 @@ impl Session {
     }
 }
 
-impl Beckon {
-    /// Logs in as `account` and joins the channel if asked; what the server sent meanwhile is
-    /// dropped.
-    async fn session(&self, account: &str, join: bool) -> Result<Session, String> {
-        let mut s = Session::login(&self.0, account).await?;
-        if join {
+impl<const NODES: usize> Beckon<NODES> {
+    /// Logs in as the seat's account on its node and joins the channel if asked; what the
+    /// server sent meanwhile is dropped.
+    async fn session(&self, seat: &Seat) -> Result<Session, String> {
+        let mut s = Session::login(&self.0, &seat.account, seat.node).await?;
+        if seat.joins {
             s.join().await?;
         }
         s.events.clear();
@@ -357,10 +423,14 @@ impl Beckon {
 
 /// Who a role is in Beckon: pair `i` is `s<i>` sending to `r<i>`; the fan-out has members
 /// `m<i>` and a `publisher` that is a member too (a channel message goes to its sender as well;
-/// that copy is not counted); idle sessions are `i<n>`.
+/// that copy is not counted); idle sessions are `i<n>`. In a cluster, receiver `i` is on node
+/// `i` and its sender on node `i + 1` (modulo the nodes), members and idle sessions go round
+/// the nodes, and the publisher is on the first.
 #[derive(Debug, PartialEq)]
 struct Seat {
     account: String,
+    /// The node it logs in to, modulo the nodes.
+    node: usize,
     /// Whether it joins the fan-out channel.
     joins: bool,
     /// Whom it sends to, if it sends.
@@ -369,17 +439,22 @@ struct Seat {
 
 impl Seat {
     fn of(role: Role) -> Self {
-        let (account, joins, to) = match role {
-            Role::P2pReceiver(i) => (format!("r{i}"), false, None),
+        let (account, node, joins, to) = match role {
+            Role::P2pReceiver(i) => (format!("r{i}"), i, false, None),
             Role::P2pSender { pair, .. } => {
                 let to = To::Account(Seat::of(Role::P2pReceiver(pair)).account);
-                (format!("s{pair}"), false, Some(to))
+                (format!("s{pair}"), pair + 1, false, Some(to))
             }
-            Role::FanoutMember(i) => (format!("m{i}"), true, None),
-            Role::FanoutPublisher => ("publisher".into(), true, Some(To::Channel)),
-            Role::Idle(i) => (format!("i{i}"), false, None),
+            Role::FanoutMember(i) => (format!("m{i}"), i, true, None),
+            Role::FanoutPublisher => ("publisher".into(), 0, true, Some(To::Channel)),
+            Role::Idle(i) => (format!("i{i}"), i, false, None),
         };
-        Seat { account, joins, to }
+        Seat {
+            account,
+            node,
+            joins,
+            to,
+        }
     }
 }
 
@@ -413,33 +488,43 @@ impl BeckonSender {
     }
 }
 
-impl Driver for Beckon {
-    const SYSTEM: System = System::Beckon;
+impl<const NODES: usize> Driver for Beckon<NODES> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "NODES is at most MAX_NODES"
+    )]
+    const SYSTEM: System = if NODES == 0 {
+        System::Beckon
+    } else {
+        System::Cluster(NODES as u8)
+    };
     type Receiver = Session;
     type Sender = BeckonSender;
 
     fn start(ctx: &Ctx<'_>, _shape: Shape) -> Result<(ServerProc, Self), String> {
-        start(ctx)
+        let (proc, target) = start(ctx, NODES)?;
+        Ok((proc, Beckon(Arc::new(target))))
     }
 
     async fn receiver(&self, role: Role) -> Result<Session, String> {
-        let seat = Seat::of(role);
-        self.session(&seat.account, seat.joins).await
+        self.session(&Seat::of(role)).await
     }
 
     async fn sender(&self, role: Role) -> Result<BeckonSender, String> {
         let seat = Seat::of(role);
+        let session = self.session(&seat).await?;
         let to = seat.to.ok_or_else(|| format!("{role:?} does not send"))?;
         Ok(BeckonSender {
-            session: self.session(&seat.account, seat.joins).await?,
+            session,
             to,
             succeeded: 0,
         })
     }
 
-    /// A fresh connection, a login with a token the server verifies, a logout.
+    /// A fresh connection, a login with a token the server verifies, a logout; worker `w`
+    /// logs in to node `w` (modulo the nodes).
     async fn login(&self, worker: usize) -> Result<(), String> {
-        Session::login(&self.0, &format!("l{worker}"))
+        Session::login(&self.0, &format!("l{worker}"), worker)
             .await?
             .logout()
             .await
@@ -504,6 +589,7 @@ mod tests {
                 (receiver.joins, sender.joins, receiver.to),
                 (false, false, None)
             );
+            assert_eq!(sender.node, receiver.node + 1, "a pair spans two nodes");
             accounts.extend([receiver.account, sender.account]);
         }
         assert_eq!(accounts.len(), 2 * pairs, "{accounts:?}");

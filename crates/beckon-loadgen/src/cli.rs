@@ -4,6 +4,7 @@
 //! p2p|fanout|callgrind|idle|login|all [--transport tcp|quic|ws] [--peers nats,redis,raw]
 //!     [--duration 5s] [--rounds 3] [--pairs 16] [--members 1000] [--sessions 10000] [--conns 64]
 //!     [--p2p-rate 100000] [--fanout-rate 200000] [--cg-messages 100000] [--cg-fanouts 1000]
+//!     [--nodes 1,2]
 //! ```
 //!
 //! One parser for both ends: `cargo xtask bench` compiles this very file (so it checks the
@@ -43,7 +44,10 @@ options:
   --p2p-rate N              fixed offered p2p load for server CPU per message, msg/s [100000]
   --fanout-rate N           fixed offered fan-out load, deliveries/s [200000]
   --cg-messages N           p2p messages of the callgrind workload [100000]
-  --cg-fanouts N            fan-out messages of the callgrind workload [1000]";
+  --cg-fanouts N            fan-out messages of the callgrind workload [1000]
+  --nodes LIST              Beckon in cluster mode beside the single node, comma-separated node
+                            counts from 1 to 4: each N starts N beckon-server nodes sharing one
+                            redis-server (--cluster), clients spread over them; none [none]";
 
 /// One load shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,19 +79,26 @@ impl Shape {
     }
 }
 
-/// A system under test: Beckon or one of its peers.
+/// A system under test: Beckon, Beckon as a cluster of nodes, or one of its peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum System {
     Beckon,
+    /// `beckon-server` nodes (1 to [`MAX_NODES`]) sharing one `redis-server`.
+    Cluster(u8),
     Nats,
     Redis,
     Raw,
 }
 
+/// The most nodes `--nodes` starts.
+pub(crate) const MAX_NODES: usize = 4;
+
 impl System {
     pub(crate) fn name(self) -> &'static str {
+        const CLUSTERS: [&str; MAX_NODES] = ["cluster-1", "cluster-2", "cluster-3", "cluster-4"];
         match self {
             System::Beckon => "beckon",
+            System::Cluster(n) => CLUSTERS[usize::from(n).clamp(1, MAX_NODES) - 1],
             System::Nats => "nats",
             System::Redis => "redis",
             System::Raw => "raw",
@@ -138,6 +149,8 @@ pub(crate) struct Options {
     pub(crate) p2p_rate: usize,
     /// The same for the fan-out, in deliveries/s.
     pub(crate) fanout_rate: usize,
+    /// Node counts of Beckon in cluster mode to measure beside the single node.
+    pub(crate) nodes: Vec<usize>,
     /// p2p messages of the callgrind workload.
     pub(crate) cg_messages: usize,
     /// Fan-out messages of the callgrind workload (each to every member).
@@ -161,6 +174,7 @@ impl Default for Options {
             fanout_rate: 200_000,
             cg_messages: 100_000,
             cg_fanouts: 1_000,
+            nodes: Vec::new(),
         }
     }
 }
@@ -196,6 +210,10 @@ impl Options {
             ("--cg-fanouts", self.cg_fanouts.to_string()),
         ] {
             args.extend([flag.to_owned(), value]);
+        }
+        if !self.nodes.is_empty() {
+            let nodes: Vec<String> = self.nodes.iter().map(usize::to_string).collect();
+            args.extend(["--nodes".to_owned(), nodes.join(",")]);
         }
         args
     }
@@ -235,6 +253,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Request, String> {
         match flag.as_str() {
             "--transport" => opts.transport = parse_transport(value?)?,
             "--peers" => opts.peers = parse_peers(value?)?,
+            "--nodes" => opts.nodes = parse_nodes(value?)?,
             "--duration" => opts.duration = parse_duration(value?)?,
             "--rounds" => count(&mut opts.rounds)?,
             "--pairs" => count(&mut opts.pairs)?,
@@ -315,6 +334,26 @@ fn parse_peers(s: &str) -> Result<Vec<System>, String> {
     Ok(peers)
 }
 
+fn parse_nodes(s: &str) -> Result<Vec<usize>, String> {
+    let mut nodes = Vec::new();
+    for n in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match n.parse::<usize>() {
+            Ok(n) if (1..=MAX_NODES).contains(&n) => {
+                if !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "--nodes {s}: expected node counts from 1 to {MAX_NODES}, e.g. 1,2"
+                ));
+            }
+        }
+    }
+    nodes.sort_unstable();
+    Ok(nodes)
+}
+
 fn parse_count(flag: &str, s: &str) -> Result<usize, String> {
     match s.replace('_', "").parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -362,7 +401,7 @@ mod tests {
         let o = options(
             "all --transport ws --peers raw,nats --duration 3s --rounds 1 --pairs 4 \
              --members 100 --sessions 500 --conns 8 --p2p-rate 5000 --fanout-rate 9000 \
-             --cg-messages 700 --cg-fanouts 30",
+             --cg-messages 700 --cg-fanouts 30 --nodes 2,1,2",
         )
         .unwrap();
         assert_eq!(o.shapes, Shape::ALL);
@@ -377,6 +416,7 @@ mod tests {
             (o.p2p_rate, o.fanout_rate, o.cg_messages, o.cg_fanouts),
             (5000, 9000, 700, 30)
         );
+        assert_eq!(o.nodes, [1, 2]);
         let Ok(Request::Run(again)) = parse(&o.to_args()) else {
             panic!("to_args should parse");
         };
@@ -413,6 +453,10 @@ mod tests {
         assert!(err("p2p --peers kafka").contains("unknown peer"));
         assert!(parse(&[]).unwrap_err().contains("no load shape"));
         assert!(options("p2p --peers none").unwrap().peers.is_empty());
+        assert!(err("p2p --nodes 5").contains("from 1 to 4"));
+        assert!(err("p2p --nodes 0").contains("from 1 to 4"));
+        assert!(err("p2p --nodes two").contains("--nodes two"));
+        assert!(options("p2p").unwrap().nodes.is_empty());
     }
 
     #[test]

@@ -291,7 +291,7 @@ async fn stream<D: Driver>(
     })?;
     progress.step(format!("{} · {system} · setup + peak", shape.name()));
     let (mut server, driver) = D::start(ctx, shape)?;
-    let pid = server.pid();
+    let pids = server.pids();
     let (control, control_rx) = watch::channel(Mode::Hold);
     let recorder = Arc::new(Recorder::default());
     let shared = Shared::new(control_rx, recorder.clone());
@@ -304,7 +304,11 @@ async fn stream<D: Driver>(
     let send = |m: Mode| control.send(m).map_err(|_| "the load is gone".to_owned());
     send(Mode::Flood)?;
     warm(&mut tasks, opts, progress).await?;
-    let (d0, t0, cpu) = (recorder.deliveries(), Instant::now(), CpuMeter::start(pid)?);
+    let (d0, t0, cpu) = (
+        recorder.deliveries(),
+        Instant::now(),
+        CpuMeter::start(&pids)?,
+    );
     let live = |_: Duration| {
         let rate = (recorder.deliveries() - d0) as f64 / t0.elapsed().as_secs_f64();
         format!("{} {unit}", thousands(rate))
@@ -334,7 +338,11 @@ async fn stream<D: Driver>(
     ));
     send(Mode::Paced(fixed / per_message / senders))?;
     warm(&mut tasks, opts, progress).await?;
-    let (d0, t0, cpu) = (recorder.deliveries(), Instant::now(), CpuMeter::start(pid)?);
+    let (d0, t0, cpu) = (
+        recorder.deliveries(),
+        Instant::now(),
+        CpuMeter::start(&pids)?,
+    );
     hold(&mut tasks, opts.duration, progress, &live).await?;
     let fixed_deliveries = recorder.deliveries() - d0;
     let fixed_achieved = fixed_deliveries as f64 / t0.elapsed().as_secs_f64();
@@ -353,7 +361,11 @@ async fn stream<D: Driver>(
     send(Mode::Paced(target / per_message / senders))?;
     warm(&mut tasks, opts, progress).await?;
     recorder.start_recording();
-    let (d0, t0, cpu) = (recorder.deliveries(), Instant::now(), CpuMeter::start(pid)?);
+    let (d0, t0, cpu) = (
+        recorder.deliveries(),
+        Instant::now(),
+        CpuMeter::start(&pids)?,
+    );
     hold(&mut tasks, opts.duration, progress, &live).await?;
     let mut samples = recorder.stop_recording();
     let achieved = (recorder.deliveries() - d0) as f64 / t0.elapsed().as_secs_f64();
@@ -449,22 +461,22 @@ async fn idle<D: Driver>(
     check_open_files(n)?;
     progress.step(format!("idle · {system} · {n} sessions"));
     let (mut server, driver) = D::start(ctx, Shape::Idle)?;
-    let pid = server.pid();
+    let pids = server.pids();
     // Let the server finish starting before the baseline.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = procs::rss_bytes(pid)?;
+    let before = procs::rss_total(&pids)?;
     let (_control, control_rx) = watch::channel(Mode::Hold);
     let shared = Shared::new(control_rx, Arc::new(Recorder::default()));
     let mut tasks = Tasks::new();
     shapes::idle(&driver, &shared, n, &mut tasks);
     wait_ready(&mut tasks, &shared.ready, n, "sessions", progress).await?;
     let live = |_: Duration| {
-        procs::rss_bytes(pid)
+        procs::rss_total(&pids)
             .map(|rss| format!("server RSS {} MiB", rss >> 20))
             .unwrap_or_default()
     };
     hold(&mut tasks, ctx.opts.duration, progress, &live).await?;
-    let after = procs::rss_bytes(pid)?;
+    let after = procs::rss_total(&pids)?;
     server.check_alive()?;
     tasks.shutdown().await;
     drop(server);
@@ -489,13 +501,13 @@ async fn login<D: Driver>(
     check_open_files(opts.conns * 2)?;
     progress.step(format!("login · {system}"));
     let (mut server, driver) = D::start(ctx, Shape::Login)?;
-    let pid = server.pid();
+    let pids = server.pids();
     let logins = Arc::new(AtomicU64::new(0));
     let mut tasks = Tasks::new();
     shapes::login(&driver, opts.conns, &logins, &mut tasks);
     warm(&mut tasks, opts, progress).await?;
     let count = || logins.load(Ordering::Relaxed);
-    let (c0, t0, cpu) = (count(), Instant::now(), CpuMeter::start(pid)?);
+    let (c0, t0, cpu) = (count(), Instant::now(), CpuMeter::start(&pids)?);
     let live = |_: Duration| {
         format!(
             "{} logins/s",

@@ -127,6 +127,9 @@ pub(crate) struct ServerProc {
     log: Arc<Mutex<String>>,
     /// Files the server reads while it runs (its configuration), removed once it is gone.
     files: Vec<TempFile>,
+    /// The processes that make one system with this one (the other nodes of a cluster, the
+    /// Redis they share): measured with it, and killed with it.
+    companions: Vec<ServerProc>,
 }
 
 impl std::fmt::Debug for ServerProc {
@@ -182,6 +185,7 @@ impl ServerProc {
             child,
             log,
             files: Vec::new(),
+            companions: Vec::new(),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         let rest = loop {
@@ -222,6 +226,20 @@ impl ServerProc {
         self.child.id()
     }
 
+    /// This process and its companions: every process whose CPU time and memory count as the
+    /// system's.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.pid())
+            .chain(self.companions.iter().flat_map(ServerProc::pids))
+            .collect()
+    }
+
+    /// Makes `other` part of this system: measured with it, checked with it, killed with it.
+    pub(crate) fn with(mut self, other: ServerProc) -> Self {
+        self.companions.push(other);
+        self
+    }
+
     /// Keeps `file` until the server is gone, then removes it.
     pub(crate) fn removing(mut self, file: TempFile) -> Self {
         self.files.push(file);
@@ -241,6 +259,9 @@ impl ServerProc {
 
     /// Whether the process is still running.
     pub(crate) fn check_alive(&mut self) -> Result<(), String> {
+        for companion in &mut self.companions {
+            companion.check_alive()?;
+        }
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(format!(
@@ -331,6 +352,19 @@ pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in {path}"))
 }
 
+/// The resident memory of several processes together, in bytes.
+pub(crate) fn rss_total(pids: &[u32]) -> Result<u64, String> {
+    pids.iter().map(|pid| rss_bytes(*pid)).sum()
+}
+
+/// User and system CPU time of processes together (all their threads), in clock ticks.
+fn cpu_ticks_total(pids: &[u32]) -> Result<(u64, u64), String> {
+    pids.iter().try_fold((0, 0), |(u, s), pid| {
+        let (pu, ps) = cpu_ticks(*pid)?;
+        Ok((u + pu, s + ps))
+    })
+}
+
 /// User and system CPU time of a process (all its threads), in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<(u64, u64), String> {
     let path = format!("/proc/{pid}/stat");
@@ -398,18 +432,19 @@ impl CpuShare {
 /// Takes the CPU time of the server and of this process at the start of an interval.
 #[derive(Debug)]
 pub(crate) struct CpuMeter {
-    server_pid: u32,
+    server_pids: Vec<u32>,
     start: Instant,
     server: (u64, u64),
     generator: (u64, u64),
 }
 
 impl CpuMeter {
-    pub(crate) fn start(server_pid: u32) -> Result<Self, String> {
+    /// Starts measuring the server's processes (a cluster's nodes and its Redis together).
+    pub(crate) fn start(server_pids: &[u32]) -> Result<Self, String> {
         Ok(Self {
-            server_pid,
+            server_pids: server_pids.to_vec(),
             start: Instant::now(),
-            server: cpu_ticks(server_pid)?,
+            server: cpu_ticks_total(server_pids)?,
             generator: cpu_ticks(std::process::id())?,
         })
     }
@@ -417,7 +452,7 @@ impl CpuMeter {
     /// The shares and times since [`start`](Self::start).
     pub(crate) fn finish(&self) -> Result<CpuShare, String> {
         let wall = self.start.elapsed().as_secs_f64().max(1e-3);
-        let (su, ss) = cpu_ticks(self.server_pid)?;
+        let (su, ss) = cpu_ticks_total(&self.server_pids)?;
         let (gu, gs) = cpu_ticks(std::process::id())?;
         let secs = |ticks: u64| ticks as f64 / ticks_per_second();
         let server_user = secs(su.saturating_sub(self.server.0));
@@ -486,7 +521,7 @@ mod tests {
     fn reads_this_process() {
         let me = std::process::id();
         assert!(rss_bytes(me).unwrap() > 0);
-        let meter = CpuMeter::start(me).unwrap();
+        let meter = CpuMeter::start(&[me]).unwrap();
         let spin = Instant::now();
         let mut x = 0u64;
         while spin.elapsed() < Duration::from_millis(100) {

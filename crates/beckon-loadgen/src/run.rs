@@ -180,7 +180,7 @@ fn run(
                 systems.push(System::Raw);
                 continue;
             }
-            System::Beckon => continue,
+            System::Beckon | System::Cluster(_) => continue,
         };
         if !cfg!(feature = "peers") {
             println!(
@@ -200,6 +200,27 @@ fn run(
         println!("- {program}: {}", version_of(&bin));
         ctx.peer_bins.push((*peer, bin));
         systems.push(*peer);
+    }
+    if !opts.nodes.is_empty() {
+        match procs::find_in_path("redis-server") {
+            Some(bin) => {
+                println!(
+                    "- cluster-N: N beckon-server nodes in cluster mode on one redis-server \
+                     ({}, persistence off), clients spread over the nodes (every p2p pair \
+                     spans two nodes when N > 1); CPU and memory are the nodes' and \
+                     redis-server's together; all pinned like beckon",
+                    version_of(&bin)
+                );
+                for n in &opts.nodes {
+                    #[expect(clippy::cast_possible_truncation, reason = "at most MAX_NODES")]
+                    systems.push(System::Cluster(*n as u8));
+                }
+            }
+            None => println!(
+                "- redis-server is not installed: skipping the cluster columns (Debian \
+                 package `redis-server`)"
+            ),
+        }
     }
     println!();
 
@@ -277,9 +298,13 @@ fn run(
 }
 
 /// Whether a shape means anything for a system: Redis has no login (the forwarder's login is
-/// its bare connect, hello, welcome and close).
+/// its bare connect, hello, welcome and close); callgrind profiles one server process, not a
+/// cluster's several.
 fn applies(shape: Shape, system: System) -> bool {
-    !(shape == Shape::Login && system == System::Redis)
+    !matches!(
+        (shape, system),
+        (Shape::Login, System::Redis) | (Shape::Callgrind, System::Cluster(_))
+    )
 }
 
 /// Instruction counts repeat closely and take minutes under valgrind: measured in the first
@@ -299,6 +324,11 @@ fn measure(
     let (p, r) = (progress, results);
     match system {
         System::Beckon => isolated(measure::shape::<Beckon>(ctx, shape, p, r)),
+        System::Cluster(1) => isolated(measure::shape::<Beckon<1>>(ctx, shape, p, r)),
+        System::Cluster(2) => isolated(measure::shape::<Beckon<2>>(ctx, shape, p, r)),
+        System::Cluster(3) => isolated(measure::shape::<Beckon<3>>(ctx, shape, p, r)),
+        System::Cluster(4) => isolated(measure::shape::<Beckon<4>>(ctx, shape, p, r)),
+        System::Cluster(n) => Ok(Err(format!("{n} nodes: --nodes takes 1 to 4"))),
         System::Raw => isolated(measure::shape::<Raw>(ctx, shape, p, r)),
         #[cfg(feature = "peers")]
         System::Nats => isolated(measure::shape::<Nats>(ctx, shape, p, r)),

@@ -216,6 +216,21 @@ pub(crate) fn batches_run_in_order(s: &mut impl Store) {
     assert!(done[1].answers.as_ref().unwrap().is_empty());
     let third = done[2].answers.as_ref().unwrap();
     assert_eq!(messages(third[1].as_ref().unwrap()), (vec![2], false));
+    // A message acknowledged in the call that stores it still counts for a limited write and
+    // a read between the two.
+    let answers = run(
+        s,
+        vec![
+            put("carl", 10, None),
+            put("carl", 11, Some(1)),
+            read("carl", 0, 10),
+            delete("carl", 10),
+            read("carl", 0, 10),
+        ],
+    );
+    assert_eq!(answers[1], StoreAnswer::Full);
+    assert_eq!(messages(&answers[2]), (vec![10], false));
+    assert_eq!(messages(&answers[4]), (vec![], false));
 }
 
 pub(crate) fn restart_windows_are_read_once<S: Store>(mut open: impl FnMut() -> S) {

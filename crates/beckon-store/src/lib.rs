@@ -29,7 +29,7 @@
 //! # drop(store); std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -120,8 +120,9 @@ impl RedbStore {
     fn run(&self, batches: &[StoreBatch]) -> Result<Vec<Vec<Answer>>, StoreError> {
         // A message acknowledged in the same transaction that stores it never touches the
         // tables: the group commit's saving when the store is behind. Only a message stored
-        // without a limit can have been handed out before it was stored.
-        let mut put: HashSet<(&str, &str, u64)> = HashSet::new();
+        // without a limit can have been handed out before it was stored. A limited write or a
+        // read of the account between the two must see the message: it is kept then.
+        let mut put: HashMap<(&str, &str), HashSet<u64>> = HashMap::new();
         let mut cancelled: HashSet<(&str, &str, u64)> = HashSet::new();
         for op in ops(batches) {
             match op {
@@ -132,14 +133,26 @@ impl RedbStore {
                     limit: None,
                     ..
                 } => {
-                    put.insert((app, account, *position));
+                    put.entry((app, account)).or_default().insert(*position);
                 }
                 StoreOp::DeleteMessage {
                     app,
                     account,
                     position,
-                } if put.contains(&(app.as_str(), account.as_str(), *position)) => {
-                    cancelled.insert((app, account, *position));
+                } => {
+                    let pending = put.get_mut(&(app.as_str(), account.as_str()));
+                    if pending.is_some_and(|p| p.remove(position)) {
+                        cancelled.insert((app, account, *position));
+                    }
+                }
+                StoreOp::PutMessage {
+                    app,
+                    account,
+                    limit: Some(_),
+                    ..
+                }
+                | StoreOp::Messages { app, account, .. } => {
+                    put.remove(&(app.as_str(), account.as_str()));
                 }
                 _ => {}
             }

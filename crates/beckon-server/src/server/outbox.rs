@@ -1,40 +1,55 @@
-//! One connection's way out: the [`Outbox`] the broker loop fills, the writer task that empties
-//! it onto the socket, and the loop's [`WriterHandle`] to both.
+//! One connection's way out: the [`Outbox`] the broker loop fills and the connection task
+//! empties onto the socket, and the loop's [`WriterHandle`] to it.
 
 use std::collections::VecDeque;
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{Notify, oneshot};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::sync::Notify;
 
 use beckon_broker::OutFrame;
 use beckon_proto::codec::LENGTH_PREFIX;
-use beckon_transport::FrameTx;
 
 /// A batch left with more room than this is dropped rather than kept for the next one.
 const OUTBOX_KEEP: usize = 64;
 
-/// The frames waiting for one connection's writer task.
+/// The frames waiting to be written to one connection.
 ///
 /// A queue that costs nothing while empty (a channel would hold a block of slots for every
-/// connection, idle or not), and that the writer empties a whole batch at a time. Its size is
-/// bounded by a byte budget the broker loop enforces as it pushes
+/// connection, idle or not), and that the connection task empties a whole batch at a time. Its
+/// size is bounded by a byte budget the broker loop enforces as it pushes
 /// ([`WriterHandle::push_within`]).
 #[derive(Default)]
-struct Outbox {
+pub(super) struct Outbox {
     state: Mutex<OutboxState>,
     ready: Notify,
+    /// Bytes handed to the connection and not yet written; the loop adds, the connection task
+    /// subtracts.
+    queued: AtomicUsize,
 }
 
 #[derive(Default)]
 struct OutboxState {
     frames: VecDeque<OutFrame>,
-    /// The broker loop is done with the connection: the writer flushes what is left and ends.
+    /// The broker loop is done with the connection: what is queued is flushed, then it ends.
     closed: bool,
-    /// The writer has ended (a write failed, or it was aborted): nothing more is taken.
+    /// The broker loop dropped the connection as a slow consumer: it ends at once, dropping
+    /// what is queued, even in the middle of a write.
+    aborted: bool,
+    /// The connection task has stopped writing (a write failed, or it ended): nothing more
+    /// is taken.
     writer_gone: bool,
+}
+
+/// What [`Outbox::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// Frames to write, swapped into the batch.
+    Frames,
+    /// The loop let go of the connection and everything queued was taken.
+    Closed,
+    /// The loop dropped the connection as a slow consumer.
+    Aborted,
 }
 
 impl Outbox {
@@ -43,10 +58,10 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a frame; gives it back when the writer has ended.
+    /// Queues a frame; gives it back when the connection no longer writes.
     fn push(&self, frame: OutFrame) -> Result<(), OutFrame> {
         let mut st = self.lock();
-        if st.writer_gone {
+        if st.writer_gone || st.aborted {
             return Err(frame);
         }
         let was_empty = st.frames.is_empty();
@@ -64,81 +79,101 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Swaps the queued frames into `batch` (which must be empty), waiting for some; `false`
-    /// once the outbox is closed and drained.
-    async fn take(&self, batch: &mut VecDeque<OutFrame>) -> bool {
+    fn abort(&self) {
+        let mut st = self.lock();
+        st.aborted = true;
+        st.frames = VecDeque::new();
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// Swaps the queued frames into `batch` (which must be empty), waiting for some, or for
+    /// the end. Cancel-safe: nothing is taken unless it returns.
+    pub(super) async fn take(&self, batch: &mut VecDeque<OutFrame>) -> Taken {
         loop {
             {
                 let mut st = self.lock();
+                if st.aborted {
+                    return Taken::Aborted;
+                }
                 if !st.frames.is_empty() {
                     std::mem::swap(&mut st.frames, batch);
-                    return true;
+                    return Taken::Frames;
                 }
                 if st.closed {
-                    return false;
+                    return Taken::Closed;
                 }
+                // About to wait, perhaps for a long time (most connections are idle): the
+                // room of earlier batches goes back to the allocator meanwhile.
+                if st.frames.capacity() > 0 {
+                    st.frames = VecDeque::new();
+                }
+            }
+            if batch.capacity() > 0 {
+                *batch = VecDeque::new();
             }
             // A notification between the check and this wait is kept as a permit.
             self.ready.notified().await;
         }
     }
 
-    /// The writer has ended: refuse further frames and free the queued ones.
-    fn writer_gone(&self) {
+    /// Resolves once the loop has let go of the connection (`Closed`) or dropped it as a slow
+    /// consumer (`Aborted`), whatever is still queued: for cutting a stalled write short.
+    pub(super) async fn ended(&self) -> Taken {
+        loop {
+            {
+                let st = self.lock();
+                if st.aborted {
+                    return Taken::Aborted;
+                }
+                if st.closed {
+                    return Taken::Closed;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// `written` bytes of taken frames went out.
+    pub(super) fn written(&self, written: usize, batch: &mut VecDeque<OutFrame>) {
+        self.queued.fetch_sub(written, Ordering::Relaxed);
+        if batch.capacity() > OUTBOX_KEEP {
+            *batch = VecDeque::new();
+        }
+    }
+
+    /// The connection no longer writes: refuse further frames and free the queued ones.
+    pub(super) fn writer_gone(&self) {
         let mut st = self.lock();
         st.writer_gone = true;
         st.frames = VecDeque::new();
     }
 }
 
-/// Spawns the writer task of a connection whose sending half is `tx`. Returns the broker
-/// loop's handle to it, the task, and a receiver that resolves once the loop has let go of the
-/// handle, whatever the reason.
-pub(super) fn spawn_writer(
-    tx: FrameTx,
-) -> (
-    WriterHandle,
-    JoinHandle<io::Result<()>>,
-    oneshot::Receiver<()>,
-) {
-    let outbox = Arc::new(Outbox::default());
-    let queued = Arc::new(AtomicUsize::new(0));
-    let task = tokio::spawn(write_frames(outbox.clone(), tx, queued.clone()));
-    let (close_signal, closed) = oneshot::channel();
-    let handle = WriterHandle {
-        outbox,
-        queued,
-        abort: task.abort_handle(),
-        _close_signal: close_signal,
-    };
-    (handle, task, closed)
-}
-
-/// The broker loop's side of one connection's writer.
+/// The broker loop's side of one connection's outbox.
 pub(crate) struct WriterHandle {
     outbox: Arc<Outbox>,
-    /// Bytes handed to the writer and not yet written; the loop adds, the writer subtracts.
-    queued: Arc<AtomicUsize>,
-    /// Stops the writer at once, dropping what it holds (for slow consumers).
-    abort: AbortHandle,
-    /// Never sent: dropped with the loop's entry, it tells the connection task that the loop
-    /// is done with the connection, whatever the reason.
-    _close_signal: oneshot::Sender<()>,
 }
 
 impl WriterHandle {
+    /// A handle to `outbox`; the connection task keeps the other reference.
+    pub(super) fn new(outbox: Arc<Outbox>) -> Self {
+        Self { outbox }
+    }
+
     /// Queues a frame unless that takes the bytes queued and not yet written over `budget`;
     /// then the frame is dropped and the total it would have made is returned.
     pub(super) fn push_within(&self, frame: OutFrame, budget: usize) -> Result<(), usize> {
         let n = frame.len() + LENGTH_PREFIX;
-        // Added before sending so the writer's subtraction can never underflow.
-        let queued = self.queued.fetch_add(n, Ordering::Relaxed) + n;
-        if queued > budget {
-            return Err(queued);
+        let queued = &self.outbox.queued;
+        // Added before queueing so the writer's subtraction can never underflow.
+        let total = queued.fetch_add(n, Ordering::Relaxed) + n;
+        if total > budget {
+            return Err(total);
         }
         if self.outbox.push(frame).is_err() {
-            // The writer has stopped (write error); its connection task reports the disconnect.
-            self.queued.fetch_sub(n, Ordering::Relaxed);
+            // The connection stopped writing (write error); its task reports the disconnect.
+            queued.fetch_sub(n, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -148,52 +183,22 @@ impl WriterHandle {
     pub(super) fn push_unbudgeted(&self, frame: OutFrame) {
         let n = frame.len() + LENGTH_PREFIX;
         // Counted like any frame, or the writer's subtraction would wrap the counter.
-        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.outbox.queued.fetch_add(n, Ordering::Relaxed);
         if self.outbox.push(frame).is_err() {
-            self.queued.fetch_sub(n, Ordering::Relaxed);
+            self.outbox.queued.fetch_sub(n, Ordering::Relaxed);
         }
     }
 
-    /// Stops the writer at once, dropping what is queued (for a slow consumer).
+    /// Ends the connection at once, dropping what is queued (for a slow consumer).
     pub(super) fn abort(&self) {
-        self.abort.abort();
+        self.outbox.abort();
     }
 }
 
 impl Drop for WriterHandle {
-    /// Whatever the reason the loop lets go of a connection, its writer flushes and ends.
+    /// Whatever the reason the loop lets go of a connection, what is queued is flushed and
+    /// the connection ends.
     fn drop(&mut self) {
         self.outbox.close();
     }
-}
-
-/// Writes what the broker loop queues, a batch per flush, until the loop closes the outbox.
-async fn write_frames(
-    outbox: Arc<Outbox>,
-    mut writer: FrameTx,
-    queued: Arc<AtomicUsize>,
-) -> io::Result<()> {
-    /// Marks the outbox when the writer ends, however it ends (an error, or an abort).
-    struct Gone(Arc<Outbox>);
-    impl Drop for Gone {
-        fn drop(&mut self) {
-            self.0.writer_gone();
-        }
-    }
-    let _gone = Gone(outbox.clone());
-    let mut batch = VecDeque::new();
-    while outbox.take(&mut batch).await {
-        let mut written = 0;
-        // The whole queue goes out in one flush: one syscall for many frames when it is deep.
-        for frame in batch.drain(..) {
-            written += frame.len() + LENGTH_PREFIX;
-            writer.write_frame(&frame.head, &frame.body).await?;
-        }
-        writer.flush().await?;
-        queued.fetch_sub(written, Ordering::Relaxed);
-        if batch.capacity() > OUTBOX_KEEP {
-            batch = VecDeque::new();
-        }
-    }
-    writer.shutdown().await
 }

@@ -35,6 +35,7 @@ pub use static_files::{StaticFile, StaticFiles};
 pub use tls::{ClientTls, ServerTls};
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -126,8 +127,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// to give: an idle connection, the common case for a signaling server, holds no read
     /// buffer at all while it waits. The bytes read; 0 at the end of the stream.
     fn poll_between_frames(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut probe = [0u8; PROBE];
-        let mut rb = ReadBuf::new(&mut probe);
+        // Uninitialised: zeroing it would cost as much as the read on a busy connection.
+        let mut probe = [MaybeUninit::<u8>::uninit(); PROBE];
+        let mut rb = ReadBuf::uninit(&mut probe);
         match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
             Poll::Pending => {
                 // Frames handed out keep their own part of the old allocation alive.

@@ -185,7 +185,7 @@ async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Box<Incoming>,
             taken = outbox.take(&mut batch) => match taken {
                 // Boxed: a write's state is as large as the rest of the task, and an idle
                 // connection, the common case, should not carry it.
-                Taken::Frames => match Box::pin(write_batch(&mut tx, &outbox, &mut batch)).await {
+                Taken::Frames => match Box::pin(gather_and_write(&mut tx, &outbox, &mut batch)).await {
                     Ok(Written::All) => {}
                     Ok(Written::Aborted) => return, // A slow consumer, logged by the loop.
                     Ok(Written::TimedOut) => {
@@ -258,6 +258,21 @@ enum Written {
     /// The loop let go of the connection while the write was stalled, and it stayed stalled
     /// for [`WRITER_DRAIN`].
     TimedOut,
+}
+
+/// Lets the other tasks that are ready run once before writing what was taken, then adds what
+/// the outbox gathered meanwhile. The task is often woken for its input while the broker loop
+/// is still queueing output for it; writing at once would send that output in two shallow
+/// batches (each a write, a flush and an acknowledgement to handle) where a separate writer
+/// task, woken only by the outbox, sent one.
+async fn gather_and_write(
+    tx: &mut FrameTx,
+    outbox: &Outbox,
+    batch: &mut VecDeque<OutFrame>,
+) -> io::Result<Written> {
+    tokio::task::yield_now().await;
+    outbox.take_more(batch);
+    write_batch(tx, outbox, batch).await
 }
 
 /// Writes a batch taken from the outbox in one flush: one syscall for many frames when it is

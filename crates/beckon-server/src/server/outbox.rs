@@ -117,6 +117,15 @@ impl Outbox {
         }
     }
 
+    /// Appends to `batch` whatever was queued since [`take`](Self::take) filled it, unless the
+    /// connection was dropped meanwhile.
+    pub(super) fn take_more(&self, batch: &mut VecDeque<OutFrame>) {
+        let mut st = self.lock();
+        if !st.aborted {
+            batch.append(&mut st.frames);
+        }
+    }
+
     /// Resolves once the loop has let go of the connection (`Closed`) or dropped it as a slow
     /// consumer (`Aborted`), whatever is still queued: for cutting a stalled write short.
     pub(super) async fn ended(&self) -> Taken {

@@ -4,8 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use tokio::sync::Notify;
+use std::task::{Context, Poll, Waker};
 
 use beckon_broker::OutFrame;
 use beckon_proto::codec::LENGTH_PREFIX;
@@ -22,7 +21,6 @@ const OUTBOX_KEEP: usize = 64;
 #[derive(Default)]
 pub(super) struct Outbox {
     state: Mutex<OutboxState>,
-    ready: Notify,
     /// Bytes handed to the connection and not yet written; the loop adds, the connection task
     /// subtracts.
     queued: AtomicUsize,
@@ -39,6 +37,25 @@ struct OutboxState {
     /// The connection task has stopped writing (a write failed, or it ended): nothing more
     /// is taken.
     writer_gone: bool,
+    /// The connection task, to wake when frames arrive in an empty queue or the connection
+    /// ends. One task polls both [`Outbox::take`] and [`Outbox::ended`], so one waker serves
+    /// both, and a future that stops waiting leaves nothing to unregister (a `Notify` would
+    /// link and unlink a waiter on every turn of the task's loop).
+    waker: Option<Waker>,
+}
+
+impl OutboxState {
+    fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
+    fn register(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
 }
 
 /// What [`Outbox::take`] found.
@@ -66,55 +83,55 @@ impl Outbox {
         }
         let was_empty = st.frames.is_empty();
         st.frames.push_back(frame);
-        drop(st);
         // A non-empty queue has a wake-up pending already, and the writer takes it all.
         if was_empty {
-            self.ready.notify_one();
+            st.wake();
         }
         Ok(())
     }
 
     fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_one();
+        let mut st = self.lock();
+        st.closed = true;
+        st.wake();
     }
 
     fn abort(&self) {
         let mut st = self.lock();
         st.aborted = true;
         st.frames = VecDeque::new();
-        drop(st);
-        self.ready.notify_one();
+        st.wake();
     }
 
     /// Swaps the queued frames into `batch` (which must be empty), waiting for some, or for
     /// the end. Cancel-safe: nothing is taken unless it returns.
     pub(super) async fn take(&self, batch: &mut VecDeque<OutFrame>) -> Taken {
-        loop {
-            {
-                let mut st = self.lock();
-                if st.aborted {
-                    return Taken::Aborted;
-                }
-                if !st.frames.is_empty() {
-                    std::mem::swap(&mut st.frames, batch);
-                    return Taken::Frames;
-                }
-                if st.closed {
-                    return Taken::Closed;
-                }
-                // About to wait, perhaps for a long time (most connections are idle): the
-                // room of earlier batches goes back to the allocator meanwhile.
-                if st.frames.capacity() > 0 {
-                    st.frames = VecDeque::new();
-                }
-            }
-            if batch.capacity() > 0 {
-                *batch = VecDeque::new();
-            }
-            // A notification between the check and this wait is kept as a permit.
-            self.ready.notified().await;
+        std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
+    }
+
+    fn poll_take(&self, cx: &Context<'_>, batch: &mut VecDeque<OutFrame>) -> Poll<Taken> {
+        let mut st = self.lock();
+        if st.aborted {
+            return Poll::Ready(Taken::Aborted);
         }
+        if !st.frames.is_empty() {
+            std::mem::swap(&mut st.frames, batch);
+            return Poll::Ready(Taken::Frames);
+        }
+        if st.closed {
+            return Poll::Ready(Taken::Closed);
+        }
+        // About to wait, perhaps for a long time (most connections are idle): the room of
+        // earlier batches goes back to the allocator meanwhile.
+        if st.frames.capacity() > 0 {
+            st.frames = VecDeque::new();
+        }
+        if batch.capacity() > 0 {
+            *batch = VecDeque::new();
+        }
+        // Under the lock: a push after this wakes the task.
+        st.register(cx);
+        Poll::Pending
     }
 
     /// Appends to `batch` whatever was queued since [`take`](Self::take) filled it, unless the
@@ -129,18 +146,18 @@ impl Outbox {
     /// Resolves once the loop has let go of the connection (`Closed`) or dropped it as a slow
     /// consumer (`Aborted`), whatever is still queued: for cutting a stalled write short.
     pub(super) async fn ended(&self) -> Taken {
-        loop {
-            {
-                let st = self.lock();
-                if st.aborted {
-                    return Taken::Aborted;
-                }
-                if st.closed {
-                    return Taken::Closed;
-                }
+        std::future::poll_fn(|cx| {
+            let mut st = self.lock();
+            if st.aborted {
+                return Poll::Ready(Taken::Aborted);
             }
-            self.ready.notified().await;
-        }
+            if st.closed {
+                return Poll::Ready(Taken::Closed);
+            }
+            st.register(cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// `written` bytes of taken frames went out.
@@ -156,6 +173,9 @@ impl Outbox {
         let mut st = self.lock();
         st.writer_gone = true;
         st.frames = VecDeque::new();
+        // The task is ending: its waker would keep its memory alive as long as the loop
+        // holds the outbox.
+        st.waker = None;
     }
 }
 

@@ -42,6 +42,10 @@ struct OutboxState {
     /// both, and a future that stops waiting leaves nothing to unregister (a `Notify` would
     /// link and unlink a waiter on every turn of the task's loop).
     waker: Option<Waker>,
+    /// How many frames the last batch taken held: the room a queue that starts again from
+    /// nothing reserves at its first push, so a busy connection's queue is allocated once
+    /// per batch instead of regrowing through every doubling.
+    last_batch: u16,
 }
 
 impl OutboxState {
@@ -82,6 +86,10 @@ impl Outbox {
             return Err(frame);
         }
         let was_empty = st.frames.is_empty();
+        if st.frames.capacity() == 0 {
+            let room = usize::from(st.last_batch);
+            st.frames.reserve(room);
+        }
         st.frames.push_back(frame);
         // A non-empty queue has a wake-up pending already, and the writer takes it all.
         if was_empty {
@@ -116,6 +124,7 @@ impl Outbox {
         }
         if !st.frames.is_empty() {
             std::mem::swap(&mut st.frames, batch);
+            st.last_batch = batch.len().min(OUTBOX_KEEP) as u16;
             return Poll::Ready(Taken::Frames);
         }
         if st.closed {

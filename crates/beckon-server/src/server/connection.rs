@@ -101,6 +101,9 @@ impl Connections {
     }
 }
 
+/// Turns in a row the connection task may spend reading before it looks at its outbox.
+const READ_TURNS: u32 = 16;
+
 /// Runs one connection's transport handshake, then reads its frames into the broker loop and
 /// writes what the loop queues for it.
 async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Box<Incoming>, link: Link) {
@@ -156,49 +159,68 @@ async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Box<Incoming>,
     // such a peer is the slow consumer the loop's byte budget disconnects, and the write is
     // cut short when it does.
     let mut batch = VecDeque::new();
+    // Turns in a row that read input; bounded so a peer that keeps sending cannot keep its
+    // own replies from going out.
+    let mut reads_in_row = 0;
     let end = loop {
-        tokio::select! {
-            read = rx.read_frame() => match read {
-                Ok(Some(payload)) => {
-                    // Whatever else arrived in the same read goes in the same hand-off.
-                    let input = match rx.try_buffered() {
-                        None => Input::Frame { conn, payload },
-                        Some(second) => {
-                            let mut payloads = vec![payload, second];
-                            while payloads.len() < READ_BATCH {
-                                let Some(next) = rx.try_buffered() else { break };
-                                payloads.push(next);
+        let taken = tokio::select! {
+            // In order, which spares drawing a random one on every turn; input first, so the
+            // broker loop hears an acknowledgement before this task writes what it queued.
+            biased;
+            read = rx.read_frame() => {
+                match read {
+                    Ok(Some(payload)) => {
+                        // Whatever else arrived in the same read goes in the same hand-off.
+                        let input = match rx.try_buffered() {
+                            None => Input::Frame { conn, payload },
+                            Some(second) => {
+                                let mut payloads = vec![payload, second];
+                                while payloads.len() < READ_BATCH {
+                                    let Some(next) = rx.try_buffered() else { break };
+                                    payloads.push(next);
+                                }
+                                Input::Frames { conn, payloads }
                             }
-                            Input::Frames { conn, payloads }
+                        };
+                        if inputs.send(input).await.is_err() {
+                            break None; // The broker loop is gone: shutting down.
                         }
-                    };
-                    if inputs.send(input).await.is_err() {
-                        break None; // The broker loop is gone: shutting down.
                     }
-                }
-                Ok(None) => break Some(Cause::Eof),
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    break Some(Cause::Oversized(e.to_string()));
-                }
-                Err(e) => break Some(Cause::Read(e)),
-            },
-            taken = outbox.take(&mut batch) => match taken {
-                // Boxed: a write's state is as large as the rest of the task, and an idle
-                // connection, the common case, should not carry it.
-                Taken::Frames => match Box::pin(gather_and_write(&mut tx, &outbox, &mut batch)).await {
-                    Ok(Written::All) => {}
-                    Ok(Written::Aborted) => return, // A slow consumer, logged by the loop.
-                    Ok(Written::TimedOut) => {
-                        debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
-                        return;
+                    Ok(None) => break Some(Cause::Eof),
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        break Some(Cause::Oversized(e.to_string()));
                     }
-                    Err(e) => break Some(Cause::Write(e.kind())),
-                },
-                // The loop dropped this connection (a close, a shutdown): it has forgotten
-                // it, so nothing more is read.
-                Taken::Closed => break None,
-                Taken::Aborted => return,
+                    Err(e) => break Some(Cause::Read(e)),
+                }
+                reads_in_row += 1;
+                if reads_in_row < READ_TURNS {
+                    continue;
+                }
+                reads_in_row = 0;
+                match outbox.try_take(&mut batch) {
+                    Some(taken) => taken,
+                    None => continue,
+                }
+            }
+            taken = outbox.take(&mut batch) => taken,
+        };
+        reads_in_row = 0;
+        match taken {
+            // Boxed: a write's state is as large as the rest of the task, and an idle
+            // connection, the common case, should not carry it.
+            Taken::Frames => match Box::pin(gather_and_write(&mut tx, &outbox, &mut batch)).await {
+                Ok(Written::All) => {}
+                Ok(Written::Aborted) => return, // A slow consumer, logged by the loop.
+                Ok(Written::TimedOut) => {
+                    debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
+                    return;
+                }
+                Err(e) => break Some(Cause::Write(e.kind())),
             },
+            // The loop dropped this connection (a close, a shutdown): it has forgotten it, so
+            // nothing more is read.
+            Taken::Closed => break None,
+            Taken::Aborted => return,
         }
     };
     let write_failed = matches!(end, Some(Cause::Write(_)));

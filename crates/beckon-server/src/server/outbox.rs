@@ -55,6 +55,18 @@ impl OutboxState {
         }
     }
 
+    fn take(&mut self, batch: &mut VecDeque<OutFrame>) -> Option<Taken> {
+        if self.aborted {
+            return Some(Taken::Aborted);
+        }
+        if !self.frames.is_empty() {
+            std::mem::swap(&mut self.frames, batch);
+            self.last_batch = batch.len().min(OUTBOX_KEEP) as u16;
+            return Some(Taken::Frames);
+        }
+        self.closed.then_some(Taken::Closed)
+    }
+
     fn register(&mut self, cx: &Context<'_>) {
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             self.waker = Some(cx.waker().clone());
@@ -117,18 +129,16 @@ impl Outbox {
         std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
     }
 
+    /// What [`take`](Self::take) would return now, without waiting: `None` when it would wait.
+    pub(super) fn try_take(&self, batch: &mut VecDeque<OutFrame>) -> Option<Taken> {
+        self.lock().take(batch)
+    }
+
     fn poll_take(&self, cx: &Context<'_>, batch: &mut VecDeque<OutFrame>) -> Poll<Taken> {
+        // One lock for the check and the registration: a push in between would be missed.
         let mut st = self.lock();
-        if st.aborted {
-            return Poll::Ready(Taken::Aborted);
-        }
-        if !st.frames.is_empty() {
-            std::mem::swap(&mut st.frames, batch);
-            st.last_batch = batch.len().min(OUTBOX_KEEP) as u16;
-            return Poll::Ready(Taken::Frames);
-        }
-        if st.closed {
-            return Poll::Ready(Taken::Closed);
+        if let Some(taken) = st.take(batch) {
+            return Poll::Ready(taken);
         }
         // About to wait, perhaps for a long time (most connections are idle): the room of
         // earlier batches goes back to the allocator meanwhile.

@@ -162,6 +162,8 @@ async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Box<Incoming>,
     // Turns in a row that read input; bounded so a peer that keeps sending cannot keep its
     // own replies from going out.
     let mut reads_in_row = 0;
+    // Frames in the last batch written.
+    let mut last_batch = 0;
     let end = loop {
         let taken = tokio::select! {
             // In order, which spares drawing a random one on every turn; input first, so the
@@ -205,18 +207,20 @@ async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Box<Incoming>,
             taken = outbox.take(&mut batch) => taken,
         };
         reads_in_row = 0;
+        let streaming = last_batch > 1;
+        last_batch = batch.len();
         match taken {
-            // Boxed: a write's state is as large as the rest of the task, and an idle
-            // connection, the common case, should not carry it.
-            Taken::Frames => match Box::pin(gather_and_write(&mut tx, &outbox, &mut batch)).await {
-                Ok(Written::All) => {}
-                Ok(Written::Aborted) => return, // A slow consumer, logged by the loop.
-                Ok(Written::TimedOut) => {
-                    debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
-                    return;
+            Taken::Frames => {
+                match gather_and_write(&mut tx, &outbox, &mut batch, streaming).await {
+                    Ok(Written::All) => {}
+                    Ok(Written::Aborted) => return, // A slow consumer, logged by the loop.
+                    Ok(Written::TimedOut) => {
+                        debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
+                        return;
+                    }
+                    Err(e) => break Some(Cause::Write(e.kind())),
                 }
-                Err(e) => break Some(Cause::Write(e.kind())),
-            },
+            }
             // The loop dropped this connection (a close, a shutdown): it has forgotten it, so
             // nothing more is read.
             Taken::Closed => break None,
@@ -291,10 +295,19 @@ async fn gather_and_write(
     tx: &mut FrameTx,
     outbox: &Outbox,
     batch: &mut VecDeque<OutFrame>,
+    streaming: bool,
 ) -> io::Result<Written> {
-    tokio::task::yield_now().await;
-    outbox.take_more(batch);
-    write_batch(tx, outbox, batch).await
+    // Only once the connection is streaming (its last batch held more than one frame): a
+    // reply or a login's answer goes out at once, as a burst of logins answered across a
+    // yield would hold every connection's answer at the same time, a peak the allocator
+    // keeps. Yielded before the write state is boxed, for the same reason.
+    if streaming {
+        tokio::task::yield_now().await;
+        outbox.take_more(batch);
+    }
+    // Boxed: a write's state is as large as the rest of the task, and an idle connection,
+    // the common case, should not carry it.
+    Box::pin(write_batch(tx, outbox, batch)).await
 }
 
 /// Writes a batch taken from the outbox in one flush: one syscall for many frames when it is

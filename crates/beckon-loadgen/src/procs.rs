@@ -478,17 +478,41 @@ pub(crate) fn open_files_limit() -> Option<u64> {
     open_files_limits().0
 }
 
-/// Raises this process's soft limit on open files to its hard limit (which only a privileged
-/// process could raise further), so that the servers it starts inherit it too. Returns a line
-/// for the report.
-pub(crate) fn raise_open_files_limit() -> String {
+/// Raises this process's limit on open files so that `wanted` files can be open: the soft
+/// limit to the hard limit, and the hard limit too when `wanted` is above it and this process
+/// is allowed to (a privileged process, up to the kernel's `fs.nr_open`). The servers it starts
+/// inherit the limits. Returns a line for the report.
+pub(crate) fn raise_open_files_limit(wanted: u64) -> String {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
     let show = |l: Option<u64>| l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    let mut refused = String::new();
+    if maximum.is_some_and(|hard| hard < wanted) {
+        let raised = Rlimit {
+            current: Some(wanted),
+            maximum: Some(wanted),
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                return format!(
+                    "open files: soft limit {} and hard limit {} raised to {wanted} (a privileged \
+                 process; `fs.nr_open` bounds it), for this process and the servers it starts",
+                    show(current),
+                    show(maximum)
+                );
+            }
+            Err(e) => {
+                refused = format!(
+                    "; raising the hard limit to {wanted} was refused ({e}: it takes \
+                     CAP_SYS_RESOURCE)"
+                );
+            }
+        }
+    }
     if current == maximum {
         return format!(
             "open files: {} (soft = hard limit; `ulimit -Hn` bounds the sessions one process \
-             can hold)",
+             can hold{refused})",
             show(maximum)
         );
     }
@@ -501,7 +525,8 @@ pub(crate) fn raise_open_files_limit() -> String {
     ) {
         Ok(()) => format!(
             "open files: soft limit raised from {} to the hard limit, {} (`ulimit -Hn`; only a \
-             privileged process can raise that), for this process and the servers it starts",
+             privileged process can raise that{refused}), for this process and the servers it \
+             starts",
             show(current),
             show(maximum)
         ),

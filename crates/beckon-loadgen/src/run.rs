@@ -28,7 +28,18 @@ pub(crate) fn main(opts: &Options, server_bin: &Path) -> Result<(), String> {
     let cpus = cpu_count();
     // Before any thread starts, so all of them inherit the generator's core.
     let pinning = Pinning::apply();
-    let files = procs::raise_open_files_limit();
+    // Every connection of the largest shape, plus the spare files of `check_open_files`.
+    let wanted = [
+        opts.sessions,
+        opts.members + 1,
+        opts.conns * 2,
+        opts.pairs * 2,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0) as u64
+        + 1024;
+    let files = procs::raise_open_files_limit(wanted);
     watch_signals();
     run(opts, server_bin, &pinning, cpus, &files)
 }

@@ -1,16 +1,16 @@
-//! The tokio runtime around the broker core: the accept loops, the broker loop, and one reader
-//! and one writer task per connection.
+//! The tokio runtime around the broker core: the accept loops, the broker loop, and one task
+//! per connection that reads its frames and writes what the loop queues for it.
 //!
 //! ```text
 //!            accept loop ──spawns──▶ connection task (reads frames) ──Input──┐
-//!                                         │ spawns                           ▼
-//!   socket ◀── writer task ◀──OutFrame── broker loop (owns Broker, one timer) ◀── mpsc
+//!                                         ▲                                  ▼
+//!   socket ◀── connection task ◀── outbox ◀──OutFrame── broker loop (owns Broker) ◀── mpsc
 //! ```
 //!
 //! The broker loop (`broker_loop`) is the only owner of the broker, so the hot path takes no
 //! lock. Connection tasks (`connection`) talk to it through one bounded channel (a slow broker
-//! pushes back on readers, and so on clients, through TCP), and it talks to each writer through
-//! an outbox (`outbox`) whose size is bounded by a byte budget the loop enforces itself. The
+//! pushes back on readers, and so on clients, through TCP), and it writes to each connection
+//! through an outbox (`outbox`) whose size is bounded by a byte budget the loop enforces. The
 //! listeners and their accept loops are in `listeners`; this module binds, serves and shuts
 //! down, and holds every bound the runtime keeps, each with its reason.
 

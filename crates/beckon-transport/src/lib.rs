@@ -35,9 +35,12 @@ pub use static_files::{StaticFile, StaticFiles};
 pub use tls::{ClientTls, ServerTls};
 
 use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
@@ -46,6 +49,9 @@ use beckon_proto::codec::{FrameDecoder, length_prefix};
 /// The smallest and largest amount a [`FrameReader`] asks the stream for at once.
 const READ_MIN: usize = 512;
 const READ_MAX: usize = 64 * 1024;
+
+/// What a [`FrameReader`] reads onto the stack while no partial frame is buffered.
+const PROBE: usize = 2048;
 
 /// The least a [`FrameWriter`] allocates at the start of a batch.
 const WRITE_BATCH_START: usize = 4096;
@@ -56,9 +62,8 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Reads whole frames from a byte stream.
 ///
 /// Its buffer adapts to the traffic: a read that fills what was asked for doubles the next
-/// request (up to 64 KiB), one that brings less than a quarter halves it (down to 512 bytes),
-/// and a buffer left empty between frames shrinks back to that size. A busy connection reads in
-/// large chunks; an idle one holds half a kilobyte while it waits.
+/// request (up to 64 KiB), one that brings less than a quarter halves it (down to 512 bytes).
+/// A busy connection reads in large chunks; one waiting between frames holds no buffer.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
@@ -88,15 +93,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
-            if self.buf.is_empty() && self.buf.capacity() > 2 * self.want {
-                // Frames handed out keep their own part of the old allocation alive.
-                self.buf = BytesMut::new();
-            }
-            if self.buf.capacity() - self.buf.len() < self.want {
-                self.buf.reserve(self.want);
-            }
-            let asked = self.buf.capacity() - self.buf.len();
-            let n = self.inner.read_buf(&mut self.buf).await?;
+            let (n, asked) = if self.buf.is_empty() {
+                // Between frames: wait without a buffer (see `poll_between_frames`).
+                let n = std::future::poll_fn(|cx| self.poll_between_frames(cx)).await?;
+                (n, PROBE)
+            } else {
+                if self.buf.capacity() - self.buf.len() < self.want {
+                    self.buf.reserve(self.want);
+                }
+                let asked = self.buf.capacity() - self.buf.len();
+                (self.inner.read_buf(&mut self.buf).await?, asked)
+            };
             if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -111,6 +118,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 self.want = (self.want * 2).min(READ_MAX);
             } else if n < asked / 4 {
                 self.want = (self.want / 2).max(READ_MIN);
+            }
+        }
+    }
+
+    /// Reads while no partial frame is buffered. The read goes to the stack first and only
+    /// what arrived is copied into the buffer, which is freed whenever the stream has nothing
+    /// to give: an idle connection, the common case for a signaling server, holds no read
+    /// buffer at all while it waits. The bytes read; 0 at the end of the stream.
+    fn poll_between_frames(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        // Uninitialised: zeroing it would cost as much as the read on a busy connection.
+        let mut probe = [MaybeUninit::<u8>::uninit(); PROBE];
+        let mut rb = ReadBuf::uninit(&mut probe);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+            Poll::Pending => {
+                // Frames handed out keep their own part of the old allocation alive.
+                self.buf = BytesMut::new();
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let got = rb.filled();
+                if self.buf.capacity() > 2 * self.want.max(PROBE) {
+                    self.buf = BytesMut::new();
+                }
+                self.buf.reserve(self.want.max(got.len()));
+                self.buf.extend_from_slice(got);
+                Poll::Ready(Ok(got.len()))
             }
         }
     }
@@ -224,6 +258,8 @@ pub async fn connect_tcp(addr: impl ToSocketAddrs, max_frame: usize) -> io::Resu
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -245,6 +281,34 @@ mod tests {
         }
         assert!(r.read_frame().await.unwrap().is_none());
         writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reader_waiting_between_frames_holds_no_buffer() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut r = FrameReader::new(b, 1024);
+        let mut w = FrameWriter::new(a);
+        w.write_frame(b"hello", b"").await.unwrap();
+        w.write_frame(b"wor", b"ld").await.unwrap();
+        w.flush().await.unwrap();
+        assert_eq!(&r.read_frame().await.unwrap().unwrap()[..], b"hello");
+        assert!(r.buf.capacity() > 0, "the second frame is buffered");
+        assert_eq!(&r.read_frame().await.unwrap().unwrap()[..], b"world");
+        let waited = tokio::time::timeout(Duration::from_millis(20), r.read_frame()).await;
+        assert!(waited.is_err(), "nothing more was sent");
+        assert_eq!(r.buf.capacity(), 0, "an idle reader holds no buffer");
+        // Half a frame: the reader keeps it while it waits for the rest.
+        let whole = [&length_prefix(6)[..], b"ag"].concat();
+        w.write_frame(b"", b"").await.unwrap();
+        w.flush().await.unwrap();
+        assert_eq!(&r.read_frame().await.unwrap().unwrap()[..], b"");
+        let mut raw = w.inner;
+        raw.write_all(&whole).await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(20), r.read_frame()).await;
+        assert!(waited.is_err(), "the frame is not whole yet");
+        assert!(r.buf.capacity() > 0, "a partial frame is kept");
+        raw.write_all(b"ainx").await.unwrap();
+        assert_eq!(&r.read_frame().await.unwrap().unwrap()[..], b"againx");
     }
 
     #[tokio::test]

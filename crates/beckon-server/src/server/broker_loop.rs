@@ -79,8 +79,6 @@ pub(crate) enum Cause {
     Read(io::Error),
     /// Writing failed.
     Write(io::ErrorKind),
-    /// The writer task ended unexpectedly.
-    WriterEnded,
 }
 
 struct ConnEntry {
@@ -409,9 +407,6 @@ impl BrokerLoop {
                         Cause::Read(e) => debug!(conn = id, %peer, error = %e, "connection lost"),
                         Cause::Write(kind) => {
                             debug!(conn = id, %peer, error = %kind, "connection lost: write failed");
-                        }
-                        Cause::WriterEnded => {
-                            debug!(conn = id, %peer, "connection lost: writer ended")
                         }
                     }
                     self.broker.disconnect(conn, now());

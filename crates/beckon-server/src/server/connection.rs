@@ -1,18 +1,21 @@
 //! The connection tasks: one per accepted connection, which runs the transport handshake, then
-//! reads frames into the broker loop while a writer task beside it writes what the loop sends.
+//! reads frames into the broker loop and writes what the loop queues in its outbox.
 
+use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use beckon_broker::ConnId;
-use beckon_transport::{FrameRx, Incoming, Scheme};
+use beckon_broker::{ConnId, OutFrame};
+use beckon_proto::codec::LENGTH_PREFIX;
+use beckon_transport::{FrameRx, FrameTx, Incoming, Scheme};
 
 use super::broker_loop::{Cause, Input};
-use super::outbox::spawn_writer;
+use super::outbox::{Outbox, Taken, WriterHandle};
 use super::{LINGER, READ_BATCH, SHUTDOWN_DRAIN, SHUTDOWN_LINGER, WRITER_DRAIN};
 
 /// The connection tasks of a serving server.
@@ -55,8 +58,10 @@ impl Connections {
     pub(super) fn spawn(&mut self, scheme: Scheme, incoming: Incoming) {
         self.last += 1;
         let conn = ConnId(self.last);
-        self.tasks
-            .spawn(serve_connection(conn, scheme, incoming, self.link.clone()));
+        // Boxed: an async function's arguments stay in its future for its whole life, and the
+        // accepted connection is only needed until the handshake.
+        let f = serve_connection(conn, scheme, Box::new(incoming), self.link.clone());
+        self.tasks.spawn(f);
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -96,9 +101,12 @@ impl Connections {
     }
 }
 
-/// Runs one connection's transport handshake, then reads its frames into the broker loop, with
-/// a writer task beside it.
-async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Incoming, link: Link) {
+/// Turns in a row the connection task may spend reading before it looks at its outbox.
+const READ_TURNS: u32 = 16;
+
+/// Runs one connection's transport handshake, then reads its frames into the broker loop and
+/// writes what the loop queues for it.
+async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Box<Incoming>, link: Link) {
     let Link {
         handshake_timeout,
         inputs,
@@ -108,10 +116,10 @@ async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Incoming, link
     // The handshake runs here, in the connection's own task and under a deadline, so a peer
     // that never finishes it (a stalled TLS hello, a half-sent HTTP upgrade) costs one idle
     // task and its buffers until the deadline, and holds up nobody else.
-    let (mut rx, tx) =
+    let (mut rx, mut tx) =
         // Boxed: the handshake's state (a WebSocket upgrade's is kilobytes) is freed once it is
         // done, rather than sizing this task for the connection's whole life.
-        match tokio::time::timeout(handshake_timeout, Box::pin(incoming.establish())).await {
+        match tokio::time::timeout(handshake_timeout, Box::pin((*incoming).establish())).await {
             Ok(Ok(Some(pair))) => pair,
             Ok(Ok(None)) => {
                 debug!(conn = conn.0, %peer, %scheme, "answered a plain HTTP request");
@@ -133,88 +141,208 @@ async fn serve_connection(conn: ConnId, scheme: Scheme, incoming: Incoming, link
             }
         };
 
-    let (writer, mut writer_task, mut closed) = spawn_writer(tx);
+    let outbox = Arc::new(Outbox::default());
     let connect = Input::Connect {
         conn,
         peer,
         scheme,
-        writer,
+        writer: WriterHandle::new(outbox.clone()),
     };
     if inputs.send(connect).await.is_err() {
-        writer_task.abort();
         return; // Shutting down.
     }
+    // However this task ends, the loop's further frames are refused (and freed) from then on.
+    let _gone = Gone(&outbox);
 
-    let mut writer_result = None;
-    let cause = loop {
-        tokio::select! {
-            read = rx.read_frame() => match read {
-                Ok(Some(payload)) => {
-                    // Whatever else arrived in the same read goes in the same hand-off.
-                    let input = match rx.try_buffered() {
-                        None => Input::Frame { conn, payload },
-                        Some(second) => {
-                            let mut payloads = vec![payload, second];
-                            while payloads.len() < READ_BATCH {
-                                let Some(next) = rx.try_buffered() else { break };
-                                payloads.push(next);
+    // One task reads and writes: a second task per connection would cost an idle session as
+    // much memory again. A write that stalls (the peer reads nothing) holds up reading too;
+    // such a peer is the slow consumer the loop's byte budget disconnects, and the write is
+    // cut short when it does.
+    let mut batch = VecDeque::new();
+    // Turns in a row that read input; bounded so a peer that keeps sending cannot keep its
+    // own replies from going out.
+    let mut reads_in_row = 0;
+    // Frames in the last batch written.
+    let mut last_batch = 0;
+    let end = loop {
+        let taken = tokio::select! {
+            // In order, which spares drawing a random one on every turn; input first, so the
+            // broker loop hears an acknowledgement before this task writes what it queued.
+            biased;
+            read = rx.read_frame() => {
+                match read {
+                    Ok(Some(payload)) => {
+                        // Whatever else arrived in the same read goes in the same hand-off.
+                        let input = match rx.try_buffered() {
+                            None => Input::Frame { conn, payload },
+                            Some(second) => {
+                                let mut payloads = vec![payload, second];
+                                while payloads.len() < READ_BATCH {
+                                    let Some(next) = rx.try_buffered() else { break };
+                                    payloads.push(next);
+                                }
+                                Input::Frames { conn, payloads }
                             }
-                            Input::Frames { conn, payloads }
+                        };
+                        if inputs.send(input).await.is_err() {
+                            break None; // The broker loop is gone: shutting down.
                         }
-                    };
-                    if inputs.send(input).await.is_err() {
-                        break None; // The broker loop is gone: shutting down.
                     }
+                    Ok(None) => break Some(Cause::Eof),
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        break Some(Cause::Oversized(e.to_string()));
+                    }
+                    Err(e) => break Some(Cause::Read(e)),
                 }
-                Ok(None) => break Some(Cause::Eof),
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    break Some(Cause::Oversized(e.to_string()));
+                reads_in_row += 1;
+                if reads_in_row < READ_TURNS {
+                    continue;
                 }
-                Err(e) => break Some(Cause::Read(e)),
-            },
-            // The broker loop dropped this connection (a close, a slow consumer, a
-            // shutdown): it has forgotten it, so nothing more is read.
-            _ = &mut closed => break None,
-            // A write failed (the writer ends cleanly only after the loop let go).
-            done = &mut writer_task => {
-                let cause = match &done {
-                    Ok(Err(e)) => Cause::Write(e.kind()),
-                    _ => Cause::WriterEnded,
-                };
-                writer_result = Some(done);
-                break Some(cause);
+                reads_in_row = 0;
+                match outbox.try_take(&mut batch) {
+                    Some(taken) => taken,
+                    None => continue,
+                }
             }
+            taken = outbox.take(&mut batch) => taken,
+        };
+        reads_in_row = 0;
+        let streaming = last_batch > 1;
+        last_batch = batch.len();
+        match taken {
+            Taken::Frames => {
+                match gather_and_write(&mut tx, &outbox, &mut batch, streaming).await {
+                    Ok(Written::All) => {}
+                    Ok(Written::Aborted) => return, // A slow consumer, logged by the loop.
+                    Ok(Written::TimedOut) => {
+                        debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
+                        return;
+                    }
+                    Err(e) => break Some(Cause::Write(e.kind())),
+                }
+            }
+            // The loop dropped this connection (a close, a shutdown): it has forgotten it, so
+            // nothing more is read.
+            Taken::Closed => break None,
+            Taken::Aborted => return,
         }
     };
-    if let Some(cause) = cause {
-        // The loop drops the writer's handle when it handles this, so the writer finishes.
+    let write_failed = matches!(end, Some(Cause::Write(_)));
+    if let Some(cause) = end {
+        // The loop drops the writer's handle when it handles this, so the outbox closes.
         let _ = inputs.send(Input::Disconnect { conn, cause }).await;
     }
     drop(inputs);
+    if write_failed {
+        return;
+    }
 
-    // Wait for the writer to flush what is queued and shut its side down, but not forever: a
-    // peer that reads nothing could hold it, and this task, indefinitely.
-    let writer_result = match writer_result {
-        Some(done) => done,
-        // Boxed, like the linger below: what only the end of a connection needs should not
-        // size the task for its whole life.
-        None => match Box::pin(tokio::time::timeout(WRITER_DRAIN, &mut writer_task)).await {
-            Ok(done) => done,
-            Err(_) => {
-                debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
-                writer_task.abort();
-                return;
+    // Flush what the loop still queues until it lets go, then shut our side down; but not
+    // forever: a peer that reads nothing could hold this task indefinitely. Boxed, like the
+    // linger below: what only the end of a connection needs should not size the task for its
+    // whole life.
+    let finish = async {
+        loop {
+            match outbox.take(&mut batch).await {
+                Taken::Frames => match write_batch(&mut tx, &outbox, &mut batch).await? {
+                    Written::All => {}
+                    Written::Aborted | Written::TimedOut => return Ok(false),
+                },
+                Taken::Closed => break,
+                Taken::Aborted => return Ok(false),
             }
-        },
+        }
+        tx.shutdown().await.map(|()| true)
     };
-    match writer_result {
+    match Box::pin(tokio::time::timeout(WRITER_DRAIN, finish)).await {
         // Our side is closed; wait briefly for the peer's close, so unread input cannot turn
         // our close into a reset (TCP) or an abrupt connection close (QUIC) that destroys the
         // frames just written.
-        Ok(Ok(())) => Box::pin(linger(&mut rx, shutting_down)).await,
+        Ok(Ok(true)) => Box::pin(linger(&mut rx, shutting_down)).await,
+        Ok(Ok(false)) => {}
         Ok(Err(e)) => debug!(conn = conn.0, %peer, error = %e, "write failed"),
-        Err(_) => {} // Aborted: a slow consumer, already logged by the loop.
+        Err(_) => {
+            debug!(conn = conn.0, %peer, "writer did not drain in time; dropping its queue");
+        }
     }
+}
+
+/// Marks the outbox when the connection task ends, however it ends.
+struct Gone<'a>(&'a Outbox);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.writer_gone();
+    }
+}
+
+/// How a batch went out when it did not fail.
+enum Written {
+    All,
+    /// The loop dropped the connection as a slow consumer while the write was stalled.
+    Aborted,
+    /// The loop let go of the connection while the write was stalled, and it stayed stalled
+    /// for [`WRITER_DRAIN`].
+    TimedOut,
+}
+
+/// Lets the other tasks that are ready run once before writing what was taken, then adds what
+/// the outbox gathered meanwhile. The task is often woken for its input while the broker loop
+/// is still queueing output for it; writing at once would send that output in two shallow
+/// batches (each a write, a flush and an acknowledgement to handle) where a separate writer
+/// task, woken only by the outbox, sent one.
+async fn gather_and_write(
+    tx: &mut FrameTx,
+    outbox: &Outbox,
+    batch: &mut VecDeque<OutFrame>,
+    streaming: bool,
+) -> io::Result<Written> {
+    // Only once the connection is streaming (its last batch held more than one frame): a
+    // reply or a login's answer goes out at once, as a burst of logins answered across a
+    // yield would hold every connection's answer at the same time, a peak the allocator
+    // keeps. Yielded before the write state is boxed, for the same reason.
+    if streaming {
+        tokio::task::yield_now().await;
+        outbox.take_more(batch);
+    }
+    // Boxed: a write's state is as large as the rest of the task, and an idle connection,
+    // the common case, should not carry it.
+    Box::pin(write_batch(tx, outbox, batch)).await
+}
+
+/// Writes a batch taken from the outbox in one flush: one syscall for many frames when it is
+/// deep. A write that stalls is cut short once the loop aborts the connection, or
+/// [`WRITER_DRAIN`] after it lets go of it.
+async fn write_batch(
+    tx: &mut FrameTx,
+    outbox: &Outbox,
+    batch: &mut VecDeque<OutFrame>,
+) -> io::Result<Written> {
+    let mut written = 0;
+    {
+        let write = async {
+            for frame in batch.drain(..) {
+                written += frame.len() + LENGTH_PREFIX;
+                tx.write_frame(&frame.head, &frame.body).await?;
+            }
+            tx.flush().await
+        };
+        let mut write = std::pin::pin!(write);
+        tokio::select! {
+            biased;
+            done = &mut write => done?,
+            end = outbox.ended() => match end {
+                // Boxed: a rare path, which should not size every connection's task.
+                Taken::Closed => match Box::pin(tokio::time::timeout(WRITER_DRAIN, &mut write)).await {
+                    Ok(done) => done?,
+                    Err(_) => return Ok(Written::TimedOut),
+                },
+                _ => return Ok(Written::Aborted),
+            },
+        }
+    }
+    outbox.written(written, batch);
+    Ok(Written::All)
 }
 
 /// Discards input until the peer closes, for at most [`LINGER`], or [`SHUTDOWN_LINGER`] once

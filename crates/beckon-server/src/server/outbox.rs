@@ -1,40 +1,88 @@
-//! One connection's way out: the [`Outbox`] the broker loop fills, the writer task that empties
-//! it onto the socket, and the loop's [`WriterHandle`] to both.
+//! One connection's way out: the [`Outbox`] the broker loop fills and the connection task
+//! empties onto the socket, and the loop's [`WriterHandle`] to it.
 
 use std::collections::VecDeque;
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use tokio::sync::{Notify, oneshot};
-use tokio::task::{AbortHandle, JoinHandle};
+use std::task::{Context, Poll, Waker};
 
 use beckon_broker::OutFrame;
 use beckon_proto::codec::LENGTH_PREFIX;
-use beckon_transport::FrameTx;
 
 /// A batch left with more room than this is dropped rather than kept for the next one.
 const OUTBOX_KEEP: usize = 64;
 
-/// The frames waiting for one connection's writer task.
+/// The frames waiting to be written to one connection.
 ///
 /// A queue that costs nothing while empty (a channel would hold a block of slots for every
-/// connection, idle or not), and that the writer empties a whole batch at a time. Its size is
-/// bounded by a byte budget the broker loop enforces as it pushes
+/// connection, idle or not), and that the connection task empties a whole batch at a time. Its
+/// size is bounded by a byte budget the broker loop enforces as it pushes
 /// ([`WriterHandle::push_within`]).
 #[derive(Default)]
-struct Outbox {
+pub(super) struct Outbox {
     state: Mutex<OutboxState>,
-    ready: Notify,
+    /// Bytes handed to the connection and not yet written; the loop adds, the connection task
+    /// subtracts.
+    queued: AtomicUsize,
 }
 
 #[derive(Default)]
 struct OutboxState {
     frames: VecDeque<OutFrame>,
-    /// The broker loop is done with the connection: the writer flushes what is left and ends.
+    /// The broker loop is done with the connection: what is queued is flushed, then it ends.
     closed: bool,
-    /// The writer has ended (a write failed, or it was aborted): nothing more is taken.
+    /// The broker loop dropped the connection as a slow consumer: it ends at once, dropping
+    /// what is queued, even in the middle of a write.
+    aborted: bool,
+    /// The connection task has stopped writing (a write failed, or it ended): nothing more
+    /// is taken.
     writer_gone: bool,
+    /// The connection task, to wake when frames arrive in an empty queue or the connection
+    /// ends. One task polls both [`Outbox::take`] and [`Outbox::ended`], so one waker serves
+    /// both, and a future that stops waiting leaves nothing to unregister (a `Notify` would
+    /// link and unlink a waiter on every turn of the task's loop).
+    waker: Option<Waker>,
+    /// How many frames the last batch taken held: the room a queue that starts again from
+    /// nothing reserves at its first push, so a busy connection's queue is allocated once
+    /// per batch instead of regrowing through every doubling.
+    last_batch: u16,
+}
+
+impl OutboxState {
+    fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
+    fn take(&mut self, batch: &mut VecDeque<OutFrame>) -> Option<Taken> {
+        if self.aborted {
+            return Some(Taken::Aborted);
+        }
+        if !self.frames.is_empty() {
+            std::mem::swap(&mut self.frames, batch);
+            self.last_batch = batch.len().min(OUTBOX_KEEP) as u16;
+            return Some(Taken::Frames);
+        }
+        self.closed.then_some(Taken::Closed)
+    }
+
+    fn register(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
+}
+
+/// What [`Outbox::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// Frames to write, swapped into the batch.
+    Frames,
+    /// The loop let go of the connection and everything queued was taken.
+    Closed,
+    /// The loop dropped the connection as a slow consumer.
+    Aborted,
 }
 
 impl Outbox {
@@ -43,102 +91,137 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a frame; gives it back when the writer has ended.
+    /// Queues a frame; gives it back when the connection no longer writes.
     fn push(&self, frame: OutFrame) -> Result<(), OutFrame> {
         let mut st = self.lock();
-        if st.writer_gone {
+        if st.writer_gone || st.aborted {
             return Err(frame);
         }
         let was_empty = st.frames.is_empty();
+        if st.frames.capacity() == 0 {
+            let room = usize::from(st.last_batch);
+            st.frames.reserve(room);
+        }
         st.frames.push_back(frame);
-        drop(st);
         // A non-empty queue has a wake-up pending already, and the writer takes it all.
         if was_empty {
-            self.ready.notify_one();
+            st.wake();
         }
         Ok(())
     }
 
     fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_one();
+        let mut st = self.lock();
+        st.closed = true;
+        st.wake();
     }
 
-    /// Swaps the queued frames into `batch` (which must be empty), waiting for some; `false`
-    /// once the outbox is closed and drained.
-    async fn take(&self, batch: &mut VecDeque<OutFrame>) -> bool {
-        loop {
-            {
-                let mut st = self.lock();
-                if !st.frames.is_empty() {
-                    std::mem::swap(&mut st.frames, batch);
-                    return true;
-                }
-                if st.closed {
-                    return false;
-                }
-            }
-            // A notification between the check and this wait is kept as a permit.
-            self.ready.notified().await;
+    fn abort(&self) {
+        let mut st = self.lock();
+        st.aborted = true;
+        st.frames = VecDeque::new();
+        st.wake();
+    }
+
+    /// Swaps the queued frames into `batch` (which must be empty), waiting for some, or for
+    /// the end. Cancel-safe: nothing is taken unless it returns.
+    pub(super) async fn take(&self, batch: &mut VecDeque<OutFrame>) -> Taken {
+        std::future::poll_fn(|cx| self.poll_take(cx, batch)).await
+    }
+
+    /// What [`take`](Self::take) would return now, without waiting: `None` when it would wait.
+    pub(super) fn try_take(&self, batch: &mut VecDeque<OutFrame>) -> Option<Taken> {
+        self.lock().take(batch)
+    }
+
+    fn poll_take(&self, cx: &Context<'_>, batch: &mut VecDeque<OutFrame>) -> Poll<Taken> {
+        // One lock for the check and the registration: a push in between would be missed.
+        let mut st = self.lock();
+        if let Some(taken) = st.take(batch) {
+            return Poll::Ready(taken);
+        }
+        // About to wait, perhaps for a long time (most connections are idle): the room of
+        // earlier batches goes back to the allocator meanwhile.
+        if st.frames.capacity() > 0 {
+            st.frames = VecDeque::new();
+        }
+        if batch.capacity() > 0 {
+            *batch = VecDeque::new();
+        }
+        // Under the lock: a push after this wakes the task.
+        st.register(cx);
+        Poll::Pending
+    }
+
+    /// Appends to `batch` whatever was queued since [`take`](Self::take) filled it, unless the
+    /// connection was dropped meanwhile.
+    pub(super) fn take_more(&self, batch: &mut VecDeque<OutFrame>) {
+        let mut st = self.lock();
+        if !st.aborted {
+            batch.append(&mut st.frames);
         }
     }
 
-    /// The writer has ended: refuse further frames and free the queued ones.
-    fn writer_gone(&self) {
+    /// Resolves once the loop has let go of the connection (`Closed`) or dropped it as a slow
+    /// consumer (`Aborted`), whatever is still queued: for cutting a stalled write short.
+    pub(super) async fn ended(&self) -> Taken {
+        std::future::poll_fn(|cx| {
+            let mut st = self.lock();
+            if st.aborted {
+                return Poll::Ready(Taken::Aborted);
+            }
+            if st.closed {
+                return Poll::Ready(Taken::Closed);
+            }
+            st.register(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// `written` bytes of taken frames went out.
+    pub(super) fn written(&self, written: usize, batch: &mut VecDeque<OutFrame>) {
+        self.queued.fetch_sub(written, Ordering::Relaxed);
+        if batch.capacity() > OUTBOX_KEEP {
+            *batch = VecDeque::new();
+        }
+    }
+
+    /// The connection no longer writes: refuse further frames and free the queued ones.
+    pub(super) fn writer_gone(&self) {
         let mut st = self.lock();
         st.writer_gone = true;
         st.frames = VecDeque::new();
+        // The task is ending: its waker would keep its memory alive as long as the loop
+        // holds the outbox.
+        st.waker = None;
     }
 }
 
-/// Spawns the writer task of a connection whose sending half is `tx`. Returns the broker
-/// loop's handle to it, the task, and a receiver that resolves once the loop has let go of the
-/// handle, whatever the reason.
-pub(super) fn spawn_writer(
-    tx: FrameTx,
-) -> (
-    WriterHandle,
-    JoinHandle<io::Result<()>>,
-    oneshot::Receiver<()>,
-) {
-    let outbox = Arc::new(Outbox::default());
-    let queued = Arc::new(AtomicUsize::new(0));
-    let task = tokio::spawn(write_frames(outbox.clone(), tx, queued.clone()));
-    let (close_signal, closed) = oneshot::channel();
-    let handle = WriterHandle {
-        outbox,
-        queued,
-        abort: task.abort_handle(),
-        _close_signal: close_signal,
-    };
-    (handle, task, closed)
-}
-
-/// The broker loop's side of one connection's writer.
+/// The broker loop's side of one connection's outbox.
 pub(crate) struct WriterHandle {
     outbox: Arc<Outbox>,
-    /// Bytes handed to the writer and not yet written; the loop adds, the writer subtracts.
-    queued: Arc<AtomicUsize>,
-    /// Stops the writer at once, dropping what it holds (for slow consumers).
-    abort: AbortHandle,
-    /// Never sent: dropped with the loop's entry, it tells the connection task that the loop
-    /// is done with the connection, whatever the reason.
-    _close_signal: oneshot::Sender<()>,
 }
 
 impl WriterHandle {
+    /// A handle to `outbox`; the connection task keeps the other reference.
+    pub(super) fn new(outbox: Arc<Outbox>) -> Self {
+        Self { outbox }
+    }
+
     /// Queues a frame unless that takes the bytes queued and not yet written over `budget`;
     /// then the frame is dropped and the total it would have made is returned.
     pub(super) fn push_within(&self, frame: OutFrame, budget: usize) -> Result<(), usize> {
         let n = frame.len() + LENGTH_PREFIX;
-        // Added before sending so the writer's subtraction can never underflow.
-        let queued = self.queued.fetch_add(n, Ordering::Relaxed) + n;
-        if queued > budget {
-            return Err(queued);
+        let queued = &self.outbox.queued;
+        // Added before queueing so the writer's subtraction can never underflow.
+        let total = queued.fetch_add(n, Ordering::Relaxed) + n;
+        if total > budget {
+            return Err(total);
         }
         if self.outbox.push(frame).is_err() {
-            // The writer has stopped (write error); its connection task reports the disconnect.
-            self.queued.fetch_sub(n, Ordering::Relaxed);
+            // The connection stopped writing (write error); its task reports the disconnect.
+            queued.fetch_sub(n, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -148,52 +231,22 @@ impl WriterHandle {
     pub(super) fn push_unbudgeted(&self, frame: OutFrame) {
         let n = frame.len() + LENGTH_PREFIX;
         // Counted like any frame, or the writer's subtraction would wrap the counter.
-        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.outbox.queued.fetch_add(n, Ordering::Relaxed);
         if self.outbox.push(frame).is_err() {
-            self.queued.fetch_sub(n, Ordering::Relaxed);
+            self.outbox.queued.fetch_sub(n, Ordering::Relaxed);
         }
     }
 
-    /// Stops the writer at once, dropping what is queued (for a slow consumer).
+    /// Ends the connection at once, dropping what is queued (for a slow consumer).
     pub(super) fn abort(&self) {
-        self.abort.abort();
+        self.outbox.abort();
     }
 }
 
 impl Drop for WriterHandle {
-    /// Whatever the reason the loop lets go of a connection, its writer flushes and ends.
+    /// Whatever the reason the loop lets go of a connection, what is queued is flushed and
+    /// the connection ends.
     fn drop(&mut self) {
         self.outbox.close();
     }
-}
-
-/// Writes what the broker loop queues, a batch per flush, until the loop closes the outbox.
-async fn write_frames(
-    outbox: Arc<Outbox>,
-    mut writer: FrameTx,
-    queued: Arc<AtomicUsize>,
-) -> io::Result<()> {
-    /// Marks the outbox when the writer ends, however it ends (an error, or an abort).
-    struct Gone(Arc<Outbox>);
-    impl Drop for Gone {
-        fn drop(&mut self) {
-            self.0.writer_gone();
-        }
-    }
-    let _gone = Gone(outbox.clone());
-    let mut batch = VecDeque::new();
-    while outbox.take(&mut batch).await {
-        let mut written = 0;
-        // The whole queue goes out in one flush: one syscall for many frames when it is deep.
-        for frame in batch.drain(..) {
-            written += frame.len() + LENGTH_PREFIX;
-            writer.write_frame(&frame.head, &frame.body).await?;
-        }
-        writer.flush().await?;
-        queued.fetch_sub(written, Ordering::Relaxed);
-        if batch.capacity() > OUTBOX_KEEP {
-            batch = VecDeque::new();
-        }
-    }
-    writer.shutdown().await
 }

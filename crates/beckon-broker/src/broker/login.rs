@@ -289,6 +289,9 @@ impl<S: Store> Broker<S> {
         for frame in replay {
             self.send(conn, frame);
         }
+        // The resume may have acknowledged everything the session held: then no later
+        // acknowledgement would ask for the stored messages it has not been handed yet.
+        self.top_up(sid);
         Ok(())
     }
 

@@ -23,6 +23,9 @@ struct Cluster {
     reachable: bool,
     /// Whether notices of stored messages are lost on their way (a pub/sub hiccup).
     lose_notices: bool,
+    /// Whether notices wait in `delayed` until [`deliver_notices`](Self::deliver_notices).
+    delay_notices: bool,
+    delayed: Vec<(usize, ClusterIn)>,
     /// Frames a request's node sent to its other connections meanwhile, by (node, conn).
     elsewhere: HashMap<(usize, u64), Vec<server_frame::Kind>>,
     next_request: u64,
@@ -51,6 +54,8 @@ impl Cluster {
             presence: HashMap::new(),
             reachable: true,
             lose_notices: false,
+            delay_notices: false,
+            delayed: Vec::new(),
             elsewhere: HashMap::new(),
             next_request: 1,
         }
@@ -127,10 +132,23 @@ impl Cluster {
                 {
                     let at = self.nodes[held_on].now;
                     let notice = ClusterIn::Stored { app, account };
-                    self.nodes[held_on].broker.handle_cluster(notice, at);
+                    if self.delay_notices {
+                        self.delayed.push((held_on, notice));
+                    } else {
+                        self.nodes[held_on].broker.handle_cluster(notice, at);
+                    }
                 }
             }
         }
+    }
+
+    /// Hands over the notices delayed so far, in the order they were sent.
+    fn deliver_notices(&mut self) {
+        for (node, notice) in std::mem::take(&mut self.delayed) {
+            let at = self.nodes[node].now;
+            self.nodes[node].broker.handle_cluster(notice, at);
+        }
+        self.route();
     }
 
     fn login(&mut self, node: usize, conn: u64, account: &str) {
@@ -550,4 +568,83 @@ fn a_burst_crosses_nodes_exactly_once_in_order() {
     assert_eq!(texts, expected);
     c.ack(1, 2);
     assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// alice (node 0) or carol (node 1) sends bob (node 1) a message.
+    Send(bool),
+    /// bob acknowledges what he has.
+    Ack,
+    /// Notices from now on wait (or arrive at once again).
+    Delay(bool),
+    /// Notices from now on are lost (or arrive again).
+    Lose(bool),
+    /// The delayed notices arrive.
+    Deliver,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => any::<bool>().prop_map(Step::Send),
+        2 => Just(Step::Ack),
+        1 => any::<bool>().prop_map(Step::Delay),
+        1 => any::<bool>().prop_map(Step::Lose),
+        1 => Just(Step::Deliver),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the schedule of sends, acknowledgements and delayed or lost notices, bob gets
+    /// every message once, each sender's in order, once a notice arrives again; and no record
+    /// is left once he acknowledges them.
+    #[test]
+    fn messages_across_nodes_arrive_once_in_order_under_any_schedule(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let mut c = Cluster::new(2);
+        c.login(0, 1, "alice");
+        c.login(1, 2, "bob");
+        c.login(1, 3, "carol");
+        let mut got = Vec::new();
+        let mut sent = [0usize; 2];
+        for s in steps {
+            match s {
+                Step::Send(from_alice) => {
+                    let (node, conn, who) = if from_alice { (0, 1, 0) } else { (1, 3, 1) };
+                    let text = format!("{who}:{}", sent[who]);
+                    sent[who] += 1;
+                    send(&mut c, node, conn, "bob", &text);
+                }
+                Step::Ack => c.ack(1, 2),
+                Step::Delay(on) => c.delay_notices = on,
+                Step::Lose(on) => c.lose_notices = on,
+                Step::Deliver => c.deliver_notices(),
+            }
+            got.extend(messages_in(&c.take(1, 2)));
+        }
+        // Notices flow again: one more message from each sender brings the rest along.
+        c.lose_notices = false;
+        c.delay_notices = false;
+        c.deliver_notices();
+        send(&mut c, 0, 1, "bob", &format!("0:{}", sent[0]));
+        send(&mut c, 1, 3, "bob", &format!("1:{}", sent[1]));
+        sent[0] += 1;
+        sent[1] += 1;
+        for _ in 0..4 {
+            got.extend(messages_in(&c.take(1, 2)));
+            c.ack(1, 2);
+        }
+        got.extend(messages_in(&c.take(1, 2)));
+        for (who, count) in sent.iter().enumerate() {
+            let from = if who == 0 { "alice" } else { "carol" };
+            let texts: Vec<_> = (got.iter().filter(|m| m.0 == from)).map(|m| m.1.clone()).collect();
+            let expected: Vec<_> = (0..*count).map(|i| format!("{who}:{i}")).collect();
+            proptest::prop_assert_eq!(texts, expected);
+        }
+        proptest::prop_assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    }
 }

@@ -648,3 +648,48 @@ proptest::proptest! {
         proptest::prop_assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
     }
 }
+
+#[test]
+fn a_message_acknowledged_while_a_rescan_reads_is_not_handed_over_again() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    send(&mut c, 0, 1, "bob", "m1");
+    let got = messages_in(&c.take(1, 2));
+    assert_eq!(got, vec![("alice".into(), "m1".into(), false)]);
+
+    // m2 is stored by node 0; its notice makes node 1 read bob's queue, which still holds m1.
+    let n = &mut c.nodes[0];
+    let frame = wire::request_frame(500, wire::send_instant("bob", "m2"));
+    n.broker.handle_frame(ConnId(1), &frame, n.now);
+    let ask = c.nodes[0].broker.poll_cluster().expect("where is bob");
+    c.carry_out(0, ask);
+    wire::commit(&mut c.nodes[0].broker);
+    let notice = c.nodes[0].broker.poll_cluster();
+    assert!(
+        matches!(notice, Some(ClusterOut::Stored { .. })),
+        "{notice:?}"
+    );
+    let n = &mut c.nodes[1];
+    let stored = ClusterIn::Stored {
+        app: APP.into(),
+        account: "bob".into(),
+    };
+    n.broker.handle_cluster(stored, n.now);
+    let read = n.broker.poll_store().expect("a read of bob's queue");
+    // bob acknowledges m1 while the read is under way: its deletion follows the read.
+    n.broker
+        .handle_frame(ConnId(2), &wire::ack_all_frame(), n.now);
+    let mut store = n.broker.store().clone();
+    for done in beckon_broker::Store::execute(&mut store, vec![read]) {
+        n.broker.handle_store_done(done);
+    }
+    let got = messages_in(&c.take(1, 2));
+    assert_eq!(
+        got,
+        vec![("alice".into(), "m2".into(), false)],
+        "m1 once only"
+    );
+    c.ack(1, 2);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}

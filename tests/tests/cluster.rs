@@ -209,26 +209,23 @@ async fn an_account_of_a_node_whose_registration_expired_is_offline() {
 
 #[tokio::test]
 async fn what_is_not_cluster_wide_yet_fails_with_1001() {
-    let (_redis, _a, _b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
-    // bob's claim reaches Redis just after his login answer (see docs/cluster.md).
-    alice.await_status_of("bob", "1").await;
-    let id = alice.sdk.message_instant_send("bob", 0, "hello", "");
+    let (_redis, _a, _b, mut alice, _bob) = alice_on_a_bob_on_b().await;
+    alice.sdk.channel_join("room");
     let outcome = alice
         .expect(|e| {
             matches!(
                 e,
-                Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
+                Event::ChannelJoined { .. } | Event::ChannelJoinFailed { .. }
             )
         })
         .await;
     assert_eq!(
         outcome,
-        Event::MessageSendError {
-            message_id: id,
+        Event::ChannelJoinFailed {
+            channel: "room".into(),
             ecode: 1001
         }
     );
-    bob.expect_no_instant_message().await;
 }
 
 #[tokio::test]
@@ -287,6 +284,84 @@ async fn p2p_reaches_the_same_node_and_offline_accounts_wherever_they_log_in() {
     let mut carol = User::new(b.url(), "carol");
     carol.login(&b).await;
     carol.expect_message("alice", "hi carol").await;
+}
+
+/// Waits until every message of `sent` succeeded (any failure fails the test) and `n`
+/// instant messages arrived; those, as (sender, text).
+async fn sent_and_received(u: &mut User, sent: &[String], n: usize) -> Vec<(String, String)> {
+    let mut got = Vec::with_capacity(n);
+    let mut succeeded = 0;
+    while got.len() < n || succeeded < sent.len() {
+        let ev = u
+            .expect(|e| {
+                matches!(
+                    e,
+                    Event::MessageInstantReceive { .. }
+                        | Event::MessageSendSuccess { .. }
+                        | Event::MessageSendError { .. }
+                )
+            })
+            .await;
+        match ev {
+            Event::MessageInstantReceive { account, msg, .. } => got.push((account, msg)),
+            Event::MessageSendSuccess { message_id } if sent.contains(&message_id) => {
+                succeeded += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn p2p_crosses_nodes_both_ways_in_order() {
+    let (_redis, _a, _b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
+    // Claims reach Redis just after the login answers (see docs/cluster.md).
+    alice.await_status_of("bob", "1").await;
+    bob.await_status_of("alice", "1").await;
+    let (mut to_bob, mut to_alice) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        to_bob.push(
+            alice
+                .sdk
+                .message_instant_send("bob", 0, &format!("a{i}"), ""),
+        );
+        to_alice.push(
+            bob.sdk
+                .message_instant_send("alice", 0, &format!("b{i}"), ""),
+        );
+    }
+    let expected = |from: &str, p: &str| {
+        (0..10)
+            .map(|i| (from.to_owned(), format!("{p}{i}")))
+            .collect::<Vec<_>>()
+    };
+    let got = sent_and_received(&mut alice, &to_bob, 10).await;
+    assert_eq!(got, expected("bob", "b"));
+    let got = sent_and_received(&mut bob, &to_alice, 10).await;
+    assert_eq!(got, expected("alice", "a"));
+    bob.expect_no_instant_message().await;
+    alice.expect_no_instant_message().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_200_crosses_nodes_exactly_once_in_order() {
+    let (_redis, _a, _b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
+    alice.await_status_of("bob", "1").await;
+    let ids: Vec<_> = (0..200)
+        .map(|i| {
+            alice
+                .sdk
+                .message_instant_send("bob", 0, &format!("m{i}"), "")
+        })
+        .collect();
+    assert!(sent_and_received(&mut alice, &ids, 0).await.is_empty());
+    let got = sent_and_received(&mut bob, &[], 200).await;
+    let expected: Vec<_> = (0..200)
+        .map(|i| ("alice".to_owned(), format!("m{i}")))
+        .collect();
+    assert_eq!(got, expected);
+    bob.expect_no_instant_message().await;
 }
 
 #[tokio::test]

@@ -38,6 +38,11 @@ pub enum ClusterOut {
         app: String,
         account: String,
     },
+    /// P2P messages for `account` were stored (in the shared store) by this node, which has
+    /// no session of it: the node holding its session, if any, must be told
+    /// ([`ClusterIn::Stored`] there). Losing it delays delivery to the account's next
+    /// session, and loses nothing.
+    Stored { app: String, account: String },
 }
 
 /// What a cluster node's driver tells its broker.
@@ -59,6 +64,9 @@ pub enum ClusterIn {
         query: u64,
         online: Result<bool, String>,
     },
+    /// Another node stored p2p messages for `account`: its session here (if any) reads the
+    /// account's queue again and is handed those it does not hold yet.
+    Stored { app: String, account: String },
 }
 
 /// Presence questions the broker waits for at once, at most: beyond it a `queryUserStatus`

@@ -96,6 +96,11 @@ impl EventStream {
         }
     }
 
+    /// The store positions of the p2p messages the client has not acknowledged.
+    pub(crate) fn records(&self) -> std::collections::HashSet<u64> {
+        self.unacked.iter().filter_map(|r| r.record).collect()
+    }
+
     /// The number and bytes of unacknowledged events.
     pub(crate) fn held(&self) -> (usize, usize) {
         (self.unacked.len(), self.unacked_bytes)
@@ -145,6 +150,15 @@ pub(crate) struct Inbox {
     pub(crate) reading: bool,
     /// A read failed: the rest waits in the store for the account's next session.
     pub(crate) failed: bool,
+    /// Another node of a cluster stored messages for the account: the whole queue is read
+    /// again (a rescan) once no read is under way. Another node's positions come from its own
+    /// block, so they may lie below `cursor`.
+    pub(crate) rescan_pending: bool,
+    /// A rescan under way, to continue after this position.
+    pub(crate) rescan: Option<u64>,
+    /// Positions acknowledged while a read was under way: that read may still return them
+    /// (their deletion follows it), and they must not be handed over again.
+    pub(crate) acked_during_read: Vec<u64>,
 }
 
 impl Inbox {
@@ -156,6 +170,9 @@ impl Inbox {
             behind: true,
             reading: false,
             failed: false,
+            rescan_pending: false,
+            rescan: None,
+            acked_during_read: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Cluster mode, sans-IO: two brokers as two nodes, their cluster outputs carried out by a
 //! presence table standing in for Redis. A login on one node kicks the account's session on
-//! the other (103); `queryUserStatus` sees the whole cluster; what is not cluster-wide yet is
+//! the other (103); `queryUserStatus` sees the whole cluster; p2p messages cross nodes through
+//! the shared store and a notice to the recipient's node; what is not cluster-wide yet is
 //! refused with `GENERAL_E_FAILED` and a `desc` that says so, and changes nothing.
 
 use std::collections::HashMap;
@@ -20,6 +21,13 @@ struct Cluster {
     presence: HashMap<(String, String), (usize, u64)>,
     /// Whether the shared state is reachable; when not, questions fail.
     reachable: bool,
+    /// Whether notices of stored messages are lost on their way (a pub/sub hiccup).
+    lose_notices: bool,
+    /// Whether notices wait in `delayed` until [`deliver_notices`](Self::deliver_notices).
+    delay_notices: bool,
+    delayed: Vec<(usize, ClusterIn)>,
+    /// Frames a request's node sent to its other connections meanwhile, by (node, conn).
+    elsewhere: HashMap<(usize, u64), Vec<server_frame::Kind>>,
     next_request: u64,
 }
 
@@ -45,16 +53,21 @@ impl Cluster {
             nodes,
             presence: HashMap::new(),
             reachable: true,
+            lose_notices: false,
+            delay_notices: false,
+            delayed: Vec::new(),
+            elsewhere: HashMap::new(),
             next_request: 1,
         }
     }
 
-    /// Carries out every node's cluster outputs until none is left (a kick may lead to a
-    /// release).
+    /// Carries out every node's store batches and cluster outputs until none is left (a kick
+    /// may lead to a release, a stored message to a notice, a notice to a read).
     fn route(&mut self) {
         loop {
             let mut any = false;
             for node in 0..self.nodes.len() {
+                wire::commit(&mut self.nodes[node].broker);
                 while let Some(out) = self.nodes[node].broker.poll_cluster() {
                     any = true;
                     self.carry_out(node, out);
@@ -112,7 +125,30 @@ impl Cluster {
                 let answer = ClusterIn::Status { query, online };
                 self.nodes[node].broker.handle_cluster(answer, now);
             }
+            ClusterOut::Stored { app, account } => {
+                let key = (app.clone(), account.clone());
+                if let Some(&(held_on, _)) = self.presence.get(&key)
+                    && !self.lose_notices
+                {
+                    let at = self.nodes[held_on].now;
+                    let notice = ClusterIn::Stored { app, account };
+                    if self.delay_notices {
+                        self.delayed.push((held_on, notice));
+                    } else {
+                        self.nodes[held_on].broker.handle_cluster(notice, at);
+                    }
+                }
+            }
         }
+    }
+
+    /// Hands over the notices delayed so far, in the order they were sent.
+    fn deliver_notices(&mut self) {
+        for (node, notice) in std::mem::take(&mut self.delayed) {
+            let at = self.nodes[node].now;
+            self.nodes[node].broker.handle_cluster(notice, at);
+        }
+        self.route();
     }
 
     fn login(&mut self, node: usize, conn: u64, account: &str) {
@@ -122,8 +158,7 @@ impl Cluster {
 
     fn request(&mut self, node: usize, conn: u64, op: Op) -> pb::Reply {
         let (reply, _) = self.request_all(node, conn, op);
-        let n = &mut self.nodes[node];
-        n.ack(ConnId(conn));
+        self.ack(node, conn);
         reply
     }
 
@@ -145,7 +180,46 @@ impl Cluster {
             .filter(|(c, _)| *c == ConnId(conn))
             .map(|(_, k)| k.clone())
             .collect();
+        self.keep(node, &frames);
         (wire::reply_in(&mine, id).expect("a reply"), frames)
+    }
+
+    /// Keeps frames for [`take`](Self::take).
+    fn keep(&mut self, node: usize, frames: &[(ConnId, server_frame::Kind)]) {
+        for (c, k) in frames {
+            self.elsewhere
+                .entry((node, c.0))
+                .or_default()
+                .push(k.clone());
+        }
+    }
+
+    /// Acknowledges every event `conn` on `node` had; what that hands over is kept.
+    fn ack(&mut self, node: usize, conn: u64) {
+        let n = &mut self.nodes[node];
+        n.broker
+            .handle_frame(ConnId(conn), &wire::ack_all_frame(), n.now);
+        self.route();
+        let frames = wire::drain(&mut self.nodes[node].broker);
+        self.keep(node, &frames);
+    }
+
+    /// Every frame sent to `conn` on `node` so far and not yet taken.
+    fn take(&mut self, node: usize, conn: u64) -> Vec<server_frame::Kind> {
+        self.route();
+        let frames = wire::drain(&mut self.nodes[node].broker);
+        self.keep(node, &frames);
+        self.elsewhere.remove(&(node, conn)).unwrap_or_default()
+    }
+
+    /// Connects `conn` on `node` and logs `account` in; every frame it got (the login answer
+    /// and what was handed over at once).
+    fn login_frames(&mut self, node: usize, conn: u64, account: &str) -> Vec<server_frame::Kind> {
+        let n = &mut self.nodes[node];
+        n.broker.connect(ConnId(conn), n.now);
+        let login = wire::login_frame(APP, account, beckon_proto::NO_TOKEN);
+        n.broker.handle_frame(ConnId(conn), &login, n.now);
+        self.take(node, conn)
     }
 
     fn status(&mut self, node: usize, conn: u64, account: &str) -> pb::Reply {
@@ -324,7 +398,7 @@ fn messages_in(frames: &[server_frame::Kind]) -> Vec<(String, String, bool)> {
 }
 
 #[test]
-fn p2p_reaches_a_recipient_on_the_same_node_or_offline_and_refuses_one_on_another() {
+fn p2p_reaches_a_recipient_on_the_same_node_on_another_or_offline() {
     let mut c = Cluster::new(2);
     c.login(0, 1, "alice");
     c.login(0, 2, "dave");
@@ -355,15 +429,14 @@ fn p2p_reaches_a_recipient_on_the_same_node_or_offline_and_refuses_one_on_anothe
     let got = messages_in(&c.nodes[1].frames_to(ConnId(4)));
     assert_eq!(got, vec![("alice".into(), "hi carol".into(), true)]);
 
-    // Online on another node: refused, and nothing is stored for it.
+    // Online on another node: stored, and delivered there; its acknowledgement there deletes
+    // the record.
     let reply = c.request(0, 1, wire::send_instant("bob", "hi bob"));
-    assert_eq!(reply.code, ErrorCode::GeneralFailed.code(), "{reply:?}");
-    assert!(
-        reply.message.contains("another node") && reply.message.contains("cluster mode"),
-        "{reply:?}"
-    );
+    assert_eq!(reply.code, 0, "{reply:?}");
+    let got = messages_in(&c.nodes[1].frames_to(ConnId(3)));
+    assert_eq!(got, vec![("alice".into(), "hi bob".into(), false)]);
+    c.ack(1, 3);
     assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
-    assert!(messages_in(&c.nodes[1].frames_to(ConnId(3))).is_empty());
 
     // The cluster cannot be asked: refused with the reason.
     c.reachable = false;
@@ -389,4 +462,234 @@ fn a_single_node_broker_asks_nothing_of_a_cluster() {
     assert_eq!(joined.code, 0);
     assert_eq!(d.broker.poll_cluster(), None);
     let _: &Broker<MemoryStore> = &d.broker;
+}
+
+/// Sends `text` from the account on (`node`, `conn`) to `to`; the reply must be a success.
+fn send(c: &mut Cluster, node: usize, conn: u64, to: &str, text: &str) {
+    let reply = c.request(node, conn, wire::send_instant(to, text));
+    assert_eq!(reply.code, 0, "{text}: {reply:?}");
+}
+
+#[test]
+fn p2p_crosses_nodes_both_ways_in_order_exactly_once() {
+    // Node 0's positions lie below node 1's (its block was taken first): alice's messages to
+    // bob land below bob's cursor, bob's to alice above alice's.
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "dave");
+    let (mut to_bob, mut to_alice) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        send(&mut c, 0, 1, "bob", &format!("a{i}"));
+        send(&mut c, 1, 2, "alice", &format!("b{i}"));
+        send(&mut c, 1, 3, "bob", &format!("d{i}"));
+        // Acknowledged now and then only: what a session holds is not handed over again.
+        to_bob.extend(messages_in(&c.take(1, 2)));
+        to_alice.extend(messages_in(&c.take(0, 1)));
+        if i % 3 == 0 {
+            c.ack(1, 2);
+            c.ack(0, 1);
+        }
+    }
+    to_bob.extend(messages_in(&c.take(1, 2)));
+    to_alice.extend(messages_in(&c.take(0, 1)));
+    let texts = |got: &[(String, String, bool)], from: &str| -> Vec<String> {
+        (got.iter().filter(|m| m.0 == from))
+            .map(|m| m.1.clone())
+            .collect()
+    };
+    let expected = |p: &str| (0..20).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    assert_eq!(texts(&to_bob, "alice"), expected("a"));
+    assert_eq!(texts(&to_bob, "dave"), expected("d"));
+    assert_eq!(texts(&to_alice, "bob"), expected("b"));
+    assert_eq!(to_bob.len(), 40, "each message once");
+    assert_eq!(to_alice.len(), 20, "each message once");
+    // Acknowledged on the recipients' nodes: no record is left.
+    c.ack(1, 2);
+    c.ack(0, 1);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    assert!(c.nodes[0].broker.store().messages(APP, "alice").is_empty());
+}
+
+#[test]
+fn a_lost_notice_delays_delivery_and_loses_nothing() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.lose_notices = true;
+    send(&mut c, 0, 1, "bob", "first");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert_eq!(c.nodes[1].broker.store().messages(APP, "bob").len(), 1);
+    // The next notice that arrives makes bob's node read the whole queue: both, in order.
+    c.lose_notices = false;
+    send(&mut c, 0, 1, "bob", "second");
+    let got: Vec<_> = (messages_in(&c.take(1, 2)).into_iter())
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(got, ["first", "second"]);
+
+    // Lost again, and bob logs in anew (on the other node): his new session reads the queue.
+    c.ack(1, 2);
+    c.lose_notices = true;
+    send(&mut c, 0, 1, "bob", "third");
+    let got: Vec<_> = (messages_in(&c.login_frames(0, 3, "bob")).into_iter())
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(got, ["third"]);
+}
+
+#[test]
+fn a_burst_crosses_nodes_exactly_once_in_order() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    let mut got = Vec::new();
+    for i in 0..200 {
+        let n = &mut c.nodes[0];
+        let id = 10_000 + i;
+        let frame = wire::request_frame(id, wire::send_instant("bob", &format!("m{i}")));
+        n.broker.handle_frame(ConnId(1), &frame, n.now);
+        if i % 7 == 0 {
+            got.extend(messages_in(&c.take(1, 2)));
+        }
+        if i % 50 == 0 {
+            c.ack(1, 2);
+        }
+    }
+    c.route();
+    let replies = c.take(0, 1);
+    for id in 10_000..10_200 {
+        let reply = wire::reply_in(&replies, id).expect("a reply");
+        assert_eq!(reply.code, 0, "{reply:?}");
+    }
+    got.extend(messages_in(&c.take(1, 2)));
+    let texts: Vec<_> = got.into_iter().map(|m| m.1).collect();
+    let expected: Vec<_> = (0..200).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+    c.ack(1, 2);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// alice (node 0) or carol (node 1) sends bob (node 1) a message.
+    Send(bool),
+    /// bob acknowledges what he has.
+    Ack,
+    /// Notices from now on wait (or arrive at once again).
+    Delay(bool),
+    /// Notices from now on are lost (or arrive again).
+    Lose(bool),
+    /// The delayed notices arrive.
+    Deliver,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => any::<bool>().prop_map(Step::Send),
+        2 => Just(Step::Ack),
+        1 => any::<bool>().prop_map(Step::Delay),
+        1 => any::<bool>().prop_map(Step::Lose),
+        1 => Just(Step::Deliver),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the schedule of sends, acknowledgements and delayed or lost notices, bob gets
+    /// every message once, each sender's in order, once a notice arrives again; and no record
+    /// is left once he acknowledges them.
+    #[test]
+    fn messages_across_nodes_arrive_once_in_order_under_any_schedule(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let mut c = Cluster::new(2);
+        c.login(0, 1, "alice");
+        c.login(1, 2, "bob");
+        c.login(1, 3, "carol");
+        let mut got = Vec::new();
+        let mut sent = [0usize; 2];
+        for s in steps {
+            match s {
+                Step::Send(from_alice) => {
+                    let (node, conn, who) = if from_alice { (0, 1, 0) } else { (1, 3, 1) };
+                    let text = format!("{who}:{}", sent[who]);
+                    sent[who] += 1;
+                    send(&mut c, node, conn, "bob", &text);
+                }
+                Step::Ack => c.ack(1, 2),
+                Step::Delay(on) => c.delay_notices = on,
+                Step::Lose(on) => c.lose_notices = on,
+                Step::Deliver => c.deliver_notices(),
+            }
+            got.extend(messages_in(&c.take(1, 2)));
+        }
+        // Notices flow again: one more message from each sender brings the rest along.
+        c.lose_notices = false;
+        c.delay_notices = false;
+        c.deliver_notices();
+        send(&mut c, 0, 1, "bob", &format!("0:{}", sent[0]));
+        send(&mut c, 1, 3, "bob", &format!("1:{}", sent[1]));
+        sent[0] += 1;
+        sent[1] += 1;
+        for _ in 0..4 {
+            got.extend(messages_in(&c.take(1, 2)));
+            c.ack(1, 2);
+        }
+        got.extend(messages_in(&c.take(1, 2)));
+        for (who, count) in sent.iter().enumerate() {
+            let from = if who == 0 { "alice" } else { "carol" };
+            let texts: Vec<_> = (got.iter().filter(|m| m.0 == from)).map(|m| m.1.clone()).collect();
+            let expected: Vec<_> = (0..*count).map(|i| format!("{who}:{i}")).collect();
+            proptest::prop_assert_eq!(texts, expected);
+        }
+        proptest::prop_assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    }
+}
+
+#[test]
+fn a_message_acknowledged_while_a_rescan_reads_is_not_handed_over_again() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    send(&mut c, 0, 1, "bob", "m1");
+    let got = messages_in(&c.take(1, 2));
+    assert_eq!(got, vec![("alice".into(), "m1".into(), false)]);
+
+    // m2 is stored by node 0; its notice makes node 1 read bob's queue, which still holds m1.
+    let n = &mut c.nodes[0];
+    let frame = wire::request_frame(500, wire::send_instant("bob", "m2"));
+    n.broker.handle_frame(ConnId(1), &frame, n.now);
+    let ask = c.nodes[0].broker.poll_cluster().expect("where is bob");
+    c.carry_out(0, ask);
+    wire::commit(&mut c.nodes[0].broker);
+    let notice = c.nodes[0].broker.poll_cluster();
+    assert!(
+        matches!(notice, Some(ClusterOut::Stored { .. })),
+        "{notice:?}"
+    );
+    let n = &mut c.nodes[1];
+    let stored = ClusterIn::Stored {
+        app: APP.into(),
+        account: "bob".into(),
+    };
+    n.broker.handle_cluster(stored, n.now);
+    let read = n.broker.poll_store().expect("a read of bob's queue");
+    // bob acknowledges m1 while the read is under way: its deletion follows the read.
+    n.broker
+        .handle_frame(ConnId(2), &wire::ack_all_frame(), n.now);
+    let mut store = n.broker.store().clone();
+    for done in beckon_broker::Store::execute(&mut store, vec![read]) {
+        n.broker.handle_store_done(done);
+    }
+    let got = messages_in(&c.take(1, 2));
+    assert_eq!(
+        got,
+        vec![("alice".into(), "m2".into(), false)],
+        "m1 once only"
+    );
+    c.ack(1, 2);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
 }

@@ -119,6 +119,13 @@ enum NodeMessage {
         account: String,
         session: u64,
     },
+    /// Another node stored p2p messages for the account, which has its session on this node
+    /// (`instance`): read its queue.
+    Stored {
+        instance: String,
+        app: String,
+        account: String,
+    },
 }
 
 /// A node's place in the cluster: its connection, names and health.
@@ -379,7 +386,8 @@ impl ClusterSender {
         let (app, account) = match &out {
             ClusterOut::Claim { app, account, .. }
             | ClusterOut::Release { app, account, .. }
-            | ClusterOut::Status { app, account, .. } => (app, account),
+            | ClusterOut::Status { app, account, .. }
+            | ClusterOut::Stored { app, account } => (app, account),
         };
         let mut h = rustc_hash::FxHasher::default();
         (app, account).hash(&mut h);
@@ -491,6 +499,11 @@ fn node_input(node: &Node, payload: &[u8]) -> Option<ClusterIn> {
             code: ErrorCode::LogoutKicked,
             message: "the account logged in elsewhere".into(),
         }),
+        NodeMessage::Stored {
+            instance,
+            app,
+            account,
+        } => (instance == node.instance).then_some(ClusterIn::Stored { app, account }),
     }
 }
 
@@ -523,6 +536,7 @@ async fn work(
                 query,
                 online: online(&node, &app, &account).await,
             }),
+            ClusterOut::Stored { app, account } => stored(&node, app, account).await,
         };
         if let Some(input) = answer
             && inputs.send(Input::Cluster(input)).await.is_err()
@@ -573,6 +587,39 @@ async fn claim(node: &Node, app: String, account: String, session: u64) -> Optio
     if let Err(e) = node.run::<Value>(&publish).await {
         node.health.failed(&e);
         warn!(error = %e, node = held_on, "cluster: could not tell a node to end a session");
+    }
+    None
+}
+
+/// Tells the node holding the account's session (if any) that messages for it were stored.
+/// A notice that does not arrive loses nothing: the messages are in the store, and the
+/// account's next session reads them.
+async fn stored(node: &Node, app: String, account: String) -> Option<ClusterIn> {
+    let mut get = redis::cmd("GET");
+    get.arg(presence_key(&app, &account));
+    let entry: Option<String> = match node.run(&get).await {
+        Ok(e) => e,
+        Err(e) => {
+            node.health.failed(&e);
+            warn!(error = %e, app, account, "cluster: could not tell where stored messages are for");
+            return None;
+        }
+    };
+    let (held_on, instance, _) = entry.as_deref().and_then(parse_presence)?;
+    if held_on == node.config.node_id && instance == node.instance {
+        return Some(ClusterIn::Stored { app, account }); // Logged in here meanwhile.
+    }
+    let notice = NodeMessage::Stored {
+        instance: instance.to_owned(),
+        app,
+        account,
+    };
+    let payload = serde_json::to_vec(&notice).expect("a notice serialises");
+    let mut publish = redis::cmd("PUBLISH");
+    publish.arg(node_topic(held_on)).arg(payload);
+    if let Err(e) = node.run::<Value>(&publish).await {
+        node.health.failed(&e);
+        warn!(error = %e, node = held_on, "cluster: could not tell a node of stored messages");
     }
     None
 }

@@ -105,6 +105,14 @@ impl<S: Store> Broker<S> {
                     }) => self.send_after_status(&me, recipient, message, online),
                 }
             }
+            ClusterIn::Stored { app, account } => {
+                if let Some(sid) = self.session_of(&app, &account)
+                    && let Some(s) = self.sessions.get_mut(&sid)
+                {
+                    s.inbox.rescan_pending = true;
+                    self.top_up(sid);
+                }
+            }
         }
         self.shrink_tables();
     }
@@ -117,6 +125,15 @@ impl<S: Store> Broker<S> {
                 account: account.to_owned(),
                 session: sid.0,
             });
+        }
+    }
+
+    /// Messages for the account were stored by this node while it had no session here.
+    pub(super) fn cluster_stored(&mut self, app: String, account: String) {
+        if self.config.cluster {
+            self.cluster
+                .outputs
+                .push_back(ClusterOut::Stored { app, account });
         }
     }
 
@@ -195,9 +212,8 @@ impl<S: Store> Broker<S> {
         Ok(true)
     }
 
-    /// The cluster said where a message's recipient is: stored for it when it is offline (or
-    /// has meanwhile logged in here), refused when it is online on another node, which this
-    /// node cannot deliver to yet.
+    /// The cluster said where a message's recipient is: stored for it, and when it is online
+    /// on another node, that node is told to read the account's queue once it is stored.
     fn send_after_status(
         &mut self,
         me: &Caller,
@@ -207,11 +223,7 @@ impl<S: Store> Broker<S> {
     ) {
         let local = self.is_online(&me.app.app_id, &recipient);
         let outcome = match online {
-            Ok(true) if !local => Err(CallError::failed(format!(
-                "{recipient} is online on another node of the cluster: messages between \
-                     nodes are not available in cluster mode yet"
-            ))),
-            Ok(_) => self.accept_message(me, recipient, message),
+            Ok(online) => self.accept_message(me, recipient, message, online && !local),
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {

@@ -205,6 +205,9 @@ impl<S: Store> Broker<S> {
         if records.is_empty() {
             return;
         }
+        if s.inbox.reading {
+            s.inbox.acked_during_read.extend_from_slice(&records);
+        }
         let (app, account) = (s.app.app_id.clone(), s.account.clone());
         for position in records {
             self.delete_message(&app, &account, position);

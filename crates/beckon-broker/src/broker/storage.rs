@@ -67,6 +67,9 @@ pub(super) enum Then {
     Portion {
         sid: SessionId,
         below: u64,
+        /// A rescan (see `Inbox::rescan`): every stored message not held by the session is
+        /// handed over, whatever its position; the cursor stays.
+        rescan: bool,
     },
     /// A session's `_conn_timeout`, read at login.
     ConnTimeout {
@@ -92,6 +95,9 @@ pub(super) enum Awaited {
         online: bool,
         limit: Option<QueueLimit>,
         position: u64,
+        /// In a cluster, for an account without a session on this node: once stored, the
+        /// node holding the account's session (if any) is told to read its queue (the app).
+        notify: Option<String>,
     },
     /// An attribute write; `conn_timeout`: the value, when it is the grace period's.
     AttrSet {
@@ -251,7 +257,10 @@ impl<S: Store> Broker<S> {
         if inbox.reading
             || inbox.failed
             || s.logging_out.is_some()
-            || !(inbox.behind || inbox.tail > inbox.cursor)
+            || !(inbox.behind
+                || inbox.tail > inbox.cursor
+                || inbox.rescan_pending
+                || inbox.rescan.is_some())
         {
             return;
         }
@@ -259,16 +268,25 @@ impl<S: Store> Broker<S> {
         if events > c.max_unacked_events / 8 || bytes > c.max_unacked_bytes / 8 {
             return;
         }
+        // A normal read continues from the cursor; a rescan goes through the whole queue
+        // once it is asked for, after the read under way (if any).
+        if s.inbox.rescan_pending {
+            s.inbox.rescan_pending = false;
+            s.inbox.rescan = Some(0);
+        }
+        let rescan = s.inbox.rescan;
         let op = StoreOp::Messages {
             app: s.app.app_id.clone(),
             account: s.account.to_string(),
-            after: inbox.cursor,
+            after: rescan.unwrap_or(s.inbox.cursor),
             max_count: (c.max_unacked_events / 2).saturating_sub(events).max(1),
             max_bytes: (c.max_unacked_bytes / 2).saturating_sub(bytes).max(1),
         };
         s.inbox.reading = true;
+        s.inbox.acked_during_read.clear();
         let below = self.storage.next_position;
-        self.store_op(op, Then::Portion { sid, below });
+        let rescan = rescan.is_some();
+        self.store_op(op, Then::Portion { sid, below, rescan });
     }
 
     fn continue_with(&mut self, then: Then, answer: Result<StoreAnswer, StoreError>) {
@@ -292,7 +310,7 @@ impl<S: Store> Broker<S> {
                 }
                 self.finish_request(sid, request, via, result);
             }
-            Then::Portion { sid, below } => self.portion(sid, below, answer),
+            Then::Portion { sid, below, rescan } => self.portion(sid, below, rescan, answer),
             Then::ConnTimeout { sid } => match answer {
                 Ok(StoreAnswer::Attr(value)) => {
                     if let Some(s) = self.sessions.get_mut(&sid) {
@@ -325,7 +343,18 @@ impl<S: Store> Broker<S> {
         }
         let answer = answer.map_err(|e| self.store_failed(e))?;
         match (awaited, answer) {
-            (Awaited::Sent { online, .. }, StoreAnswer::Done) => {
+            (
+                Awaited::Sent {
+                    online,
+                    notify,
+                    recipient,
+                    ..
+                },
+                StoreAnswer::Done,
+            ) => {
+                if let Some(app) = notify {
+                    self.cluster_stored(app, recipient);
+                }
                 if online {
                     self.stats.messages_delivered += 1;
                 } else {
@@ -432,7 +461,13 @@ impl<S: Store> Broker<S> {
 
     /// A portion of stored messages for a session: delivered in position order (those past
     /// the app's TTL are dropped), then the next portion is read if the session has room.
-    fn portion(&mut self, sid: SessionId, below: u64, answer: Result<StoreAnswer, StoreError>) {
+    fn portion(
+        &mut self,
+        sid: SessionId,
+        below: u64,
+        rescan: bool,
+        answer: Result<StoreAnswer, StoreError>,
+    ) {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return; // The session ended meanwhile; the messages wait for the next one.
         };
@@ -445,20 +480,43 @@ impl<S: Store> Broker<S> {
         };
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let now_ms = self.unix_ms(self.now);
+        // In a cluster, messages stored by other nodes are found by rescans too, whatever
+        // their positions: none the session holds, or acknowledged meanwhile, is handed over
+        // twice.
+        let (held, acked) = if self.config.cluster {
+            let s = self.sessions.get_mut(&sid);
+            s.map(|s| {
+                (
+                    s.events.records(),
+                    std::mem::take(&mut s.inbox.acked_during_read),
+                )
+            })
+            .unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        let last = messages.last().map(|(p, _)| *p);
         for (position, m) in messages {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return; // Ended (it overflowed): the rest stay stored.
             };
-            if position <= s.inbox.cursor {
+            if held.contains(&position) || acked.contains(&position) {
                 continue;
             }
-            s.inbox.cursor = position;
+            if !rescan {
+                if position <= s.inbox.cursor {
+                    continue;
+                }
+                s.inbox.cursor = position;
+            }
             if m.sent_at_ms.saturating_add(ttl_ms) < now_ms {
                 self.stats.offline_expired += 1;
                 self.delete_message(&app, &account, position);
                 continue;
             }
-            let offline = position < s.inbox.since;
+            // A rescan finds what another node stored while the session was here; positions
+            // from another node's block say nothing of when it was accepted.
+            let offline = !rescan && position < s.inbox.since;
             if offline {
                 self.stats.stored_delivered += 1;
             }
@@ -467,6 +525,11 @@ impl<S: Store> Broker<S> {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        if rescan {
+            // Continued after the last position seen, or done (a new one may be pending).
+            s.inbox.rescan = last.filter(|_| more);
+            return self.top_up(sid);
+        }
         s.inbox.behind = more;
         if !more {
             // Everything accepted before the read was issued is handed over.
@@ -487,11 +550,17 @@ impl<S: Store> Broker<S> {
     /// Queues `message` for `recipient` in the store (write-ahead) and, when the recipient's
     /// session is caught up and has room, hands it over at once; the sender's reply waits for
     /// the record to be stored. Otherwise it waits in the store, under the queue's bound.
+    ///
+    /// `elsewhere`: in a cluster, the recipient has a session on another node; the message is
+    /// stored under a session's bound, and once it is stored that node is told to read the
+    /// account's queue (as it is for an account offline everywhere, in case it has just logged
+    /// in somewhere).
     pub(super) fn accept_message(
         &mut self,
         me: &Caller,
         recipient: String,
         message: StoredMessage,
+        elsewhere: bool,
     ) -> CallResult {
         let app = me.app.clone();
         let c = &self.config;
@@ -507,6 +576,7 @@ impl<S: Store> Broker<S> {
         let limit = match (direct, target) {
             (Some(_), _) => None,
             (None, Some(_)) => Some(self.session_queue_limit(&app)),
+            (None, None) if elsewhere => Some(self.session_queue_limit(&app)),
             (None, None) if !app.offline.enabled => {
                 return Err(CallError::new(
                     ErrorCode::SendMessagePeerOffline,
@@ -517,9 +587,7 @@ impl<S: Store> Broker<S> {
         };
         // For an account without a session, the sender's and the app's quotas of stored
         // messages apply, and the message counts against them until its record is deleted.
-        let cost = target
-            .is_none()
-            .then(|| offline::cost(&recipient, &message));
+        let cost = (target.is_none() && !elsewhere).then(|| offline::cost(&recipient, &message));
         if let Some(cost) = cost {
             (self.offline).check(&app.app_id, &me.account, cost, &app.offline)?;
         }
@@ -536,11 +604,13 @@ impl<S: Store> Broker<S> {
             message: message.clone(),
             limit,
         };
+        let notify = (self.config.cluster && target.is_none()).then(|| app.app_id.clone());
         let awaited = Awaited::Sent {
             recipient,
-            online: target.is_some(),
+            online: target.is_some() || elsewhere,
             limit,
             position,
+            notify,
         };
         let then = self.answer_to(me, Via::Request, awaited);
         self.store_op(put, then);

@@ -76,7 +76,7 @@ impl<S: Store> Broker<S> {
         if self.cluster_holds_message(me, &m.account, &message)? {
             return Ok(()); // Sent once the cluster says where the recipient is.
         }
-        self.accept_message(me, m.account, message)
+        self.accept_message(me, m.account, message, false)
     }
 
     /// Hands a p2p message to a session; its record stays in the store until acknowledged.

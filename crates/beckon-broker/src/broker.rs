@@ -31,6 +31,7 @@ mod admin;
 mod calls;
 mod channels;
 mod cluster;
+mod cluster_channels;
 mod login;
 mod requests;
 mod storage;
@@ -250,6 +251,9 @@ pub struct Broker<S> {
     tallies: Tallies,
     /// What a cluster node waits for from its driver.
     cluster: cluster::ClusterState,
+    /// Channels in cluster mode: the operations waiting for the cluster and the replicas of
+    /// channels with members here.
+    cluster_channels: cluster_channels::ClusterChannels,
 }
 
 impl<S: Store> Broker<S> {
@@ -275,6 +279,7 @@ impl<S: Store> Broker<S> {
             stats: BrokerStats::default(),
             tallies: Tallies::default(),
             cluster: Default::default(),
+            cluster_channels: Default::default(),
             admission: Admission::new(config.admission.clone(), epoch),
             offline: OfflineLedger::default(),
             offline_timer: None,

@@ -43,6 +43,106 @@ pub enum ClusterOut {
     /// ([`ClusterIn::Stored`] there). Losing it delays delivery to the account's next
     /// session, and loses nothing.
     Stored { app: String, account: String },
+    /// A channel operation to carry out on the cluster's shared channel state (see
+    /// [`ChannelOp`]); the outcome comes back as [`ClusterIn::ChannelDone`] with `query`,
+    /// when there is one.
+    Channel {
+        query: Option<u64>,
+        app: String,
+        channel: String,
+        op: ChannelOp,
+    },
+}
+
+/// What a channel operation does in the cluster. Every operation on one channel is carried
+/// out in the order the broker hands them over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelOp {
+    /// `account` (session `session` here) joins: the node must receive the channel's events
+    /// from before the membership is written on, then the membership is written and the
+    /// channel's other members hear of it ([`ChannelEvent::Joined`]). Its answer, the member
+    /// list and attributes, is [`ClusterIn::ChannelJoined`], which arrives in order with the
+    /// channel's events; [`ClusterIn::ChannelDone`] says only whether it failed.
+    Join {
+        account: String,
+        session: u64,
+    },
+    /// `account` (session `session` here) leaves, if that session is its member: members hear
+    /// [`ChannelEvent::Left`]. `ttl_ms`: how long an emptied channel's attributes live
+    /// without `_channel_ttl`; `max_ttl_ms`: at most.
+    Leave {
+        account: String,
+        session: u64,
+        ttl_ms: u64,
+        max_ttl_ms: u64,
+    },
+    /// A channel message: every node with members hands it to them
+    /// ([`ChannelEvent::Message`]).
+    Send {
+        sender: String,
+        msg: String,
+        id: u64,
+    },
+    /// Sets an attribute, within `max_attrs` attributes and `max_bytes` bytes of names and
+    /// values (refused with 1001 beyond them, changing nothing).
+    SetAttr {
+        name: String,
+        value: String,
+        max_attrs: usize,
+        max_bytes: usize,
+        ttl_ms: u64,
+        max_ttl_ms: u64,
+    },
+    DelAttr {
+        name: String,
+    },
+    ClearAttr,
+    /// Members now ([`ChannelAnswer::Num`]).
+    Num,
+    /// Whether `account` is a member ([`ChannelAnswer::IsIn`]).
+    IsIn {
+        account: String,
+    },
+    /// The member count and the latest `max` members, oldest first ([`ChannelAnswer::Users`]).
+    Users {
+        max: usize,
+    },
+}
+
+/// What a channel operation answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelAnswer {
+    Done,
+    Num(usize),
+    IsIn(bool),
+    Users { num: usize, list: Vec<String> },
+}
+
+/// Something that happened in a channel with members on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// `account` joined; `count`: members now; `again`: it was a member already (a new
+    /// session of the account), which its fellow members do not hear about.
+    Joined {
+        account: String,
+        count: usize,
+        again: bool,
+    },
+    Left {
+        account: String,
+        count: usize,
+    },
+    Message {
+        sender: String,
+        msg: String,
+        id: u64,
+    },
+    /// An attribute changed: `kind` is "update", "del" or "clear".
+    Attr {
+        name: String,
+        value: String,
+        kind: String,
+    },
 }
 
 /// What a cluster node's driver tells its broker.
@@ -67,7 +167,41 @@ pub enum ClusterIn {
     /// Another node stored p2p messages for `account`: its session here (if any) reads the
     /// account's queue again and is handed those it does not hold yet.
     Stored { app: String, account: String },
+    /// The outcome of [`ClusterOut::Channel`] `query`: its answer, or why it failed (the
+    /// request fails with that code and reason).
+    ChannelDone {
+        query: u64,
+        result: Result<ChannelAnswer, (ErrorCode, String)>,
+    },
+    /// The answer to a [`ChannelOp::Join`]: `account` is a member now, with `count` members
+    /// in all, the latest of them `members` (oldest first, the joiner included), and the
+    /// channel's attributes. It arrives in order with the channel's events: every event after
+    /// it happened after the join.
+    ChannelJoined {
+        query: u64,
+        app: String,
+        channel: String,
+        account: String,
+        session: u64,
+        count: usize,
+        members: Vec<String>,
+        attrs: Vec<(String, String)>,
+    },
+    /// Something happened in a channel this node has members of.
+    ChannelEvent {
+        app: String,
+        channel: String,
+        event: ChannelEvent,
+    },
 }
+
+/// Channel operations the broker waits for at once, at most: beyond it channel requests are
+/// refused, so clients asking faster than the cluster answers cannot grow the table.
+pub const MAX_PENDING_CHANNEL_OPS: usize = 4_096;
+
+/// Channel operations one session may have waiting for the cluster at once: beyond it its
+/// channel requests are refused, so one client cannot take the whole table.
+pub const MAX_PENDING_CHANNEL_OPS_PER_SESSION: usize = 64;
 
 /// Presence questions the broker waits for at once, at most: beyond it a `queryUserStatus`
 /// is refused, so clients asking faster than the cluster answers cannot grow the table.

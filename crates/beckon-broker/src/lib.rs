@@ -84,7 +84,7 @@ mod store;
 pub use admin::{AdminCall, AdminError, AdminRequest, AdminResponse, Snapshot, Tallies};
 pub use broker::{ADMIN_KICK_MESSAGE, Broker, BrokerStats, CloseReason, Held, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
-pub use cluster::{ClusterIn, ClusterOut};
+pub use cluster::{ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn, ClusterOut};
 pub use config::{
     AdmissionConfig, AppConfig, Apps, BrokerConfig, DEFAULT_MAX_EVENT_BYTES,
     OFFLINE_MESSAGE_OVERHEAD, OfflinePolicy,

@@ -1,13 +1,16 @@
 //! Cluster mode, sans-IO: two brokers as two nodes, their cluster outputs carried out by a
 //! presence table standing in for Redis. A login on one node kicks the account's session on
 //! the other (103); `queryUserStatus` sees the whole cluster; p2p messages cross nodes through
-//! the shared store and a notice to the recipient's node; what is not cluster-wide yet is
-//! refused with `GENERAL_E_FAILED` and a `desc` that says so, and changes nothing.
+//! the shared store and a notice to the recipient's node; channels are one membership over the
+//! nodes (a fake channel table standing in for Redis's, publishing each event once to the
+//! nodes with members); what is not cluster-wide yet is refused with `GENERAL_E_FAILED` and a
+//! `desc` that says so, and changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use beckon_broker::{
-    Apps, Broker, BrokerConfig, ClusterIn, ClusterOut, ConnId, MemoryStore, Recovered,
+    Apps, Broker, BrokerConfig, ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn, ClusterOut,
+    ConnId, MemoryStore, Recovered,
 };
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, request::Op, server_frame};
@@ -29,6 +32,22 @@ struct Cluster {
     /// Frames a request's node sent to its other connections meanwhile, by (node, conn).
     elsewhere: HashMap<(usize, u64), Vec<server_frame::Kind>>,
     next_request: u64,
+    /// The shared channel state: (app, channel) → members and attributes.
+    chans: HashMap<(String, String), FakeChannel>,
+    /// Whether channel operations wait in `held` (the cluster does not answer).
+    hold_channel_ops: bool,
+    held: Vec<(usize, ClusterOut)>,
+    /// Channel events published, and those each node received.
+    publishes: usize,
+    received: Vec<usize>,
+}
+
+/// One channel in the fake shared state.
+#[derive(Debug, Default)]
+struct FakeChannel {
+    /// In join order: (account, node, session).
+    members: Vec<(String, usize, u64)>,
+    attrs: BTreeMap<String, String>,
 }
 
 impl Cluster {
@@ -58,6 +77,11 @@ impl Cluster {
             delayed: Vec::new(),
             elsewhere: HashMap::new(),
             next_request: 1,
+            chans: HashMap::new(),
+            hold_channel_ops: false,
+            held: Vec::new(),
+            publishes: 0,
+            received: vec![0; n],
         }
     }
 
@@ -125,6 +149,13 @@ impl Cluster {
                 let answer = ClusterIn::Status { query, online };
                 self.nodes[node].broker.handle_cluster(answer, now);
             }
+            ClusterOut::Channel { .. } if self.hold_channel_ops => self.held.push((node, out)),
+            ClusterOut::Channel {
+                query,
+                app,
+                channel,
+                op,
+            } => self.channel_op(node, query, app, channel, op),
             ClusterOut::Stored { app, account } => {
                 let key = (app.clone(), account.clone());
                 if let Some(&(held_on, _)) = self.presence.get(&key)
@@ -326,9 +357,40 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
     let mut c = Cluster::new(2);
     c.login(0, 1, "alice");
     c.login(1, 2, "bob");
+    // A session with the server privilege, which the special channels need.
+    let token = beckon_token::mint(
+        b"any certificate: development mode does not check it",
+        &beckon_token::TokenClaims {
+            app_id: APP.into(),
+            account: "backend".into(),
+            issued_at: 0,
+            expires_at: u64::MAX,
+            privileges: beckon_token::Privileges::SERVER,
+        },
+    );
+    let n = &mut c.nodes[0];
+    n.broker.connect(ConnId(3), n.now);
+    n.broker
+        .handle_frame(ConnId(3), &wire::login_frame(APP, "backend", &token), n.now);
+    c.take(0, 3);
     let refused = [
-        (wire::join("room"), "channels"),
         (
+            1,
+            wire::join(beckon_broker::USER_ONLINE_CHANNEL),
+            "special channels",
+        ),
+        (
+            3,
+            wire::join(beckon_broker::USER_ONLINE_CHANNEL),
+            "special channels",
+        ),
+        (
+            3,
+            wire::join(beckon_broker::CHANNEL_EVENT_CHANNEL),
+            "special channels",
+        ),
+        (
+            1,
             Op::Invite(pb::Invite {
                 account: "bob".into(),
                 ..Default::default()
@@ -336,19 +398,25 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
             "calls",
         ),
         (
-            wire::invoke_request("io.agora.signal.channel_query_num", r#"{"name":"room"}"#),
-            "channels",
+            3,
+            wire::invoke_request(beckon_broker::GATEWAY_REGISTER, "{}"),
+            "calls",
         ),
     ];
-    for (op, what) in refused {
+    for (conn, op, what) in refused {
         let is_invoke = matches!(op, Op::Invoke(_));
-        let reply = c.request(0, 1, op);
+        let reply = c.request(0, conn, op);
         let (code, desc) = if is_invoke {
             let r = wire::invoke_result(reply);
             (r.err.parse().expect("an error code"), r.resp)
         } else {
             (reply.code, reply.message)
         };
+        if conn == 1 && what == "special channels" {
+            // Without the privilege: refused as on one node.
+            assert_eq!(code, ErrorCode::JoinChannelForbidden.code(), "{desc}");
+            continue;
+        }
         assert_eq!(code, ErrorCode::GeneralFailed.code(), "{what}");
         assert!(
             desc.contains(what) && desc.contains("cluster mode"),
@@ -356,6 +424,8 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
         );
     }
     assert_eq!(c.nodes[0].broker.channel_count(APP), 0);
+    assert_eq!(c.nodes[0].broker.cluster_replicas(), 0);
+    assert!(c.chans.values().all(|ch| ch.members.is_empty()));
     assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
 }
 
@@ -692,4 +762,744 @@ fn a_message_acknowledged_while_a_rescan_reads_is_not_handed_over_again() {
     );
     c.ack(1, 2);
     assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}
+
+// ---- channels ---------------------------------------------------------------------------------
+
+impl Cluster {
+    /// Carries out a channel operation as the Redis scripts do: check, write, publish.
+    fn channel_op(
+        &mut self,
+        node: usize,
+        query: Option<u64>,
+        app: String,
+        channel: String,
+        op: ChannelOp,
+    ) {
+        let now = self.nodes[node].now;
+        if !self.reachable {
+            if let Some(query) = query {
+                let result = Err((ErrorCode::GeneralFailed, "Redis is unreachable".to_owned()));
+                let done = ClusterIn::ChannelDone { query, result };
+                self.nodes[node].broker.handle_cluster(done, now);
+            }
+            return;
+        }
+        let key = (app.clone(), channel.clone());
+        let c = self.chans.entry(key.clone()).or_default();
+        let result: Result<ChannelAnswer, (ErrorCode, String)> = match op {
+            ChannelOp::Join { account, session } => {
+                let found = c.members.iter().position(|m| m.0 == account);
+                let again = found.is_some();
+                match found {
+                    Some(i) => c.members[i] = (account.clone(), node, session),
+                    None => c.members.push((account.clone(), node, session)),
+                }
+                let count = c.members.len();
+                let members: Vec<String> = c.members.iter().map(|m| m.0.clone()).collect();
+                let members = members[members.len().saturating_sub(200)..].to_vec();
+                let attrs: Vec<(String, String)> = c
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let joined = ClusterIn::ChannelJoined {
+                    query: query.expect("a join waits"),
+                    app: app.clone(),
+                    channel: channel.clone(),
+                    account: account.clone(),
+                    session,
+                    count,
+                    members,
+                    attrs,
+                };
+                self.nodes[node].broker.handle_cluster(joined, now);
+                let event = ChannelEvent::Joined {
+                    account,
+                    count,
+                    again,
+                };
+                self.publish(&key, event, None);
+                Ok(ChannelAnswer::Done)
+            }
+            ChannelOp::Leave {
+                account, session, ..
+            } => {
+                let found = (c.members.iter()).position(|m| *m == (account.clone(), node, session));
+                if let Some(i) = found {
+                    c.members.remove(i);
+                    let count = c.members.len();
+                    self.publish(&key, ChannelEvent::Left { account, count }, Some(node));
+                }
+                Ok(ChannelAnswer::Done)
+            }
+            ChannelOp::Send { sender, msg, id } => {
+                self.publish(&key, ChannelEvent::Message { sender, msg, id }, None);
+                Ok(ChannelAnswer::Done)
+            }
+            ChannelOp::SetAttr {
+                name,
+                value,
+                max_attrs,
+                ..
+            } => {
+                if !c.attrs.contains_key(&name) && c.attrs.len() >= max_attrs {
+                    Err((
+                        ErrorCode::GeneralFailed,
+                        format!("a channel may hold at most {max_attrs} attributes"),
+                    ))
+                } else {
+                    c.attrs.insert(name.clone(), value.clone());
+                    let kind = "update".to_owned();
+                    self.publish(&key, ChannelEvent::Attr { name, value, kind }, None);
+                    Ok(ChannelAnswer::Done)
+                }
+            }
+            ChannelOp::DelAttr { name } => {
+                if c.attrs.remove(&name).is_some() {
+                    let (value, kind) = (String::new(), "del".to_owned());
+                    self.publish(&key, ChannelEvent::Attr { name, value, kind }, None);
+                }
+                Ok(ChannelAnswer::Done)
+            }
+            ChannelOp::ClearAttr => {
+                c.attrs.clear();
+                let (name, value, kind) = (String::new(), String::new(), "clear".to_owned());
+                self.publish(&key, ChannelEvent::Attr { name, value, kind }, None);
+                Ok(ChannelAnswer::Done)
+            }
+            ChannelOp::Num => Ok(ChannelAnswer::Num(c.members.len())),
+            ChannelOp::IsIn { account } => Ok(ChannelAnswer::IsIn(
+                c.members.iter().any(|m| m.0 == account),
+            )),
+            ChannelOp::Users { max } => {
+                let all: Vec<String> = c.members.iter().map(|m| m.0.clone()).collect();
+                let list = all[all.len().saturating_sub(max)..].to_vec();
+                Ok(ChannelAnswer::Users {
+                    num: all.len(),
+                    list,
+                })
+            }
+        };
+        if let Some(query) = query {
+            let now = self.nodes[node].now;
+            let done = ClusterIn::ChannelDone { query, result };
+            self.nodes[node].broker.handle_cluster(done, now);
+        }
+    }
+
+    /// One publish on the channel's topic: each node with members (and `also`, still
+    /// subscribed while its last member leaves) receives it once.
+    fn publish(&mut self, key: &(String, String), event: ChannelEvent, also: Option<usize>) {
+        self.publishes += 1;
+        let mut nodes: Vec<usize> = (self.chans.get(key).into_iter())
+            .flat_map(|c| c.members.iter().map(|m| m.1))
+            .chain(also)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        for node in nodes {
+            self.received[node] += 1;
+            let input = ClusterIn::ChannelEvent {
+                app: key.0.clone(),
+                channel: key.1.clone(),
+                event: event.clone(),
+            };
+            let now = self.nodes[node].now;
+            self.nodes[node].broker.handle_cluster(input, now);
+        }
+    }
+
+    /// Carries out the channel operations held so far.
+    fn release_held(&mut self) {
+        self.hold_channel_ops = false;
+        for (node, out) in std::mem::take(&mut self.held) {
+            self.carry_out(node, out);
+        }
+        self.route();
+    }
+
+    fn members(&self, channel: &str) -> Vec<String> {
+        let key = (APP.to_owned(), channel.to_owned());
+        (self.chans.get(&key).into_iter())
+            .flat_map(|c| c.members.iter().map(|m| m.0.clone()))
+            .collect()
+    }
+
+    fn join(&mut self, node: usize, conn: u64, channel: &str) -> pb::ChannelJoined {
+        let reply = self.request(node, conn, wire::join(channel));
+        assert_eq!(reply.code, 0, "{reply:?}");
+        match reply.result {
+            Some(pb::reply::Result::ChannelJoined(j)) => j,
+            other => panic!("not a join answer: {other:?}"),
+        }
+    }
+
+    fn channel_send(&mut self, node: usize, conn: u64, channel: &str, msg: &str) -> pb::Reply {
+        let op = Op::SendChannelMessage(pb::SendChannelMessage {
+            channel: channel.into(),
+            msg: msg.into(),
+            msg_id: String::new(),
+            force: false,
+        });
+        self.request(node, conn, op)
+    }
+
+    fn invoke(&mut self, node: usize, conn: u64, name: &str, req: &str) -> pb::InvokeResult {
+        let op = wire::invoke_request(&format!("io.agora.signal.{name}"), req);
+        wire::invoke_result(self.request(node, conn, op))
+    }
+}
+
+/// (event kind, channel, account or sender, text) of the channel events among frames.
+fn channel_events(frames: &[server_frame::Kind]) -> Vec<(&'static str, String, String, String)> {
+    use pb::event::Body;
+    frames
+        .iter()
+        .filter_map(|k| match k {
+            server_frame::Kind::Event(pb::Event { body: Some(b), .. }) => match b {
+                Body::ChannelUserJoined(m) => Some((
+                    "joined",
+                    m.channel.clone(),
+                    m.account.clone(),
+                    String::new(),
+                )),
+                Body::ChannelUserLeft(m) => {
+                    Some(("left", m.channel.clone(), m.account.clone(), String::new()))
+                }
+                Body::ChannelMessage(m) => Some((
+                    "message",
+                    m.channel.clone(),
+                    m.sender.clone(),
+                    m.msg.clone(),
+                )),
+                Body::ChannelAttrUpdated(a) => Some((
+                    "attr",
+                    a.channel.clone(),
+                    format!("{}={}", a.name, a.value),
+                    a.r#type.clone(),
+                )),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn ev(
+    kind: &'static str,
+    channel: &str,
+    who: &str,
+    text: &str,
+) -> (&'static str, String, String, String) {
+    (kind, channel.into(), who.into(), text.into())
+}
+
+#[test]
+fn channel_members_counts_and_join_events_span_the_nodes() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    let joined = c.join(0, 1, "room");
+    assert_eq!(joined.accounts, ["alice"]);
+    let joined = c.join(1, 2, "room");
+    assert_eq!(
+        joined.accounts,
+        ["alice", "bob"],
+        "the member list spans the nodes"
+    );
+    assert_eq!(
+        channel_events(&c.take(0, 1)),
+        [ev("joined", "room", "bob", "")],
+        "alice (node 0) hears bob (node 1) join"
+    );
+    assert!(channel_events(&c.take(1, 2)).is_empty(), "not of itself");
+    c.join(0, 1, "room"); // Again: nobody hears of it, nothing doubles.
+    c.join(1, 3, "room");
+    assert_eq!(
+        channel_events(&c.take(0, 1)),
+        [ev("joined", "room", "carol", "")]
+    );
+    assert_eq!(
+        channel_events(&c.take(1, 2)),
+        [ev("joined", "room", "carol", "")]
+    );
+    assert_eq!(c.members("room"), ["alice", "bob", "carol"]);
+
+    // Counts and lists from any node, members or not.
+    let num = c.request(
+        1,
+        3,
+        Op::ChannelQueryUserNum(pb::ChannelQueryUserNum {
+            channel: "room".into(),
+        }),
+    );
+    assert_eq!(
+        num.result,
+        Some(pb::reply::Result::ChannelUserNum(pb::ChannelUserNum {
+            num: 3
+        }))
+    );
+    let is_in = |c: &mut Cluster, account: &str| {
+        let op = Op::ChannelQueryUserIsIn(pb::ChannelQueryUserIsIn {
+            channel: "room".into(),
+            account: account.into(),
+        });
+        match c.request(0, 1, op).result {
+            Some(pb::reply::Result::ChannelIsIn(i)) => i.is_in,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(is_in(&mut c, "carol") && !is_in(&mut c, "dave"));
+    let r = c.invoke(0, 1, "channel_query_userlist", r#"{"name":"room"}"#);
+    assert_eq!(
+        r.resp,
+        r#"{"list":[["alice",0],["bob",0],["carol",0]],"num":3}"#
+    );
+    let r = c.invoke(
+        1,
+        2,
+        "channel_query_userlist_all",
+        r#"{"name":"room","num":1}"#,
+    );
+    assert_eq!(r.resp, r#"{"list":[["carol",0]],"num":3}"#);
+    let r = c.invoke(1, 2, "channel_query_num", r#"{"name":"room"}"#);
+    assert_eq!(r.resp, r#"{"num":3}"#);
+    let r = c.invoke(
+        1,
+        2,
+        "channel_query_user_isin",
+        r#"{"name":"room","account":"bob"}"#,
+    );
+    assert_eq!(r.resp, r#"{"isin":1}"#);
+    assert_eq!(
+        c.nodes[0].broker.cluster_local_members(APP, "room"),
+        ["alice"]
+    );
+    assert_eq!(
+        c.nodes[1].broker.cluster_local_members(APP, "room"),
+        ["bob", "carol"]
+    );
+    assert_eq!(
+        c.nodes[0].broker.channel_count(APP),
+        0,
+        "no single-node channel"
+    );
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+}
+
+#[test]
+fn a_channel_message_is_published_once_and_reaches_every_member_once_in_order() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    for (node, conn) in [(0, 1), (1, 2), (1, 3)] {
+        c.join(node, conn, "room");
+    }
+    for conn in [(0, 1), (1, 2), (1, 3)] {
+        c.take(conn.0, conn.1);
+    }
+    let (publishes, received) = (c.publishes, c.received.clone());
+    for i in 0..20 {
+        assert_eq!(c.channel_send(0, 1, "room", &format!("a{i}")).code, 0);
+        assert_eq!(c.channel_send(1, 2, "room", &format!("b{i}")).code, 0);
+    }
+    assert_eq!(
+        c.publishes - publishes,
+        40,
+        "one publish per message, not per member"
+    );
+    assert_eq!(
+        c.received[0] - received[0],
+        40,
+        "each node receives each message once"
+    );
+    assert_eq!(
+        c.received[1] - received[1],
+        40,
+        "node 1 has two members, gets it once"
+    );
+    for (node, conn) in [(0, 1), (1, 2), (1, 3)] {
+        let got = channel_events(&c.take(node, conn));
+        assert_eq!(
+            got.len(),
+            40,
+            "every member, the sender included, once each"
+        );
+        for sender in ["alice", "bob"] {
+            let texts: Vec<_> = (got.iter().filter(|e| e.2 == sender))
+                .map(|e| e.3.clone())
+                .collect();
+            let p = &sender[..1];
+            let expected: Vec<_> = (0..20).map(|i| format!("{p}{i}")).collect();
+            assert_eq!(texts, expected, "{sender}'s order at conn {conn}");
+        }
+    }
+    assert_eq!(c.nodes[1].broker.stats().channel_deliveries, 80);
+}
+
+#[test]
+fn leave_logout_and_kick_are_seen_on_every_node() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    for (node, conn) in [(0, 1), (1, 2), (1, 3)] {
+        c.join(node, conn, "room");
+    }
+    c.take(0, 1);
+    c.take(1, 2);
+    c.take(1, 3);
+    assert_eq!(c.request(1, 2, wire::leave("room")).code, 0);
+    assert_eq!(
+        channel_events(&c.take(0, 1)),
+        [ev("left", "room", "bob", "")]
+    );
+    assert_eq!(
+        channel_events(&c.take(1, 3)),
+        [ev("left", "room", "bob", "")]
+    );
+    assert!(channel_events(&c.take(1, 2)).is_empty());
+    // Not a member any more: leaving again is refused (600), sending too (400).
+    assert_eq!(
+        c.request(1, 2, wire::leave("room")).code,
+        ErrorCode::LeaveChannelOther.code()
+    );
+    assert_eq!(
+        c.channel_send(1, 2, "room", "x").code,
+        ErrorCode::SendMessageOther.code()
+    );
+    // alice logs out: the others see her leave.
+    assert_eq!(c.request(0, 1, Op::Logout(pb::Logout {})).code, 0);
+    c.route();
+    assert_eq!(
+        channel_events(&c.take(1, 3)),
+        [ev("left", "room", "alice", "")]
+    );
+    assert_eq!(c.members("room"), ["carol"]);
+    assert_eq!(
+        c.nodes[0].broker.cluster_replicas(),
+        0,
+        "node 0 has no member left"
+    );
+    // carol logs in on node 0: her session on node 1 is kicked and leaves the channel.
+    c.login(0, 4, "carol");
+    assert!(c.members("room").is_empty());
+    assert_eq!(c.nodes[1].broker.cluster_replicas(), 0);
+}
+
+#[test]
+fn joining_a_second_channel_leaves_the_first_on_every_node() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.join(0, 1, "one");
+    c.join(1, 2, "one");
+    let joined = c.join(0, 1, "two");
+    assert_eq!(joined.left, ["one"]);
+    assert!(channel_events(&c.take(1, 2)).contains(&ev("left", "one", "alice", "")));
+    assert_eq!(c.members("one"), ["bob"]);
+    assert_eq!(c.members("two"), ["alice"]);
+    assert_eq!(
+        c.nodes[0].broker.cluster_local_members(APP, "one"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn channel_attributes_are_shared_by_the_nodes() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.join(0, 1, "room");
+    c.join(1, 2, "room");
+    c.take(0, 1);
+    c.take(1, 2);
+    assert_eq!(
+        c.request(0, 1, wire::set_channel_attr("room", "topic", "rust"))
+            .code,
+        0
+    );
+    assert_eq!(
+        channel_events(&c.take(1, 2)),
+        [ev("attr", "room", "topic=rust", "update")]
+    );
+    assert_eq!(
+        channel_events(&c.take(0, 1)),
+        [ev("attr", "room", "topic=rust", "update")]
+    );
+    // A new member on either node gets them in its join answer.
+    let joined = c.join(1, 3, "room");
+    let attrs: Vec<_> = joined
+        .attrs
+        .iter()
+        .map(|a| (a.name.as_str(), a.value.as_str()))
+        .collect();
+    assert_eq!(attrs, [("topic", "rust")]);
+    c.take(1, 3);
+    c.take(0, 1);
+    let r = c.invoke(
+        1,
+        3,
+        "channel_del_attr",
+        r#"{"channel":"room","name":"topic"}"#,
+    );
+    assert!(r.err.is_empty(), "{r:?}");
+    assert_eq!(
+        channel_events(&c.take(0, 1)),
+        [ev("attr", "room", "topic=", "del")]
+    );
+    let clear = Op::ChannelClearAttr(pb::ChannelClearAttr {
+        channel: "room".into(),
+    });
+    assert_eq!(c.request(1, 2, clear).code, 0);
+    assert_eq!(
+        channel_events(&c.take(0, 1)),
+        [ev("attr", "room", "=", "clear")]
+    );
+    // `_userNotification` 0, set on node 0, silences joins on node 1 too.
+    assert_eq!(
+        c.request(
+            0,
+            1,
+            wire::set_channel_attr("room", "_userNotification", "0")
+        )
+        .code,
+        0
+    );
+    c.take(1, 2);
+    c.login(0, 5, "dave");
+    c.join(0, 5, "room");
+    assert!(
+        channel_events(&c.take(1, 2)).is_empty(),
+        "{:?}",
+        c.members("room")
+    );
+}
+
+#[test]
+fn bad_channel_requests_get_the_spec_codes_and_change_nothing() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.join(0, 1, "room");
+    let code = |c: &mut Cluster, op: Op| c.request(0, 1, op).code;
+    let long = "x".repeat(129);
+    let cases: Vec<(Op, ErrorCode)> = vec![
+        (wire::join(""), ErrorCode::GeneralWrongParam),
+        (wire::join(&long), ErrorCode::GeneralLargeParam),
+        (wire::join("_reserved"), ErrorCode::GeneralWrongParam),
+        (
+            wire::join("_agora_user_online"),
+            ErrorCode::JoinChannelForbidden,
+        ),
+        (wire::leave(""), ErrorCode::GeneralWrongParam),
+        (wire::leave("elsewhere"), ErrorCode::LeaveChannelOther),
+        (
+            wire::set_channel_attr("room", "_member_num", "3"),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            wire::set_channel_attr("room", &long, "v"),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            wire::set_channel_attr("room", "n", &"v".repeat(8097)),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            wire::set_channel_attr("other", "n", "v"),
+            ErrorCode::GeneralFailed,
+        ),
+        (
+            Op::SendChannelMessage(pb::SendChannelMessage {
+                channel: "room".into(),
+                msg: "x".repeat(8193),
+                msg_id: String::new(),
+                force: false,
+            }),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            Op::SendChannelMessage(pb::SendChannelMessage {
+                channel: "other".into(),
+                msg: "x".into(),
+                msg_id: String::new(),
+                force: false,
+            }),
+            ErrorCode::SendMessageOther,
+        ),
+        (
+            Op::SendChannelMessage(pb::SendChannelMessage {
+                channel: "room".into(),
+                msg: "x".into(),
+                msg_id: String::new(),
+                force: true,
+            }),
+            ErrorCode::SendMessageOther,
+        ),
+        (
+            Op::ChannelQueryUserIsIn(pb::ChannelQueryUserIsIn {
+                channel: "room".into(),
+                account: String::new(),
+            }),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            Op::ChannelQueryUserNum(pb::ChannelQueryUserNum {
+                channel: "_agora_channel_event".into(),
+            }),
+            ErrorCode::JoinChannelForbidden,
+        ),
+    ];
+    let publishes = c.publishes;
+    for (op, want) in cases {
+        let what = format!("{op:?}");
+        assert_eq!(code(&mut c, op), want.code(), "{what}");
+    }
+    let r = c.invoke(0, 1, "channel_query_num", r#"{"channel":"room"}"#);
+    assert_eq!(r.err, "1004");
+    assert_eq!(c.publishes, publishes, "nothing reached the channel");
+    assert_eq!(c.members("room"), ["alice"]);
+    assert!(c.members("other").is_empty());
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+}
+
+#[test]
+fn channel_limits_hold_in_cluster_mode() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.join(0, 1, "room");
+    // 60 channel messages per second per user: the 61st is 402.
+    for i in 0..60 {
+        assert_eq!(c.channel_send(0, 1, "room", &format!("m{i}")).code, 0);
+    }
+    assert_eq!(
+        c.channel_send(0, 1, "room", "too many").code,
+        ErrorCode::SendMessageRateLimit.code()
+    );
+    // The app's attribute count holds across nodes (the shared state checks it).
+    for i in 0..256 {
+        let set = wire::set_channel_attr("room", &format!("a{i}"), "v");
+        assert_eq!(c.request(0, 1, set).code, 0);
+    }
+    let reply = c.request(0, 1, wire::set_channel_attr("room", "one-more", "v"));
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    assert!(
+        reply.message.contains("at most 256 attributes"),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn channels_fail_with_1001_while_redis_is_unreachable_and_nothing_is_half_done() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.join(1, 2, "room");
+    c.take(1, 2);
+    c.reachable = false;
+    let reply = c.request(0, 1, wire::join("room"));
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    assert!(reply.message.contains("Redis is unreachable"), "{reply:?}");
+    assert_eq!(c.nodes[0].broker.cluster_replicas(), 0);
+    let reply = c.request(1, 2, wire::leave("room"));
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    assert_eq!(
+        c.nodes[1].broker.cluster_local_members(APP, "room"),
+        ["bob"],
+        "still a member"
+    );
+    assert_eq!(
+        c.channel_send(1, 2, "room", "hi").code,
+        ErrorCode::GeneralFailed.code()
+    );
+    let reply = c.request(1, 2, wire::set_channel_attr("room", "a", "b"));
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    let r = c.invoke(0, 1, "channel_query_userlist", r#"{"name":"room"}"#);
+    assert_eq!(r.err, "1001", "{r:?}");
+    assert!(channel_events(&c.take(1, 2)).is_empty());
+    // Back: everything works again, and the membership is as it was.
+    c.reachable = true;
+    assert_eq!(c.members("room"), ["bob"]);
+    assert_eq!(c.join(0, 1, "room").accounts, ["bob", "alice"]);
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+    assert_eq!(c.nodes[1].broker.cluster_channel_ops(), 0);
+}
+
+#[test]
+fn channel_requests_waiting_for_the_cluster_are_bounded_per_session() {
+    use beckon_broker::cluster::MAX_PENDING_CHANNEL_OPS_PER_SESSION as MAX;
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(0, 2, "bob");
+    c.hold_channel_ops = true;
+    let n = &mut c.nodes[0];
+    for i in 0..MAX as u64 + 10 {
+        let op = Op::ChannelQueryUserNum(pb::ChannelQueryUserNum {
+            channel: "room".into(),
+        });
+        n.broker
+            .handle_frame(ConnId(1), &wire::request_frame(1_000 + i, op), n.now);
+    }
+    c.route();
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), MAX);
+    assert_eq!(c.held.len(), MAX, "the rest never reached the cluster");
+    let replies = c.take(0, 1);
+    for i in MAX as u64..MAX as u64 + 10 {
+        let reply = wire::reply_in(&replies, 1_000 + i).expect("refused at once");
+        assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+        assert!(
+            reply.message.contains("waiting for the cluster"),
+            "{reply:?}"
+        );
+    }
+    // Another session is not starved by it.
+    let (reply_id, op) = (5_000, wire::join("room"));
+    let n = &mut c.nodes[0];
+    n.broker
+        .handle_frame(ConnId(2), &wire::request_frame(reply_id, op), n.now);
+    c.route();
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), MAX + 1);
+    // The cluster answers: every request is answered once, and the table is empty.
+    c.release_held();
+    let replies = c.take(0, 1);
+    for i in 0..MAX as u64 {
+        let reply = wire::reply_in(&replies, 1_000 + i).expect("a reply");
+        assert_eq!(reply.code, 0, "{reply:?}");
+    }
+    let bob = c.take(0, 2);
+    assert_eq!(wire::reply_in(&bob, reply_id).map(|r| r.code), Some(0));
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+}
+
+#[test]
+fn a_join_whose_session_ended_while_it_waited_is_undone() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.join(1, 2, "room");
+    c.hold_channel_ops = true;
+    let n = &mut c.nodes[0];
+    n.broker.handle_frame(
+        ConnId(1),
+        &wire::request_frame(77, wire::join("room")),
+        n.now,
+    );
+    c.route();
+    // alice logs in elsewhere: her session here ends before the join is carried out.
+    c.hold_channel_ops = false;
+    c.login(1, 3, "alice");
+    c.release_held();
+    assert_eq!(
+        c.members("room"),
+        ["bob"],
+        "the late membership was taken out again"
+    );
+    assert_eq!(c.nodes[0].broker.cluster_replicas(), 0);
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
 }

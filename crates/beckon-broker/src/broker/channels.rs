@@ -481,6 +481,9 @@ impl<S: Store> Broker<S> {
     /// Takes an ending session out of every channel (members see it leave) and tells
     /// `_agora_user_online`; on shutdown nobody is told anything.
     pub(super) fn leave_all_channels(&mut self, sid: SessionId, reason: EndReason) {
+        if self.config.cluster {
+            self.cluster_leave_all(sid, reason);
+        }
         let Some(s) = self.sessions.get(&sid) else {
             return;
         };

@@ -1,6 +1,6 @@
 //! The broker's side of cluster mode: claims and releases of accounts, kicks from other nodes,
 //! presence questions only the cluster can answer, and the requests that are refused because
-//! they are not cluster-wide yet.
+//! they are not cluster-wide yet. Channels are `cluster_channels`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -105,6 +105,9 @@ impl<S: Store> Broker<S> {
                     }) => self.send_after_status(&me, recipient, message, online),
                 }
             }
+            ClusterIn::ChannelDone { .. }
+            | ClusterIn::ChannelJoined { .. }
+            | ClusterIn::ChannelEvent { .. } => self.handle_cluster_channel(input),
             ClusterIn::Stored { app, account } => {
                 if let Some(sid) = self.session_of(&app, &account)
                     && let Some(s) = self.sessions.get_mut(&sid)
@@ -115,6 +118,11 @@ impl<S: Store> Broker<S> {
             }
         }
         self.shrink_tables();
+    }
+
+    /// Queues an output for the driver.
+    pub(super) fn cluster_out(&mut self, out: ClusterOut) {
+        self.cluster.outputs.push_back(out);
     }
 
     /// A session of the account opened here: the cluster hears of it.
@@ -249,6 +257,7 @@ impl<S: Store> Broker<S> {
             | Op::GetUserAttr(_)
             | Op::GetUserAttrAll(_)
             | Op::SendInstantMessage(_) => return None,
+            // Cluster-wide through the cluster's channel state (`cluster_channels`).
             Op::ChannelJoin(_)
             | Op::ChannelLeave(_)
             | Op::ChannelSetAttr(_)
@@ -256,7 +265,7 @@ impl<S: Store> Broker<S> {
             | Op::ChannelClearAttr(_)
             | Op::SendChannelMessage(_)
             | Op::ChannelQueryUserNum(_)
-            | Op::ChannelQueryUserIsIn(_) => "channels",
+            | Op::ChannelQueryUserIsIn(_) => return None,
             Op::Invite(_)
             | Op::InviteAccept(_)
             | Op::InviteRefuse(_)
@@ -281,7 +290,7 @@ impl<S: Store> Broker<S> {
             | Function::ChannelUsers(..)
             | Function::SetChannelAttr(..)
             | Function::DelChannelAttr(..)
-            | Function::ClearChannelAttr(_) => "channels",
+            | Function::ClearChannelAttr(_) => return None,
             Function::RegisterGateway => "calls",
         };
         Some(not_cluster_wide(what))

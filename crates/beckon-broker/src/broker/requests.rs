@@ -70,7 +70,11 @@ impl<S: Store> Broker<S> {
             }
             Some(op) => match self.cluster_refuses(&op) {
                 Some(refused) => Answer::Now(Err(refused)),
-                None => self.run_op(&me, op),
+                None => match self.cluster_channel_request(&me, op) {
+                    Ok(Some(refused)) => Answer::Now(refused),
+                    Ok(None) => Answer::Later,
+                    Err(op) => self.run_op(&me, op),
+                },
             },
         };
         if let Answer::Now(result) = answer {
@@ -163,6 +167,10 @@ impl<S: Store> Broker<S> {
     fn run_function(&mut self, me: &Caller, f: Function) -> CallResult<Option<Response>> {
         let done = |r: CallResult| r.map(|()| Some(Response::Done));
         let later = |r: CallResult| r.map(|()| None);
+        let f = match self.cluster_channel_function(me, f) {
+            Ok(answer) => return answer,
+            Err(f) => f,
+        };
         match f {
             Function::UserStatus(account) => Ok(self
                 .user_status(me, &account, Via::Invoke)?

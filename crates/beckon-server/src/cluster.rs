@@ -40,6 +40,8 @@ use beckon_proto::ErrorCode;
 use crate::config::{ClusterConfig, ClusterUrl};
 use crate::server::Input;
 
+mod channels;
+
 /// The version of what nodes keep in Redis and say to each other. A node refuses to join a
 /// cluster that records another.
 pub(crate) const PROTOCOL_VERSION: &str = "1";
@@ -135,6 +137,8 @@ pub(crate) struct Node {
     /// Random per process: tells this run of the node from an earlier one with the same id.
     instance: String,
     health: Arc<ClusterHealth>,
+    /// The channel topics this node listens to.
+    subscriptions: channels::Subscriptions,
 }
 
 impl std::fmt::Debug for Node {
@@ -216,6 +220,7 @@ impl Node {
             config,
             instance,
             health,
+            subscriptions: channels::Subscriptions::default(),
         };
         node.check_version().await?;
         node.register().await?;
@@ -388,6 +393,8 @@ impl ClusterSender {
             | ClusterOut::Release { app, account, .. }
             | ClusterOut::Status { app, account, .. }
             | ClusterOut::Stored { app, account } => (app, account),
+            // A channel's operations run in order on one worker.
+            ClusterOut::Channel { app, channel, .. } => (app, channel),
         };
         let mut h = rustc_hash::FxHasher::default();
         (app, account).hash(&mut h);
@@ -441,37 +448,48 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
     loop {
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&topic).await?;
-            Ok::<_, RedisError>(pubsub)
+            let (mut sink, stream) = client.get_async_pubsub().await?.split();
+            sink.subscribe(&topic).await?;
+            Ok::<_, RedisError>((sink, stream))
         };
-        let pubsub = match tokio::time::timeout(node.config.redis_timeout, connected).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                node.health.failed(&format!("subscribing to {topic}: {e}"));
-                tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
-                continue;
-            }
-            Err(_) => {
-                node.health
-                    .failed(&format!("subscribing to {topic}: timed out"));
-                tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
-                continue;
-            }
-        };
+        let (sink, mut messages) =
+            match tokio::time::timeout(node.config.redis_timeout, connected).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    node.health.failed(&format!("subscribing to {topic}: {e}"));
+                    tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
+                    continue;
+                }
+                Err(_) => {
+                    node.health
+                        .failed(&format!("subscribing to {topic}: timed out"));
+                    tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
+                    continue;
+                }
+            };
+        if let Err(e) = node.subscriptions.connected(sink).await {
+            node.health
+                .failed(&format!("subscribing to the channels again: {e}"));
+            tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
+            continue;
+        }
         debug!(%topic, "cluster: subscribed");
-        let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
                 continue;
             };
-            let Some(input) = node_input(&node, &payload) else {
+            let input = match channels::input(&node, msg.get_channel_name(), &payload) {
+                Some(input) => input,
+                None => node_input(&node, &payload),
+            };
+            let Some(input) = input else {
                 continue;
             };
             if inputs.send(Input::Cluster(input)).await.is_err() {
                 return; // The broker loop is gone.
             }
         }
+        node.subscriptions.disconnected();
         warn!(%topic, "cluster: the subscription ended; resubscribing");
         tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
     }
@@ -537,6 +555,12 @@ async fn work(
                 online: online(&node, &app, &account).await,
             }),
             ClusterOut::Stored { app, account } => stored(&node, app, account).await,
+            ClusterOut::Channel {
+                query,
+                app,
+                channel,
+                op,
+            } => channels::run(&node, query, app, channel, op).await,
         };
         if let Some(input) = answer
             && inputs.send(Input::Cluster(input)).await.is_err()

@@ -1,0 +1,622 @@
+//! Cluster mode's channels on Redis (see `docs/cluster.md`, "Channels").
+//!
+//! - **state**: a channel's keys share one hash tag, `beckon:chan:{<len(app)>:<app>:<channel>}`:
+//!   `:members` (sorted set: account, scored by join order), `:sessions` (hash: account →
+//!   `<node>/<instance>/<session>`), `:seq` (the join counter) and `:attrs` (hash: name →
+//!   value). Joins, leaves and attribute writes are Lua scripts: each checks, writes and
+//!   publishes its event in one step, so an event's place among the channel's events is the
+//!   place of its write.
+//! - **topics**: `beckon:chan:<len(app)>:<app>:<channel>` carries the channel's events (joins,
+//!   leaves, messages, attribute changes); only nodes with members subscribe to it, and each
+//!   hands what it receives to its own members. A channel message is one `PUBLISH`.
+//! - **joins**: the node subscribes to the channel's topic before the join script runs, and the
+//!   script publishes the joiner's answer (member list, attributes) on the node's own topic
+//!   just before the join event: the subscription connection delivers both in order with the
+//!   channel's events, so the new member gets every event after its join and none before.
+//!
+//! The operations of one channel run on one worker, in order (see `ClusterSender::send`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use redis::Value;
+use redis::aio::PubSubSink;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use beckon_broker::{ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn};
+use beckon_proto::ErrorCode;
+
+use super::Node;
+
+/// Members a join hands over (SPEC §7: the latest 200).
+const JOIN_LIST_LEN: usize = 200;
+
+/// The prefix of every channel topic.
+const TOPIC_PREFIX: &str = "beckon:chan:";
+
+/// `KEYS`: members, sessions, seq, attrs. `ARGV`: account, session entry, channel topic, node
+/// topic, instance, query, app, channel, session, list length.
+const JOIN_SCRIPT: &str = r"
+local prev = redis.call('HGET', KEYS[2], ARGV[1])
+local state = 'new'
+if prev == ARGV[2] then state = 'same' elseif prev then state = 'again' end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if state == 'new' then
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('ZADD', KEYS[1], seq, ARGV[1])
+end
+redis.call('PERSIST', KEYS[4])
+local count = redis.call('ZCARD', KEYS[1])
+local members = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[10]) - 1)
+local attrs = redis.call('HGETALL', KEYS[4])
+redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'chan_joined', instance = ARGV[5],
+  query = ARGV[6], app = ARGV[7], channel = ARGV[8], account = ARGV[1], session = ARGV[9],
+  count = count, members = members, attrs = attrs}))
+redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'join', account = ARGV[1], count = count,
+  again = (state ~= 'new')}))
+return state
+";
+
+/// How long an emptied channel's attributes live: `_channel_ttl` seconds, else `ARGV[d]` ms,
+/// at most `ARGV[m]` ms (`KEYS[a]`: the attributes).
+const TTL_FN: &str = r"
+local function ttl_of(attrs, default_ms, max_ms)
+  local ttl = tonumber(default_ms)
+  local set = tonumber(redis.call('HGET', attrs, '_channel_ttl') or '')
+  if set then ttl = set * 1000 end
+  return math.min(ttl, tonumber(max_ms))
+end
+local function expire(attrs, ttl)
+  if ttl <= 0 then redis.call('DEL', attrs) else redis.call('PEXPIRE', attrs, ttl) end
+end
+";
+
+/// `KEYS`: members, sessions, seq, attrs. `ARGV`: account, session entry, channel topic,
+/// default TTL ms, max TTL ms. Returns the members left, or -1 when that session was not a
+/// member.
+const LEAVE_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return -1 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+local count = redis.call('ZCARD', KEYS[1])
+if count == 0 then
+  redis.call('DEL', KEYS[3])
+  expire(KEYS[4], ttl_of(KEYS[4], ARGV[4], ARGV[5]))
+end
+redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'leave', account = ARGV[1], count = count}))
+return count
+";
+
+/// `KEYS`: members, attrs. `ARGV`: name, value, max attributes, max bytes, default TTL ms, max
+/// TTL ms, channel topic. Returns `ok`, or why the write was refused.
+const SET_ATTR_SCRIPT: &str = r"
+local all = redis.call('HGETALL', KEYS[2])
+local exists = false
+local bytes = #ARGV[1] + #ARGV[2]
+for i = 1, #all, 2 do
+  if all[i] == ARGV[1] then exists = true else bytes = bytes + #all[i] + #all[i + 1] end
+end
+if not exists and #all / 2 >= tonumber(ARGV[3]) then return 'attrs' end
+if bytes > tonumber(ARGV[4]) then return 'bytes ' .. bytes end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  expire(KEYS[2], ttl_of(KEYS[2], ARGV[5], ARGV[6]))
+end
+redis.call('PUBLISH', ARGV[7], cjson.encode({t = 'attr', name = ARGV[1], value = ARGV[2],
+  kind = 'update'}))
+return 'ok'
+";
+
+/// `KEYS`: attrs. `ARGV`: name, channel topic.
+const DEL_ATTR_SCRIPT: &str = r"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], cjson.encode({t = 'attr', name = ARGV[1], value = '',
+    kind = 'del'}))
+end
+return 'ok'
+";
+
+/// `KEYS`: members, attrs. `ARGV`: channel topic.
+const CLEAR_ATTR_SCRIPT: &str = r"
+local had = redis.call('DEL', KEYS[2])
+if had == 1 or redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PUBLISH', ARGV[1], cjson.encode({t = 'attr', name = '', value = '',
+    kind = 'clear'}))
+end
+return 'ok'
+";
+
+/// `KEYS`: members. `ARGV`: how many. The count and the latest members, latest first.
+const USERS_SCRIPT: &str = r"
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)}
+";
+
+/// The channel topics this node is subscribed to, with its members of each, and the sink
+/// of its subscription connection (while it is connected).
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    topics: Mutex<HashMap<String, usize>>,
+    sink: Mutex<Option<PubSubSink>>,
+}
+
+impl Subscriptions {
+    fn sink(&self) -> Option<PubSubSink> {
+        self.sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn members(&self, topic: &str) -> Option<usize> {
+        (self.topics.lock().unwrap_or_else(PoisonError::into_inner))
+            .get(topic)
+            .copied()
+    }
+
+    fn set_members(&self, topic: &str, n: usize) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        topics.insert(topic.to_owned(), n);
+    }
+
+    /// The subscription connection (re)connected: every channel topic with members here is
+    /// subscribed again on it, and it takes the new subscriptions from now on.
+    pub(crate) async fn connected(&self, mut sink: PubSubSink) -> Result<(), String> {
+        let topics: Vec<String> = (self.topics.lock().unwrap_or_else(PoisonError::into_inner))
+            .keys()
+            .cloned()
+            .collect();
+        if !topics.is_empty() {
+            sink.subscribe(&topics).await.map_err(|e| e.to_string())?;
+        }
+        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+        Ok(())
+    }
+
+    /// The subscription connection is gone.
+    pub(crate) fn disconnected(&self) {
+        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// The hash tag of a channel's keys; the app's length keeps app and channel apart whatever
+/// they contain.
+fn tag(app: &str, channel: &str) -> String {
+    format!("{{{}:{app}:{channel}}}", app.len())
+}
+
+fn key(app: &str, channel: &str, what: &str) -> String {
+    format!("beckon:chan:{}:{what}", tag(app, channel))
+}
+
+fn topic(app: &str, channel: &str) -> String {
+    format!("{TOPIC_PREFIX}{}:{app}:{channel}", app.len())
+}
+
+/// (app, channel) of a channel topic.
+fn parse_topic(topic: &str) -> Option<(&str, &str)> {
+    let rest = topic.strip_prefix(TOPIC_PREFIX)?;
+    let (len, rest) = rest.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    let app = rest.get(..len)?;
+    let channel = rest.get(len..)?.strip_prefix(':')?;
+    Some((app, channel))
+}
+
+/// What the failure of a channel operation's Redis command says to the caller.
+fn unreachable(node: &Node, e: &str) -> (ErrorCode, String) {
+    node.health.failed(e);
+    (
+        ErrorCode::GeneralFailed,
+        format!("the cluster's Redis is unreachable ({e}); nothing was changed, try again later"),
+    )
+}
+
+/// An event on a channel topic, as the scripts and the message publisher write it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Wire {
+    Join {
+        account: String,
+        count: usize,
+        again: bool,
+    },
+    Leave {
+        account: String,
+        count: usize,
+    },
+    Msg {
+        sender: String,
+        msg: String,
+        id: u64,
+    },
+    Attr {
+        name: String,
+        value: String,
+        kind: String,
+    },
+}
+
+/// A join's answer on the joining node's topic (written by the join script).
+#[derive(Debug, Deserialize)]
+struct Joined {
+    #[serde(rename = "type")]
+    kind: String,
+    instance: String,
+    query: String,
+    app: String,
+    channel: String,
+    account: String,
+    session: String,
+    count: usize,
+    /// Latest first; `{}` when empty (Lua's JSON encoder cannot tell an empty list).
+    members: serde_json::Value,
+    /// Flat name, value pairs; `{}` when empty.
+    attrs: serde_json::Value,
+}
+
+fn strings(v: serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|i| match i {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What a message on one of this node's subscriptions says about channels: `None` when it is
+/// not about channels (a node topic's other messages).
+pub(crate) fn input(node: &Node, topic: &str, payload: &[u8]) -> Option<Option<ClusterIn>> {
+    if let Some((app, channel)) = parse_topic(topic) {
+        let event = match serde_json::from_slice::<Wire>(payload) {
+            Ok(Wire::Join {
+                account,
+                count,
+                again,
+            }) => ChannelEvent::Joined {
+                account,
+                count,
+                again,
+            },
+            Ok(Wire::Leave { account, count }) => ChannelEvent::Left { account, count },
+            Ok(Wire::Msg { sender, msg, id }) => ChannelEvent::Message { sender, msg, id },
+            Ok(Wire::Attr { name, value, kind }) => ChannelEvent::Attr { name, value, kind },
+            Err(e) => {
+                warn!(error = %e, %topic, "cluster: a channel event this node does not understand");
+                return Some(None);
+            }
+        };
+        return Some(Some(ClusterIn::ChannelEvent {
+            app: app.to_owned(),
+            channel: channel.to_owned(),
+            event,
+        }));
+    }
+    let joined: Joined = serde_json::from_slice(payload).ok()?;
+    if joined.kind != "chan_joined" {
+        return None;
+    }
+    if joined.instance != node.instance {
+        return Some(None); // For an earlier run of this node.
+    }
+    let (Ok(query), Ok(session)) = (joined.query.parse(), joined.session.parse()) else {
+        return Some(None);
+    };
+    let mut members = strings(joined.members);
+    members.reverse();
+    let flat = strings(joined.attrs);
+    let attrs = flat
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    Some(Some(ClusterIn::ChannelJoined {
+        query,
+        app: joined.app,
+        channel: joined.channel,
+        account: joined.account,
+        session,
+        count: joined.count,
+        members,
+        attrs,
+    }))
+}
+
+/// Carries out one channel operation; the broker's answer, when it waits for one.
+pub(crate) async fn run(
+    node: &Node,
+    query: Option<u64>,
+    app: String,
+    channel: String,
+    op: ChannelOp,
+) -> Option<ClusterIn> {
+    let result = match op {
+        ChannelOp::Join { account, session } => {
+            join(node, query.unwrap_or(0), &app, &channel, &account, session).await
+        }
+        ChannelOp::Leave {
+            account,
+            session,
+            ttl_ms,
+            max_ttl_ms,
+        } => {
+            leave(
+                node,
+                query.is_none(),
+                &app,
+                &channel,
+                &account,
+                session,
+                ttl_ms,
+                max_ttl_ms,
+            )
+            .await
+        }
+        ChannelOp::Send { sender, msg, id } => {
+            let payload = message_payload(&sender, &msg, id);
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(topic(&app, &channel)).arg(payload);
+            ok_done(node, node.run::<Value>(&publish).await)
+        }
+        ChannelOp::SetAttr {
+            name,
+            value,
+            max_attrs,
+            max_bytes,
+            ttl_ms,
+            max_ttl_ms,
+        } => {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(format!("{TTL_FN}{SET_ATTR_SCRIPT}"))
+                .arg(2)
+                .arg(key(&app, &channel, "members"))
+                .arg(key(&app, &channel, "attrs"))
+                .arg(&name)
+                .arg(&value)
+                .arg(max_attrs)
+                .arg(max_bytes)
+                .arg(ttl_ms)
+                .arg(max_ttl_ms)
+                .arg(topic(&app, &channel));
+            match node.run::<String>(&eval).await {
+                Ok(r) if r == "ok" => ok_done(node, Ok(())),
+                Ok(r) if r == "attrs" => Err((
+                    ErrorCode::GeneralFailed,
+                    format!("a channel may hold at most {max_attrs} attributes"),
+                )),
+                Ok(r) => Err((
+                    ErrorCode::GeneralFailed,
+                    format!(
+                        "{channel}'s attributes would take {} bytes; a channel holds at most \
+                         {max_bytes} bytes of attribute names and values",
+                        r.trim_start_matches("bytes ")
+                    ),
+                )),
+                Err(e) => Err(unreachable(node, &e)),
+            }
+        }
+        ChannelOp::DelAttr { name } => {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(DEL_ATTR_SCRIPT)
+                .arg(1)
+                .arg(key(&app, &channel, "attrs"))
+                .arg(&name)
+                .arg(topic(&app, &channel));
+            ok_done(node, node.run::<Value>(&eval).await)
+        }
+        ChannelOp::ClearAttr => {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(CLEAR_ATTR_SCRIPT)
+                .arg(2)
+                .arg(key(&app, &channel, "members"))
+                .arg(key(&app, &channel, "attrs"))
+                .arg(topic(&app, &channel));
+            ok_done(node, node.run::<Value>(&eval).await)
+        }
+        ChannelOp::Num => {
+            let mut zcard = redis::cmd("ZCARD");
+            zcard.arg(key(&app, &channel, "members"));
+            answered(node, node.run::<usize>(&zcard).await).map(ChannelAnswer::Num)
+        }
+        ChannelOp::IsIn { account } => {
+            let mut zscore = redis::cmd("ZSCORE");
+            zscore.arg(key(&app, &channel, "members")).arg(&account);
+            answered(node, node.run::<Option<f64>>(&zscore).await)
+                .map(|s| ChannelAnswer::IsIn(s.is_some()))
+        }
+        ChannelOp::Users { max } => {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(USERS_SCRIPT)
+                .arg(1)
+                .arg(key(&app, &channel, "members"))
+                .arg(max);
+            answered(node, node.run::<(usize, Vec<String>)>(&eval).await).map(|(num, mut list)| {
+                list.reverse();
+                ChannelAnswer::Users { num, list }
+            })
+        }
+    };
+    query.map(|query| ClusterIn::ChannelDone { query, result })
+}
+
+fn answered<T>(node: &Node, r: Result<T, String>) -> Result<T, (ErrorCode, String)> {
+    match r {
+        Ok(v) => {
+            node.health.ok();
+            Ok(v)
+        }
+        Err(e) => Err(unreachable(node, &e)),
+    }
+}
+
+fn ok_done<T>(node: &Node, r: Result<T, String>) -> Result<ChannelAnswer, (ErrorCode, String)> {
+    answered(node, r).map(|_| ChannelAnswer::Done)
+}
+
+/// Subscribes the node to the channel's topic (if it is not yet), then writes the membership;
+/// the answer itself arrives on the subscription.
+async fn join(
+    node: &Node,
+    query: u64,
+    app: &str,
+    channel: &str,
+    account: &str,
+    session: u64,
+) -> Result<ChannelAnswer, (ErrorCode, String)> {
+    let topic = topic(app, channel);
+    let subs = &node.subscriptions;
+    let had = subs.members(&topic);
+    if had.is_none() {
+        let Some(mut sink) = subs.sink() else {
+            return Err((
+                ErrorCode::GeneralFailed,
+                "this node's subscription to the cluster's Redis is down; try again later".into(),
+            ));
+        };
+        // Recorded first, so that a resubscription after a reconnect includes it.
+        subs.set_members(&topic, 0);
+        if let Err(e) = sink.subscribe(&topic).await {
+            drop_topic(node, &topic).await;
+            return Err(unreachable(node, &e.to_string()));
+        }
+    }
+    let entry = super::presence_value(&node.config.node_id, &node.instance, session);
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(JOIN_SCRIPT)
+        .arg(4)
+        .arg(key(app, channel, "members"))
+        .arg(key(app, channel, "sessions"))
+        .arg(key(app, channel, "seq"))
+        .arg(key(app, channel, "attrs"))
+        .arg(account)
+        .arg(&entry)
+        .arg(&topic)
+        .arg(super::node_topic(&node.config.node_id))
+        .arg(&node.instance)
+        .arg(query.to_string())
+        .arg(app)
+        .arg(channel)
+        .arg(session.to_string())
+        .arg(JOIN_LIST_LEN);
+    match node.run::<String>(&eval).await {
+        Ok(state) => {
+            node.health.ok();
+            if state != "same" {
+                let n = subs.members(&topic).unwrap_or(0);
+                subs.set_members(&topic, n + 1);
+            }
+            Ok(ChannelAnswer::Done)
+        }
+        Err(e) => {
+            if subs.members(&topic) == Some(0) {
+                drop_topic(node, &topic).await;
+            }
+            Err(unreachable(node, &e))
+        }
+    }
+}
+
+/// Takes a member out; `forced`: the member is gone from this node whatever Redis says (its
+/// session ended), so it no longer counts here either way.
+#[allow(clippy::too_many_arguments)]
+async fn leave(
+    node: &Node,
+    forced: bool,
+    app: &str,
+    channel: &str,
+    account: &str,
+    session: u64,
+    ttl_ms: u64,
+    max_ttl_ms: u64,
+) -> Result<ChannelAnswer, (ErrorCode, String)> {
+    let topic = topic(app, channel);
+    let entry = super::presence_value(&node.config.node_id, &node.instance, session);
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(format!("{TTL_FN}{LEAVE_SCRIPT}"))
+        .arg(4)
+        .arg(key(app, channel, "members"))
+        .arg(key(app, channel, "sessions"))
+        .arg(key(app, channel, "seq"))
+        .arg(key(app, channel, "attrs"))
+        .arg(account)
+        .arg(&entry)
+        .arg(&topic)
+        .arg(ttl_ms)
+        .arg(max_ttl_ms);
+    let result = node.run::<i64>(&eval).await;
+    if let Err(e) = &result {
+        warn!(error = %e, app, channel, account, "cluster: could not take a member out of a channel");
+    }
+    if result.is_ok() || forced {
+        let n = subs_left(node, &topic);
+        if n == 0 {
+            drop_topic(node, &topic).await;
+        }
+    }
+    answered(node, result).map(|_| ChannelAnswer::Done)
+}
+
+/// One member fewer here; how many are left.
+fn subs_left(node: &Node, topic: &str) -> usize {
+    let n = node
+        .subscriptions
+        .members(topic)
+        .unwrap_or(0)
+        .saturating_sub(1);
+    node.subscriptions.set_members(topic, n);
+    n
+}
+
+/// Forgets a topic without members here and unsubscribes from it.
+async fn drop_topic(node: &Node, topic: &str) {
+    let subs = &node.subscriptions;
+    (subs.topics.lock().unwrap_or_else(PoisonError::into_inner)).remove(topic);
+    if let Some(mut sink) = subs.sink()
+        && let Err(e) = sink.unsubscribe(topic).await
+    {
+        warn!(error = %e, %topic, "cluster: could not unsubscribe from a channel");
+    }
+}
+
+/// A channel message as published.
+fn message_payload(sender: &str, msg: &str, id: u64) -> Vec<u8> {
+    let wire = Wire::Msg {
+        sender: sender.to_owned(),
+        msg: msg.to_owned(),
+        id,
+    };
+    serde_json::to_vec(&wire).expect("a message serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_round_trip_and_keep_app_and_channel_apart() {
+        assert_eq!(parse_topic(&topic("a:b", "c")), Some(("a:b", "c")));
+        assert_eq!(parse_topic(&topic("a", "b:c")), Some(("a", "b:c")));
+        assert_ne!(topic("a:b", "c"), topic("a", "b:c"));
+        assert_ne!(key("a:b", "c", "members"), key("a", "b:c", "members"));
+        assert_eq!(parse_topic("beckon:node:x"), None);
+        assert_eq!(parse_topic("beckon:chan:99:a:b"), None);
+    }
+
+    #[test]
+    fn a_message_round_trips() {
+        let payload = message_payload("alice", "hi", u64::MAX);
+        match serde_json::from_slice::<Wire>(&payload).unwrap() {
+            Wire::Msg { sender, msg, id } => {
+                assert_eq!(
+                    (sender.as_str(), msg.as_str(), id),
+                    ("alice", "hi", u64::MAX)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -57,7 +57,8 @@ impl Cluster {
         let now = std::time::Instant::now();
         let nodes = (0..n)
             .map(|i| {
-                let mut config = BrokerConfig::new(Apps::development(), [i as u8 + 1; 32]);
+                // One configuration for every node, its server secret included.
+                let mut config = BrokerConfig::new(Apps::development(), [1; 32]);
                 config.cluster = true;
                 let mut broker = Broker::new(config, store.clone(), now, 1_700_000_000_000);
                 // Each node takes its own block of positions, as from the Redis store.
@@ -1122,7 +1123,21 @@ fn a_channel_message_is_published_once_and_reaches_every_member_once_in_order() 
         "node 1 has two members, gets it once"
     );
     for (node, conn) in [(0, 1), (1, 2), (1, 3)] {
-        let got = channel_events(&c.take(node, conn));
+        let frames = c.take(node, conn);
+        // Message ids are unique across the nodes: clients drop an id they have seen.
+        let mut ids: Vec<u64> = (frames.iter())
+            .filter_map(|k| match k {
+                server_frame::Kind::Event(pb::Event {
+                    body: Some(pb::event::Body::ChannelMessage(m)),
+                    ..
+                }) => Some(m.server_msg_id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 40, "40 distinct message ids");
+        let got = channel_events(&frames);
         assert_eq!(
             got.len(),
             40,

@@ -472,10 +472,13 @@ impl<S: Store> Broker<S> {
                 ));
             }
         }
+        // Unique across the cluster: a position of this node's block, which no node shares
+        // (the run's counter alone repeats on every node, and clients drop repeated ids).
+        let position = self.take_position();
         let op = ChannelOp::Send {
             sender: me.account.to_string(),
             msg: m.msg,
-            id: self.message_id(),
+            id: self.p2p_message_id(position),
         };
         self.ask_channel(me, &m.channel, op, |w| Pending::Plain { w }, Via::Request)
     }

@@ -1,0 +1,382 @@
+//! Channels in cluster mode end to end: two nodes in this process sharing a real
+//! `redis-server` that the test starts on a free 127.0.0.1 port (persistence off), with
+//! members on both nodes.
+//!
+//! `redis-server` must be installed (`.ci/run` installs it); without it these tests fail
+//! with a message that says so.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use beckon_sdk::Event;
+use beckon_server::ClusterConfig;
+use beckon_tests::{TIMEOUT, TestServer, User, unused_addr};
+
+/// A `redis-server` of the test's own, killed when dropped.
+struct Redis {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let addr = unused_addr();
+        let bin = std::env::var("BECKON_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {bin:?} ({e}): the cluster tests need redis-server on PATH \
+                     (or BECKON_REDIS_SERVER); .ci/run installs it"
+                )
+            });
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server on {addr} did not listen within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Redis { child, addr }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn start_node(redis: &Redis, id: &str) -> TestServer {
+    let cluster = ClusterConfig {
+        node_id: id.to_owned(),
+        node_ttl: Duration::from_millis(1_500),
+        redis_timeout: Duration::from_millis(500),
+        ..ClusterConfig::new(&format!("redis://{}", redis.addr)).expect("a redis URL")
+    };
+    TestServer::start_with(move |c| c.set_cluster(Some(cluster))).await
+}
+
+/// A Redis, nodes "a" and "b" on it, alice logged in on a, bob and carol on b.
+async fn three_on_two_nodes() -> (Redis, TestServer, TestServer, User, User, User) {
+    let redis = Redis::start().await;
+    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
+    let mut alice = User::new(a.url(), "alice");
+    alice.login(&a).await;
+    let mut bob = User::new(b.url(), "bob");
+    bob.login(&b).await;
+    let mut carol = User::new(b.url(), "carol");
+    carol.login(&b).await;
+    (redis, a, b, alice, bob, carol)
+}
+
+fn joined(channel: &str, account: &str) -> Event {
+    Event::ChannelUserJoined {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+    }
+}
+
+fn left(channel: &str, account: &str) -> Event {
+    Event::ChannelUserLeaved {
+        channel: channel.into(),
+        account: account.into(),
+        uid: 0,
+    }
+}
+
+fn is_member_event(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::ChannelUserJoined { .. } | Event::ChannelUserLeaved { .. }
+    )
+}
+
+#[tokio::test]
+async fn members_join_events_and_counts_span_the_nodes() {
+    let (_redis, a, _b, mut alice, mut bob, mut carol) = three_on_two_nodes().await;
+    assert_eq!(alice.join("room").await, ["alice"]);
+    assert_eq!(bob.join("room").await, ["alice", "bob"]);
+    alice
+        .expect_eq(is_member_event, joined("room", "bob"))
+        .await;
+    assert_eq!(carol.join("room").await, ["alice", "bob", "carol"]);
+    alice
+        .expect_eq(is_member_event, joined("room", "carol"))
+        .await;
+    bob.expect_eq(is_member_event, joined("room", "carol"))
+        .await;
+
+    // Counts and lists from a node with one member, asked by a non-member.
+    let mut dave = User::new(a.url(), "dave");
+    dave.login(&a).await;
+    dave.sdk.channel_query_user_num("room");
+    let num = dave
+        .expect(|e| matches!(e, Event::ChannelQueryUserNumResult { .. }))
+        .await;
+    assert_eq!(
+        num,
+        Event::ChannelQueryUserNumResult {
+            channel: "room".into(),
+            ecode: 0,
+            num: 3
+        }
+    );
+    let list = dave
+        .signal_ok("channel_query_userlist", r#"{"name":"room"}"#)
+        .await;
+    assert_eq!(
+        list,
+        serde_json::json!({"num": 3, "list": [["alice", 0], ["bob", 0], ["carol", 0]]})
+    );
+    let is_in = dave
+        .signal_ok(
+            "channel_query_user_isin",
+            r#"{"name":"room","account":"bob"}"#,
+        )
+        .await;
+    assert_eq!(is_in, serde_json::json!({"isin": 1}));
+}
+
+#[tokio::test]
+async fn a_channel_message_reaches_members_on_both_nodes_once_in_order() {
+    let (_redis, _a, _b, mut alice, mut bob, mut carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    carol.join("room").await;
+    const N: usize = 30;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(alice.sdk.message_channel_send("room", &format!("a{i}"), ""));
+        ids.push(bob.sdk.message_channel_send("room", &format!("b{i}"), ""));
+    }
+    // alice and bob each sent N; every send succeeds.
+    for (u, sends) in [(&mut alice, N), (&mut bob, N), (&mut carol, 0)] {
+        let mut got: Vec<(String, String)> = Vec::new();
+        let mut succeeded = 0;
+        while got.len() < 2 * N || succeeded < sends {
+            let ev = u
+                .expect(|e| {
+                    matches!(
+                        e,
+                        Event::MessageChannelReceive { .. }
+                            | Event::MessageSendSuccess { .. }
+                            | Event::MessageSendError { .. }
+                    )
+                })
+                .await;
+            match ev {
+                Event::MessageChannelReceive { account, msg, .. } => got.push((account, msg)),
+                Event::MessageSendSuccess { message_id } => {
+                    assert!(ids.contains(&message_id));
+                    succeeded += 1;
+                }
+                other => panic!("{}: a send failed: {other:?}", u.account),
+            }
+        }
+        for (sender, p) in [("alice", "a"), ("bob", "b")] {
+            let texts: Vec<_> = (got.iter().filter(|g| g.0 == sender))
+                .map(|g| g.1.clone())
+                .collect();
+            let expected: Vec<_> = (0..N).map(|i| format!("{p}{i}")).collect();
+            assert_eq!(texts, expected, "{}: {sender}'s messages", u.account);
+        }
+        // Nothing more: no message twice.
+        let more = u.sync_channel("room").await;
+        let extra: Vec<_> = (more.iter())
+            .filter(|e| {
+                matches!(e, Event::MessageChannelReceive { msg, .. } if !msg.starts_with("sync-"))
+            })
+            .collect();
+        assert!(extra.is_empty(), "{}: {extra:?}", u.account);
+    }
+}
+
+#[tokio::test]
+async fn leave_and_logout_are_seen_on_the_other_node() {
+    let (_redis, _a, _b, mut alice, mut bob, mut carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    carol.join("room").await;
+    alice
+        .expect_eq(is_member_event, joined("room", "bob"))
+        .await;
+    alice
+        .expect_eq(is_member_event, joined("room", "carol"))
+        .await;
+    bob.expect_eq(is_member_event, joined("room", "carol"))
+        .await;
+    bob.leave("room").await;
+    alice.expect_eq(is_member_event, left("room", "bob")).await;
+    carol.expect_eq(is_member_event, left("room", "bob")).await;
+    alice.logout().await;
+    carol
+        .expect_eq(is_member_event, left("room", "alice"))
+        .await;
+    let num = carol
+        .signal_ok("channel_query_num", r#"{"name":"room"}"#)
+        .await;
+    assert_eq!(num, serde_json::json!({"num": 1}));
+}
+
+#[tokio::test]
+async fn channel_attributes_are_shared_by_the_nodes() {
+    let (_redis, _a, _b, mut alice, mut bob, mut carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    alice.sdk.channel_set_attr("room", "topic", "rust");
+    let want = Event::ChannelAttrUpdated {
+        channel: "room".into(),
+        name: "topic".into(),
+        value: "rust".into(),
+        kind: "update".into(),
+    };
+    let is_attr = |e: &Event| matches!(e, Event::ChannelAttrUpdated { .. });
+    bob.expect_eq(is_attr, want.clone()).await;
+    alice.expect_eq(is_attr, want.clone()).await;
+    // A new member on the other node gets the attributes with its join.
+    carol.join("room").await;
+    carol.expect_eq(is_attr, want).await;
+    // Bad input: the spec's codes, nothing changes.
+    let (err, _) = carol
+        .signal(
+            "channel_set_attr",
+            r#"{"channel":"room","name":"_member_num","value":"3"}"#,
+        )
+        .await;
+    assert_eq!(err, "1004");
+    let long = "x".repeat(129);
+    let req = serde_json::json!({"channel": "room", "name": long, "value": "v"}).to_string();
+    let (err, _) = carol.signal("channel_set_attr", &req).await;
+    assert_eq!(err, "1005");
+    let (err, _) = carol
+        .signal(
+            "channel_set_attr",
+            r#"{"channel":"elsewhere","name":"n","value":"v"}"#,
+        )
+        .await;
+    assert_eq!(err, "1001", "only members may write");
+    carol
+        .signal_ok("channel_del_attr", r#"{"channel":"room","name":"topic"}"#)
+        .await;
+    alice
+        .expect_eq(
+            is_attr,
+            Event::ChannelAttrUpdated {
+                channel: "room".into(),
+                name: "topic".into(),
+                value: String::new(),
+                kind: "del".into(),
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn bad_channel_requests_get_the_spec_codes() {
+    let (_redis, _a, _b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    for (channel, ecode) in [
+        ("", 1004),
+        (&*"x".repeat(129), 1005),
+        ("_agora_user_online", 301),
+    ] {
+        alice.sdk.channel_join(channel);
+        let ev = alice
+            .expect(|e| matches!(e, Event::ChannelJoinFailed { .. }))
+            .await;
+        assert_eq!(
+            ev,
+            Event::ChannelJoinFailed {
+                channel: channel.into(),
+                ecode
+            }
+        );
+    }
+    // Not a member (bob is on the other node): 400; too large: 1005.
+    let id = bob.sdk.message_channel_send("room", "hi", "");
+    let ev = bob
+        .expect(|e| matches!(e, Event::MessageSendError { message_id, .. } if *message_id == id))
+        .await;
+    assert_eq!(
+        ev,
+        Event::MessageSendError {
+            message_id: id,
+            ecode: 400
+        }
+    );
+    let id = alice
+        .sdk
+        .message_channel_send("room", &"x".repeat(8193), "");
+    let ev = alice
+        .expect(|e| matches!(e, Event::MessageSendError { message_id, .. } if *message_id == id))
+        .await;
+    assert_eq!(
+        ev,
+        Event::MessageSendError {
+            message_id: id,
+            ecode: 1005
+        }
+    );
+    bob.sdk.channel_leave("room");
+    let ev = bob
+        .expect(|e| matches!(e, Event::Error { name, .. } if name == "channelLeave"))
+        .await;
+    assert!(matches!(ev, Event::Error { ecode: 600, .. }), "{ev:?}");
+}
+
+#[tokio::test]
+async fn channels_fail_with_1001_while_redis_is_down() {
+    let (mut redis, _a, _b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    redis.kill();
+    bob.sdk.channel_join("room");
+    let ev = bob
+        .expect(|e| {
+            matches!(
+                e,
+                Event::ChannelJoined { .. } | Event::ChannelJoinFailed { .. }
+            )
+        })
+        .await;
+    assert_eq!(
+        ev,
+        Event::ChannelJoinFailed {
+            channel: "room".into(),
+            ecode: 1001
+        }
+    );
+    let id = alice.sdk.message_channel_send("room", "hi", "");
+    let ev = alice
+        .expect(|e| matches!(e, Event::MessageSendError { message_id, .. } | Event::MessageSendSuccess { message_id } if *message_id == id))
+        .await;
+    assert_eq!(
+        ev,
+        Event::MessageSendError {
+            message_id: id,
+            ecode: 1001
+        }
+    );
+    let (err, resp) = alice
+        .signal("channel_query_num", r#"{"name":"room"}"#)
+        .await;
+    assert_eq!(err, "1001");
+    assert!(
+        resp["error"].as_str().is_some_and(|e| e.contains("Redis")),
+        "{resp}"
+    );
+    alice.sdk.channel_leave("room");
+    alice.expect_error("channelLeave", 1001).await;
+}

@@ -128,14 +128,18 @@ impl ClusterChannels {
             .is_some_and(|r| r.members.contains_key(account))
     }
 
-    /// Takes a local member out; the replica goes with its last local member.
-    fn remove_member(&mut self, app: &str, channel: &str, account: &str) {
+    /// Takes a local member out, if it is that session's membership; the replica goes with
+    /// its last local member.
+    fn remove_member(&mut self, app: &str, channel: &str, account: &str, sid: SessionId) {
         let Some(channels) = self.replicas.get_mut(app) else {
             return;
         };
         let Some(r) = channels.get_mut(channel) else {
             return;
         };
+        if r.members.get(account) != Some(&sid) {
+            return; // A newer session of the account is the member.
+        }
         r.members.remove(account);
         if r.members.is_empty() {
             channels.remove(channel);
@@ -493,7 +497,7 @@ impl<S: Store> Broker<S> {
         let (app, account) = (s.app.clone(), s.account.clone());
         for ch in channels {
             self.cluster_channels
-                .remove_member(&app.app_id, &ch, &account);
+                .remove_member(&app.app_id, &ch, &account, sid);
             let op = self.leave_op(&app, &account, sid);
             self.cluster_channel_out(None, &app.app_id, &ch, op);
         }
@@ -562,7 +566,8 @@ impl<S: Store> Broker<S> {
     }
 
     fn forget_local_member(&mut self, app: &str, channel: &str, account: &str, sid: SessionId) {
-        self.cluster_channels.remove_member(app, channel, account);
+        self.cluster_channels
+            .remove_member(app, channel, account, sid);
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.channels.retain(|c| &**c != channel);
         }
@@ -658,7 +663,7 @@ impl<S: Store> Broker<S> {
             left = s.channels.drain(..excess).map(|c| c.to_string()).collect();
         }
         for old in &left {
-            self.cluster_channels.remove_member(app, old, account);
+            self.cluster_channels.remove_member(app, old, account, sid);
             let op = self.leave_op(&w.app, account, sid);
             self.cluster_channel_out(None, app, old, op);
         }

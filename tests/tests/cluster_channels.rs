@@ -46,6 +46,28 @@ impl Redis {
         Redis { child, addr }
     }
 
+    /// One command; its reply's first line (a bulk string's length, not its value).
+    async fn cmd(&self, args: &[&str]) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("redis answers");
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("redis answers");
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .await
+            .expect("redis answers");
+        line.trim_end().to_owned()
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -379,4 +401,43 @@ async fn channels_fail_with_1001_while_redis_is_down() {
     );
     alice.sdk.channel_leave("room");
     alice.expect_error("channelLeave", 1001).await;
+}
+
+#[tokio::test]
+async fn a_dead_nodes_members_are_taken_out_and_the_others_hear_them_leave() {
+    let (redis, _a, _b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    alice
+        .expect_eq(is_member_event, joined("room", "bob"))
+        .await;
+    // A member of a node that died (no registration), and one of a live node.
+    let app = beckon_tests::APP_ID;
+    let tag = format!("{{{}:{app}:room}}", app.len());
+    let sessions = format!("beckon:chan:{tag}:sessions");
+    let members = format!("beckon:chan:{tag}:members");
+    let set = [
+        "HSET",
+        &sessions,
+        "ghost",
+        "dead-node/0123/7",
+        "keeper",
+        "live-node/4567/8",
+    ];
+    assert_eq!(redis.cmd(&set).await, ":2");
+    let add = ["ZADD", &members, "100", "ghost", "101", "keeper"];
+    assert_eq!(redis.cmd(&add).await, ":2");
+    let live = redis.cmd(&["SET", "beckon:node:{live-node}", "4567"]).await;
+    assert_eq!(live, "+OK");
+    alice
+        .expect_eq(is_member_event, left("room", "ghost"))
+        .await;
+    bob.expect_eq(is_member_event, left("room", "ghost")).await;
+    let list = alice
+        .signal_ok("channel_query_userlist", r#"{"name":"room"}"#)
+        .await;
+    assert_eq!(
+        list,
+        serde_json::json!({"num": 3, "list": [["alice", 0], ["bob", 0], ["keeper", 0]]})
+    );
 }

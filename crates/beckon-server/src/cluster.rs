@@ -298,6 +298,7 @@ impl Node {
         let node = Arc::new(self);
         let heartbeat = tokio::spawn(heartbeat(node.clone()));
         let subscriber = tokio::spawn(subscribe(node.clone(), inputs.clone()));
+        let sweeper = tokio::spawn(channels::sweep_dead_members(node.clone()));
         let mut senders = Vec::with_capacity(WORKERS);
         let mut workers = Vec::with_capacity(WORKERS);
         for _ in 0..WORKERS {
@@ -309,6 +310,7 @@ impl Node {
             node,
             heartbeat,
             subscriber,
+            sweeper,
             workers,
             sender: Some(ClusterSender { senders }),
         }
@@ -338,6 +340,8 @@ pub(crate) struct Running {
     node: Arc<Node>,
     heartbeat: JoinHandle<()>,
     subscriber: JoinHandle<()>,
+    /// Takes dead nodes' members out of this node's channels.
+    sweeper: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     sender: Option<ClusterSender>,
 }
@@ -365,6 +369,7 @@ impl Running {
     pub(crate) async fn leave(self) {
         self.subscriber.abort();
         self.heartbeat.abort();
+        self.sweeper.abort();
         drop(self.sender);
         let workers = futures_util::future::join_all(self.workers);
         if tokio::time::timeout(DRAIN, workers).await.is_err() {

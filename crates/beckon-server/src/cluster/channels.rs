@@ -22,7 +22,7 @@ use std::sync::{Mutex, PoisonError};
 use redis::Value;
 use redis::aio::PubSubSink;
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use beckon_broker::{ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn};
 use beckon_proto::ErrorCode;
@@ -535,19 +535,7 @@ async fn leave(
 ) -> Result<ChannelAnswer, (ErrorCode, String)> {
     let topic = topic(app, channel);
     let entry = super::presence_value(&node.config.node_id, &node.instance, session);
-    let mut eval = redis::cmd("EVAL");
-    eval.arg(format!("{TTL_FN}{LEAVE_SCRIPT}"))
-        .arg(4)
-        .arg(key(app, channel, "members"))
-        .arg(key(app, channel, "sessions"))
-        .arg(key(app, channel, "seq"))
-        .arg(key(app, channel, "attrs"))
-        .arg(account)
-        .arg(&entry)
-        .arg(&topic)
-        .arg(ttl_ms)
-        .arg(max_ttl_ms);
-    let result = node.run::<i64>(&eval).await;
+    let result = leave_script(node, app, channel, account, &entry, ttl_ms, max_ttl_ms).await;
     if let Err(e) = &result {
         warn!(error = %e, app, channel, account, "cluster: could not take a member out of a channel");
     }
@@ -558,6 +546,137 @@ async fn leave(
         }
     }
     answered(node, result).map(|_| ChannelAnswer::Done)
+}
+
+/// Runs the leave script: `account` leaves if `entry` is its membership.
+async fn leave_script(
+    node: &Node,
+    app: &str,
+    channel: &str,
+    account: &str,
+    entry: &str,
+    ttl_ms: u64,
+    max_ttl_ms: u64,
+) -> Result<i64, String> {
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(format!("{TTL_FN}{LEAVE_SCRIPT}"))
+        .arg(4)
+        .arg(key(app, channel, "members"))
+        .arg(key(app, channel, "sessions"))
+        .arg(key(app, channel, "seq"))
+        .arg(key(app, channel, "attrs"))
+        .arg(account)
+        .arg(entry)
+        .arg(topic(app, channel))
+        .arg(ttl_ms)
+        .arg(max_ttl_ms);
+    node.run::<i64>(&eval).await
+}
+
+/// Channels one sweep round looks at, at most.
+const SWEEP_CHANNELS: usize = 32;
+
+/// Members one sweep looks at in one channel, at most.
+const SWEEP_MEMBERS: usize = 10_000;
+
+/// How long an emptied channel's attributes live when a sweep empties it (the driver does
+/// not know the app's setting; `_channel_ttl` still wins, within the default maximum).
+const SWEEP_TTL_MS: u64 = 7_200_000;
+const SWEEP_MAX_TTL_MS: u64 = 24 * 3_600_000;
+
+/// Takes the members of dead nodes out of the channels this node has members of: every
+/// `node_ttl`, up to [`SWEEP_CHANNELS`] of them in turn. A member is dead when its entry names
+/// an instance that is not its node's registered one (the node's registration expired, or
+/// the node restarted), as for presence; members of this node's running instance are never
+/// taken. Members on every node hear them leave.
+pub(super) async fn sweep_dead_members(node: std::sync::Arc<Node>) {
+    let mut tick = tokio::time::interval(node.config.node_ttl);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = 0usize;
+    loop {
+        tick.tick().await;
+        let mut topics: Vec<String> = (node
+            .subscriptions
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+        .keys()
+        .cloned()
+        .collect();
+        if topics.is_empty() {
+            continue;
+        }
+        topics.sort_unstable();
+        let n = topics.len().min(SWEEP_CHANNELS);
+        for i in 0..n {
+            if let Some((app, channel)) = parse_topic(&topics[(next + i) % topics.len()]) {
+                sweep(&node, app, channel).await;
+            }
+        }
+        next = (next + n) % topics.len();
+    }
+}
+
+/// Sweeps one channel (see [`sweep_dead_members`]).
+async fn sweep(node: &Node, app: &str, channel: &str) {
+    let sessions = key(app, channel, "sessions");
+    let mut alive: HashMap<String, Option<String>> = HashMap::new();
+    let (mut cursor, mut seen) = (0u64, 0usize);
+    loop {
+        let mut hscan = redis::cmd("HSCAN");
+        hscan.arg(&sessions).arg(cursor).arg("COUNT").arg(500);
+        let Ok((next, flat)) = node.run::<(u64, Vec<String>)>(&hscan).await else {
+            return; // Redis is unreachable: the next round tries again.
+        };
+        for pair in flat.chunks_exact(2) {
+            let (account, entry) = (&pair[0], &pair[1]);
+            let Some((held_on, instance, _)) = super::parse_presence(entry) else {
+                continue;
+            };
+            if held_on == node.config.node_id && instance == node.instance {
+                continue;
+            }
+            if !alive.contains_key(held_on) {
+                let mut get = redis::cmd("GET");
+                get.arg(super::node_key(held_on));
+                let Ok(registered) = node.run::<Option<String>>(&get).await else {
+                    return;
+                };
+                alive.insert(held_on.to_owned(), registered);
+            }
+            if alive.get(held_on).and_then(Option::as_deref) == Some(instance) {
+                continue;
+            }
+            match leave_script(
+                node,
+                app,
+                channel,
+                account,
+                entry,
+                SWEEP_TTL_MS,
+                SWEEP_MAX_TTL_MS,
+            )
+            .await
+            {
+                Ok(n) if n >= 0 => {
+                    debug!(
+                        app,
+                        channel,
+                        account,
+                        node = held_on,
+                        "cluster: a dead node's member left"
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+        seen += flat.len() / 2;
+        cursor = next;
+        if cursor == 0 || seen >= SWEEP_MEMBERS {
+            return;
+        }
+    }
 }
 
 /// One member fewer here; how many are left.

@@ -441,3 +441,43 @@ async fn a_dead_nodes_members_are_taken_out_and_the_others_hear_them_leave() {
         serde_json::json!({"num": 3, "list": [["alice", 0], ["bob", 0], ["keeper", 0]]})
     );
 }
+
+#[tokio::test]
+async fn channels_work_again_after_the_subscriptions_are_cut() {
+    let (redis, _a, b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    alice
+        .expect_eq(is_member_event, joined("room", "bob"))
+        .await;
+    let killed = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    assert!(killed.starts_with(':'), "{killed}");
+    // Each node subscribes again, to its channels too: a message gets through again.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let mut i = 0;
+    loop {
+        alice
+            .sdk
+            .message_channel_send("room", &format!("probe-{i}"), "");
+        i += 1;
+        let got = tokio::time::timeout(Duration::from_millis(200), async {
+            bob.expect(|e| matches!(e, Event::MessageChannelReceive { .. }))
+                .await
+        })
+        .await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no message got through"
+        );
+    }
+    // And a join on the other node is answered and heard.
+    let mut dave = User::new(b.url(), "dave");
+    dave.login(&b).await;
+    assert!(dave.join("room").await.contains(&"dave".to_owned()));
+    alice
+        .expect_eq(is_member_event, joined("room", "dave"))
+        .await;
+}

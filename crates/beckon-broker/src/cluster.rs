@@ -193,6 +193,9 @@ pub enum ClusterIn {
         channel: String,
         event: ChannelEvent,
     },
+    /// The node's subscription to the channels' events was interrupted and is back: events
+    /// published meanwhile are lost, joins waiting for their answer among them fail.
+    ChannelsInterrupted,
 }
 
 /// Channel operations the broker waits for at once, at most: beyond it channel requests are

@@ -1518,3 +1518,34 @@ fn a_join_whose_session_ended_while_it_waited_is_undone() {
     assert_eq!(c.nodes[0].broker.cluster_replicas(), 0);
     assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
 }
+
+#[test]
+fn joins_waiting_when_the_subscription_is_interrupted_fail_and_are_undone() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.join(1, 2, "room");
+    c.hold_channel_ops = true;
+    let n = &mut c.nodes[0];
+    n.broker.handle_frame(
+        ConnId(1),
+        &wire::request_frame(88, wire::join("room")),
+        n.now,
+    );
+    c.route();
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 1);
+    let n = &mut c.nodes[0];
+    n.broker
+        .handle_cluster(ClusterIn::ChannelsInterrupted, n.now);
+    let reply = wire::reply_in(&c.take(0, 1), 88).expect("a reply");
+    assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
+    assert!(reply.message.contains("interrupted"), "{reply:?}");
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+    // The join was carried out after all: its membership is taken out again.
+    c.release_held();
+    assert_eq!(c.members("room"), ["bob"]);
+    assert_eq!(c.nodes[0].broker.cluster_replicas(), 0);
+    // Joining again works (request ids go on above the one used here).
+    c.next_request = 100;
+    assert_eq!(c.join(0, 1, "room").accounts, ["bob", "alice"]);
+}

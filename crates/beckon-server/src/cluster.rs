@@ -450,6 +450,7 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
         // Plain pub/sub reaches every shard of a Redis Cluster: any one node will do.
         ClusterUrl::Cluster(nodes) => nodes[0].clone(),
     };
+    let mut interrupted = false;
     loop {
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
@@ -478,6 +479,14 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
             tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
             continue;
         }
+        if interrupted {
+            // Channel events published meanwhile are lost; joins waiting for theirs fail.
+            let input = Input::Cluster(ClusterIn::ChannelsInterrupted);
+            if inputs.send(input).await.is_err() {
+                return;
+            }
+        }
+        interrupted = true;
         debug!(%topic, "cluster: subscribed");
         while let Some(msg) = messages.next().await {
             let Ok(payload) = msg.get_payload::<Vec<u8>>() else {

@@ -107,7 +107,8 @@ impl<S: Store> Broker<S> {
             }
             ClusterIn::ChannelDone { .. }
             | ClusterIn::ChannelJoined { .. }
-            | ClusterIn::ChannelEvent { .. } => self.handle_cluster_channel(input),
+            | ClusterIn::ChannelEvent { .. }
+            | ClusterIn::ChannelsInterrupted => self.handle_cluster_channel(input),
             ClusterIn::Stored { app, account } => {
                 if let Some(sid) = self.session_of(&app, &account)
                     && let Some(s) = self.sessions.get_mut(&sid)

@@ -533,7 +533,37 @@ impl<S: Store> Broker<S> {
                 channel,
                 event,
             } => self.channel_event(&app, &channel, event),
+            ClusterIn::ChannelsInterrupted => self.channels_interrupted(),
             _ => {}
+        }
+    }
+
+    /// The answers of waiting joins may have been lost with the subscription: they fail, and
+    /// whatever the cluster wrote for them is taken out again.
+    fn channels_interrupted(&mut self) {
+        let mut joins: Vec<u64> = (self.cluster_channels.pending.iter())
+            .filter(|(_, p)| matches!(p, Pending::Join { .. }))
+            .map(|(q, _)| *q)
+            .collect();
+        joins.sort_unstable();
+        for query in joins {
+            let Some(Pending::Join { w, channel }) = self.cluster_channels.take(query) else {
+                continue;
+            };
+            let member = (self.cluster_channels.replica(&w.app.app_id, &channel))
+                .is_some_and(|r| r.members.get(&w.account) == Some(&w.sid));
+            if !member {
+                let op = self.leave_op(&w.app, &w.account, w.sid);
+                self.cluster_channel_out(None, &w.app.app_id, &channel, op);
+            }
+            let e = CallError::new(
+                ErrorCode::GeneralFailed,
+                format!(
+                    "this node's subscription to the cluster was interrupted while {channel} \
+                     was being joined; join again"
+                ),
+            );
+            self.chan_reply(&w, Err(e));
         }
     }
 

@@ -286,14 +286,14 @@ impl<S: Store> Broker<S> {
                 "too many channel operations are waiting for the cluster; try again later",
             ));
         }
-        let mine = st.per_session.entry(me.sid).or_default();
-        if *mine >= MAX_PENDING_CHANNEL_OPS_PER_SESSION {
+        if st.per_session.get(&me.sid).copied().unwrap_or(0) >= MAX_PENDING_CHANNEL_OPS_PER_SESSION
+        {
             return Err(CallError::failed(format!(
                 "this session has {MAX_PENDING_CHANNEL_OPS_PER_SESSION} channel operations \
                  waiting for the cluster already; wait for their answers"
             )));
         }
-        *mine += 1;
+        *st.per_session.entry(me.sid).or_default() += 1;
         st.next_query += 1;
         let query = st.next_query;
         let w = Waiting {

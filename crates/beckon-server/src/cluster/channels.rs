@@ -16,7 +16,7 @@
 //!
 //! The operations of one channel run on one worker, in order (see `ClusterSender::send`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use redis::Value;
@@ -132,11 +132,15 @@ const USERS_SCRIPT: &str = r"
 return {redis.call('ZCARD', KEYS[1]), redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)}
 ";
 
-/// The channel topics this node is subscribed to, with its members of each, and the sink
-/// of its subscription connection (while it is connected).
+/// Members of one channel on this node: (account, session).
+type Local = HashSet<(String, u64)>;
+
+/// The channel topics this node is subscribed to, with its members of each (a set, so that a
+/// leave repeated or a join repeated counts once), and the sink of its subscription
+/// connection (while it is connected).
 #[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
-    topics: Mutex<HashMap<String, usize>>,
+    topics: Mutex<HashMap<String, Local>>,
     sink: Mutex<Option<PubSubSink>>,
 }
 
@@ -148,15 +152,33 @@ impl Subscriptions {
             .clone()
     }
 
+    /// This node's members of the channel, when it is subscribed to it.
     fn members(&self, topic: &str) -> Option<usize> {
         (self.topics.lock().unwrap_or_else(PoisonError::into_inner))
             .get(topic)
-            .copied()
+            .map(HashSet::len)
     }
 
-    fn set_members(&self, topic: &str, n: usize) {
+    /// Records the topic (with no member yet), if it is not.
+    fn track(&self, topic: &str) {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        topics.insert(topic.to_owned(), n);
+        topics.entry(topic.to_owned()).or_default();
+    }
+
+    fn add(&self, topic: &str, account: &str, session: u64) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let local = topics.entry(topic.to_owned()).or_default();
+        local.insert((account.to_owned(), session));
+    }
+
+    /// Takes a member out; how many are left.
+    fn remove(&self, topic: &str, account: &str, session: u64) -> usize {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(local) = topics.get_mut(topic) else {
+            return 0;
+        };
+        local.remove(&(account.to_owned(), session));
+        local.len()
     }
 
     /// The subscription connection (re)connected: every channel topic with members here is
@@ -478,7 +500,7 @@ async fn join(
             ));
         };
         // Recorded first, so that a resubscription after a reconnect includes it.
-        subs.set_members(&topic, 0);
+        subs.track(&topic);
         if let Err(e) = sink.subscribe(&topic).await {
             drop_topic(node, &topic).await;
             return Err(unreachable(node, &e.to_string()));
@@ -503,12 +525,9 @@ async fn join(
         .arg(session.to_string())
         .arg(JOIN_LIST_LEN);
     match node.run::<String>(&eval).await {
-        Ok(state) => {
+        Ok(_) => {
             node.health.ok();
-            if state != "same" {
-                let n = subs.members(&topic).unwrap_or(0);
-                subs.set_members(&topic, n + 1);
-            }
+            subs.add(&topic, account, session);
             Ok(ChannelAnswer::Done)
         }
         Err(e) => {
@@ -539,11 +558,8 @@ async fn leave(
     if let Err(e) = &result {
         warn!(error = %e, app, channel, account, "cluster: could not take a member out of a channel");
     }
-    if result.is_ok() || forced {
-        let n = subs_left(node, &topic);
-        if n == 0 {
-            drop_topic(node, &topic).await;
-        }
+    if (result.is_ok() || forced) && node.subscriptions.remove(&topic, account, session) == 0 {
+        drop_topic(node, &topic).await;
     }
     answered(node, result).map(|_| ChannelAnswer::Done)
 }
@@ -679,17 +695,6 @@ async fn sweep(node: &Node, app: &str, channel: &str) {
     }
 }
 
-/// One member fewer here; how many are left.
-fn subs_left(node: &Node, topic: &str) -> usize {
-    let n = node
-        .subscriptions
-        .members(topic)
-        .unwrap_or(0)
-        .saturating_sub(1);
-    node.subscriptions.set_members(topic, n);
-    n
-}
-
 /// Forgets a topic without members here and unsubscribes from it.
 async fn drop_topic(node: &Node, topic: &str) {
     let subs = &node.subscriptions;
@@ -723,6 +728,31 @@ mod tests {
         assert_ne!(key("a:b", "c", "members"), key("a", "b:c", "members"));
         assert_eq!(parse_topic("beckon:node:x"), None);
         assert_eq!(parse_topic("beckon:chan:99:a:b"), None);
+    }
+
+    #[test]
+    fn a_repeated_join_or_leave_counts_once() {
+        let subs = Subscriptions::default();
+        assert_eq!(subs.members("t"), None);
+        subs.track("t");
+        assert_eq!(subs.members("t"), Some(0));
+        subs.add("t", "alice", 1);
+        subs.add("t", "alice", 1);
+        subs.add("t", "bob", 2);
+        assert_eq!(subs.members("t"), Some(2));
+        assert_eq!(subs.remove("t", "alice", 1), 1);
+        assert_eq!(
+            subs.remove("t", "alice", 1),
+            1,
+            "a second leave changes nothing"
+        );
+        assert_eq!(
+            subs.remove("t", "bob", 9),
+            1,
+            "another session's leave neither"
+        );
+        assert_eq!(subs.remove("t", "bob", 2), 0);
+        assert_eq!(subs.remove("gone", "bob", 2), 0);
     }
 
     #[test]

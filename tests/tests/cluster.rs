@@ -209,25 +209,15 @@ async fn an_account_of_a_node_whose_registration_expired_is_offline() {
 
 #[tokio::test]
 async fn what_is_not_cluster_wide_yet_fails_with_1001() {
-    let (_redis, a, _b, _alice, _bob) = alice_on_a_bob_on_b().await;
-    // The special channels stay on one node (channels are cluster-wide: cluster_channels.rs).
-    let mut backend = User::new(a.url(), "backend");
-    backend.login_as_server(&a).await;
-    backend.sdk.channel_join(beckon_broker::USER_ONLINE_CHANNEL);
-    let outcome = backend
-        .expect(|e| {
-            matches!(
-                e,
-                Event::ChannelJoined { .. } | Event::ChannelJoinFailed { .. }
-            )
-        })
+    let (_redis, _a, _b, mut alice, _bob) = alice_on_a_bob_on_b().await;
+    // Calls (channels are cluster-wide: cluster_channels.rs).
+    alice.sdk.channel_invite_user("room", "bob", 0);
+    let outcome = alice
+        .expect(|e| matches!(e, Event::InviteFailed { .. }))
         .await;
-    assert_eq!(
-        outcome,
-        Event::ChannelJoinFailed {
-            channel: beckon_broker::USER_ONLINE_CHANNEL.into(),
-            ecode: 1001
-        }
+    assert!(
+        matches!(&outcome, Event::InviteFailed { ecode: 1001, .. }),
+        "{outcome:?}"
     );
 }
 

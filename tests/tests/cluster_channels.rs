@@ -481,3 +481,45 @@ async fn channels_work_again_after_the_subscriptions_are_cut() {
         .expect_eq(is_member_event, joined("room", "dave"))
         .await;
 }
+
+#[tokio::test]
+async fn the_special_channels_see_logins_joins_and_leaves_on_every_node() {
+    let redis = Redis::start().await;
+    let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
+    let mut presence = User::new(a.url(), "presence-watch");
+    presence.login_as_server(&a).await;
+    presence.join(beckon_broker::USER_ONLINE_CHANNEL).await;
+    let mut events = User::new(a.url(), "channel-watch");
+    events.login_as_server(&a).await;
+    events.join(beckon_broker::CHANNEL_EVENT_CHANNEL).await;
+    // carol, on the other node, logs in, joins and leaves a channel, and logs out.
+    let mut carol = User::new(b.url(), "carol");
+    carol.login(&b).await;
+    carol.join("room").await;
+    carol.leave("room").await;
+    carol.logout().await;
+    // carol's events (the watchers' own logins are among them too).
+    let system = |e: &Event, channel: &str| {
+        matches!(e, Event::MessageChannelReceive { channel: c, account, msg, .. }
+            if c == channel && account == "_system" && msg.contains("carol"))
+    };
+    let body = |e: Event| -> serde_json::Value {
+        match e {
+            Event::MessageChannelReceive { msg, .. } => serde_json::from_str(&msg).expect("JSON"),
+            other => panic!("{other:?}"),
+        }
+    };
+    let online = beckon_broker::USER_ONLINE_CHANNEL;
+    for want in ["user_online", "user_offline"] {
+        let ev = body(presence.expect(|e| system(e, online)).await);
+        assert_eq!(ev, serde_json::json!({"event": want, "account": "carol"}));
+    }
+    let channel_event = beckon_broker::CHANNEL_EVENT_CHANNEL;
+    for want in ["channel_join", "channel_leave"] {
+        let ev = body(events.expect(|e| system(e, channel_event)).await);
+        assert_eq!(
+            ev,
+            serde_json::json!({"event": want, "channel": "room", "account": "carol"})
+        );
+    }
+}

@@ -358,7 +358,7 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
     let mut c = Cluster::new(2);
     c.login(0, 1, "alice");
     c.login(1, 2, "bob");
-    // A session with the server privilege, which the special channels need.
+    // A session with the server privilege, which gateway registration needs.
     let token = beckon_token::mint(
         b"any certificate: development mode does not check it",
         &beckon_token::TokenClaims {
@@ -375,21 +375,6 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
         .handle_frame(ConnId(3), &wire::login_frame(APP, "backend", &token), n.now);
     c.take(0, 3);
     let refused = [
-        (
-            1,
-            wire::join(beckon_broker::USER_ONLINE_CHANNEL),
-            "special channels",
-        ),
-        (
-            3,
-            wire::join(beckon_broker::USER_ONLINE_CHANNEL),
-            "special channels",
-        ),
-        (
-            3,
-            wire::join(beckon_broker::CHANNEL_EVENT_CHANNEL),
-            "special channels",
-        ),
         (
             1,
             Op::Invite(pb::Invite {
@@ -413,11 +398,6 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
         } else {
             (reply.code, reply.message)
         };
-        if conn == 1 && what == "special channels" {
-            // Without the privilege: refused as on one node.
-            assert_eq!(code, ErrorCode::JoinChannelForbidden.code(), "{desc}");
-            continue;
-        }
         assert_eq!(code, ErrorCode::GeneralFailed.code(), "{what}");
         assert!(
             desc.contains(what) && desc.contains("cluster mode"),
@@ -816,11 +796,14 @@ impl Cluster {
                 };
                 self.nodes[node].broker.handle_cluster(joined, now);
                 let event = ChannelEvent::Joined {
-                    account,
+                    account: account.clone(),
                     count,
                     again,
                 };
                 self.publish(&key, event, None);
+                if !again {
+                    self.channel_event(&app, &channel, "channel_join", &account);
+                }
                 Ok(ChannelAnswer::Done)
             }
             ChannelOp::Leave {
@@ -830,7 +813,12 @@ impl Cluster {
                 if let Some(i) = found {
                     c.members.remove(i);
                     let count = c.members.len();
-                    self.publish(&key, ChannelEvent::Left { account, count }, Some(node));
+                    let left = ChannelEvent::Left {
+                        account: account.clone(),
+                        count,
+                    };
+                    self.publish(&key, left, Some(node));
+                    self.channel_event(&app, &channel, "channel_leave", &account);
                 }
                 Ok(ChannelAnswer::Done)
             }
@@ -909,6 +897,25 @@ impl Cluster {
             let now = self.nodes[node].now;
             self.nodes[node].broker.handle_cluster(input, now);
         }
+    }
+
+    /// What the join and leave scripts publish on `_agora_channel_event` for an ordinary
+    /// channel: a message of the system account, numbered by the receiving nodes (id 0).
+    fn channel_event(&mut self, app: &str, channel: &str, kind: &str, account: &str) {
+        if beckon_proto::validate::is_special_channel(channel) {
+            return;
+        }
+        let msg = format!(r#"{{"account":"{account}","channel":"{channel}","event":"{kind}"}}"#);
+        let key = (
+            app.to_owned(),
+            beckon_broker::CHANNEL_EVENT_CHANNEL.to_owned(),
+        );
+        let event = ChannelEvent::Message {
+            sender: "_system".into(),
+            msg,
+            id: 0,
+        };
+        self.publish(&key, event, None);
     }
 
     /// Carries out the channel operations held so far.
@@ -1548,4 +1555,98 @@ fn joins_waiting_when_the_subscription_is_interrupted_fail_and_are_undone() {
     // Joining again works (request ids go on above the one used here).
     c.next_request = 100;
     assert_eq!(c.join(0, 1, "room").accounts, ["bob", "alice"]);
+}
+
+/// Logs `account` in on (`node`, `conn`) with the server privilege.
+fn login_privileged(c: &mut Cluster, node: usize, conn: u64, account: &str) {
+    let token = beckon_token::mint(
+        b"any certificate: development mode does not check it",
+        &beckon_token::TokenClaims {
+            app_id: APP.into(),
+            account: account.into(),
+            issued_at: 0,
+            expires_at: u64::MAX,
+            privileges: beckon_token::Privileges::SERVER,
+        },
+    );
+    let n = &mut c.nodes[node];
+    n.broker.connect(ConnId(conn), n.now);
+    n.broker.handle_frame(
+        ConnId(conn),
+        &wire::login_frame(APP, account, &token),
+        n.now,
+    );
+    c.route();
+    c.take(node, conn);
+}
+
+#[test]
+fn the_special_channels_see_logins_joins_and_leaves_on_every_node() {
+    use beckon_broker::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
+    let mut c = Cluster::new(2);
+    login_privileged(&mut c, 0, 1, "presence-watch");
+    login_privileged(&mut c, 0, 2, "channel-watch");
+    c.join(0, 1, USER_ONLINE_CHANNEL);
+    c.join(0, 2, CHANNEL_EVENT_CHANNEL);
+    // Without the privilege: 301, as on one node.
+    c.login(1, 3, "alice");
+    assert_eq!(
+        c.request(1, 3, wire::join(USER_ONLINE_CHANNEL)).code,
+        ErrorCode::JoinChannelForbidden.code()
+    );
+    c.take(0, 1);
+    c.take(0, 2);
+    // carol logs in on node 1, joins and leaves a channel there, and logs out.
+    c.login(1, 4, "carol");
+    c.join(1, 4, "room");
+    assert_eq!(c.request(1, 4, wire::leave("room")).code, 0);
+    assert_eq!(c.request(1, 4, Op::Logout(pb::Logout {})).code, 0);
+    c.route();
+    let system = |frames: &[server_frame::Kind], channel: &str| -> Vec<String> {
+        channel_events(frames)
+            .into_iter()
+            .filter(|e| e.0 == "message" && e.1 == channel && e.2 == "_system")
+            .map(|e| e.3)
+            .collect()
+    };
+    let online = system(&c.take(0, 1), USER_ONLINE_CHANNEL);
+    assert_eq!(
+        online,
+        [
+            r#"{"account":"carol","event":"user_online"}"#,
+            r#"{"account":"carol","event":"user_offline"}"#
+        ]
+    );
+    let frames = c.take(0, 2);
+    let events = system(&frames, CHANNEL_EVENT_CHANNEL);
+    assert_eq!(
+        events,
+        [
+            r#"{"account":"carol","channel":"room","event":"channel_join"}"#,
+            r#"{"account":"carol","channel":"room","event":"channel_leave"}"#
+        ]
+    );
+    // Numbered by the receiving node: distinct, and not 0.
+    let ids: Vec<u64> = (frames.iter())
+        .filter_map(|k| match k {
+            server_frame::Kind::Event(pb::Event {
+                body: Some(pb::event::Body::ChannelMessage(m)),
+                ..
+            }) => Some(m.server_msg_id),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        ids.len() == 2 && ids[0] != ids[1] && !ids.contains(&0),
+        "{ids:?}"
+    );
+    // A login that takes the account over from another node is no "offline".
+    c.login(1, 5, "presence-watch-2");
+    c.take(0, 1);
+    c.login(0, 6, "presence-watch-2");
+    let online = system(&c.take(0, 1), USER_ONLINE_CHANNEL);
+    assert_eq!(
+        online,
+        [r#"{"account":"presence-watch-2","event":"user_online"}"#]
+    );
 }

@@ -490,6 +490,11 @@ impl<S: Store> Broker<S> {
         if reason == EndReason::Shutdown {
             return;
         }
+        if self.config.cluster && reason == EndReason::Kicked {
+            // Another session of the account took over (on any node): it stays online, and
+            // that session's node announced it.
+            return;
+        }
         let (app, account, channels) = (s.app.clone(), s.account.clone(), s.channels.clone());
         for ch in channels {
             self.remove_member(&app, &ch, &account, sid);
@@ -506,6 +511,13 @@ impl<S: Store> Broker<S> {
     // ---- fan-out ----------------------------------------------------------------------------
 
     fn system_event(&mut self, app: &str, channel: &str, body: String) {
+        if self.config.cluster {
+            // `_agora_channel_event` is published by the cluster's join and leave scripts.
+            if channel == USER_ONLINE_CHANNEL {
+                self.cluster_system_event(app, channel, body);
+            }
+            return;
+        }
         if self
             .channels
             .get(app, channel)

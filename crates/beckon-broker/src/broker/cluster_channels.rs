@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use beckon_proto::pb::{self, reply, request::Op};
 use beckon_proto::validate::{self, channel_attr};
-use beckon_proto::{CallError, CallResult, ErrorCode};
+use beckon_proto::{CallError, CallResult, ErrorCode, SYSTEM_ACCOUNT};
 
 use super::requests::Reply;
 use super::storage::Via;
@@ -23,7 +23,7 @@ use crate::admin::RequestKind;
 use crate::channels::{attr_cost, is_special};
 use crate::cluster::{
     ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn, ClusterOut, MAX_PENDING_CHANNEL_OPS,
-    MAX_PENDING_CHANNEL_OPS_PER_SESSION, not_cluster_wide,
+    MAX_PENDING_CHANNEL_OPS_PER_SESSION,
 };
 use crate::frame::{BodyField, EventBody};
 use crate::invoke::{self, Function, Response};
@@ -259,16 +259,24 @@ impl<S: Store> Broker<S> {
         Ok(outcome.map(|()| None))
     }
 
-    /// Special channels stay on one node: refused in cluster mode (after the privilege check
-    /// a single node makes).
+    /// Special channels need the server privilege, as on one node.
     fn cluster_special(me: &Caller, name: &str) -> CallResult {
-        if !is_special(name) {
-            return Ok(());
-        }
-        if !me.privileged {
+        if is_special(name) && !me.privileged {
             return Err(forbidden(name));
         }
-        Err(not_cluster_wide("the special channels"))
+        Ok(())
+    }
+
+    /// A message of the system account to a special channel (`_agora_user_online`), for its
+    /// members on every node: one publish, nobody waits for it.
+    pub(super) fn cluster_system_event(&mut self, app: &str, channel: &str, body: String) {
+        let position = self.take_position();
+        let op = ChannelOp::Send {
+            sender: SYSTEM_ACCOUNT.to_owned(),
+            msg: body,
+            id: self.p2p_message_id(position),
+        };
+        self.cluster_channel_out(None, app, channel, op);
     }
 
     /// Hands the driver a channel operation whose answer `pending` waits for.
@@ -453,9 +461,6 @@ impl<S: Store> Broker<S> {
                 ErrorCode::SendMessageOther,
                 format!("not a member of {}", m.channel),
             ));
-        }
-        if is_special(&m.channel) {
-            return Err(not_cluster_wide("the special channels"));
         }
         let (now, per_user) = (self.now, app.channel_messages_per_user);
         if let Some(s) = self.sessions.get_mut(&me.sid)
@@ -763,6 +768,14 @@ impl<S: Store> Broker<S> {
             }
             ChannelEvent::Message { sender, msg, id } => {
                 let to: Vec<SessionId> = r.members.values().copied().collect();
+                // Id 0: an event the cluster's scripts published (`_agora_channel_event`);
+                // this node numbers it for its members.
+                let id = if id == 0 {
+                    let position = self.take_position();
+                    self.p2p_message_id(position)
+                } else {
+                    id
+                };
                 let message = pb::ChannelMessage {
                     channel: channel.to_owned(),
                     sender,

@@ -35,8 +35,22 @@ const JOIN_LIST_LEN: usize = 200;
 /// The prefix of every channel topic.
 const TOPIC_PREFIX: &str = "beckon:chan:";
 
+/// Publishes `_agora_channel_event`'s message that `ARGV[1]` joined or left channel `name`
+/// (`kind`: `channel_join`, `channel_leave`) on `topic`, unless `topic` is empty (a special
+/// channel's members are not reported). The JSON has its keys sorted, as a single node
+/// writes it; the receiving nodes number the message (id 0).
+const CHANNEL_EVENT_FN: &str = r#"
+local function channel_event(topic, kind, account, name)
+  if topic == '' then return end
+  local body = '{"account":' .. cjson.encode(account) .. ',"channel":' .. cjson.encode(name)
+    .. ',"event":"' .. kind .. '"}'
+  redis.call('PUBLISH', topic, cjson.encode({t = 'msg', sender = '_system', msg = body, id = 0}))
+end
+"#;
+
 /// `KEYS`: members, sessions, seq, attrs. `ARGV`: account, session entry, channel topic, node
-/// topic, instance, query, app, channel, session, list length.
+/// topic, instance, query, app, channel, session, list length, `_agora_channel_event`'s topic
+/// (empty for a special channel).
 const JOIN_SCRIPT: &str = r"
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 local state = 'new'
@@ -55,6 +69,7 @@ redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'chan_joined', instance = AR
   count = count, members = members, attrs = attrs}))
 redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'join', account = ARGV[1], count = count,
   again = (state ~= 'new')}))
+if state == 'new' then channel_event(ARGV[11], 'channel_join', ARGV[1], ARGV[8]) end
 return state
 ";
 
@@ -73,8 +88,8 @@ end
 ";
 
 /// `KEYS`: members, sessions, seq, attrs. `ARGV`: account, session entry, channel topic,
-/// default TTL ms, max TTL ms. Returns the members left, or -1 when that session was not a
-/// member.
+/// default TTL ms, max TTL ms, `_agora_channel_event`'s topic (empty for a special channel),
+/// channel. Returns the members left, or -1 when that session was not a member.
 const LEAVE_SCRIPT: &str = r"
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return -1 end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -85,6 +100,7 @@ if count == 0 then
   expire(KEYS[4], ttl_of(KEYS[4], ARGV[4], ARGV[5]))
 end
 redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'leave', account = ARGV[1], count = count}))
+channel_event(ARGV[6], 'channel_leave', ARGV[1], ARGV[7])
 return count
 ";
 
@@ -213,6 +229,16 @@ fn key(app: &str, channel: &str, what: &str) -> String {
 
 fn topic(app: &str, channel: &str) -> String {
     format!("{TOPIC_PREFIX}{}:{app}:{channel}", app.len())
+}
+
+/// Where joins and leaves of `channel` are reported: `_agora_channel_event`'s topic, or
+/// nowhere ("") for a special channel.
+fn channel_event_topic(app: &str, channel: &str) -> String {
+    if beckon_proto::validate::is_special_channel(channel) {
+        String::new()
+    } else {
+        topic(app, beckon_broker::CHANNEL_EVENT_CHANNEL)
+    }
 }
 
 /// (app, channel) of a channel topic.
@@ -508,7 +534,7 @@ async fn join(
     }
     let entry = super::presence_value(&node.config.node_id, &node.instance, session);
     let mut eval = redis::cmd("EVAL");
-    eval.arg(JOIN_SCRIPT)
+    eval.arg(format!("{CHANNEL_EVENT_FN}{JOIN_SCRIPT}"))
         .arg(4)
         .arg(key(app, channel, "members"))
         .arg(key(app, channel, "sessions"))
@@ -523,7 +549,8 @@ async fn join(
         .arg(app)
         .arg(channel)
         .arg(session.to_string())
-        .arg(JOIN_LIST_LEN);
+        .arg(JOIN_LIST_LEN)
+        .arg(channel_event_topic(app, channel));
     match node.run::<String>(&eval).await {
         Ok(_) => {
             node.health.ok();
@@ -575,7 +602,7 @@ async fn leave_script(
     max_ttl_ms: u64,
 ) -> Result<i64, String> {
     let mut eval = redis::cmd("EVAL");
-    eval.arg(format!("{TTL_FN}{LEAVE_SCRIPT}"))
+    eval.arg(format!("{TTL_FN}{CHANNEL_EVENT_FN}{LEAVE_SCRIPT}"))
         .arg(4)
         .arg(key(app, channel, "members"))
         .arg(key(app, channel, "sessions"))
@@ -585,7 +612,9 @@ async fn leave_script(
         .arg(entry)
         .arg(topic(app, channel))
         .arg(ttl_ms)
-        .arg(max_ttl_ms);
+        .arg(max_ttl_ms)
+        .arg(channel_event_topic(app, channel))
+        .arg(channel);
     node.run::<i64>(&eval).await
 }
 

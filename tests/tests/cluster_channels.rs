@@ -523,3 +523,38 @@ async fn the_special_channels_see_logins_joins_and_leaves_on_every_node() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_emptied_channels_attributes_live_out_its_ttl_in_redis() {
+    let (redis, _a, _b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    alice
+        .signal_ok(
+            "channel_set_attr",
+            r#"{"channel":"room","name":"_channel_ttl","value":"60"}"#,
+        )
+        .await;
+    let app = beckon_tests::APP_ID;
+    let attrs = format!("beckon:chan:{{{}:{app}:room}}:attrs", app.len());
+    assert_eq!(
+        redis.cmd(&["PTTL", &attrs]).await,
+        ":-1",
+        "kept while it has members"
+    );
+    alice.leave("room").await;
+    let ttl: i64 = (redis.cmd(&["PTTL", &attrs]).await)
+        .trim_start_matches(':')
+        .parse()
+        .expect("a number");
+    assert!((1..=60_000).contains(&ttl), "{ttl}");
+    // A member on the other node: kept again, and handed the attribute.
+    bob.join("room").await;
+    assert_eq!(redis.cmd(&["PTTL", &attrs]).await, ":-1");
+    let ev = bob
+        .expect(|e| matches!(e, Event::ChannelAttrUpdated { .. }))
+        .await;
+    assert!(
+        matches!(&ev, Event::ChannelAttrUpdated { name, value, .. } if name == "_channel_ttl" && value == "60"),
+        "{ev:?}"
+    );
+}

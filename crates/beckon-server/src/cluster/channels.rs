@@ -97,7 +97,8 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 local count = redis.call('ZCARD', KEYS[1])
 if count == 0 then
   redis.call('DEL', KEYS[3])
-  expire(KEYS[4], ttl_of(KEYS[4], ARGV[4], ARGV[5]))
+  -- A special channel (no channel-event topic) never expires.
+  if ARGV[6] ~= '' then expire(KEYS[4], ttl_of(KEYS[4], ARGV[4], ARGV[5])) end
 end
 redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'leave', account = ARGV[1], count = count}))
 channel_event(ARGV[6], 'channel_leave', ARGV[1], ARGV[7])
@@ -105,7 +106,8 @@ return count
 ";
 
 /// `KEYS`: members, attrs. `ARGV`: name, value, max attributes, max bytes, default TTL ms, max
-/// TTL ms, channel topic. Returns `ok`, or why the write was refused.
+/// TTL ms, channel topic, `1` for a special channel (which never expires). Returns `ok`, or
+/// why the write was refused.
 const SET_ATTR_SCRIPT: &str = r"
 local all = redis.call('HGETALL', KEYS[2])
 local exists = false
@@ -116,7 +118,7 @@ end
 if not exists and #all / 2 >= tonumber(ARGV[3]) then return 'attrs' end
 if bytes > tonumber(ARGV[4]) then return 'bytes ' .. bytes end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if redis.call('EXISTS', KEYS[1]) == 0 and ARGV[8] ~= '1' then
   expire(KEYS[2], ttl_of(KEYS[2], ARGV[5], ARGV[6]))
 end
 redis.call('PUBLISH', ARGV[7], cjson.encode({t = 'attr', name = ARGV[1], value = ARGV[2],
@@ -429,7 +431,12 @@ pub(crate) async fn run(
                 .arg(max_bytes)
                 .arg(ttl_ms)
                 .arg(max_ttl_ms)
-                .arg(topic(&app, &channel));
+                .arg(topic(&app, &channel))
+                .arg(if channel_event_topic(&app, &channel).is_empty() {
+                    "1"
+                } else {
+                    "0"
+                });
             match node.run::<String>(&eval).await {
                 Ok(r) if r == "ok" => ok_done(node, Ok(())),
                 Ok(r) if r == "attrs" => Err((

@@ -14,6 +14,9 @@
 //!   so a dead node's accounts go offline when its registration expires.
 //! - **routing**: each node subscribes to its own topic `beckon:node:<id>` (plain pub/sub,
 //!   which a Redis Cluster broadcasts to every shard).
+//! - **channels** (`cluster/channels.rs`): membership and attributes per channel, changed by
+//!   Lua scripts that publish their events on the channel's topic, which only nodes with
+//!   members subscribe to (on the same connection as the node's topic).
 //!
 //! Operations on one account run in order (they are sharded by account over a few workers,
 //! each carrying out its share one at a time); every command has a timeout, and a failure is

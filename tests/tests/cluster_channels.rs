@@ -558,3 +558,26 @@ async fn an_emptied_channels_attributes_live_out_its_ttl_in_redis() {
         "{ev:?}"
     );
 }
+
+#[tokio::test]
+async fn auto_updates_report_the_cluster_wide_count_on_every_node() {
+    let (_redis, _a, _b, mut alice, mut bob, mut carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    alice
+        .signal_ok(
+            "channel_set_attr",
+            r#"{"channel":"room","name":"_auto_update_num","value":"1"}"#,
+        )
+        .await;
+    bob.join("room").await;
+    carol.join("room").await;
+    let member_num = |want: &'static str| {
+        move |e: &Event| {
+            matches!(e, Event::ChannelAttrUpdated { name, value, .. }
+                if name == "_member_num" && value == want)
+        }
+    };
+    // Three members, two of them on node b: both nodes report the cluster's count.
+    alice.expect(member_num("3")).await;
+    bob.expect(member_num("3")).await;
+}

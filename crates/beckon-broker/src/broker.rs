@@ -88,6 +88,8 @@ enum TimerKey {
     Call(u64),
     /// The oldest stored offline message's TTL.
     OfflineExpiry,
+    /// A cluster channel replica's `_auto_update_num` / `_auto_update_total_num` report.
+    ClusterAutoUpdate(u64),
 }
 
 /// Counters for metrics and tests.
@@ -491,6 +493,7 @@ impl<S: Store> Broker<S> {
                 TimerKey::AutoUpdate(id) => self.auto_update_due(id, now),
                 TimerKey::Call(id) => self.call_timer_due(id, now),
                 TimerKey::OfflineExpiry => self.offline_expiry_due(now),
+                TimerKey::ClusterAutoUpdate(id) => self.cluster_auto_update_due(id, now),
             }
         }
         self.shrink_tables();
@@ -586,6 +589,7 @@ impl<S: Store> Broker<S> {
             TimerKey::AutoUpdate(id) => self.channel_by_id(id).is_some_and(|c| c.reports_at(at)),
             TimerKey::Call(id) => self.calls.get(id).is_some_and(|c| c.deadline == Some(at)),
             TimerKey::OfflineExpiry => self.offline_timer == Some(at),
+            TimerKey::ClusterAutoUpdate(id) => self.cluster_reports_at(id, at),
         }
     }
 

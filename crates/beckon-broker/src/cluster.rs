@@ -121,11 +121,13 @@ pub enum ChannelAnswer {
 /// Something that happened in a channel with members on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChannelEvent {
-    /// `account` joined; `count`: members now; `again`: it was a member already (a new
-    /// session of the account), which its fellow members do not hear about.
+    /// `account` joined; `count`: members now; `total`: distinct accounts that ever joined
+    /// (`_total_member_num`, an estimate); `again`: it was a member already (a new session of
+    /// the account), which its fellow members do not hear about.
     Joined {
         account: String,
         count: usize,
+        total: usize,
         again: bool,
     },
     Left {
@@ -184,6 +186,8 @@ pub enum ClusterIn {
         account: String,
         session: u64,
         count: usize,
+        /// Distinct accounts that ever joined (an estimate).
+        total: usize,
         members: Vec<String>,
         attrs: Vec<(String, String)>,
     },

@@ -48,6 +48,8 @@ struct FakeChannel {
     /// In join order: (account, node, session).
     members: Vec<(String, usize, u64)>,
     attrs: BTreeMap<String, String>,
+    /// Accounts that ever joined.
+    ever: std::collections::BTreeSet<String>,
 }
 
 impl Cluster {
@@ -776,7 +778,8 @@ impl Cluster {
                     Some(i) => c.members[i] = (account.clone(), node, session),
                     None => c.members.push((account.clone(), node, session)),
                 }
-                let count = c.members.len();
+                c.ever.insert(account.clone());
+                let (count, total) = (c.members.len(), c.ever.len());
                 let members: Vec<String> = c.members.iter().map(|m| m.0.clone()).collect();
                 let members = members[members.len().saturating_sub(200)..].to_vec();
                 let attrs: Vec<(String, String)> = c
@@ -791,6 +794,7 @@ impl Cluster {
                     account: account.clone(),
                     session,
                     count,
+                    total,
                     members,
                     attrs,
                 };
@@ -798,6 +802,7 @@ impl Cluster {
                 let event = ChannelEvent::Joined {
                     account: account.clone(),
                     count,
+                    total,
                     again,
                 };
                 self.publish(&key, event, None);
@@ -1649,4 +1654,47 @@ fn the_special_channels_see_logins_joins_and_leaves_on_every_node() {
         online,
         [r#"{"account":"presence-watch-2","event":"user_online"}"#]
     );
+}
+
+#[test]
+fn auto_updates_report_the_cluster_wide_counts_to_every_nodes_members() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.join(0, 1, "room");
+    let set = wire::set_channel_attr("room", "_auto_update_num", "1");
+    assert_eq!(c.request(0, 1, set).code, 0);
+    let set = wire::set_channel_attr("room", "_auto_update_total_num", "2");
+    assert_eq!(c.request(0, 1, set).code, 0);
+    c.join(1, 2, "room"); // Armed from the attributes in its join answer.
+    c.join(1, 3, "room");
+    assert_eq!(c.request(1, 3, wire::leave("room")).code, 0);
+    c.take(0, 1);
+    c.take(1, 2);
+    let tick = |c: &mut Cluster, secs: u64| {
+        for n in &mut c.nodes {
+            n.now += std::time::Duration::from_secs(secs);
+            n.broker.handle_timeout(n.now);
+        }
+    };
+    let reports = |frames: &[server_frame::Kind]| -> Vec<String> {
+        channel_events(frames)
+            .into_iter()
+            .filter(|e| e.0 == "attr")
+            .map(|e| e.2)
+            .collect()
+    };
+    tick(&mut c, 2);
+    // Two members now, three ever: on both nodes alike.
+    let want = ["_member_num=2", "_total_member_num=3"];
+    assert_eq!(reports(&c.take(0, 1)), want);
+    assert_eq!(reports(&c.take(1, 2)), want);
+    // Nothing changed: nothing is reported again.
+    tick(&mut c, 2);
+    assert!(reports(&c.take(0, 1)).is_empty());
+    // bob leaves: alice's node reports one member.
+    assert_eq!(c.request(1, 2, wire::leave("room")).code, 0);
+    tick(&mut c, 1);
+    assert_eq!(reports(&c.take(0, 1)), ["_member_num=1"]);
 }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use beckon_proto::pb::{self, reply, request::Op};
 use beckon_proto::validate::{self, channel_attr};
@@ -17,7 +18,7 @@ use beckon_proto::{CallError, CallResult, ErrorCode, SYSTEM_ACCOUNT};
 
 use super::requests::Reply;
 use super::storage::Via;
-use super::{Broker, Caller, EndReason};
+use super::{Broker, Caller, EndReason, TimerKey};
 use crate::SessionId;
 use crate::admin::RequestKind;
 use crate::channels::{attr_cost, is_special};
@@ -37,11 +38,19 @@ const FIELD_OVERHEAD: usize = 8;
 /// A channel this node has members of, as the cluster's events describe it.
 #[derive(Debug, Default)]
 struct Replica {
+    /// For the auto-update timer.
+    id: u64,
     /// Local members: account → session.
     members: HashMap<Arc<str>, SessionId>,
     attrs: BTreeMap<String, String>,
     /// Members on every node, as of the latest event.
     count: usize,
+    /// Distinct accounts that ever joined, as of the latest join (an estimate).
+    total: usize,
+    /// The `_auto_update_num` / `_auto_update_total_num` reports this node sends its own
+    /// members: the counts last reported and when the next reports are due.
+    reported: (Option<usize>, Option<usize>),
+    next_reports: (Option<Instant>, Option<Instant>),
     /// This node's share of the channel's message and attribute-update rates.
     messages: RateWindow,
     attr_writes: RateWindow,
@@ -58,6 +67,52 @@ impl Replica {
     fn notifies(&self, max: usize) -> bool {
         (self.attrs.get(channel_attr::USER_NOTIFICATION)).is_none_or(|v| v != "0")
             && self.count <= max
+    }
+
+    fn every(&self, name: &str) -> Option<Duration> {
+        (self.attrs.get(name))
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .map(Duration::from_secs)
+    }
+
+    /// (Re)starts the auto-update reports from the attributes; the first report's time.
+    fn arm_auto_update(&mut self, now: Instant) -> Option<Instant> {
+        self.next_reports = (
+            self.every(channel_attr::AUTO_UPDATE_NUM).map(|d| now + d),
+            self.every(channel_attr::AUTO_UPDATE_TOTAL_NUM)
+                .map(|d| now + d),
+        );
+        self.next_report()
+    }
+
+    fn next_report(&self) -> Option<Instant> {
+        [self.next_reports.0, self.next_reports.1]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The reports due at `now` (attribute, count; only counts that changed since the last
+    /// report) and when the next is due.
+    fn auto_update_due(&mut self, now: Instant) -> (Vec<(&'static str, usize)>, Option<Instant>) {
+        let mut reports = Vec::new();
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        if due(self.next_reports.0) {
+            if self.reported.0.replace(self.count) != Some(self.count) {
+                reports.push((channel_attr::MEMBER_NUM, self.count));
+            }
+            let every = self.every(channel_attr::AUTO_UPDATE_NUM);
+            self.next_reports.0 = every.map(|d| now + d);
+        }
+        if due(self.next_reports.1) {
+            if self.reported.1.replace(self.total) != Some(self.total) {
+                reports.push((channel_attr::TOTAL_MEMBER_NUM, self.total));
+            }
+            let every = self.every(channel_attr::AUTO_UPDATE_TOTAL_NUM);
+            self.next_reports.1 = every.map(|d| now + d);
+        }
+        (reports, self.next_report())
     }
 
     fn sessions_but(&self, account: &str) -> Vec<SessionId> {
@@ -112,6 +167,9 @@ pub(super) struct ClusterChannels {
     per_session: HashMap<SessionId, usize>,
     /// app → channel → replica; keyed by names clients choose (SipHash).
     replicas: HashMap<String, HashMap<String, Replica>>,
+    /// Replica id → (app, channel), for the timers.
+    ids: HashMap<u64, (String, String)>,
+    next_id: u64,
 }
 
 impl ClusterChannels {
@@ -142,6 +200,8 @@ impl ClusterChannels {
         }
         r.members.remove(account);
         if r.members.is_empty() {
+            self.ids.remove(&r.id);
+            shrink_map(&mut self.ids);
             channels.remove(channel);
             shrink_map(channels);
             if channels.is_empty() {
@@ -521,6 +581,7 @@ impl<S: Store> Broker<S> {
                 account,
                 session,
                 count,
+                total,
                 members,
                 attrs,
             } => self.channel_joined(
@@ -530,6 +591,7 @@ impl<S: Store> Broker<S> {
                 &account,
                 SessionId(session),
                 count,
+                total,
                 members,
                 attrs,
             ),
@@ -617,6 +679,7 @@ impl<S: Store> Broker<S> {
         account: &str,
         sid: SessionId,
         count: usize,
+        total: usize,
         members: Vec<String>,
         attrs: Vec<(String, String)>,
     ) {
@@ -679,16 +742,25 @@ impl<S: Store> Broker<S> {
             return;
         }
         // The replica: this node hears the channel's events from now on.
-        let r = (self
-            .cluster_channels
-            .replicas
-            .entry(app.to_owned())
-            .or_default())
-        .entry(channel.to_owned())
-        .or_default();
+        let st = &mut self.cluster_channels;
+        let channels = st.replicas.entry(app.to_owned()).or_default();
+        let r = channels.entry(channel.to_owned()).or_insert_with(|| {
+            st.next_id += 1;
+            st.ids
+                .insert(st.next_id, (app.to_owned(), channel.to_owned()));
+            Replica {
+                id: st.next_id,
+                ..Replica::default()
+            }
+        });
         r.members.insert(Arc::from(account), sid);
         r.attrs = attrs.iter().cloned().collect();
         r.count = count;
+        r.total = total;
+        let (id, first_report) = (r.id, r.arm_auto_update(self.now));
+        if let Some(at) = first_report {
+            self.arm(at, TimerKey::ClusterAutoUpdate(id));
+        }
         // One channel per session by default: joining leaves the oldest joined channels.
         let mut left = Vec::new();
         if !already && let Some(s) = self.sessions.get_mut(&sid) {
@@ -749,9 +821,11 @@ impl<S: Store> Broker<S> {
             ChannelEvent::Joined {
                 account,
                 count,
+                total,
                 again,
             } => {
                 r.count = count;
+                r.total = total;
                 if again || !r.notifies(max_notified) {
                     return;
                 }
@@ -795,7 +869,15 @@ impl<S: Store> Broker<S> {
                     }
                     _ => r.attrs.clear(),
                 }
+                let auto = name == channel_attr::AUTO_UPDATE_NUM
+                    || name == channel_attr::AUTO_UPDATE_TOTAL_NUM
+                    || kind == "clear";
+                let now = self.now;
+                let rearm = auto.then(|| (r.id, r.arm_auto_update(now)));
                 let to: Vec<SessionId> = r.members.values().copied().collect();
+                if let Some((id, Some(at))) = rearm {
+                    self.arm(at, TimerKey::ClusterAutoUpdate(id));
+                }
                 let update = pb::ChannelAttrUpdated {
                     channel: channel.to_owned(),
                     name,
@@ -805,6 +887,39 @@ impl<S: Store> Broker<S> {
                 self.emit_all(to, &EventBody::new(BodyField::ChannelAttrUpdated, &update));
             }
         }
+    }
+
+    /// A replica's auto-update reports are due: this node's members get the counts that
+    /// changed.
+    pub(super) fn cluster_auto_update_due(&mut self, id: u64, now: Instant) {
+        let Some((app, channel)) = self.cluster_channels.ids.get(&id).cloned() else {
+            return;
+        };
+        let Some(r) = self.cluster_channels.replica_mut(&app, &channel) else {
+            return;
+        };
+        let (reports, next) = r.auto_update_due(now);
+        let to: Vec<SessionId> = r.members.values().copied().collect();
+        if let Some(at) = next {
+            self.arm(at, TimerKey::ClusterAutoUpdate(id));
+        }
+        for (name, n) in reports {
+            let update = pb::ChannelAttrUpdated {
+                channel: channel.clone(),
+                name: name.to_owned(),
+                value: n.to_string(),
+                r#type: "update".to_owned(),
+            };
+            let body = EventBody::new(BodyField::ChannelAttrUpdated, &update);
+            self.emit_all(to.clone(), &body);
+        }
+    }
+
+    /// Whether a replica's report is due at `at` (for the timer heap's compaction).
+    pub(super) fn cluster_reports_at(&self, id: u64, at: Instant) -> bool {
+        (self.cluster_channels.ids.get(&id))
+            .and_then(|(app, channel)| self.cluster_channels.replica(app, channel))
+            .is_some_and(|r| r.next_reports.0 == Some(at) || r.next_reports.1 == Some(at))
     }
 
     fn member_event(

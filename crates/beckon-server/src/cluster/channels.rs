@@ -48,9 +48,10 @@ local function channel_event(topic, kind, account, name)
 end
 "#;
 
-/// `KEYS`: members, sessions, seq, attrs. `ARGV`: account, session entry, channel topic, node
-/// topic, instance, query, app, channel, session, list length, `_agora_channel_event`'s topic
-/// (empty for a special channel).
+/// `KEYS`: members, sessions, seq, attrs, ever (a HyperLogLog of the accounts that ever
+/// joined). `ARGV`: account, session entry, channel topic, node topic, instance, query, app,
+/// channel, session, list length, `_agora_channel_event`'s topic (empty for a special
+/// channel).
 const JOIN_SCRIPT: &str = r"
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 local state = 'new'
@@ -61,14 +62,17 @@ if state == 'new' then
   redis.call('ZADD', KEYS[1], seq, ARGV[1])
 end
 redis.call('PERSIST', KEYS[4])
+redis.call('PFADD', KEYS[5], ARGV[1])
+redis.call('PERSIST', KEYS[5])
+local total = redis.call('PFCOUNT', KEYS[5])
 local count = redis.call('ZCARD', KEYS[1])
 local members = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[10]) - 1)
 local attrs = redis.call('HGETALL', KEYS[4])
 redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'chan_joined', instance = ARGV[5],
   query = ARGV[6], app = ARGV[7], channel = ARGV[8], account = ARGV[1], session = ARGV[9],
-  count = count, members = members, attrs = attrs}))
+  count = count, total = total, members = members, attrs = attrs}))
 redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'join', account = ARGV[1], count = count,
-  again = (state ~= 'new')}))
+  total = total, again = (state ~= 'new')}))
 if state == 'new' then channel_event(ARGV[11], 'channel_join', ARGV[1], ARGV[8]) end
 return state
 ";
@@ -87,7 +91,7 @@ local function expire(attrs, ttl)
 end
 ";
 
-/// `KEYS`: members, sessions, seq, attrs. `ARGV`: account, session entry, channel topic,
+/// `KEYS`: members, sessions, seq, attrs, ever. `ARGV`: account, session entry, channel topic,
 /// default TTL ms, max TTL ms, `_agora_channel_event`'s topic (empty for a special channel),
 /// channel. Returns the members left, or -1 when that session was not a member.
 const LEAVE_SCRIPT: &str = r"
@@ -98,7 +102,11 @@ local count = redis.call('ZCARD', KEYS[1])
 if count == 0 then
   redis.call('DEL', KEYS[3])
   -- A special channel (no channel-event topic) never expires.
-  if ARGV[6] ~= '' then expire(KEYS[4], ttl_of(KEYS[4], ARGV[4], ARGV[5])) end
+  if ARGV[6] ~= '' then
+    local ttl = ttl_of(KEYS[4], ARGV[4], ARGV[5])
+    expire(KEYS[4], ttl)
+    expire(KEYS[5], ttl)
+  end
 end
 redis.call('PUBLISH', ARGV[3], cjson.encode({t = 'leave', account = ARGV[1], count = count}))
 channel_event(ARGV[6], 'channel_leave', ARGV[1], ARGV[7])
@@ -269,6 +277,8 @@ enum Wire {
     Join {
         account: String,
         count: usize,
+        #[serde(default)]
+        total: usize,
         again: bool,
     },
     Leave {
@@ -299,6 +309,8 @@ struct Joined {
     account: String,
     session: String,
     count: usize,
+    #[serde(default)]
+    total: usize,
     /// Latest first; `{}` when empty (Lua's JSON encoder cannot tell an empty list).
     members: serde_json::Value,
     /// Flat name, value pairs; `{}` when empty.
@@ -327,10 +339,12 @@ pub(crate) fn input(node: &Node, topic: &str, payload: &[u8]) -> Option<Option<C
             Ok(Wire::Join {
                 account,
                 count,
+                total,
                 again,
             }) => ChannelEvent::Joined {
                 account,
                 count,
+                total,
                 again,
             },
             Ok(Wire::Leave { account, count }) => ChannelEvent::Left { account, count },
@@ -371,6 +385,7 @@ pub(crate) fn input(node: &Node, topic: &str, payload: &[u8]) -> Option<Option<C
         account: joined.account,
         session,
         count: joined.count,
+        total: joined.total,
         members,
         attrs,
     }))
@@ -542,11 +557,12 @@ async fn join(
     let entry = super::presence_value(&node.config.node_id, &node.instance, session);
     let mut eval = redis::cmd("EVAL");
     eval.arg(format!("{CHANNEL_EVENT_FN}{JOIN_SCRIPT}"))
-        .arg(4)
+        .arg(5)
         .arg(key(app, channel, "members"))
         .arg(key(app, channel, "sessions"))
         .arg(key(app, channel, "seq"))
         .arg(key(app, channel, "attrs"))
+        .arg(key(app, channel, "ever"))
         .arg(account)
         .arg(&entry)
         .arg(&topic)
@@ -610,11 +626,12 @@ async fn leave_script(
 ) -> Result<i64, String> {
     let mut eval = redis::cmd("EVAL");
     eval.arg(format!("{TTL_FN}{CHANNEL_EVENT_FN}{LEAVE_SCRIPT}"))
-        .arg(4)
+        .arg(5)
         .arg(key(app, channel, "members"))
         .arg(key(app, channel, "sessions"))
         .arg(key(app, channel, "seq"))
         .arg(key(app, channel, "attrs"))
+        .arg(key(app, channel, "ever"))
         .arg(account)
         .arg(entry)
         .arg(topic(app, channel))

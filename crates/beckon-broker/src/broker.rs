@@ -31,6 +31,7 @@ mod admin;
 mod calls;
 mod channels;
 mod cluster;
+mod cluster_calls;
 mod login;
 mod requests;
 mod storage;
@@ -250,6 +251,8 @@ pub struct Broker<S> {
     tallies: Tallies,
     /// What a cluster node waits for from its driver.
     cluster: cluster::ClusterState,
+    /// Call signals to other nodes waiting for their driver's answer.
+    cluster_calls: cluster_calls::ClusterCalls,
 }
 
 impl<S: Store> Broker<S> {
@@ -275,6 +278,7 @@ impl<S: Store> Broker<S> {
             stats: BrokerStats::default(),
             tallies: Tallies::default(),
             cluster: Default::default(),
+            cluster_calls: Default::default(),
             admission: Admission::new(config.admission.clone(), epoch),
             offline: OfflineLedger::default(),
             offline_timer: None,

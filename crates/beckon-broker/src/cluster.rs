@@ -43,6 +43,16 @@ pub enum ClusterOut {
     /// ([`ClusterIn::Stored`] there). Losing it delays delivery to the account's next
     /// session, and loses nothing.
     Stored { app: String, account: String },
+    /// A call event for `account`, which has no session on this node: hand it to the
+    /// account's session on its node ([`ClusterIn::CallSignal`] there, naming that session),
+    /// then answer [`ClusterIn::CallSent`] with the same `query`, whether it was handed over
+    /// or not.
+    CallSignal {
+        query: u64,
+        app: String,
+        account: String,
+        signal: crate::CallSignal,
+    },
 }
 
 /// What a cluster node's driver tells its broker.
@@ -67,6 +77,21 @@ pub enum ClusterIn {
     /// Another node stored p2p messages for `account`: its session here (if any) reads the
     /// account's queue again and is handed those it does not hold yet.
     Stored { app: String, account: String },
+    /// A call event from another node for session `session` of `account` here; nothing
+    /// happens when that session has ended (but an invitation is refused back to its caller).
+    CallSignal {
+        app: String,
+        account: String,
+        session: u64,
+        signal: crate::CallSignal,
+    },
+    /// What became of [`ClusterOut::CallSignal`] `query`: `Ok(true)` handed to the node holding
+    /// the account's session, `Ok(false)` the account is on no live node, `Err` why the cluster
+    /// could not say. The call fails on this node's side unless it was handed over.
+    CallSent {
+        query: u64,
+        delivered: Result<bool, String>,
+    },
 }
 
 /// Presence questions the broker waits for at once, at most: beyond it a `queryUserStatus`

@@ -38,6 +38,8 @@ use beckon_broker::{ClusterIn, ClusterOut};
 use beckon_proto::ErrorCode;
 
 use crate::config::{ClusterConfig, ClusterUrl};
+
+mod calls;
 use crate::server::Input;
 
 /// The version of what nodes keep in Redis and say to each other. A node refuses to join a
@@ -125,6 +127,14 @@ enum NodeMessage {
         instance: String,
         app: String,
         account: String,
+    },
+    /// A call event for session `session` of the account (on `instance` of the node).
+    Call {
+        instance: String,
+        app: String,
+        account: String,
+        session: u64,
+        signal: calls::WireSignal,
     },
 }
 
@@ -387,7 +397,8 @@ impl ClusterSender {
             ClusterOut::Claim { app, account, .. }
             | ClusterOut::Release { app, account, .. }
             | ClusterOut::Status { app, account, .. }
-            | ClusterOut::Stored { app, account } => (app, account),
+            | ClusterOut::Stored { app, account }
+            | ClusterOut::CallSignal { app, account, .. } => (app, account),
         };
         let mut h = rustc_hash::FxHasher::default();
         (app, account).hash(&mut h);
@@ -504,6 +515,13 @@ fn node_input(node: &Node, payload: &[u8]) -> Option<ClusterIn> {
             app,
             account,
         } => (instance == node.instance).then_some(ClusterIn::Stored { app, account }),
+        NodeMessage::Call {
+            instance,
+            app,
+            account,
+            session,
+            signal,
+        } => calls::input(node, &instance, app, account, session, signal),
     }
 }
 
@@ -537,6 +555,12 @@ async fn work(
                 online: online(&node, &app, &account).await,
             }),
             ClusterOut::Stored { app, account } => stored(&node, app, account).await,
+            ClusterOut::CallSignal {
+                query,
+                app,
+                account,
+                signal,
+            } => calls::signal(&node, &inputs, query, app, account, signal).await,
         };
         if let Some(input) = answer
             && inputs.send(Input::Cluster(input)).await.is_err()

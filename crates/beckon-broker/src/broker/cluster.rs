@@ -20,7 +20,7 @@ use crate::store::{Store, StoredMessage};
 /// What the broker waits for from its cluster driver.
 #[derive(Debug, Default)]
 pub(super) struct ClusterState {
-    outputs: VecDeque<ClusterOut>,
+    pub(super) outputs: VecDeque<ClusterOut>,
     next_query: u64,
     queries: HashMap<u64, Pending>,
 }
@@ -113,6 +113,13 @@ impl<S: Store> Broker<S> {
                     self.top_up(sid);
                 }
             }
+            ClusterIn::CallSignal {
+                app,
+                account,
+                session,
+                signal,
+            } => self.call_signal_in(&app, &account, SessionId(session), signal),
+            ClusterIn::CallSent { query, delivered } => self.call_signal_sent(query, delivered),
         }
         self.shrink_tables();
     }
@@ -248,7 +255,13 @@ impl<S: Store> Broker<S> {
             | Op::SetUserAttr(_)
             | Op::GetUserAttr(_)
             | Op::GetUserAttrAll(_)
-            | Op::SendInstantMessage(_) => return None,
+            | Op::SendInstantMessage(_)
+            // Call signals travel to the node of the other side (`cluster_calls`).
+            | Op::Invite(_)
+            | Op::InviteAccept(_)
+            | Op::InviteRefuse(_)
+            | Op::InviteEnd(_)
+            | Op::InviteDtmf(_) => return None,
             Op::ChannelJoin(_)
             | Op::ChannelLeave(_)
             | Op::ChannelSetAttr(_)
@@ -257,11 +270,6 @@ impl<S: Store> Broker<S> {
             | Op::SendChannelMessage(_)
             | Op::ChannelQueryUserNum(_)
             | Op::ChannelQueryUserIsIn(_) => "channels",
-            Op::Invite(_)
-            | Op::InviteAccept(_)
-            | Op::InviteRefuse(_)
-            | Op::InviteEnd(_)
-            | Op::InviteDtmf(_) => "calls",
         };
         Some(not_cluster_wide(what))
     }
@@ -282,7 +290,7 @@ impl<S: Store> Broker<S> {
             | Function::SetChannelAttr(..)
             | Function::DelChannelAttr(..)
             | Function::ClearChannelAttr(_) => "channels",
-            Function::RegisterGateway => "calls",
+            Function::RegisterGateway => "telephony gateway registration",
         };
         Some(not_cluster_wide(what))
     }

@@ -1294,3 +1294,46 @@ fn a_stale_invitation_is_refused_back_to_its_caller() {
     c.route();
     assert!(call_kinds(&mut c, 1, 2).is_empty());
 }
+
+#[test]
+fn an_accepted_call_ends_when_the_other_sides_node_dies() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    c.take(0, 1);
+    // Alive: the checks change nothing.
+    c.advance(Duration::from_secs(25));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    // alice's node dies: its registration expires, so alice reads offline everywhere, and
+    // bob's node hears nothing more from it. Within a check, bob's call ends.
+    c.presence.remove(&(APP.into(), "alice".into()));
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn an_accepted_call_the_other_node_no_longer_has_ends() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    c.take(0, 1);
+    // alice ends it, and the end never reaches bob's node.
+    c.drop_signals = true;
+    assert_eq!(c.request(0, 1, end("room", "bob", true)).code, 0);
+    c.drop_signals = false;
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 1);
+    // bob's node asks alice's whether it still has the call: it does not, so it ends.
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}

@@ -200,6 +200,7 @@ impl<S: Store> Broker<S> {
         self.receipt_now(id);
         let kind = if accept {
             self.calls.accept(id);
+            self.cluster_watch(id);
             self.stats.calls_accepted += 1;
             Kind::AcceptedByPeer
         } else {
@@ -318,7 +319,7 @@ impl<S: Store> Broker<S> {
 
     pub(super) fn call_timer_due(&mut self, id: u64, now: Instant) {
         let due = (self.calls.get(id)).is_some_and(|c| c.deadline.is_some_and(|d| d <= now));
-        if !due || self.cluster_wait_due(id, now) {
+        if self.cluster_call_due(id, now) || !due {
             return;
         }
         let Some(call) = self.calls.remove(id) else {

@@ -23,6 +23,14 @@ use crate::cluster::{ClusterOut, MAX_PENDING_QUERIES};
 use crate::cluster_calls::{CallSignal, MAX_PENDING_SIGNALS_PER_SESSION};
 use crate::store::Store;
 
+/// How often each side of an accepted call between nodes checks that the other side's node
+/// still has it (a dead node's sessions end nothing themselves).
+pub(super) const CALL_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The `msg_type` of a probe ([`Kind::Unspecified`]), and of the answer that the call is gone.
+const PROBE: &str = "probe";
+const GONE: &str = "gone";
+
 /// How often a waiting invitation asks the cluster again whether its callee is on some node.
 pub(super) const CLUSTER_WAIT_RETRY: Duration = Duration::from_secs(2);
 
@@ -187,12 +195,42 @@ impl<S: Store> Broker<S> {
         self.send_signal(app, callee, signal, flight);
     }
 
-    /// The timer of a call waiting for a callee on no node: asks the cluster again, until
-    /// the wait ends. `true`: handled (the call waits on).
-    pub(super) fn cluster_wait_due(&mut self, id: u64, now: Instant) -> bool {
+    /// An accepted call whose other side is on another node is checked on every
+    /// [`CALL_PROBE_INTERVAL`]: a call has no deadline once accepted, and nothing else would
+    /// end it if the other side's node died.
+    pub(super) fn cluster_watch(&mut self, id: u64) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        if !self.config.cluster || call.state != CallState::Accepted {
+            return;
+        }
+        let other = if self.session_of(&call.key.app, &call.key.caller).is_some() {
+            call.callee_side()
+        } else {
+            &call.key.caller
+        };
+        if self.session_of(&call.key.app, other).is_some() {
+            return; // Both sides are here: their sessions' ends end the call.
+        }
+        let at = self.now + CALL_PROBE_INTERVAL;
+        self.calls.set_deadline(id, Some(at));
+        self.arm(at, TimerKey::Call(id));
+    }
+
+    /// A call's timer, in cluster mode: `true` when handled here (a waiting invitation asks
+    /// the cluster again, an accepted call checks its other side), `false` for the timeout.
+    pub(super) fn cluster_call_due(&mut self, id: u64, now: Instant) -> bool {
         let Some(call) = self.calls.get(id) else {
             return false;
         };
+        if call.deadline.is_none_or(|d| d > now) {
+            return false;
+        }
+        if call.state == CallState::Accepted {
+            self.probe(id);
+            return true;
+        }
         let Some(until) = call.cluster_wait.filter(|u| *u > now) else {
             return false;
         };
@@ -213,6 +251,68 @@ impl<S: Store> Broker<S> {
         true
     }
 
+    /// Asks the node of an accepted call's other side whether it still has the call.
+    fn probe(&mut self, id: u64) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let (app, channel) = (call.key.app.clone(), call.key.channel.clone());
+        let (caller, callee) = (call.key.caller.clone(), call.key.callee.clone());
+        let here_caller = self.session_of(&app, &caller).is_some();
+        let (to, me) = if here_caller {
+            (callee, caller)
+        } else {
+            (caller, callee)
+        };
+        self.calls.set_deadline(id, None);
+        if self.session_of(&app, &to).is_some() {
+            return; // Both sides are here now.
+        }
+        let asking = (self.cluster_calls.flights.values())
+            .any(|f| f.signal.msg_type == PROBE && f.account == to && f.signal.account == me);
+        if !asking && self.pending_room() {
+            let mut ev = event(Kind::Unspecified, &channel, &me, !here_caller);
+            ev.msg_type = PROBE.into();
+            self.cluster_call_event(&app, &to, &ev, None);
+        }
+        self.cluster_watch(id);
+    }
+
+    /// A probe (does the other side still have the call?) or the answer that it does not.
+    fn probe_in(
+        &mut self,
+        app: &str,
+        account: &str,
+        key: &CallKey,
+        id: Option<u64>,
+        signal: &CallSignal,
+    ) {
+        match (signal.msg_type.as_str(), id) {
+            (PROBE, None) if self.session_of(app, &signal.account).is_none() => {
+                let mut ev = event(Kind::Unspecified, &key.channel, account, !signal.to_caller);
+                ev.msg_type = GONE.into();
+                self.call_event_to(app, &signal.account, &ev);
+            }
+            (GONE, Some(_)) => {
+                // As if a signal to the other side had reached no one.
+                let flight = Flight {
+                    app: app.to_owned(),
+                    account: signal.account.clone(),
+                    signal: CallSignal {
+                        to_caller: !signal.to_caller,
+                        account: account.to_owned(),
+                        channel: key.channel.clone(),
+                        ..CallSignal::default()
+                    },
+                    sender: None,
+                    invite: None,
+                };
+                self.signal_lost(&flight, &Ok(false));
+            }
+            _ => {}
+        }
+    }
+
     /// The driver's answer for a signal.
     pub(super) fn call_signal_sent(&mut self, query: u64, delivered: Result<bool, String>) {
         let Some(flight) = self.cluster_calls.flights.remove(&query) else {
@@ -230,6 +330,8 @@ impl<S: Store> Broker<S> {
         crate::shrink::shrink_map(&mut self.cluster_calls.flights);
         match flight.invite {
             Some((id, reply, require)) => self.invite_sent(id, reply, require, delivered),
+            // A probe that could not ask says nothing about the other side; the next asks again.
+            None if flight.signal.msg_type == PROBE && delivered.is_err() => {}
             None if delivered != Ok(true) => self.signal_lost(&flight, &delivered),
             None => {}
         }
@@ -373,7 +475,8 @@ impl<S: Store> Broker<S> {
                 }
             }
             (Kind::Received, None) => self.ring_copy(key, signal),
-            (Kind::Unspecified, _) | (_, None) => {}
+            (Kind::Unspecified, id) => self.probe_in(app, account, &key, id, &signal),
+            (_, None) => {}
             (Kind::ReceivedByPeer | Kind::Msg, Some(id)) => {
                 if self
                     .calls
@@ -385,6 +488,7 @@ impl<S: Store> Broker<S> {
             }
             (Kind::AcceptedByPeer, Some(id)) => {
                 self.calls.accept(id);
+                self.cluster_watch(id);
                 self.call_event_to(app, account, &ev);
             }
             (Kind::RefusedByPeer | Kind::Failed | Kind::EndByPeer, Some(id)) => {

@@ -13,7 +13,8 @@
 //!   the releasing session. An account counts as online when its entry names a live instance,
 //!   so a dead node's accounts go offline when its registration expires.
 //! - **routing**: each node subscribes to its own topic `beckon:node:<id>` (plain pub/sub,
-//!   which a Redis Cluster broadcasts to every shard).
+//!   which a Redis Cluster broadcasts to every shard): kicks, notices of stored messages, and
+//!   call signals (`calls`).
 //!
 //! Operations on one account run in order (they are sharded by account over a few workers,
 //! each carrying out its share one at a time); every command has a timeout, and a failure is

@@ -1337,3 +1337,32 @@ fn an_accepted_call_the_other_node_no_longer_has_ends() {
     );
     assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
 }
+
+#[test]
+fn a_new_invitation_replaces_a_copy_whose_end_was_lost() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.drop_signals = true;
+    assert_eq!(c.request(0, 1, end("room", "bob", true)).code, 0);
+    c.drop_signals = false;
+    assert_eq!(
+        c.nodes[1].broker.calls_in_progress(),
+        1,
+        "bob's node missed the end"
+    );
+    let reply = c.request(0, 1, invite("room", "bob", r#"{"n":2}"#));
+    assert_eq!(reply.code, 0, "{reply:?}");
+    let got = calls_in(&c.take(1, 2));
+    let got: Vec<_> = got.iter().map(|e| (e.kind(), e.extra.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (CallKind::EndByPeer, ""),
+            (CallKind::Received, r#"{"n":2}"#)
+        ]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 1);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    let kinds: Vec<_> = call_kinds(&mut c, 0, 1).into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, [CallKind::ReceivedByPeer, CallKind::AcceptedByPeer]);
+}

@@ -268,8 +268,12 @@ impl<S: Store> Broker<S> {
         if self.session_of(&app, &to).is_some() {
             return; // Both sides are here now.
         }
-        let asking = (self.cluster_calls.flights.values())
-            .any(|f| f.signal.msg_type == PROBE && f.account == to && f.signal.account == me);
+        let asking = (self.cluster_calls.flights.values()).any(|f| {
+            f.signal.msg_type == PROBE
+                && f.account == to
+                && f.signal.account == me
+                && f.signal.channel == channel
+        });
         if !asking && self.pending_room() {
             let mut ev = event(Kind::Unspecified, &channel, &me, !here_caller);
             ev.msg_type = PROBE.into();
@@ -460,19 +464,26 @@ impl<S: Store> Broker<S> {
         let id = self.calls.id(&key);
         let ev = signal.event();
         match (kind, id) {
-            (Kind::Received, Some(id)) => {
+            (Kind::Received, Some(id)) if self.session_of(app, &key.caller).is_some() => {
                 // Both sides are on this node now (the callee logged in here meanwhile):
-                // the call rings as on one node. A repeated invitation changes nothing.
-                let here = self.session_of(app, &key.caller).is_some();
-                if here
-                    && self
-                        .calls
-                        .get(id)
-                        .is_some_and(|c| c.state != CallState::Accepted)
+                // the call rings as on one node.
+                if self
+                    .calls
+                    .get(id)
+                    .is_some_and(|c| c.state != CallState::Accepted)
                 {
                     self.calls.unwait(id);
                     self.ring(id, self.now);
                 }
+            }
+            (Kind::Received, Some(id)) => {
+                // The caller's node sends one invitation per call, and refuses another while
+                // the call is in progress there: this copy is of an earlier call whose end
+                // never arrived. It ends, and the new invitation rings.
+                self.calls.remove(id);
+                let ended = event(Kind::EndByPeer, &key.channel, &key.caller, false);
+                self.call_event_to(app, account, &ended);
+                self.ring_copy(key, signal);
             }
             (Kind::Received, None) => self.ring_copy(key, signal),
             (Kind::Unspecified, id) => self.probe_in(app, account, &key, id, &signal),

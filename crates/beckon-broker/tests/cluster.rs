@@ -985,6 +985,7 @@ fn bad_call_requests_across_nodes_get_the_specs_codes_and_change_nothing() {
     ringing(&mut c);
     let again = c.request(0, 1, invite("room", "bob", ""));
     assert_eq!(again.code, ErrorCode::InviteReinvite.code());
+    let big_extra = format!(r#"{{"k":"{}"}}"#, "x".repeat(8200));
     let cases = [
         (0, 1, invite("", "bob", ""), ErrorCode::GeneralWrongParam),
         (0, 1, invite("room", "", ""), ErrorCode::GeneralWrongParam),
@@ -1030,6 +1031,55 @@ fn bad_call_requests_across_nodes_get_the_specs_codes_and_change_nothing() {
             answer("room", "bob", "", true),
             ErrorCode::GeneralWrongParam,
         ),
+        (
+            0,
+            1,
+            invite("room", "alice", ""),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            invite("room", "b ob", ""),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            invite(&"r".repeat(129), "bob", ""),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            0,
+            1,
+            invite("r2", "bob", &big_extra),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            1,
+            2,
+            answer("room", "alice", &big_extra, true),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "bob", "", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "bob", &"1".repeat(9000), true),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "carol", "1", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (1, 2, end("", "alice", false), ErrorCode::GeneralWrongParam),
     ];
     for (node, conn, op, code) in cases {
         let what = format!("{op:?}");
@@ -1365,4 +1415,36 @@ fn a_new_invitation_replaces_a_copy_whose_end_was_lost() {
     assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
     let kinds: Vec<_> = call_kinds(&mut c, 0, 1).into_iter().map(|k| k.0).collect();
     assert_eq!(kinds, [CallKind::ReceivedByPeer, CallKind::AcceptedByPeer]);
+}
+
+#[test]
+fn invitations_waiting_for_the_cluster_are_bounded_per_node() {
+    let mut c = two_callers();
+    c.hold_signals = true;
+    let max = beckon_broker::cluster::MAX_PENDING_QUERIES;
+    // Sessions of their own, each within its 100 invitations, until the node holds `max`.
+    let mut sent = 0;
+    let mut conn = 10;
+    while sent < max {
+        conn += 1;
+        c.login(0, conn, &format!("caller{conn}"));
+        for i in 0..100.min(max - sent) {
+            let id = c.next_request;
+            c.next_request += 1;
+            let n = &mut c.nodes[0];
+            let op = invite(&format!("r{i}"), "bob", "");
+            n.broker
+                .handle_frame(ConnId(conn), &wire::request_frame(id, op), n.now);
+            sent += 1;
+        }
+    }
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), max);
+    c.login(0, 9_999, "one-more");
+    let refused = c.request(0, 9_999, invite("room", "bob", ""));
+    assert_eq!(refused.code, ErrorCode::GeneralFailed.code(), "{refused:?}");
+    assert!(refused.message.contains("too many"), "{refused:?}");
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), max);
+    // A local callee needs no signal: still served.
+    c.login(0, 10_000, "local");
+    assert_eq!(c.request(0, 9_999, invite("room", "local", "")).code, 0);
 }

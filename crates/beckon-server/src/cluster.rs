@@ -39,9 +39,9 @@ use beckon_broker::{ClusterIn, ClusterOut};
 use beckon_proto::ErrorCode;
 
 use crate::config::{ClusterConfig, ClusterUrl};
+use crate::server::Input;
 
 mod calls;
-use crate::server::Input;
 
 /// The version of what nodes keep in Redis and say to each other. A node refuses to join a
 /// cluster that records another.

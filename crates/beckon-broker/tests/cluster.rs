@@ -542,6 +542,15 @@ fn a_single_node_broker_asks_nothing_of_a_cluster() {
     assert!(!online(&status));
     let joined = d.request(ConnId(1), wire::join("room"));
     assert_eq!(joined.code, 0);
+    // An invitation to an offline account waits on this node, as it always did.
+    let invited = d.request(ConnId(1), invite("room", "bob", ""));
+    assert_eq!(invited.code, 0);
+    let refused = d.request(
+        ConnId(1),
+        invite("r2", "bob", r#"{"_require_peer_online":1}"#),
+    );
+    assert_eq!(refused.code, ErrorCode::InvitePeerOffline.code());
+    assert_eq!(d.broker.calls_in_progress(), 1);
     assert_eq!(d.broker.poll_cluster(), None);
     let _: &Broker<MemoryStore> = &d.broker;
 }

@@ -67,6 +67,9 @@ pub enum ClusterIn {
     /// Another node stored p2p messages for `account`: its session here (if any) reads the
     /// account's queue again and is handed those it does not hold yet.
     Stored { app: String, account: String },
+    /// This node may have missed notices: its subscription to its topic was down and is back.
+    /// Every session here reads its account's queue again, as for [`Stored`](Self::Stored).
+    Resubscribed,
 }
 
 /// Presence questions the broker waits for at once, at most: beyond it a `queryUserStatus`

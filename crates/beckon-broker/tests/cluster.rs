@@ -539,6 +539,39 @@ fn a_lost_notice_delays_delivery_and_loses_nothing() {
 }
 
 #[test]
+fn a_node_that_resubscribed_reads_every_sessions_queue_again() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.login(1, 4, "dave");
+    // Node 1's subscription is down: the notices to it reach no one.
+    c.lose_notices = true;
+    send(&mut c, 0, 1, "bob", "to bob");
+    send(&mut c, 0, 1, "carol", "to carol");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert!(messages_in(&c.take(1, 3)).is_empty());
+    // It is back: every session there reads its queue, and is handed each message once.
+    c.lose_notices = false;
+    let now = c.nodes[1].now;
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    let texts = |got: Vec<(String, String, bool)>| got.into_iter().map(|m| m.1).collect::<Vec<_>>();
+    assert_eq!(texts(messages_in(&c.take(1, 2))), ["to bob"]);
+    assert_eq!(texts(messages_in(&c.take(1, 3))), ["to carol"]);
+    assert!(messages_in(&c.take(1, 4)).is_empty());
+    // Once more: nothing is handed over twice, held or acknowledged.
+    c.ack(1, 2);
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert!(messages_in(&c.take(1, 3)).is_empty());
+    c.ack(1, 3);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    assert!(c.nodes[1].broker.store().messages(APP, "carol").is_empty());
+}
+
+#[test]
 fn a_burst_crosses_nodes_exactly_once_in_order() {
     let mut c = Cluster::new(2);
     c.login(0, 1, "alice");

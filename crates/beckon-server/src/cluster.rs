@@ -430,7 +430,9 @@ async fn heartbeat(node: Arc<Node>) {
     }
 }
 
-/// Listens on the node's topic, resubscribing after a failure.
+/// Listens on the node's topic, resubscribing after a failure. Notices published meanwhile
+/// reached no one: once subscribed again, the broker hears [`ClusterIn::Resubscribed`] and
+/// every session here reads its queue again.
 async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
     let topic = node_topic(&node.config.node_id);
     let url = match &node.config.url {
@@ -438,6 +440,7 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
         // Plain pub/sub reaches every shard of a Redis Cluster: any one node will do.
         ClusterUrl::Cluster(nodes) => nodes[0].clone(),
     };
+    let mut first = true;
     loop {
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
@@ -460,6 +463,14 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
             }
         };
         debug!(%topic, "cluster: subscribed");
+        if !std::mem::replace(&mut first, false)
+            && inputs
+                .send(Input::Cluster(ClusterIn::Resubscribed))
+                .await
+                .is_err()
+        {
+            return; // The broker loop is gone.
+        }
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let Ok(payload) = msg.get_payload::<Vec<u8>>() else {

@@ -106,15 +106,26 @@ impl<S: Store> Broker<S> {
                 }
             }
             ClusterIn::Stored { app, account } => {
-                if let Some(sid) = self.session_of(&app, &account)
-                    && let Some(s) = self.sessions.get_mut(&sid)
-                {
-                    s.inbox.rescan_pending = true;
-                    self.top_up(sid);
+                if let Some(sid) = self.session_of(&app, &account) {
+                    self.rescan(sid);
+                }
+            }
+            ClusterIn::Resubscribed => {
+                let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
+                for sid in sids {
+                    self.rescan(sid);
                 }
             }
         }
         self.shrink_tables();
+    }
+
+    /// The session reads its account's whole queue again.
+    fn rescan(&mut self, sid: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.inbox.rescan_pending = true;
+            self.top_up(sid);
+        }
     }
 
     /// A session of the account opened here: the cluster hears of it.

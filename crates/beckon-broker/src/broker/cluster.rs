@@ -120,10 +120,14 @@ impl<S: Store> Broker<S> {
         self.shrink_tables();
     }
 
-    /// The session reads its account's whole queue again.
+    /// The session reads its account's whole queue again. A read of it that failed earlier
+    /// (Redis unreachable for a moment) is tried again too: on a single node the rest waits
+    /// for the account's next session, but in a cluster the messages other nodes store for a
+    /// session only ever reach it by such reads, and a rescan hands over each message once.
     fn rescan(&mut self, sid: SessionId) {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.inbox.rescan_pending = true;
+            s.inbox.failed = false;
             self.top_up(sid);
         }
     }

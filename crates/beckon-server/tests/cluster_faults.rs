@@ -161,6 +161,28 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// How many clients subscribe to `topic` (`PUBSUB NUMSUB`); `None` when Redis does not
+    /// answer.
+    fn subscribers(&self, topic: &str) -> Option<u64> {
+        let mut s = TcpStream::connect(self.addr()).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(format!("PUBSUB NUMSUB {topic}\r\n").as_bytes())
+            .ok()?;
+        // *2, $len, the topic, :count
+        let mut reply = String::new();
+        let mut buf = [0u8; 256];
+        while reply.matches("\r\n").count() < 4 {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        reply.split("\r\n").nth(3)?.strip_prefix(':')?.parse().ok()
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
@@ -845,6 +867,107 @@ async fn two_nodes_on_a_redis_cluster() {
     assert_eq!(ev, Event::Logout { ecode: 103 });
     assert_eq!(second.get_status(), 2);
     await_status(&bob, &mut bob_ev, "alice", "1").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+// ---- 4. notices missed while a node's subscription was down -----------------------------------
+
+/// Messages acknowledged just after Redis came back, before the recipient's node has
+/// subscribed to its topic again (the notices to it reach no one), are delivered anyway, and
+/// nothing more has to be sent for that: a node whose subscription was down reads its
+/// sessions' queues again once it is back. (The node resubscribes every 500 ms: in some runs it
+/// is back before the first message lands, and the notices arrive as usual; the test prints
+/// which.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_whose_notices_were_missed_during_a_redis_restart_are_delivered() {
+    let _serial = SERIAL.lock().await;
+    let mut redis = Redis::start_durable();
+    let url = redis.url();
+    let a = node_in_process(&url, "a").await;
+    let b = node_in_process(&url, "b").await;
+    let (alice, mut alice_ev) = logged_in(&format!("tcp://{}", a.local_addr()), &[], "alice").await;
+    let (_bob, mut bob_ev) = logged_in(&format!("tcp://{}", b.local_addr()), &[], "bob").await;
+    await_status(&alice, &mut alice_ev, "bob", "1").await;
+
+    redis.kill();
+    let admin_b = b.admin_addr().expect("an admin listener");
+    let down = Instant::now();
+    while readyz(admin_b).await != 503 {
+        assert!(down.elapsed() < PATIENCE, "node b never noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis.run();
+    let back = Instant::now();
+
+    // One message every 20 ms until one is acknowledged (the first to land once Redis
+    // answers again), then the outcomes of those still under way.
+    let mut sent: HashMap<String, String> = HashMap::new();
+    let mut outcomes: HashMap<String, bool> = HashMap::new();
+    let outcome = |ev: Event, outcomes: &mut HashMap<String, bool>| match ev {
+        Event::MessageSendSuccess { message_id } => {
+            outcomes.insert(message_id, true);
+        }
+        Event::MessageSendError { message_id, .. } => {
+            outcomes.insert(message_id, false);
+        }
+        _ => {}
+    };
+    while !outcomes.values().any(|acked| *acked) {
+        assert!(
+            back.elapsed() < PATIENCE,
+            "no send succeeded after Redis came back"
+        );
+        let text = format!("m{}", sent.len());
+        sent.insert(alice.message_instant_send("bob", 0, &text, ""), text);
+        let until = Instant::now() + Duration::from_millis(20);
+        while let Ok(Some(ev)) = tokio::time::timeout_at(until.into(), alice_ev.next()).await {
+            outcome(ev, &mut outcomes);
+        }
+    }
+    let first_ack = back.elapsed();
+    // Whether node b had subscribed again by then (if not, the notices reached no one).
+    let subscribed = redis.subscribers("beckon:node:b");
+    while outcomes.len() < sent.len() {
+        let ev = expect(&mut alice_ev, "a send's outcome", |e| {
+            matches!(
+                e,
+                Event::MessageSendSuccess { .. } | Event::MessageSendError { .. }
+            )
+        })
+        .await;
+        outcome(ev, &mut outcomes);
+    }
+    let acked: Vec<&String> = (outcomes.iter())
+        .filter(|(_, acked)| **acked)
+        .map(|(id, _)| &sent[id])
+        .collect();
+    let mut missing: std::collections::HashSet<&String> = acked.iter().copied().collect();
+    let delivered = tokio::time::timeout(Duration::from_secs(10), async {
+        while !missing.is_empty() {
+            if let Some(Event::MessageInstantReceive { msg, .. }) = bob_ev.next().await {
+                missing.remove(&msg);
+            }
+        }
+    })
+    .await;
+    eprintln!(
+        "missed notices: {} sent after Redis came back, {} acknowledged (the first {first_ack:?} \
+         after it came back, when node b's subscribers were {subscribed:?}); {} {:?} after it \
+         came back",
+        sent.len(),
+        acked.len(),
+        if delivered.is_ok() {
+            "all delivered"
+        } else {
+            "not all delivered"
+        },
+        back.elapsed()
+    );
+    assert!(
+        delivered.is_ok(),
+        "acknowledged, not delivered: {missing:?} (of {acked:?})"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

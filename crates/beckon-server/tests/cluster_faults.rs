@@ -357,8 +357,7 @@ fn lock(l: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
     l.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A client of the load: sends `count` messages to `to`, one every `pace`, recording every
-/// outcome and every delivery until `stop` turns true.
+/// A client of the load, which sends to `to` (see [`spawn_load`]).
 struct Peer {
     account: String,
     to: String,
@@ -399,8 +398,8 @@ fn record(ledger: &Shared, me: &str, sent: &HashMap<String, String>, ev: Event, 
     }
 }
 
-/// Runs the peers' load: `count` messages each, one every `pace`. Returns when every peer has
-/// sent them all; the peers keep recording until `stop` says so.
+/// Starts the peers' load, one task each: `count` messages each, one every `pace`, then
+/// recording on until `stop` says so.
 fn spawn_load(
     peers: Vec<Peer>,
     count: u64,

@@ -717,6 +717,14 @@ async fn a_redis_restart_under_p2p_load_loses_no_acknowledged_message() {
             "both nodes reported Redis unreachable"
         );
     }
+    // Presence came back with Redis: every client still reads online from the other node.
+    for i in 0..USERS {
+        assert_eq!(
+            status_of(&observer, &mut observer_events, &format!("u{i}")).await,
+            "1",
+            "u{i} after the restart"
+        );
+    }
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -92,6 +92,9 @@ pub enum ClusterIn {
         query: u64,
         delivered: Result<bool, String>,
     },
+    /// This node may have missed notices: its subscription to its topic was down and is back.
+    /// Every session here reads its account's queue again, as for [`Stored`](Self::Stored).
+    Resubscribed,
 }
 
 /// Presence questions the broker waits for at once, at most: beyond it a `queryUserStatus`

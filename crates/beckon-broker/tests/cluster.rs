@@ -5,9 +5,12 @@
 //! refused with `GENERAL_E_FAILED` and a `desc` that says so, and changes nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use beckon_broker::{
-    Apps, Broker, BrokerConfig, ClusterIn, ClusterOut, ConnId, MemoryStore, Recovered,
+    Apps, Broker, BrokerConfig, ClusterIn, ClusterOut, ConnId, MemoryStore, Recovered, Store,
+    StoreBatch, StoreDone, StoreError, StoreOp, StoredMessage,
 };
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, request::Op, server_frame};
@@ -15,9 +18,43 @@ use beckon_testkit::wire::{self, Driver};
 
 const APP: &str = "app";
 
+/// The shared store, whose reads of stored messages can be made to fail (Redis unreachable
+/// for a moment).
+#[derive(Clone, Debug)]
+struct Shared {
+    inner: MemoryStore,
+    fail_reads: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn messages(&self, app: &str, account: &str) -> Vec<StoredMessage> {
+        self.inner.messages(app, account)
+    }
+}
+
+impl Store for Shared {
+    fn execute(&mut self, batches: Vec<StoreBatch>) -> Vec<StoreDone> {
+        let reads = |b: &StoreBatch| b.ops.iter().any(|o| matches!(o, StoreOp::Messages { .. }));
+        if self.fail_reads.load(Ordering::Relaxed) && batches.iter().any(reads) {
+            let fail = |b: StoreBatch| StoreDone {
+                id: b.id,
+                answers: Err(StoreError::Unreachable("Redis is unreachable".into())),
+            };
+            return batches.into_iter().map(fail).collect();
+        }
+        self.inner.execute(batches)
+    }
+
+    fn recover(&mut self) -> Result<Recovered, StoreError> {
+        self.inner.recover()
+    }
+}
+
 /// Two nodes and the shared presence table: (app, account) → (node, session).
 struct Cluster {
-    nodes: Vec<Driver<MemoryStore>>,
+    nodes: Vec<Driver<Shared>>,
+    /// Whether the shared store's reads fail.
+    fail_reads: Arc<AtomicBool>,
     presence: HashMap<(String, String), (usize, u64)>,
     /// Whether the shared state is reachable; when not, questions fail.
     reachable: bool,
@@ -41,7 +78,11 @@ struct Cluster {
 impl Cluster {
     fn new(n: usize) -> Self {
         // One store every node shares, as the cluster's Redis is.
-        let store = MemoryStore::new();
+        let fail_reads = Arc::new(AtomicBool::new(false));
+        let store = Shared {
+            inner: MemoryStore::new(),
+            fail_reads: fail_reads.clone(),
+        };
         let now = std::time::Instant::now();
         let nodes = (0..n)
             .map(|i| {
@@ -58,6 +99,7 @@ impl Cluster {
             .collect();
         Self {
             nodes,
+            fail_reads,
             presence: HashMap::new(),
             reachable: true,
             lose_notices: false,
@@ -624,6 +666,70 @@ fn a_lost_notice_delays_delivery_and_loses_nothing() {
     c.lose_notices = true;
     send(&mut c, 0, 1, "bob", "third");
     let got: Vec<_> = (messages_in(&c.login_frames(0, 3, "bob")).into_iter())
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(got, ["third"]);
+}
+
+#[test]
+fn a_node_that_resubscribed_reads_every_sessions_queue_again() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.login(1, 4, "dave");
+    // Node 1's subscription is down: the notices to it reach no one.
+    c.lose_notices = true;
+    send(&mut c, 0, 1, "bob", "to bob");
+    send(&mut c, 0, 1, "carol", "to carol");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert!(messages_in(&c.take(1, 3)).is_empty());
+    // It is back: every session there reads its queue, and is handed each message once.
+    c.lose_notices = false;
+    let now = c.nodes[1].now;
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    let texts = |got: Vec<(String, String, bool)>| got.into_iter().map(|m| m.1).collect::<Vec<_>>();
+    assert_eq!(texts(messages_in(&c.take(1, 2))), ["to bob"]);
+    assert_eq!(texts(messages_in(&c.take(1, 3))), ["to carol"]);
+    assert!(messages_in(&c.take(1, 4)).is_empty());
+    // Once more: nothing is handed over twice, held or acknowledged.
+    c.ack(1, 2);
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert!(messages_in(&c.take(1, 3)).is_empty());
+    c.ack(1, 3);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    assert!(c.nodes[1].broker.store().messages(APP, "carol").is_empty());
+}
+
+#[test]
+fn a_failed_read_is_tried_again_at_the_next_notice() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    // Redis fails bob's node's read: the message stays stored.
+    c.fail_reads.store(true, Ordering::Relaxed);
+    send(&mut c, 0, 1, "bob", "first");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    // It answers again: the next notice makes bob's session read again, and it gets both.
+    c.fail_reads.store(false, Ordering::Relaxed);
+    send(&mut c, 0, 1, "bob", "second");
+    let got: Vec<_> = (messages_in(&c.take(1, 2)).into_iter())
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(got, ["first", "second"]);
+    // And once more after a failure with no later message: a resubscription reads again.
+    c.ack(1, 2);
+    c.fail_reads.store(true, Ordering::Relaxed);
+    send(&mut c, 0, 1, "bob", "third");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    c.fail_reads.store(false, Ordering::Relaxed);
+    let now = c.nodes[1].now;
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    let got: Vec<_> = (messages_in(&c.take(1, 2)).into_iter())
         .map(|m| m.1)
         .collect();
     assert_eq!(got, ["third"]);

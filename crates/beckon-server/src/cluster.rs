@@ -442,7 +442,9 @@ async fn heartbeat(node: Arc<Node>) {
     }
 }
 
-/// Listens on the node's topic, resubscribing after a failure.
+/// Listens on the node's topic, resubscribing after a failure. Notices published meanwhile
+/// reached no one: once subscribed again, the broker hears [`ClusterIn::Resubscribed`] and
+/// every session here reads its queue again.
 async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
     let topic = node_topic(&node.config.node_id);
     let url = match &node.config.url {
@@ -450,6 +452,7 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
         // Plain pub/sub reaches every shard of a Redis Cluster: any one node will do.
         ClusterUrl::Cluster(nodes) => nodes[0].clone(),
     };
+    let mut first = true;
     loop {
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
@@ -472,6 +475,14 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
             }
         };
         debug!(%topic, "cluster: subscribed");
+        if !std::mem::replace(&mut first, false)
+            && inputs
+                .send(Input::Cluster(ClusterIn::Resubscribed))
+                .await
+                .is_err()
+        {
+            return; // The broker loop is gone.
+        }
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
             let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
@@ -574,6 +585,11 @@ async fn work(
 /// Makes the session the account's one session in the cluster and tells the node that held
 /// it to end its own. When Redis cannot be reached, the session ends here instead: nothing
 /// else could stop two sessions of one account.
+///
+/// Once the claim is in Redis, the session reads its queue once more (a `Stored` to this
+/// node's broker): a message another node stored while the claim was on its way may have
+/// been written after the login's first read and announced to the previous holder (or to no
+/// one), since its node found the old entry.
 async fn claim(node: &Node, app: String, account: String, session: u64) -> Option<ClusterIn> {
     let id = &node.config.node_id;
     let mut set = redis::cmd("SET");
@@ -596,9 +612,15 @@ async fn claim(node: &Node, app: String, account: String, session: u64) -> Optio
             });
         }
     };
-    let (held_on, instance, held) = previous.as_deref().and_then(parse_presence)?;
+    let reread = Some(ClusterIn::Stored {
+        app: app.clone(),
+        account: account.clone(),
+    });
+    let Some((held_on, instance, held)) = previous.as_deref().and_then(parse_presence) else {
+        return reread;
+    };
     if held_on == id && instance == node.instance {
-        return None; // This node ended that session itself.
+        return reread; // This node ended that session itself.
     }
     let kick = NodeMessage::Kick {
         instance: instance.to_owned(),
@@ -613,7 +635,7 @@ async fn claim(node: &Node, app: String, account: String, session: u64) -> Optio
         node.health.failed(&e);
         warn!(error = %e, node = held_on, "cluster: could not tell a node to end a session");
     }
-    None
+    reread
 }
 
 /// Tells the node holding the account's session (if any) that messages for it were stored.

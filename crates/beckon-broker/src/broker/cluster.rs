@@ -106,11 +106,14 @@ impl<S: Store> Broker<S> {
                 }
             }
             ClusterIn::Stored { app, account } => {
-                if let Some(sid) = self.session_of(&app, &account)
-                    && let Some(s) = self.sessions.get_mut(&sid)
-                {
-                    s.inbox.rescan_pending = true;
-                    self.top_up(sid);
+                if let Some(sid) = self.session_of(&app, &account) {
+                    self.rescan(sid);
+                }
+            }
+            ClusterIn::Resubscribed => {
+                let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
+                for sid in sids {
+                    self.rescan(sid);
                 }
             }
             ClusterIn::CallSignal {
@@ -122,6 +125,18 @@ impl<S: Store> Broker<S> {
             ClusterIn::CallSent { query, delivered } => self.call_signal_sent(query, delivered),
         }
         self.shrink_tables();
+    }
+
+    /// The session reads its account's whole queue again. A read of it that failed earlier
+    /// (Redis unreachable for a moment) is tried again too: on a single node the rest waits
+    /// for the account's next session, but in a cluster the messages other nodes store for a
+    /// session only ever reach it by such reads, and a rescan hands over each message once.
+    fn rescan(&mut self, sid: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.inbox.rescan_pending = true;
+            s.inbox.failed = false;
+            self.top_up(sid);
+        }
     }
 
     /// A session of the account opened here: the cluster hears of it.

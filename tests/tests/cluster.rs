@@ -209,16 +209,16 @@ async fn an_account_of_a_node_whose_registration_expired_is_offline() {
 
 #[tokio::test]
 async fn what_is_not_cluster_wide_yet_fails_with_1001() {
-    let (_redis, _a, _b, mut alice, _bob) = alice_on_a_bob_on_b().await;
-    // Calls (channels are cluster-wide: cluster_channels.rs).
-    alice.sdk.channel_invite_user("room", "bob", 0);
-    let outcome = alice
-        .expect(|e| matches!(e, Event::InviteFailed { .. }))
+    let (_redis, a, _b, _alice, _bob) = alice_on_a_bob_on_b().await;
+    // Telephony gateway registration (channels and calls are cluster-wide).
+    let mut gateway = User::new(a.url(), "gateway");
+    gateway.login_as_server(&a).await;
+    let (err, resp) = gateway
+        .invoke(beckon_broker::GATEWAY_REGISTER, "{}", "register")
         .await;
-    assert!(
-        matches!(&outcome, Event::InviteFailed { ecode: 1001, .. }),
-        "{outcome:?}"
-    );
+    assert_eq!(err, "1001", "{resp}");
+    let why = resp["error"].as_str().unwrap_or_default();
+    assert!(why.contains("cluster mode"), "{resp}");
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ mod admin;
 mod calls;
 mod channels;
 mod cluster;
+mod cluster_calls;
 mod cluster_channels;
 mod login;
 mod requests;
@@ -256,6 +257,8 @@ pub struct Broker<S> {
     /// Channels in cluster mode: the operations waiting for the cluster and the replicas of
     /// channels with members here.
     cluster_channels: cluster_channels::ClusterChannels,
+    /// Call signals to other nodes waiting for their driver's answer.
+    cluster_calls: cluster_calls::ClusterCalls,
 }
 
 impl<S: Store> Broker<S> {
@@ -282,6 +285,7 @@ impl<S: Store> Broker<S> {
             tallies: Tallies::default(),
             cluster: Default::default(),
             cluster_channels: Default::default(),
+            cluster_calls: Default::default(),
             admission: Admission::new(config.admission.clone(), epoch),
             offline: OfflineLedger::default(),
             offline_timer: None,

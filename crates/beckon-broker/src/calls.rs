@@ -45,6 +45,9 @@ pub(crate) struct Call {
     pub(crate) deadline: Option<Instant>,
     /// The account of the telephony gateway that carries this call, for phone invitations.
     pub(crate) gateway: Option<String>,
+    /// In cluster mode, for an invitation waiting for a callee that is on no node: when the
+    /// wait ends (`deadline` is then the next time the cluster is asked again).
+    pub(crate) cluster_wait: Option<Instant>,
 }
 
 impl Call {
@@ -184,6 +187,7 @@ impl Calls {
         let call = self.by_id.get_mut(&id)?;
         call.state = CallState::Ringing;
         call.deadline = Some(deadline);
+        call.cluster_wait = None;
         let extra = std::mem::take(&mut call.extra);
         self.extra_bytes -= extra.len();
         Some((call, extra))
@@ -194,6 +198,54 @@ impl Calls {
         if let Some(c) = self.by_id.get_mut(&id) {
             c.state = CallState::Accepted;
             c.deadline = None;
+        }
+    }
+
+    /// The call with this key, if any.
+    pub(crate) fn id(&self, key: &CallKey) -> Option<u64> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Sets a call's deadline.
+    pub(crate) fn set_deadline(&mut self, id: u64, deadline: Option<Instant>) {
+        if let Some(c) = self.by_id.get_mut(&id) {
+            c.deadline = deadline;
+        }
+    }
+
+    /// A call not delivered yet (its `extra` still held) starts waiting for its callee.
+    pub(crate) fn wait(&mut self, id: u64, deadline: Instant, until: Instant) {
+        let Some(c) = self.by_id.get_mut(&id) else {
+            return;
+        };
+        if c.state != CallState::WaitingForPeer {
+            c.state = CallState::WaitingForPeer;
+            self.waiting
+                .entry((c.key.app.clone(), c.key.callee.clone()))
+                .or_default()
+                .push(id);
+        }
+        c.deadline = Some(deadline);
+        c.cluster_wait = Some(until);
+    }
+
+    /// A waiting call leaves the waiting list (it rings next).
+    pub(crate) fn unwait(&mut self, id: u64) {
+        let Some(c) = self.by_id.get_mut(&id) else {
+            return;
+        };
+        if c.state != CallState::WaitingForPeer {
+            return;
+        }
+        c.state = CallState::Ringing;
+        c.cluster_wait = None;
+        let k = (c.key.app.clone(), c.key.callee.clone());
+        if let Some(v) = self.waiting.get_mut(&k) {
+            v.retain(|x| *x != id);
+            if v.is_empty() {
+                self.waiting.remove(&k);
+                shrink_map(&mut self.waiting);
+            }
         }
     }
 
@@ -317,6 +369,7 @@ mod tests {
             extra: String::new(),
             deadline: None,
             gateway: gateway.map(str::to_owned),
+            cluster_wait: None,
         }
     }
 

@@ -43,6 +43,16 @@ pub enum ClusterOut {
     /// ([`ClusterIn::Stored`] there). Losing it delays delivery to the account's next
     /// session, and loses nothing.
     Stored { app: String, account: String },
+    /// A call event for `account`, which has no session on this node: hand it to the
+    /// account's session on its node ([`ClusterIn::CallSignal`] there, naming that session),
+    /// then answer [`ClusterIn::CallSent`] with the same `query`, whether it was handed over
+    /// or not.
+    CallSignal {
+        query: u64,
+        app: String,
+        account: String,
+        signal: crate::CallSignal,
+    },
     /// A channel operation to carry out on the cluster's shared channel state (see
     /// [`ChannelOp`]); the outcome comes back as [`ClusterIn::ChannelDone`] with `query`,
     /// when there is one.
@@ -197,9 +207,25 @@ pub enum ClusterIn {
         channel: String,
         event: ChannelEvent,
     },
-    /// The node's subscription to the channels' events was interrupted and is back: events
-    /// published meanwhile are lost, joins waiting for their answer among them fail.
-    ChannelsInterrupted,
+    /// A call event from another node for session `session` of `account` here; nothing
+    /// happens when that session has ended (but an invitation is refused back to its caller).
+    CallSignal {
+        app: String,
+        account: String,
+        session: u64,
+        signal: crate::CallSignal,
+    },
+    /// What became of [`ClusterOut::CallSignal`] `query`: `Ok(true)` handed to the node holding
+    /// the account's session, `Ok(false)` the account is on no live node, `Err` why the cluster
+    /// could not say. The call fails on this node's side unless it was handed over.
+    CallSent {
+        query: u64,
+        delivered: Result<bool, String>,
+    },
+    /// This node may have missed notices: its subscription to its topic was down and is back.
+    /// Every session here reads its account's queue again, as for [`Stored`](Self::Stored).
+    /// Channel events published meanwhile are lost too: joins waiting for their answer fail.
+    Resubscribed,
 }
 
 /// Channel operations the broker waits for at once, at most: beyond it channel requests are

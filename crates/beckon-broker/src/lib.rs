@@ -73,6 +73,7 @@ mod broker;
 mod calls;
 mod channels;
 pub mod cluster;
+pub mod cluster_calls;
 mod config;
 mod frame;
 mod invoke;
@@ -85,6 +86,7 @@ pub use admin::{AdminCall, AdminError, AdminRequest, AdminResponse, Snapshot, Ta
 pub use broker::{ADMIN_KICK_MESSAGE, Broker, BrokerStats, CloseReason, Held, Output, uid_for};
 pub use channels::{CHANNEL_EVENT_CHANNEL, USER_ONLINE_CHANNEL};
 pub use cluster::{ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn, ClusterOut};
+pub use cluster_calls::CallSignal;
 pub use config::{
     AdmissionConfig, AppConfig, Apps, BrokerConfig, DEFAULT_MAX_EVENT_BYTES,
     OFFLINE_MESSAGE_OVERHEAD, OfflinePolicy,

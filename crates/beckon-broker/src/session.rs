@@ -148,7 +148,8 @@ pub(crate) struct Inbox {
     pub(crate) behind: bool,
     /// A read of the store is under way.
     pub(crate) reading: bool,
-    /// A read failed: the rest waits in the store for the account's next session.
+    /// A read failed: the rest waits in the store for the account's next session (in a
+    /// cluster, for the next notice of stored messages, which reads the queue again).
     pub(crate) failed: bool,
     /// Another node of a cluster stored messages for the account: the whole queue is read
     /// again (a rescan) once no read is under way. Another node's positions come from its own

@@ -7,10 +7,13 @@
 //! `desc` that says so, and changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use beckon_broker::{
     Apps, Broker, BrokerConfig, ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn, ClusterOut,
-    ConnId, MemoryStore, Recovered,
+    ConnId, MemoryStore, Recovered, Store, StoreBatch, StoreDone, StoreError, StoreOp,
+    StoredMessage,
 };
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, request::Op, server_frame};
@@ -18,9 +21,43 @@ use beckon_testkit::wire::{self, Driver};
 
 const APP: &str = "app";
 
+/// The shared store, whose reads of stored messages can be made to fail (Redis unreachable
+/// for a moment).
+#[derive(Clone, Debug)]
+struct Shared {
+    inner: MemoryStore,
+    fail_reads: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn messages(&self, app: &str, account: &str) -> Vec<StoredMessage> {
+        self.inner.messages(app, account)
+    }
+}
+
+impl Store for Shared {
+    fn execute(&mut self, batches: Vec<StoreBatch>) -> Vec<StoreDone> {
+        let reads = |b: &StoreBatch| b.ops.iter().any(|o| matches!(o, StoreOp::Messages { .. }));
+        if self.fail_reads.load(Ordering::Relaxed) && batches.iter().any(reads) {
+            let fail = |b: StoreBatch| StoreDone {
+                id: b.id,
+                answers: Err(StoreError::Unreachable("Redis is unreachable".into())),
+            };
+            return batches.into_iter().map(fail).collect();
+        }
+        self.inner.execute(batches)
+    }
+
+    fn recover(&mut self) -> Result<Recovered, StoreError> {
+        self.inner.recover()
+    }
+}
+
 /// Two nodes and the shared presence table: (app, account) → (node, session).
 struct Cluster {
-    nodes: Vec<Driver<MemoryStore>>,
+    nodes: Vec<Driver<Shared>>,
+    /// Whether the shared store's reads fail.
+    fail_reads: Arc<AtomicBool>,
     presence: HashMap<(String, String), (usize, u64)>,
     /// Whether the shared state is reachable; when not, questions fail.
     reachable: bool,
@@ -29,14 +66,21 @@ struct Cluster {
     /// Whether notices wait in `delayed` until [`deliver_notices`](Self::deliver_notices).
     delay_notices: bool,
     delayed: Vec<(usize, ClusterIn)>,
+    /// Whether call signals to other nodes find no one listening there (the node died).
+    drop_signals: bool,
+    /// Whether call signals wait in `held` unanswered (a slow Redis).
+    hold_signals: bool,
+    held: Vec<(usize, ClusterOut)>,
+    /// The connections logged in, by (node, conn), which ping while time passes.
+    conns: Vec<(usize, u64)>,
     /// Frames a request's node sent to its other connections meanwhile, by (node, conn).
     elsewhere: HashMap<(usize, u64), Vec<server_frame::Kind>>,
     next_request: u64,
     /// The shared channel state: (app, channel) → members and attributes.
     chans: HashMap<(String, String), FakeChannel>,
-    /// Whether channel operations wait in `held` (the cluster does not answer).
+    /// Whether channel operations wait in `held_channel_ops` (the cluster does not answer).
     hold_channel_ops: bool,
-    held: Vec<(usize, ClusterOut)>,
+    held_channel_ops: Vec<(usize, ClusterOut)>,
     /// Channel events published, and those each node received.
     publishes: usize,
     received: Vec<usize>,
@@ -55,7 +99,11 @@ struct FakeChannel {
 impl Cluster {
     fn new(n: usize) -> Self {
         // One store every node shares, as the cluster's Redis is.
-        let store = MemoryStore::new();
+        let fail_reads = Arc::new(AtomicBool::new(false));
+        let store = Shared {
+            inner: MemoryStore::new(),
+            fail_reads: fail_reads.clone(),
+        };
         let now = std::time::Instant::now();
         let nodes = (0..n)
             .map(|i| {
@@ -73,16 +121,21 @@ impl Cluster {
             .collect();
         Self {
             nodes,
+            fail_reads,
             presence: HashMap::new(),
             reachable: true,
             lose_notices: false,
             delay_notices: false,
             delayed: Vec::new(),
+            drop_signals: false,
+            hold_signals: false,
+            held: Vec::new(),
+            conns: Vec::new(),
             elsewhere: HashMap::new(),
             next_request: 1,
             chans: HashMap::new(),
             hold_channel_ops: false,
-            held: Vec::new(),
+            held_channel_ops: Vec::new(),
             publishes: 0,
             received: vec![0; n],
         }
@@ -152,7 +205,9 @@ impl Cluster {
                 let answer = ClusterIn::Status { query, online };
                 self.nodes[node].broker.handle_cluster(answer, now);
             }
-            ClusterOut::Channel { .. } if self.hold_channel_ops => self.held.push((node, out)),
+            ClusterOut::Channel { .. } if self.hold_channel_ops => {
+                self.held_channel_ops.push((node, out))
+            }
             ClusterOut::Channel {
                 query,
                 app,
@@ -173,6 +228,79 @@ impl Cluster {
                     }
                 }
             }
+            ClusterOut::CallSignal {
+                query,
+                app,
+                account,
+                signal,
+            } => {
+                if self.hold_signals {
+                    let out = ClusterOut::CallSignal {
+                        query,
+                        app,
+                        account,
+                        signal,
+                    };
+                    self.held.push((node, out));
+                    return;
+                }
+                let delivered = match self.presence.get(&(app.clone(), account.clone())) {
+                    _ if !self.reachable => Err("Redis is unreachable".to_owned()),
+                    None => Ok(false),
+                    Some(_) if self.drop_signals => Ok(false),
+                    Some(&(held_on, session)) => {
+                        let at = self.nodes[held_on].now;
+                        let input = ClusterIn::CallSignal {
+                            app,
+                            account,
+                            session,
+                            signal,
+                        };
+                        self.nodes[held_on].broker.handle_cluster(input, at);
+                        Ok(true)
+                    }
+                };
+                let answer = ClusterIn::CallSent { query, delivered };
+                let now = self.nodes[node].now;
+                self.nodes[node].broker.handle_cluster(answer, now);
+            }
+        }
+    }
+
+    /// Carries out the held call signals, in order.
+    fn release_signals(&mut self) {
+        self.hold_signals = false;
+        for (node, out) in std::mem::take(&mut self.held) {
+            self.carry_out(node, out);
+        }
+        self.route();
+    }
+
+    /// Lets `d` pass on every node in steps of a second, running their timers and carrying
+    /// out what those ask of the cluster; the logged-in connections ping at each step, and
+    /// every frame is kept for [`take`](Self::take).
+    fn advance(&mut self, d: std::time::Duration) {
+        let ping =
+            beckon_proto::codec::encode_client(pb::client_frame::Kind::Ping(pb::Ping { nonce: 0 }));
+        let steps = d.as_secs().max(1);
+        let step = d / u32::try_from(steps).expect("a short test");
+        for _ in 0..steps {
+            for node in 0..self.nodes.len() {
+                let n = &mut self.nodes[node];
+                let until = n.now + step;
+                while let Some(at) = n.broker.poll_timeout().filter(|at| *at <= until) {
+                    n.now = n.now.max(at);
+                    n.broker.handle_timeout(n.now);
+                }
+                n.now = until;
+                n.broker.handle_timeout(until);
+                for &(_, conn) in self.conns.iter().filter(|(at, _)| *at == node) {
+                    n.broker.handle_frame(ConnId(conn), &ping, n.now);
+                }
+                let frames = wire::drain(&mut self.nodes[node].broker);
+                self.keep(node, &frames);
+            }
+            self.route();
         }
     }
 
@@ -187,6 +315,7 @@ impl Cluster {
 
     fn login(&mut self, node: usize, conn: u64, account: &str) {
         self.nodes[node].login(ConnId(conn), APP, account);
+        self.conns.push((node, conn));
         self.route();
     }
 
@@ -360,40 +489,13 @@ fn what_is_not_cluster_wide_yet_is_refused_and_changes_nothing() {
     let mut c = Cluster::new(2);
     c.login(0, 1, "alice");
     c.login(1, 2, "bob");
-    // A session with the server privilege, which gateway registration needs.
-    let token = beckon_token::mint(
-        b"any certificate: development mode does not check it",
-        &beckon_token::TokenClaims {
-            app_id: APP.into(),
-            account: "backend".into(),
-            issued_at: 0,
-            expires_at: u64::MAX,
-            privileges: beckon_token::Privileges::SERVER,
-        },
-    );
-    let n = &mut c.nodes[0];
-    n.broker.connect(ConnId(3), n.now);
-    n.broker
-        .handle_frame(ConnId(3), &wire::login_frame(APP, "backend", &token), n.now);
-    c.take(0, 3);
-    let refused = [
-        (
-            1,
-            Op::Invite(pb::Invite {
-                account: "bob".into(),
-                ..Default::default()
-            }),
-            "calls",
-        ),
-        (
-            3,
-            wire::invoke_request(beckon_broker::GATEWAY_REGISTER, "{}"),
-            "calls",
-        ),
-    ];
-    for (conn, op, what) in refused {
+    let refused = [(
+        wire::invoke_request(beckon_broker::GATEWAY_REGISTER, "{}"),
+        "telephony gateway",
+    )];
+    for (op, what) in refused {
         let is_invoke = matches!(op, Op::Invoke(_));
-        let reply = c.request(0, conn, op);
+        let reply = c.request(0, 1, op);
         let (code, desc) = if is_invoke {
             let r = wire::invoke_result(reply);
             (r.err.parse().expect("an error code"), r.resp)
@@ -513,6 +615,15 @@ fn a_single_node_broker_asks_nothing_of_a_cluster() {
     assert!(!online(&status));
     let joined = d.request(ConnId(1), wire::join("room"));
     assert_eq!(joined.code, 0);
+    // An invitation to an offline account waits on this node, as it always did.
+    let invited = d.request(ConnId(1), invite("room", "bob", ""));
+    assert_eq!(invited.code, 0);
+    let refused = d.request(
+        ConnId(1),
+        invite("r2", "bob", r#"{"_require_peer_online":1}"#),
+    );
+    assert_eq!(refused.code, ErrorCode::InvitePeerOffline.code());
+    assert_eq!(d.broker.calls_in_progress(), 1);
     assert_eq!(d.broker.poll_cluster(), None);
     let _: &Broker<MemoryStore> = &d.broker;
 }
@@ -586,6 +697,70 @@ fn a_lost_notice_delays_delivery_and_loses_nothing() {
     c.lose_notices = true;
     send(&mut c, 0, 1, "bob", "third");
     let got: Vec<_> = (messages_in(&c.login_frames(0, 3, "bob")).into_iter())
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(got, ["third"]);
+}
+
+#[test]
+fn a_node_that_resubscribed_reads_every_sessions_queue_again() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.login(1, 4, "dave");
+    // Node 1's subscription is down: the notices to it reach no one.
+    c.lose_notices = true;
+    send(&mut c, 0, 1, "bob", "to bob");
+    send(&mut c, 0, 1, "carol", "to carol");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert!(messages_in(&c.take(1, 3)).is_empty());
+    // It is back: every session there reads its queue, and is handed each message once.
+    c.lose_notices = false;
+    let now = c.nodes[1].now;
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    let texts = |got: Vec<(String, String, bool)>| got.into_iter().map(|m| m.1).collect::<Vec<_>>();
+    assert_eq!(texts(messages_in(&c.take(1, 2))), ["to bob"]);
+    assert_eq!(texts(messages_in(&c.take(1, 3))), ["to carol"]);
+    assert!(messages_in(&c.take(1, 4)).is_empty());
+    // Once more: nothing is handed over twice, held or acknowledged.
+    c.ack(1, 2);
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    assert!(messages_in(&c.take(1, 3)).is_empty());
+    c.ack(1, 3);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+    assert!(c.nodes[1].broker.store().messages(APP, "carol").is_empty());
+}
+
+#[test]
+fn a_failed_read_is_tried_again_at_the_next_notice() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    // Redis fails bob's node's read: the message stays stored.
+    c.fail_reads.store(true, Ordering::Relaxed);
+    send(&mut c, 0, 1, "bob", "first");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    // It answers again: the next notice makes bob's session read again, and it gets both.
+    c.fail_reads.store(false, Ordering::Relaxed);
+    send(&mut c, 0, 1, "bob", "second");
+    let got: Vec<_> = (messages_in(&c.take(1, 2)).into_iter())
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(got, ["first", "second"]);
+    // And once more after a failure with no later message: a resubscription reads again.
+    c.ack(1, 2);
+    c.fail_reads.store(true, Ordering::Relaxed);
+    send(&mut c, 0, 1, "bob", "third");
+    assert!(messages_in(&c.take(1, 2)).is_empty());
+    c.fail_reads.store(false, Ordering::Relaxed);
+    let now = c.nodes[1].now;
+    (c.nodes[1].broker).handle_cluster(ClusterIn::Resubscribed, now);
+    c.route();
+    let got: Vec<_> = (messages_in(&c.take(1, 2)).into_iter())
         .map(|m| m.1)
         .collect();
     assert_eq!(got, ["third"]);
@@ -745,6 +920,679 @@ fn a_message_acknowledged_while_a_rescan_reads_is_not_handed_over_again() {
     );
     c.ack(1, 2);
     assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+}
+
+// ---- calls across nodes ----------------------------------------------------------------------
+
+use pb::call_event::Kind as CallKind;
+use std::time::Duration;
+
+fn invite(channel: &str, to: &str, extra: &str) -> Op {
+    Op::Invite(pb::Invite {
+        channel: channel.into(),
+        account: to.into(),
+        extra: extra.into(),
+    })
+}
+
+fn answer(channel: &str, caller: &str, extra: &str, accept: bool) -> Op {
+    let m = pb::InviteAnswer {
+        channel: channel.into(),
+        account: caller.into(),
+        extra: extra.into(),
+    };
+    if accept {
+        Op::InviteAccept(m)
+    } else {
+        Op::InviteRefuse(m)
+    }
+}
+
+fn end(channel: &str, peer: &str, as_caller: bool) -> Op {
+    Op::InviteEnd(pb::InviteEnd {
+        channel: channel.into(),
+        account: peer.into(),
+        as_caller,
+    })
+}
+
+fn dtmf(channel: &str, peer: &str, digits: &str, as_caller: bool) -> Op {
+    Op::InviteDtmf(pb::InviteDtmf {
+        channel: channel.into(),
+        account: peer.into(),
+        dtmf: digits.into(),
+        as_caller,
+    })
+}
+
+/// The call events among frames.
+fn calls_in(frames: &[server_frame::Kind]) -> Vec<pb::CallEvent> {
+    frames
+        .iter()
+        .filter_map(|k| match k {
+            server_frame::Kind::Event(pb::Event {
+                body: Some(pb::event::Body::Call(c)),
+                ..
+            }) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The kinds (with the account named and the code) of the call events `conn` on `node` got.
+fn call_kinds(c: &mut Cluster, node: usize, conn: u64) -> Vec<(CallKind, String, i32)> {
+    calls_in(&c.take(node, conn))
+        .into_iter()
+        .map(|e| (e.kind(), e.account, e.code))
+        .collect()
+}
+
+/// alice on node 0 (conn 1), bob on node 1 (conn 2).
+fn two_callers() -> Cluster {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c
+}
+
+/// alice invites bob to `room`; bob's node has the invitation ringing.
+fn ringing(c: &mut Cluster) {
+    let reply = c.request(0, 1, invite("room", "bob", r#"{"k":1}"#));
+    assert_eq!(reply.code, 0, "{reply:?}");
+    let got = calls_in(&c.take(1, 2));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].kind(), CallKind::Received);
+    assert_eq!(
+        (got[0].account.as_str(), got[0].extra.as_str()),
+        ("alice", r#"{"k":1}"#)
+    );
+    assert!(!got[0].caller);
+}
+
+#[test]
+fn a_call_crosses_nodes_invite_received_accept_dtmf_end() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    assert_eq!(
+        c.nodes[1].broker.calls_in_progress(),
+        1,
+        "bob's node keeps its half"
+    );
+    // bob's client has the invitation: alice hears so.
+    c.ack(1, 2);
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(CallKind::ReceivedByPeer, "bob".into(), 0)]
+    );
+    assert_eq!(
+        c.request(1, 2, answer("room", "alice", r#"{"ok":1}"#, true))
+            .code,
+        0
+    );
+    let got = calls_in(&c.take(0, 1));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (
+            got[0].kind(),
+            got[0].account.as_str(),
+            got[0].extra.as_str(),
+            got[0].caller
+        ),
+        (CallKind::AcceptedByPeer, "bob", r#"{"ok":1}"#, true)
+    );
+    // DTMF both ways.
+    assert_eq!(c.request(0, 1, dtmf("room", "bob", "12#", true)).code, 0);
+    let got = calls_in(&c.take(1, 2));
+    assert_eq!(
+        (
+            got[0].kind(),
+            got[0].msg_type.as_str(),
+            got[0].msg_data.as_str()
+        ),
+        (CallKind::Msg, "DTMF", "12#")
+    );
+    assert_eq!(c.request(1, 2, dtmf("room", "alice", "9", false)).code, 0);
+    let got = calls_in(&c.take(0, 1));
+    assert_eq!(
+        (got[0].kind(), got[0].msg_data.as_str()),
+        (CallKind::Msg, "9")
+    );
+    // The callee ends it.
+    assert_eq!(c.request(1, 2, end("room", "alice", false)).code, 0);
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(CallKind::EndByPeer, "bob".into(), 0)]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), 0);
+    assert_eq!(c.nodes[1].broker.cluster_call_signals(), 0);
+}
+
+#[test]
+fn an_accepted_call_ended_by_its_caller_ends_on_the_other_node() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    // Answering before acknowledging: alice hears the receipt first, then the answer.
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    let kinds: Vec<_> = call_kinds(&mut c, 0, 1).into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, [CallKind::ReceivedByPeer, CallKind::AcceptedByPeer]);
+    assert_eq!(c.request(0, 1, end("room", "bob", true)).code, 0);
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_refusal_crosses_nodes() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(
+        c.request(1, 2, answer("room", "alice", r#"{"busy":1}"#, false))
+            .code,
+        0
+    );
+    let got = calls_in(&c.take(0, 1));
+    let last = got.last().expect("events");
+    assert_eq!(
+        (last.kind(), last.account.as_str(), last.extra.as_str()),
+        (CallKind::RefusedByPeer, "bob", r#"{"busy":1}"#)
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+    // The call is gone on both sides: answering or ending it again is a wrong parameter.
+    let again = c.request(1, 2, answer("room", "alice", "", true));
+    assert_eq!(again.code, ErrorCode::GeneralWrongParam.code());
+    let again = c.request(0, 1, end("room", "bob", true));
+    assert_eq!(again.code, ErrorCode::GeneralWrongParam.code());
+}
+
+#[test]
+fn a_cancelled_invitation_ends_on_the_callees_node() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(0, 1, end("room", "bob", true)).code, 0);
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+    let late = c.request(1, 2, answer("room", "alice", "", true));
+    assert_eq!(late.code, ErrorCode::GeneralWrongParam.code());
+}
+
+#[test]
+fn bad_call_requests_across_nodes_get_the_specs_codes_and_change_nothing() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    let again = c.request(0, 1, invite("room", "bob", ""));
+    assert_eq!(again.code, ErrorCode::InviteReinvite.code());
+    let big_extra = format!(r#"{{"k":"{}"}}"#, "x".repeat(8200));
+    let cases = [
+        (0, 1, invite("", "bob", ""), ErrorCode::GeneralWrongParam),
+        (0, 1, invite("room", "", ""), ErrorCode::GeneralWrongParam),
+        (
+            0,
+            1,
+            invite("room", "bob", "not json"),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            invite("room", &"b".repeat(129), ""),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            1,
+            2,
+            answer("other", "alice", "", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            1,
+            2,
+            answer("room", "carol", "", false),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "bob", "12a", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            1,
+            2,
+            end("room", "alice", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            answer("room", "bob", "", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            invite("room", "alice", ""),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            invite("room", "b ob", ""),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            invite(&"r".repeat(129), "bob", ""),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            0,
+            1,
+            invite("r2", "bob", &big_extra),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            1,
+            2,
+            answer("room", "alice", &big_extra, true),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "bob", "", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "bob", &"1".repeat(9000), true),
+            ErrorCode::GeneralLargeParam,
+        ),
+        (
+            0,
+            1,
+            dtmf("room", "carol", "1", true),
+            ErrorCode::GeneralWrongParam,
+        ),
+        (1, 2, end("", "alice", false), ErrorCode::GeneralWrongParam),
+    ];
+    for (node, conn, op, code) in cases {
+        let what = format!("{op:?}");
+        let reply = c.request(node, conn, op);
+        assert_eq!(reply.code, code.code(), "{what}: {reply:?}");
+    }
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 1);
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+}
+
+#[test]
+fn an_invitation_to_an_account_on_no_node_fails_as_on_one_node() {
+    let mut c = two_callers();
+    // `_require_peer_online`: refused at once with 703.
+    let reply = c.request(
+        0,
+        1,
+        invite("room", "carol", r#"{"_require_peer_online":1}"#),
+    );
+    assert_eq!(reply.code, ErrorCode::InvitePeerOffline.code(), "{reply:?}");
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    // Otherwise it waits for carol (20 s), then fails with 703.
+    assert_eq!(c.request(0, 1, invite("room", "carol", "")).code, 0);
+    c.advance(Duration::from_secs(19));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    c.advance(Duration::from_secs(2));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "carol".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), 0);
+}
+
+#[test]
+fn a_waiting_invitation_rings_when_its_callee_logs_in_on_another_node() {
+    let mut c = two_callers();
+    assert_eq!(
+        c.request(0, 1, invite("room", "carol", r#"{"x":2}"#)).code,
+        0
+    );
+    c.advance(Duration::from_secs(5));
+    let frames = c.login_frames(1, 3, "carol");
+    c.conns.push((1, 3));
+    assert!(
+        calls_in(&frames).is_empty(),
+        "not at once: the caller's node asks again"
+    );
+    c.advance(Duration::from_secs(3));
+    let got = calls_in(&c.take(1, 3));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (
+            got[0].kind(),
+            got[0].account.as_str(),
+            got[0].extra.as_str()
+        ),
+        (CallKind::Received, "alice", r#"{"x":2}"#)
+    );
+    assert_eq!(c.request(1, 3, answer("room", "alice", "", true)).code, 0);
+    let kinds: Vec<_> = call_kinds(&mut c, 0, 1).into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, [CallKind::ReceivedByPeer, CallKind::AcceptedByPeer]);
+    // Accepted: the wait is over, nothing fails later.
+    c.advance(Duration::from_secs(30));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+}
+
+#[test]
+fn a_waiting_invitation_rings_when_its_callee_logs_in_on_the_callers_node() {
+    let mut c = two_callers();
+    assert_eq!(c.request(0, 1, invite("room", "carol", "")).code, 0);
+    let frames = c.login_frames(0, 3, "carol");
+    let got = calls_in(&frames);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].kind(), CallKind::Received);
+    c.advance(Duration::from_secs(25));
+    assert!(
+        !call_kinds(&mut c, 0, 3).contains(&(CallKind::Received, "alice".into(), 0)),
+        "rung once"
+    );
+}
+
+#[test]
+fn an_unanswered_invitation_times_out_on_the_callers_node_and_ends_on_the_callees() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.advance(Duration::from_secs(61));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InviteTimeout.code()
+        )]
+    );
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_side_going_offline_fails_or_ends_the_call_on_the_other_node() {
+    // The callee logs out: the caller's invitation fails with 703.
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, Op::Logout(pb::Logout {})).code, 0);
+    c.route();
+    let got = call_kinds(&mut c, 0, 1);
+    assert_eq!(
+        got.last(),
+        Some(&(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )),
+        "{got:?}"
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    // The caller is kicked by a login elsewhere: the callee's call ends.
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.login(1, 3, "alice");
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_signal_that_cannot_be_delivered_fails_the_call_instead_of_leaving_it_hanging() {
+    // Redis unreachable at the invitation: refused with INVITE_E_NET and the reason.
+    let mut c = two_callers();
+    c.reachable = false;
+    let reply = c.request(0, 1, invite("room", "bob", ""));
+    assert_eq!(reply.code, ErrorCode::InviteNet.code(), "{reply:?}");
+    assert!(reply.message.contains("Redis is unreachable"), "{reply:?}");
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+
+    // The callee's node stops listening once the call rings: the caller's next signal does
+    // not get there, and the caller hears the call fail with 703.
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.drop_signals = true;
+    assert_eq!(c.request(0, 1, dtmf("room", "bob", "1", true)).code, 0);
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+
+    // An accepted call whose signal is lost ends for the side that is left.
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    c.take(0, 1);
+    c.drop_signals = true;
+    assert_eq!(c.request(1, 2, dtmf("room", "alice", "5", false)).code, 0);
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+
+    // Redis goes away while a call rings: the callee's acceptance cannot reach the caller;
+    // the callee hears the end.
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.reachable = false;
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    let kinds: Vec<_> = call_kinds(&mut c, 1, 2).into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, [CallKind::EndByPeer]);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn the_callees_copy_goes_when_the_callers_node_died_with_the_call() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    // The caller's node dies: nothing more comes from it, and its presence expires.
+    c.presence.remove(&(APP.into(), "alice".into()));
+    c.nodes[1].advance(Duration::from_secs(69));
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 1);
+    let n = &mut c.nodes[1];
+    let at = n.now + Duration::from_secs(2);
+    n.broker.handle_timeout(at);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn call_signals_waiting_for_the_cluster_are_bounded() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    c.hold_signals = true;
+    let max = beckon_broker::cluster_calls::MAX_PENDING_SIGNALS_PER_SESSION;
+    for i in 0..max {
+        let reply = c.request(0, 1, dtmf("room", "bob", "1", true));
+        assert_eq!(reply.code, 0, "{i}: {reply:?}");
+    }
+    let refused = c.request(0, 1, dtmf("room", "bob", "1", true));
+    assert_eq!(refused.code, ErrorCode::GeneralFailed.code(), "{refused:?}");
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), max);
+    c.release_signals();
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), 0);
+    let digits = calls_in(&c.take(1, 2))
+        .into_iter()
+        .filter(|e| e.kind() == CallKind::Msg)
+        .count();
+    assert_eq!(digits, max, "every digit accepted arrived, once");
+    assert_eq!(c.request(0, 1, dtmf("room", "bob", "1", true)).code, 0);
+
+    // Invitations a session places across nodes count against its bound as on one node.
+    let mut c = two_callers();
+    c.hold_signals = true;
+    let per_session = 100; // The default `max_invites_per_session`.
+    for i in 0..per_session {
+        let id = c.next_request;
+        c.next_request += 1;
+        let n = &mut c.nodes[0];
+        let op = invite(&format!("r{i}"), "bob", "");
+        n.broker
+            .handle_frame(ConnId(1), &wire::request_frame(id, op), n.now);
+    }
+    let refused = c.request(0, 1, invite("last", "bob", ""));
+    assert_eq!(refused.code, ErrorCode::InviteOther.code(), "{refused:?}");
+    c.release_signals();
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), per_session);
+}
+
+#[test]
+fn a_stale_invitation_is_refused_back_to_its_caller() {
+    let mut c = two_callers();
+    let n = &mut c.nodes[1];
+    let stale = ClusterIn::CallSignal {
+        app: APP.into(),
+        account: "bob".into(),
+        session: 999,
+        signal: beckon_broker::CallSignal {
+            kind: CallKind::Received as i32,
+            channel: "room".into(),
+            account: "alice".into(),
+            ..Default::default()
+        },
+    };
+    n.broker.handle_cluster(stale, n.now);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+    c.route();
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+}
+
+#[test]
+fn an_accepted_call_ends_when_the_other_sides_node_dies() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    c.take(0, 1);
+    // Alive: the checks change nothing.
+    c.advance(Duration::from_secs(25));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    // alice's node dies: its registration expires, so alice reads offline everywhere, and
+    // bob's node hears nothing more from it. Within a check, bob's call ends.
+    c.presence.remove(&(APP.into(), "alice".into()));
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn an_accepted_call_the_other_node_no_longer_has_ends() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    c.take(0, 1);
+    // alice ends it, and the end never reaches bob's node.
+    c.drop_signals = true;
+    assert_eq!(c.request(0, 1, end("room", "bob", true)).code, 0);
+    c.drop_signals = false;
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 1);
+    // bob's node asks alice's whether it still has the call: it does not, so it ends.
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 1, 2),
+        [(CallKind::EndByPeer, "alice".into(), 0)]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_new_invitation_replaces_a_copy_whose_end_was_lost() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.drop_signals = true;
+    assert_eq!(c.request(0, 1, end("room", "bob", true)).code, 0);
+    c.drop_signals = false;
+    assert_eq!(
+        c.nodes[1].broker.calls_in_progress(),
+        1,
+        "bob's node missed the end"
+    );
+    let reply = c.request(0, 1, invite("room", "bob", r#"{"n":2}"#));
+    assert_eq!(reply.code, 0, "{reply:?}");
+    let got = calls_in(&c.take(1, 2));
+    let got: Vec<_> = got.iter().map(|e| (e.kind(), e.extra.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (CallKind::EndByPeer, ""),
+            (CallKind::Received, r#"{"n":2}"#)
+        ]
+    );
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 1);
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", true)).code, 0);
+    let kinds: Vec<_> = call_kinds(&mut c, 0, 1).into_iter().map(|k| k.0).collect();
+    assert_eq!(kinds, [CallKind::ReceivedByPeer, CallKind::AcceptedByPeer]);
+}
+
+#[test]
+fn invitations_waiting_for_the_cluster_are_bounded_per_node() {
+    let mut c = two_callers();
+    c.hold_signals = true;
+    let max = beckon_broker::cluster::MAX_PENDING_QUERIES;
+    // Sessions of their own, each within its 100 invitations, until the node holds `max`.
+    let mut sent = 0;
+    let mut conn = 10;
+    while sent < max {
+        conn += 1;
+        c.login(0, conn, &format!("caller{conn}"));
+        for i in 0..100.min(max - sent) {
+            let id = c.next_request;
+            c.next_request += 1;
+            let n = &mut c.nodes[0];
+            let op = invite(&format!("r{i}"), "bob", "");
+            n.broker
+                .handle_frame(ConnId(conn), &wire::request_frame(id, op), n.now);
+            sent += 1;
+        }
+    }
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), max);
+    c.login(0, 9_999, "one-more");
+    let refused = c.request(0, 9_999, invite("room", "bob", ""));
+    assert_eq!(refused.code, ErrorCode::GeneralFailed.code(), "{refused:?}");
+    assert!(refused.message.contains("too many"), "{refused:?}");
+    assert_eq!(c.nodes[0].broker.cluster_call_signals(), max);
+    // A local callee needs no signal: still served.
+    c.login(0, 10_000, "local");
+    assert_eq!(c.request(0, 9_999, invite("room", "local", "")).code, 0);
 }
 
 // ---- channels ---------------------------------------------------------------------------------
@@ -926,7 +1774,7 @@ impl Cluster {
     /// Carries out the channel operations held so far.
     fn release_held(&mut self) {
         self.hold_channel_ops = false;
-        for (node, out) in std::mem::take(&mut self.held) {
+        for (node, out) in std::mem::take(&mut self.held_channel_ops) {
             self.carry_out(node, out);
         }
         self.route();
@@ -1475,7 +2323,11 @@ fn channel_requests_waiting_for_the_cluster_are_bounded_per_session() {
     }
     c.route();
     assert_eq!(c.nodes[0].broker.cluster_channel_ops(), MAX);
-    assert_eq!(c.held.len(), MAX, "the rest never reached the cluster");
+    assert_eq!(
+        c.held_channel_ops.len(),
+        MAX,
+        "the rest never reached the cluster"
+    );
     let replies = c.take(0, 1);
     for i in MAX as u64..MAX as u64 + 10 {
         let reply = wire::reply_in(&replies, 1_000 + i).expect("refused at once");
@@ -1547,8 +2399,7 @@ fn joins_waiting_when_the_subscription_is_interrupted_fail_and_are_undone() {
     c.route();
     assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 1);
     let n = &mut c.nodes[0];
-    n.broker
-        .handle_cluster(ClusterIn::ChannelsInterrupted, n.now);
+    n.broker.handle_cluster(ClusterIn::Resubscribed, n.now);
     let reply = wire::reply_in(&c.take(0, 1), 88).expect("a reply");
     assert_eq!(reply.code, ErrorCode::GeneralFailed.code());
     assert!(reply.message.contains("interrupted"), "{reply:?}");

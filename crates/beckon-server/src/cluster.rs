@@ -13,7 +13,8 @@
 //!   the releasing session. An account counts as online when its entry names a live instance,
 //!   so a dead node's accounts go offline when its registration expires.
 //! - **routing**: each node subscribes to its own topic `beckon:node:<id>` (plain pub/sub,
-//!   which a Redis Cluster broadcasts to every shard).
+//!   which a Redis Cluster broadcasts to every shard): kicks, notices of stored messages, and
+//!   call signals (`calls`).
 //! - **channels** (`cluster/channels.rs`): membership and attributes per channel, changed by
 //!   Lua scripts that publish their events on the channel's topic, which only nodes with
 //!   members subscribe to (on the same connection as the node's topic).
@@ -43,6 +44,7 @@ use beckon_proto::ErrorCode;
 use crate::config::{ClusterConfig, ClusterUrl};
 use crate::server::Input;
 
+mod calls;
 mod channels;
 
 /// The version of what nodes keep in Redis and say to each other. A node refuses to join a
@@ -130,6 +132,14 @@ enum NodeMessage {
         instance: String,
         app: String,
         account: String,
+    },
+    /// A call event for session `session` of the account (on `instance` of the node).
+    Call {
+        instance: String,
+        app: String,
+        account: String,
+        session: u64,
+        signal: calls::WireSignal,
     },
 }
 
@@ -400,7 +410,8 @@ impl ClusterSender {
             ClusterOut::Claim { app, account, .. }
             | ClusterOut::Release { app, account, .. }
             | ClusterOut::Status { app, account, .. }
-            | ClusterOut::Stored { app, account } => (app, account),
+            | ClusterOut::Stored { app, account }
+            | ClusterOut::CallSignal { app, account, .. } => (app, account),
             // A channel's operations run in order on one worker.
             ClusterOut::Channel { app, channel, .. } => (app, channel),
         };
@@ -445,7 +456,9 @@ async fn heartbeat(node: Arc<Node>) {
     }
 }
 
-/// Listens on the node's topic, resubscribing after a failure.
+/// Listens on the node's topic, resubscribing after a failure. Notices published meanwhile
+/// reached no one: once subscribed again, the broker hears [`ClusterIn::Resubscribed`] and
+/// every session here reads its queue again.
 async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
     let topic = node_topic(&node.config.node_id);
     let url = match &node.config.url {
@@ -453,7 +466,7 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
         // Plain pub/sub reaches every shard of a Redis Cluster: any one node will do.
         ClusterUrl::Cluster(nodes) => nodes[0].clone(),
     };
-    let mut interrupted = false;
+    let mut first = true;
     loop {
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
@@ -482,15 +495,16 @@ async fn subscribe(node: Arc<Node>, inputs: mpsc::Sender<Input>) {
             tokio::time::sleep(RESUBSCRIBE_BACKOFF).await;
             continue;
         }
-        if interrupted {
-            // Channel events published meanwhile are lost; joins waiting for theirs fail.
-            let input = Input::Cluster(ClusterIn::ChannelsInterrupted);
-            if inputs.send(input).await.is_err() {
-                return;
-            }
-        }
-        interrupted = true;
         debug!(%topic, "cluster: subscribed");
+        // Notices and channel events published meanwhile reached no one.
+        if !std::mem::replace(&mut first, false)
+            && inputs
+                .send(Input::Cluster(ClusterIn::Resubscribed))
+                .await
+                .is_err()
+        {
+            return; // The broker loop is gone.
+        }
         while let Some(msg) = messages.next().await {
             let Ok(payload) = msg.get_payload::<Vec<u8>>() else {
                 continue;
@@ -539,6 +553,13 @@ fn node_input(node: &Node, payload: &[u8]) -> Option<ClusterIn> {
             app,
             account,
         } => (instance == node.instance).then_some(ClusterIn::Stored { app, account }),
+        NodeMessage::Call {
+            instance,
+            app,
+            account,
+            session,
+            signal,
+        } => calls::input(node, &instance, app, account, session, signal),
     }
 }
 
@@ -572,6 +593,12 @@ async fn work(
                 online: online(&node, &app, &account).await,
             }),
             ClusterOut::Stored { app, account } => stored(&node, app, account).await,
+            ClusterOut::CallSignal {
+                query,
+                app,
+                account,
+                signal,
+            } => calls::signal(&node, &inputs, query, app, account, signal).await,
             ClusterOut::Channel {
                 query,
                 app,
@@ -590,6 +617,11 @@ async fn work(
 /// Makes the session the account's one session in the cluster and tells the node that held
 /// it to end its own. When Redis cannot be reached, the session ends here instead: nothing
 /// else could stop two sessions of one account.
+///
+/// Once the claim is in Redis, the session reads its queue once more (a `Stored` to this
+/// node's broker): a message another node stored while the claim was on its way may have
+/// been written after the login's first read and announced to the previous holder (or to no
+/// one), since its node found the old entry.
 async fn claim(node: &Node, app: String, account: String, session: u64) -> Option<ClusterIn> {
     let id = &node.config.node_id;
     let mut set = redis::cmd("SET");
@@ -612,9 +644,15 @@ async fn claim(node: &Node, app: String, account: String, session: u64) -> Optio
             });
         }
     };
-    let (held_on, instance, held) = previous.as_deref().and_then(parse_presence)?;
+    let reread = Some(ClusterIn::Stored {
+        app: app.clone(),
+        account: account.clone(),
+    });
+    let Some((held_on, instance, held)) = previous.as_deref().and_then(parse_presence) else {
+        return reread;
+    };
     if held_on == id && instance == node.instance {
-        return None; // This node ended that session itself.
+        return reread; // This node ended that session itself.
     }
     let kick = NodeMessage::Kick {
         instance: instance.to_owned(),
@@ -629,7 +667,7 @@ async fn claim(node: &Node, app: String, account: String, session: u64) -> Optio
         node.health.failed(&e);
         warn!(error = %e, node = held_on, "cluster: could not tell a node to end a session");
     }
-    None
+    reread
 }
 
 /// Tells the node holding the account's session (if any) that messages for it were stored.

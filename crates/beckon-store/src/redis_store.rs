@@ -237,14 +237,36 @@ impl RedisStore {
         &self,
         f: impl FnOnce(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
+        let mut f = Some(f);
+        self.with_conn_retrying(false, |c| (f.take().expect("called once"))(c))
+    }
+
+    /// [`with_conn`](Self::with_conn); with `retry`, a single Redis's connection made before
+    /// it dropped (Redis restarted, or closed it) is replaced at once and `f` runs once more
+    /// on the new one, rather than failing although Redis is back. Only for `f`s that may run
+    /// twice: a script may have run before its connection dropped.
+    fn with_conn_retrying<T>(
+        &self,
+        retry: bool,
+        mut f: impl FnMut(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
         let sh = &*self.shared;
         let mut slot = sh.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let reused = slot.is_some();
         if slot.is_none() {
             *slot = Some(self.connect().map_err(|e| self.unreachable(&e))?);
         }
         let conn = slot.as_mut().expect("connected above");
         let single = matches!(conn, Conn::Single(_));
-        f(conn).map_err(|e| {
+        let result = match f(conn) {
+            Err(e) if retry && single && reused && e.is_connection_dropped() => {
+                *slot = None;
+                let fresh = self.connect().map_err(|e| self.unreachable(&e))?;
+                f(slot.insert(fresh))
+            }
+            other => other,
+        };
+        result.map_err(|e| {
             if is_connection_failure(&e) {
                 // A cluster connection holds one connection per node and remakes the one that
                 // failed itself; made anew, it would need every node to answer again.
@@ -285,8 +307,10 @@ impl RedisStore {
         for (_, op) in ops {
             call.add(&self.shared.keys, op);
         }
-        let value: Value = self
-            .with_conn(|c| invoke(c, (&self.shared.script, STORE_LUA), &call.keys, &call.args))?;
+        // Every operation of a batch may run twice (see `execute`).
+        let value: Value = self.with_conn_retrying(true, |c| {
+            invoke(c, (&self.shared.script, STORE_LUA), &call.keys, &call.args)
+        })?;
         let Value::Array(answers) = value else {
             return Err(StoreError::Corrupt(format!(
                 "the store script answered {value:?}"

@@ -19,7 +19,7 @@ fn no_call(channel: &str, peer: &str) -> CallError {
 }
 
 /// An event for one side of a call; `to_caller` says which side receives it.
-fn event(kind: Kind, channel: &str, account: &str, to_caller: bool) -> pb::CallEvent {
+pub(super) fn event(kind: Kind, channel: &str, account: &str, to_caller: bool) -> pb::CallEvent {
     pb::CallEvent {
         kind: kind as i32,
         channel: channel.to_owned(),
@@ -30,24 +30,29 @@ fn event(kind: Kind, channel: &str, account: &str, to_caller: bool) -> pb::CallE
 }
 
 /// The event telling the caller what became of its invitation (named by the callee).
-fn to_caller(kind: Kind, call: &Call) -> pb::CallEvent {
+pub(super) fn to_caller(kind: Kind, call: &Call) -> pb::CallEvent {
     event(kind, &call.key.channel, &call.key.callee, true)
 }
 
 impl<S: Store> Broker<S> {
-    fn call_event_to(
+    /// Hands a call event to the account's session; in cluster mode, to its session on
+    /// another node when it has none here.
+    pub(super) fn call_event_to(
         &mut self,
         app: &str,
         account: &str,
         ev: &pb::CallEvent,
     ) -> Option<(SessionId, u64)> {
-        let sid = self.session_of(app, account)?;
+        let Some(sid) = self.session_of(app, account) else {
+            self.cluster_call_event(app, account, ev, None);
+            return None;
+        };
         let seq = self.emit(sid, BodyField::Call, ev, None)?;
         Some((sid, seq))
     }
 
     /// Adds a call and arms its deadline, if it has one.
-    fn add_call(&mut self, call: Call) -> u64 {
+    pub(super) fn add_call(&mut self, call: Call) -> u64 {
         let deadline = call.deadline;
         let id = self.calls.insert(call);
         if let Some(d) = deadline {
@@ -57,7 +62,7 @@ impl<S: Store> Broker<S> {
     }
 
     /// Hands a waiting or new invitation to the callee side and starts it ringing.
-    fn ring(&mut self, id: u64, now: Instant) {
+    pub(super) fn ring(&mut self, id: u64, now: Instant) {
         let Some(app) = self.calls.get(id).map(|c| c.key.app.clone()) else {
             return;
         };
@@ -81,8 +86,9 @@ impl<S: Store> Broker<S> {
 
     // ---- requests ---------------------------------------------------------------------------
 
-    /// `channelInviteUser2` and the phone forms (`_phone` in `extra`).
-    pub(super) fn call_invite(&mut self, me: &Caller, m: pb::Invite) -> CallResult {
+    /// `channelInviteUser2` and the phone forms (`_phone` in `extra`). `Ok(true)`: the reply
+    /// waits for the cluster to say whether the invitation reached the callee's node.
+    pub(super) fn call_invite(&mut self, me: &Caller, m: pb::Invite) -> CallResult<bool> {
         let app = &me.app;
         let extra = validate::invite(&app.limits, &me.account, &m.channel, &m.account, &m.extra)?;
         let key = CallKey {
@@ -123,6 +129,7 @@ impl<S: Store> Broker<S> {
             extra: m.extra,
             deadline: None,
             gateway: None,
+            cluster_wait: None,
         };
         if extra.flag(EXTRA_PHONE) {
             let gateway = (self.calls.gateway(&app.app_id))
@@ -135,6 +142,10 @@ impl<S: Store> Broker<S> {
                 })?;
             call.gateway = Some(gateway.to_owned());
         } else if self.session_of(&app.app_id, &m.account).is_none() {
+            if self.config.cluster {
+                let require = extra.flag(EXTRA_REQUIRE_PEER_ONLINE);
+                return self.cluster_invite(me, call, require).map(|()| true);
+            }
             if extra.flag(EXTRA_REQUIRE_PEER_ONLINE) {
                 return Err(CallError::new(
                     ErrorCode::InvitePeerOffline,
@@ -144,11 +155,11 @@ impl<S: Store> Broker<S> {
             call.state = CallState::WaitingForPeer;
             call.deadline = Some(self.now + app.peer_online_wait);
             self.add_call(call);
-            return Ok(());
+            return Ok(false);
         }
         let id = self.add_call(call);
         self.ring(id, self.now);
-        Ok(())
+        Ok(false)
     }
 
     /// The callee side answered or ended the call, so it has the invitation: the caller hears
@@ -189,6 +200,7 @@ impl<S: Store> Broker<S> {
         self.receipt_now(id);
         let kind = if accept {
             self.calls.accept(id);
+            self.cluster_watch(id);
             self.stats.calls_accepted += 1;
             Kind::AcceptedByPeer
         } else {
@@ -249,6 +261,10 @@ impl<S: Store> Broker<S> {
         let mut ev = event(Kind::Msg, &m.channel, &me_as_seen, !m.as_caller);
         ev.msg_type = "DTMF".into();
         ev.msg_data = m.dtmf;
+        if self.session_of(&app.app_id, &other).is_none() && self.config.cluster {
+            // The other side is on another node: the digits travel there, bounded.
+            return self.cluster_dtmf(me, &other, &ev);
+        }
         self.call_event_to(&app.app_id, &other, &ev);
         Ok(())
     }
@@ -303,7 +319,7 @@ impl<S: Store> Broker<S> {
 
     pub(super) fn call_timer_due(&mut self, id: u64, now: Instant) {
         let due = (self.calls.get(id)).is_some_and(|c| c.deadline.is_some_and(|d| d <= now));
-        if !due {
+        if self.cluster_call_due(id, now) || !due {
             return;
         }
         let Some(call) = self.calls.remove(id) else {

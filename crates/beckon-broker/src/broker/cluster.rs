@@ -20,7 +20,7 @@ use crate::store::{Store, StoredMessage};
 /// What the broker waits for from its cluster driver.
 #[derive(Debug, Default)]
 pub(super) struct ClusterState {
-    outputs: VecDeque<ClusterOut>,
+    pub(super) outputs: VecDeque<ClusterOut>,
     next_query: u64,
     queries: HashMap<u64, Pending>,
 }
@@ -107,16 +107,26 @@ impl<S: Store> Broker<S> {
             }
             ClusterIn::ChannelDone { .. }
             | ClusterIn::ChannelJoined { .. }
-            | ClusterIn::ChannelEvent { .. }
-            | ClusterIn::ChannelsInterrupted => self.handle_cluster_channel(input),
+            | ClusterIn::ChannelEvent { .. } => self.handle_cluster_channel(input),
             ClusterIn::Stored { app, account } => {
-                if let Some(sid) = self.session_of(&app, &account)
-                    && let Some(s) = self.sessions.get_mut(&sid)
-                {
-                    s.inbox.rescan_pending = true;
-                    self.top_up(sid);
+                if let Some(sid) = self.session_of(&app, &account) {
+                    self.rescan(sid);
                 }
             }
+            ClusterIn::Resubscribed => {
+                let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
+                for sid in sids {
+                    self.rescan(sid);
+                }
+                self.cluster_channels_resubscribed();
+            }
+            ClusterIn::CallSignal {
+                app,
+                account,
+                session,
+                signal,
+            } => self.call_signal_in(&app, &account, SessionId(session), signal),
+            ClusterIn::CallSent { query, delivered } => self.call_signal_sent(query, delivered),
         }
         self.shrink_tables();
     }
@@ -124,6 +134,18 @@ impl<S: Store> Broker<S> {
     /// Queues an output for the driver.
     pub(super) fn cluster_out(&mut self, out: ClusterOut) {
         self.cluster.outputs.push_back(out);
+    }
+
+    /// The session reads its account's whole queue again. A read of it that failed earlier
+    /// (Redis unreachable for a moment) is tried again too: on a single node the rest waits
+    /// for the account's next session, but in a cluster the messages other nodes store for a
+    /// session only ever reach it by such reads, and a rescan hands over each message once.
+    fn rescan(&mut self, sid: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.inbox.rescan_pending = true;
+            s.inbox.failed = false;
+            self.top_up(sid);
+        }
     }
 
     /// A session of the account opened here: the cluster hears of it.
@@ -249,31 +271,31 @@ impl<S: Store> Broker<S> {
         if !self.config.cluster {
             return None;
         }
-        let what = match op {
-            // User attributes live in the store, which every node of a cluster shares.
+        match op {
+            // User attributes live in the store, which every node of a cluster shares; call
+            // signals travel to the node of the other side (`cluster_calls`); channels live in
+            // the cluster's channel state (`cluster_channels`).
             Op::Logout(_)
             | Op::QueryUserStatus(_)
             | Op::Invoke(_)
             | Op::SetUserAttr(_)
             | Op::GetUserAttr(_)
             | Op::GetUserAttrAll(_)
-            | Op::SendInstantMessage(_) => return None,
-            // Cluster-wide through the cluster's channel state (`cluster_channels`).
-            Op::ChannelJoin(_)
+            | Op::SendInstantMessage(_)
+            | Op::Invite(_)
+            | Op::InviteAccept(_)
+            | Op::InviteRefuse(_)
+            | Op::InviteEnd(_)
+            | Op::InviteDtmf(_)
+            | Op::ChannelJoin(_)
             | Op::ChannelLeave(_)
             | Op::ChannelSetAttr(_)
             | Op::ChannelDelAttr(_)
             | Op::ChannelClearAttr(_)
             | Op::SendChannelMessage(_)
             | Op::ChannelQueryUserNum(_)
-            | Op::ChannelQueryUserIsIn(_) => return None,
-            Op::Invite(_)
-            | Op::InviteAccept(_)
-            | Op::InviteRefuse(_)
-            | Op::InviteEnd(_)
-            | Op::InviteDtmf(_) => "calls",
-        };
-        Some(not_cluster_wide(what))
+            | Op::ChannelQueryUserIsIn(_) => None,
+        }
     }
 
     /// As [`cluster_refuses`](Self::cluster_refuses), for an `invoke` function.
@@ -292,7 +314,7 @@ impl<S: Store> Broker<S> {
             | Function::SetChannelAttr(..)
             | Function::DelChannelAttr(..)
             | Function::ClearChannelAttr(_) => return None,
-            Function::RegisterGateway => "calls",
+            Function::RegisterGateway => "telephony gateway registration",
         };
         Some(not_cluster_wide(what))
     }

@@ -600,14 +600,14 @@ impl<S: Store> Broker<S> {
                 channel,
                 event,
             } => self.channel_event(&app, &channel, event),
-            ClusterIn::ChannelsInterrupted => self.channels_interrupted(),
             _ => {}
         }
     }
 
-    /// The answers of waiting joins may have been lost with the subscription: they fail, and
-    /// whatever the cluster wrote for them is taken out again.
-    fn channels_interrupted(&mut self) {
+    /// The node's subscription was interrupted and is back: the answers of waiting joins may
+    /// have been lost with it, so they fail, and whatever the cluster wrote for them is taken
+    /// out again.
+    pub(super) fn cluster_channels_resubscribed(&mut self) {
         let mut joins: Vec<u64> = (self.cluster_channels.pending.iter())
             .filter(|(_, p)| matches!(p, Pending::Join { .. }))
             .map(|(q, _)| *q)

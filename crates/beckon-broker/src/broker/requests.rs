@@ -124,7 +124,10 @@ impl<S: Store> Broker<S> {
             Op::ChannelDelAttr(a) => done(self.channel_del_attr(me, &a.channel, &a.name)),
             Op::ChannelClearAttr(a) => done(self.channel_clear_attr(me, &a.channel)),
             Op::SendChannelMessage(m) => done(self.channel_send(me, m)),
-            Op::Invite(m) => done(self.call_invite(me, m)),
+            Op::Invite(m) => match self.call_invite(me, m) {
+                Ok(true) => Answer::Later,
+                other => done(other.map(|_| ())),
+            },
             Op::InviteAccept(m) => done(self.call_answer(me, m, true)),
             Op::InviteRefuse(m) => done(self.call_answer(me, m, false)),
             Op::InviteEnd(m) => done(self.call_end(me, m)),

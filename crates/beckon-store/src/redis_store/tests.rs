@@ -388,6 +388,30 @@ fn a_lost_redis_fails_batches_and_is_reconnected_when_back() {
     assert_eq!(m[0].1, msg(1));
 }
 
+/// Redis restarts between two batches: the connection made before fails its first command,
+/// and the store makes a new one and runs the batch on it at once, rather than failing a
+/// batch although Redis answers again.
+#[test]
+fn the_first_batch_after_a_redis_restart_is_answered() {
+    let mut r = Server::start_with(
+        &[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ],
+        false,
+    );
+    let mut s = open(&r.url(), DEFAULT_PREFIX);
+    assert_eq!(run(&mut s, vec![put("bob", 1, None)]), [StoreAnswer::Done]);
+    r.kill();
+    r.run();
+    let answers = run(&mut s, vec![put("bob", 2, None), read("bob", 0, 10)]);
+    assert_eq!(messages(&answers[1]), (vec![1, 2], false));
+}
+
 /// A queue's record that lost its body reads as corrupt; the write beside it is kept.
 #[test]
 fn a_corrupt_queue_fails_its_read_alone() {

@@ -1,0 +1,191 @@
+//! A cluster node killed with SIGKILL in the middle of an accepted call: the other side's call
+//! ends (`onInviteEndByPeer`) once the dead node's registration expires (`node_ttl_ms`) and
+//! the next check of the call finds no one there (every 10 s), with nothing sent by the dead
+//! node.
+//!
+//! Needs `redis-server` (`.ci/run` installs it); without it the test fails saying so.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use beckon_proto::pb::{self, call_event::Kind, client_frame, event, request::Op, server_frame};
+use beckon_server::{ClusterConfig, Server, ServerConfig};
+
+use common::Client;
+use common::process::{ServerProcess, TempDir, TempFile};
+
+/// How long a node counts as alive after its last refresh, in this test.
+const NODE_TTL: Duration = Duration::from_millis(1_500);
+
+/// How long the test waits for what it expects, at most.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Redis {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): this test needs it on PATH")
+            });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
+        // Owned by the guard from here on, which kills and waits for it whatever happens.
+        let redis = Redis { child, addr };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let pong = TcpStream::connect(addr).and_then(|mut s| {
+                s.write_all(b"PING\r\n")?;
+                let mut buf = [0u8; 7];
+                s.read_exact(&mut buf)?;
+                Ok(buf)
+            });
+            if matches!(pong, Ok(b) if &b == b"+PONG\r\n") {
+                return redis;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends request `id` carrying `op`.
+async fn request(client: &mut Client, id: u64, op: Op) {
+    let req = pb::Request { id, op: Some(op) };
+    client.send(client_frame::Kind::Request(req)).await;
+}
+
+/// Reads `client`'s frames (pinging now and then, so the server keeps the connection) until
+/// a call event of `kind` arrives; panics after `patience`.
+async fn await_call(client: &mut Client, kind: Kind, patience: Duration) -> pb::CallEvent {
+    let deadline = Instant::now() + patience;
+    let mut nonce = 1_000;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no {kind:?} call event within {patience:?}"
+        );
+        nonce += 1;
+        client
+            .send(client_frame::Kind::Ping(pb::Ping { nonce }))
+            .await;
+        let Ok(frame) = tokio::time::timeout(Duration::from_millis(500), client.recv()).await
+        else {
+            continue;
+        };
+        match frame.expect("the session goes on") {
+            server_frame::Kind::Event(pb::Event {
+                body: Some(event::Body::Call(c)),
+                ..
+            }) if c.kind() == kind => return c,
+            server_frame::Kind::Event(pb::Event {
+                body: Some(event::Body::Reply(r)),
+                ..
+            }) => assert_eq!(r.code, 0, "{r:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() {
+    let redis = Redis::start();
+    let url = format!("redis://{}", redis.addr);
+    let toml = format!(
+        "development = true\nlisten = \"tcp://127.0.0.1:0\"\n[cluster]\nurl = \"{url}\"\n\
+         node_id = \"doomed\"\nnode_ttl_ms = {}\nredis_timeout_ms = 500\n",
+        NODE_TTL.as_millis()
+    );
+    let file = TempFile::new("cluster.toml", &toml);
+    let home = TempDir::new("cluster-home");
+    let doomed = ServerProcess::start(&["--config", file.path_str()], home.path());
+
+    let mut config = ServerConfig::development();
+    config.listen = vec!["tcp://127.0.0.1:0".parse().expect("a URL")];
+    config.set_cluster(Some(ClusterConfig {
+        node_id: "survivor".into(),
+        node_ttl: NODE_TTL,
+        redis_timeout: Duration::from_millis(500),
+        ..ClusterConfig::new(&url).expect("a URL")
+    }));
+    let survivor = Server::spawn(config).await.expect("the survivor starts");
+
+    let mut alice = Client::connect(doomed.addr).await;
+    alice
+        .login_ok("demo", "alice", beckon_proto::NO_TOKEN)
+        .await;
+    let mut bob = Client::connect(survivor.local_addr()).await;
+    bob.login_ok("demo", "bob", beckon_proto::NO_TOKEN).await;
+
+    // bob's claim reaches Redis just after his login answer: alice invites until it rings.
+    let mut id = 0;
+    let ringing = Instant::now();
+    loop {
+        id += 1;
+        let invite = Op::Invite(pb::Invite {
+            channel: format!("call-{id}"),
+            account: "bob".into(),
+            extra: String::new(),
+        });
+        request(&mut alice, id, invite).await;
+        let reply = loop {
+            match alice.recv().await.expect("the session goes on") {
+                server_frame::Kind::Event(pb::Event {
+                    body: Some(event::Body::Reply(r)),
+                    ..
+                }) if r.request_id == id => break r,
+                _ => {}
+            }
+        };
+        if reply.code == 0 {
+            break;
+        }
+        assert!(ringing.elapsed() < PATIENCE, "bob never rang: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = await_call(&mut bob, Kind::Received, PATIENCE).await;
+    assert_eq!(received.account, "alice");
+    let accept = Op::InviteAccept(pb::InviteAnswer {
+        channel: received.channel.clone(),
+        account: "alice".into(),
+        extra: String::new(),
+    });
+    request(&mut bob, 1, accept).await;
+    await_call(&mut alice, Kind::AcceptedByPeer, PATIENCE).await;
+
+    doomed.signal("KILL");
+    let killed = Instant::now();
+    let ended = await_call(&mut bob, Kind::EndByPeer, PATIENCE).await;
+    assert_eq!(
+        (ended.account.as_str(), ended.channel),
+        ("alice", received.channel)
+    );
+    eprintln!(
+        "bob's call ended {:?} after alice's node was killed (node TTL {NODE_TTL:?}, a check \
+         every 10 s)",
+        killed.elapsed()
+    );
+    survivor.shutdown().await;
+}

@@ -2549,3 +2549,38 @@ fn auto_updates_report_the_cluster_wide_counts_to_every_nodes_members() {
     tick(&mut c, 1);
     assert_eq!(reports(&c.take(0, 1)), ["_member_num=1"]);
 }
+
+#[test]
+fn channel_operations_waiting_for_the_cluster_are_bounded_per_node() {
+    use beckon_broker::cluster::{
+        MAX_PENDING_CHANNEL_OPS as MAX, MAX_PENDING_CHANNEL_OPS_PER_SESSION as PER_SESSION,
+    };
+    let mut c = Cluster::new(2);
+    let sessions = MAX / PER_SESSION + 2;
+    for i in 0..sessions {
+        c.login(0, 100 + i as u64, &format!("user{i}"));
+    }
+    c.hold_channel_ops = true;
+    let mut refused = 0;
+    for i in 0..sessions {
+        let conn = ConnId(100 + i as u64);
+        let n = &mut c.nodes[0];
+        for k in 0..PER_SESSION as u64 {
+            let op = Op::ChannelQueryUserNum(pb::ChannelQueryUserNum {
+                channel: "room".into(),
+            });
+            n.broker
+                .handle_frame(conn, &wire::request_frame(1_000 + k, op), n.now);
+        }
+        c.route();
+        let replies = c.take(0, conn.0);
+        refused += (1_000..1_000 + PER_SESSION as u64)
+            .filter_map(|id| wire::reply_in(&replies, id))
+            .filter(|r| r.message.contains("too many channel operations"))
+            .count();
+    }
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), MAX);
+    assert_eq!(refused, sessions * PER_SESSION - MAX);
+    c.release_held();
+    assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+}

@@ -581,3 +581,34 @@ async fn auto_updates_report_the_cluster_wide_count_on_every_node() {
     alice.expect(member_num("3")).await;
     bob.expect(member_num("3")).await;
 }
+
+#[tokio::test]
+async fn a_member_list_larger_than_one_answer_is_refused_with_1005() {
+    let (redis, _a, _b, mut alice, _bob, _carol) = three_on_two_nodes().await;
+    alice.join("crowd").await;
+    // 20,000 members of 128 characters (2.6 MB of names) written straight into Redis.
+    let app = beckon_tests::APP_ID;
+    let members = format!("beckon:chan:{{{}:{app}:crowd}}:members", app.len());
+    let names: Vec<String> = (0..20_000).map(|i| format!("{i:0>128}")).collect();
+    let mut zadd = vec!["ZADD".to_owned(), members];
+    for (i, n) in names.iter().enumerate() {
+        zadd.push((i + 10).to_string());
+        zadd.push(n.clone());
+    }
+    let args: Vec<&str> = zadd.iter().map(String::as_str).collect();
+    assert_eq!(redis.cmd(&args).await, ":20000");
+    let (err, resp) = alice
+        .signal("channel_query_userlist_all", r#"{"name":"crowd"}"#)
+        .await;
+    assert_eq!(err, "1005", "{resp}");
+    assert!(
+        resp["error"].as_str().is_some_and(|e| e.contains("num")),
+        "{resp}"
+    );
+    // Fewer fit.
+    let list = alice
+        .signal_ok("channel_query_userlist_all", r#"{"name":"crowd","num":3}"#)
+        .await;
+    assert_eq!(list["num"], 20_001, "{list}");
+    assert_eq!(list["list"].as_array().map(Vec::len), Some(3), "{list}");
+}

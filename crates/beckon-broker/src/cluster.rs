@@ -113,9 +113,12 @@ pub enum ChannelOp {
     IsIn {
         account: String,
     },
-    /// The member count and the latest `max` members, oldest first ([`ChannelAnswer::Users`]).
+    /// The member count and the latest `max` members, oldest first ([`ChannelAnswer::Users`]);
+    /// refused with 1005 once the list takes more than `max_bytes` (so a large channel costs
+    /// no more than one answer can carry).
     Users {
         max: usize,
+        max_bytes: usize,
     },
 }
 

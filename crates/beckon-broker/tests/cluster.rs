@@ -1714,7 +1714,7 @@ impl Cluster {
             ChannelOp::IsIn { account } => Ok(ChannelAnswer::IsIn(
                 c.members.iter().any(|m| m.0 == account),
             )),
-            ChannelOp::Users { max } => {
+            ChannelOp::Users { max, .. } => {
                 let all: Vec<String> = c.members.iter().map(|m| m.0.clone()).collect();
                 let list = all[all.len().saturating_sub(max)..].to_vec();
                 Ok(ChannelAnswer::Users {

@@ -309,7 +309,8 @@ impl<S: Store> Broker<S> {
             Function::ChannelUsers(c, max) => {
                 // No more than one answer can carry (an account takes at least 7 bytes).
                 let max = max.min(self.config.max_event_bytes / 7);
-                self.cluster_query(me, &c, ChannelOp::Users { max }, via)
+                let max_bytes = self.config.max_event_bytes;
+                self.cluster_query(me, &c, ChannelOp::Users { max, max_bytes }, via)
             }
             Function::SetChannelAttr(c, n, v) => self.cluster_set_attr(me, &c, &n, &v, via),
             Function::DelChannelAttr(c, n) => self.cluster_del_attr(me, &c, &n, via),

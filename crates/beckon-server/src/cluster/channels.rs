@@ -153,9 +153,24 @@ end
 return 'ok'
 ";
 
-/// `KEYS`: members. `ARGV`: how many. The count and the latest members, latest first.
+/// `KEYS`: members. `ARGV`: how many, at most how many bytes (as the JSON answer spells each,
+/// quotes aside). The count, the latest members (latest first), and 0 — or, when they would
+/// take more bytes, no list and how many fitted plus one.
 const USERS_SCRIPT: &str = r"
-return {redis.call('ZCARD', KEYS[1]), redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)}
+local num = redis.call('ZCARD', KEYS[1])
+local want = math.min(tonumber(ARGV[1]), num)
+local max_bytes = tonumber(ARGV[2])
+local list, bytes, start = {}, 64, 0
+while start < want do
+  local stop = math.min(start + 999, want - 1)
+  for _, a in ipairs(redis.call('ZREVRANGE', KEYS[1], start, stop)) do
+    bytes = bytes + #a + 6
+    if bytes > max_bytes then return {num, {}, #list + 1} end
+    list[#list + 1] = a
+  end
+  start = stop + 1
+end
+return {num, list, 0}
 ";
 
 /// Members of one channel on this node: (account, session).
@@ -498,16 +513,27 @@ pub(crate) async fn run(
             answered(node, node.run::<Option<f64>>(&zscore).await)
                 .map(|s| ChannelAnswer::IsIn(s.is_some()))
         }
-        ChannelOp::Users { max } => {
+        ChannelOp::Users { max, max_bytes } => {
             let mut eval = redis::cmd("EVAL");
             eval.arg(USERS_SCRIPT)
                 .arg(1)
                 .arg(key(&app, &channel, "members"))
-                .arg(max);
-            answered(node, node.run::<(usize, Vec<String>)>(&eval).await).map(|(num, mut list)| {
-                list.reverse();
-                ChannelAnswer::Users { num, list }
-            })
+                .arg(max)
+                .arg(max_bytes);
+            match answered(node, node.run::<(usize, Vec<String>, usize)>(&eval).await) {
+                Ok((num, mut list, 0)) => {
+                    list.reverse();
+                    Ok(ChannelAnswer::Users { num, list })
+                }
+                Ok((_, _, over)) => Err((
+                    ErrorCode::GeneralLargeParam,
+                    format!(
+                        "the {over} latest members of {channel} take more bytes than one answer \
+                         carries ({max_bytes} bytes); ask for fewer with \"num\""
+                    ),
+                )),
+                Err(e) => Err(e),
+            }
         }
     };
     query.map(|query| ClusterIn::ChannelDone { query, result })

@@ -778,10 +778,12 @@ async fn sweep(node: &Node, app: &str, channel: &str) {
 async fn drop_topic(node: &Node, topic: &str) {
     let subs = &node.subscriptions;
     (subs.topics.lock().unwrap_or_else(PoisonError::into_inner)).remove(topic);
+    // A failure needs nothing more: the connection is gone (a new one subscribes only to the
+    // topics recorded), or it is shutting down.
     if let Some(mut sink) = subs.sink()
         && let Err(e) = sink.unsubscribe(topic).await
     {
-        warn!(error = %e, %topic, "cluster: could not unsubscribe from a channel");
+        debug!(error = %e, %topic, "cluster: could not unsubscribe from a channel");
     }
 }
 

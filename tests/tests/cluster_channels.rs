@@ -612,3 +612,52 @@ async fn a_member_list_larger_than_one_answer_is_refused_with_1005() {
     assert_eq!(list["num"], 20_001, "{list}");
     assert_eq!(list["list"].as_array().map(Vec::len), Some(3), "{list}");
 }
+
+/// Sends a channel message and waits for its outcome: `Ok`, or the error code.
+async fn channel_send_outcome(u: &mut User, channel: &str, msg: &str) -> Result<(), i32> {
+    let id = u.sdk.message_channel_send(channel, msg, "");
+    let ev = u
+        .expect(|e| {
+            matches!(e, Event::MessageSendSuccess { message_id }
+                | Event::MessageSendError { message_id, .. } if *message_id == id)
+        })
+        .await;
+    match ev {
+        Event::MessageSendSuccess { .. } => Ok(()),
+        Event::MessageSendError { ecode, .. } => Err(ecode),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_channels_message_rate_holds_over_the_whole_cluster() {
+    let (_redis, _a, _b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    alice
+        .signal_ok(
+            "channel_set_attr",
+            r#"{"channel":"room","name":"_sendmsg_limit","value":"5"}"#,
+        )
+        .await;
+    // alice (node a) uses up the second's 5 messages; bob (node b) is refused with 402 within
+    // that second, though his node has sent none.
+    let start = std::time::Instant::now();
+    for i in 0..5 {
+        let sent = channel_send_outcome(&mut alice, "room", &format!("m{i}")).await;
+        if sent.is_err() {
+            assert!(start.elapsed() > Duration::from_millis(900), "{sent:?}");
+            return; // A slow machine: the second ran out before the test could use it.
+        }
+    }
+    let bobs = channel_send_outcome(&mut bob, "room", "one more").await;
+    if start.elapsed() < Duration::from_millis(900) {
+        assert_eq!(bobs, Err(402));
+    }
+    // The next second allows messages again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        channel_send_outcome(&mut bob, "room", "later").await,
+        Ok(())
+    );
+}

@@ -87,11 +87,14 @@ pub enum ChannelOp {
         max_ttl_ms: u64,
     },
     /// A channel message: every node with members hands it to them
-    /// ([`ChannelEvent::Message`]).
+    /// ([`ChannelEvent::Message`]). `per_second`: the channel's message rate, unless its
+    /// `_sendmsg_limit` says otherwise, counted over the whole cluster (refused with 402
+    /// beyond it); `None` for the system account's events, which no rate holds back.
     Send {
         sender: String,
         msg: String,
         id: u64,
+        per_second: Option<u32>,
     },
     /// Sets an attribute, within `max_attrs` attributes and `max_bytes` bytes of names and
     /// values (refused with 1001 beyond them, changing nothing).

@@ -1675,7 +1675,9 @@ impl Cluster {
                 }
                 Ok(ChannelAnswer::Done)
             }
-            ChannelOp::Send { sender, msg, id } => {
+            ChannelOp::Send {
+                sender, msg, id, ..
+            } => {
                 self.publish(&key, ChannelEvent::Message { sender, msg, id }, None);
                 Ok(ChannelAnswer::Done)
             }

@@ -336,6 +336,7 @@ impl<S: Store> Broker<S> {
             sender: SYSTEM_ACCOUNT.to_owned(),
             msg: body,
             id: self.p2p_message_id(position),
+            per_second: None,
         };
         self.cluster_channel_out(None, app, channel, op);
     }
@@ -549,6 +550,7 @@ impl<S: Store> Broker<S> {
             sender: me.account.to_string(),
             msg: m.msg,
             id: self.p2p_message_id(position),
+            per_second: Some(app.channel_messages_per_channel),
         };
         self.ask_channel(me, &m.channel, op, |w| Pending::Plain { w }, Via::Request)
     }

@@ -113,6 +113,20 @@ channel_event(ARGV[6], 'channel_leave', ARGV[1], ARGV[7])
 return count
 ";
 
+/// `KEYS`: attrs, rate (the messages of the current second). `ARGV`: channel topic, the
+/// message as published, the default messages per second. Publishes the message unless the
+/// channel's rate (`_sendmsg_limit`, else the default) is used up this second, over the whole
+/// cluster; returns 0, or the rate that refused it.
+const SEND_SCRIPT: &str = r"
+local limit = tonumber(redis.call('HGET', KEYS[1], '_sendmsg_limit') or '')
+if not limit or limit <= 0 then limit = tonumber(ARGV[3]) end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('PEXPIRE', KEYS[2], 1000) end
+if n > limit then return limit end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 0
+";
+
 /// `KEYS`: members, attrs. `ARGV`: name, value, max attributes, max bytes, default TTL ms, max
 /// TTL ms, channel topic, `1` for a special channel (which never expires). Returns `ok`, or
 /// why the write was refused.
@@ -436,11 +450,35 @@ pub(crate) async fn run(
             )
             .await
         }
-        ChannelOp::Send { sender, msg, id } => {
+        ChannelOp::Send {
+            sender,
+            msg,
+            id,
+            per_second,
+        } => {
             let payload = message_payload(&sender, &msg, id);
-            let mut publish = redis::cmd("PUBLISH");
-            publish.arg(topic(&app, &channel)).arg(payload);
-            ok_done(node, node.run::<Value>(&publish).await)
+            let Some(per_second) = per_second else {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(topic(&app, &channel)).arg(payload);
+                let result = ok_done(node, node.run::<Value>(&publish).await);
+                return query.map(|query| ClusterIn::ChannelDone { query, result });
+            };
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(SEND_SCRIPT)
+                .arg(2)
+                .arg(key(&app, &channel, "attrs"))
+                .arg(key(&app, &channel, "rate"))
+                .arg(topic(&app, &channel))
+                .arg(payload)
+                .arg(per_second);
+            match answered(node, node.run::<u64>(&eval).await) {
+                Ok(0) => Ok(ChannelAnswer::Done),
+                Ok(limit) => Err((
+                    ErrorCode::SendMessageRateLimit,
+                    format!("{channel} allows {limit} messages per second"),
+                )),
+                Err(e) => Err(e),
+            }
         }
         ChannelOp::SetAttr {
             name,

@@ -661,3 +661,34 @@ async fn a_channels_message_rate_holds_over_the_whole_cluster() {
         Ok(())
     );
 }
+
+#[tokio::test]
+async fn a_channels_attribute_rate_holds_over_the_whole_cluster() {
+    let (_redis, _a, _b, mut alice, mut bob, _carol) = three_on_two_nodes().await;
+    alice.join("room").await;
+    bob.join("room").await;
+    alice
+        .signal_ok(
+            "channel_set_attr",
+            r#"{"channel":"room","name":"_setattr_limit","value":"3"}"#,
+        )
+        .await;
+    let set = |name: &str| format!(r#"{{"channel":"room","name":"{name}","value":"v"}}"#);
+    // alice (node a) uses up the second's 3 updates; bob (node b) is refused within it.
+    let start = std::time::Instant::now();
+    for name in ["a1", "a2", "a3"] {
+        let (err, resp) = alice.signal("channel_set_attr", &set(name)).await;
+        if !err.is_empty() {
+            assert!(start.elapsed() > Duration::from_millis(900), "{resp}");
+            return; // A slow machine: the second ran out before the test could use it.
+        }
+    }
+    let (err, resp) = bob.signal("channel_set_attr", &set("b1")).await;
+    if start.elapsed() < Duration::from_millis(900) {
+        assert_eq!(err, "1001", "{resp}");
+        let why = resp["error"].as_str().unwrap_or_default();
+        assert!(why.contains("attribute updates per second"), "{resp}");
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    bob.signal_ok("channel_set_attr", &set("b1")).await;
+}

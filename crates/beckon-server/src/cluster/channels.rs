@@ -130,6 +130,19 @@ return 0
 /// `KEYS`: members, attrs. `ARGV`: name, value, max attributes, max bytes, default TTL ms, max
 /// TTL ms, channel topic, `1` for a special channel (which never expires). Returns `ok`, or
 /// why the write was refused.
+/// Counts an attribute write against the channel's `_setattr_limit` (none by default) in
+/// Redis, over the whole cluster: `nil`, or `rate <limit>` when this second's are used up.
+const ATTR_RATE_FN: &str = r"
+local function attr_rate(attrs, rate)
+  local limit = tonumber(redis.call('HGET', attrs, '_setattr_limit') or '')
+  if not limit or limit <= 0 then return nil end
+  local n = redis.call('INCR', rate)
+  if n == 1 then redis.call('PEXPIRE', rate, 1000) end
+  if n > limit then return 'rate ' .. limit end
+  return nil
+end
+";
+
 const SET_ATTR_SCRIPT: &str = r"
 local all = redis.call('HGETALL', KEYS[2])
 local exists = false
@@ -139,6 +152,8 @@ for i = 1, #all, 2 do
 end
 if not exists and #all / 2 >= tonumber(ARGV[3]) then return 'attrs' end
 if bytes > tonumber(ARGV[4]) then return 'bytes ' .. bytes end
+local refused = attr_rate(KEYS[2], KEYS[3])
+if refused then return refused end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 and ARGV[8] ~= '1' then
   expire(KEYS[2], ttl_of(KEYS[2], ARGV[5], ARGV[6]))
@@ -150,6 +165,8 @@ return 'ok'
 
 /// `KEYS`: attrs. `ARGV`: name, channel topic.
 const DEL_ATTR_SCRIPT: &str = r"
+local refused = attr_rate(KEYS[1], KEYS[2])
+if refused then return refused end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
   redis.call('PUBLISH', ARGV[2], cjson.encode({t = 'attr', name = ARGV[1], value = '',
     kind = 'del'}))
@@ -159,6 +176,8 @@ return 'ok'
 
 /// `KEYS`: members, attrs. `ARGV`: channel topic.
 const CLEAR_ATTR_SCRIPT: &str = r"
+local refused = attr_rate(KEYS[2], KEYS[3])
+if refused then return refused end
 local had = redis.call('DEL', KEYS[2])
 if had == 1 or redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('PUBLISH', ARGV[1], cjson.encode({t = 'attr', name = '', value = '',
@@ -489,10 +508,11 @@ pub(crate) async fn run(
             max_ttl_ms,
         } => {
             let mut eval = redis::cmd("EVAL");
-            eval.arg(format!("{TTL_FN}{SET_ATTR_SCRIPT}"))
-                .arg(2)
+            eval.arg(format!("{TTL_FN}{ATTR_RATE_FN}{SET_ATTR_SCRIPT}"))
+                .arg(3)
                 .arg(key(&app, &channel, "members"))
                 .arg(key(&app, &channel, "attrs"))
+                .arg(key(&app, &channel, "attr_rate"))
                 .arg(&name)
                 .arg(&value)
                 .arg(max_attrs)
@@ -507,6 +527,7 @@ pub(crate) async fn run(
                 });
             match node.run::<String>(&eval).await {
                 Ok(r) if r == "ok" => ok_done(node, Ok(())),
+                Ok(r) if r.starts_with("rate ") => Err(attr_rate_refused(&channel, &r)),
                 Ok(r) if r == "attrs" => Err((
                     ErrorCode::GeneralFailed,
                     format!("a channel may hold at most {max_attrs} attributes"),
@@ -524,21 +545,23 @@ pub(crate) async fn run(
         }
         ChannelOp::DelAttr { name } => {
             let mut eval = redis::cmd("EVAL");
-            eval.arg(DEL_ATTR_SCRIPT)
-                .arg(1)
+            eval.arg(format!("{ATTR_RATE_FN}{DEL_ATTR_SCRIPT}"))
+                .arg(2)
                 .arg(key(&app, &channel, "attrs"))
+                .arg(key(&app, &channel, "attr_rate"))
                 .arg(&name)
                 .arg(topic(&app, &channel));
-            ok_done(node, node.run::<Value>(&eval).await)
+            attr_written(node, &channel, node.run::<String>(&eval).await)
         }
         ChannelOp::ClearAttr => {
             let mut eval = redis::cmd("EVAL");
-            eval.arg(CLEAR_ATTR_SCRIPT)
-                .arg(2)
+            eval.arg(format!("{ATTR_RATE_FN}{CLEAR_ATTR_SCRIPT}"))
+                .arg(3)
                 .arg(key(&app, &channel, "members"))
                 .arg(key(&app, &channel, "attrs"))
+                .arg(key(&app, &channel, "attr_rate"))
                 .arg(topic(&app, &channel));
-            ok_done(node, node.run::<Value>(&eval).await)
+            attr_written(node, &channel, node.run::<String>(&eval).await)
         }
         ChannelOp::Num => {
             let mut zcard = redis::cmd("ZCARD");
@@ -575,6 +598,27 @@ pub(crate) async fn run(
         }
     };
     query.map(|query| ClusterIn::ChannelDone { query, result })
+}
+
+/// `_setattr_limit` refused a write (`rate <limit>` from the script).
+fn attr_rate_refused(channel: &str, r: &str) -> (ErrorCode, String) {
+    let limit = r.trim_start_matches("rate ");
+    (
+        ErrorCode::GeneralFailed,
+        format!("{channel} allows {limit} attribute updates per second"),
+    )
+}
+
+/// What an attribute script's answer (`ok` or `rate <limit>`) says to the writer.
+fn attr_written(
+    node: &Node,
+    channel: &str,
+    r: Result<String, String>,
+) -> Result<ChannelAnswer, (ErrorCode, String)> {
+    match answered(node, r)? {
+        r if r.starts_with("rate ") => Err(attr_rate_refused(channel, &r)),
+        _ => Ok(ChannelAnswer::Done),
+    }
 }
 
 fn answered<T>(node: &Node, r: Result<T, String>) -> Result<T, (ErrorCode, String)> {

@@ -290,7 +290,7 @@ impl<S: Store> Broker<S> {
         let rescan = s.inbox.rescan;
         let op = StoreOp::Messages {
             app: s.app.app_id.clone(),
-            account: s.account.to_string(),
+            account: String::from(&*s.account),
             after: rescan.unwrap_or(s.inbox.cursor),
             max_count: (c.max_unacked_events / 2).saturating_sub(events).max(1),
             max_bytes: (c.max_unacked_bytes / 2).saturating_sub(bytes).max(1),
@@ -648,7 +648,7 @@ impl<S: Store> Broker<S> {
         let max_attrs = me.app.max_user_attrs;
         let op = StoreOp::SetAttr {
             app: me.app.app_id.clone(),
-            account: me.account.to_string(),
+            account: String::from(&*me.account),
             name: name.to_owned(),
             value,
             max_attrs,

@@ -12,13 +12,15 @@
 //! [`Broker::poll_store`]: crate::Broker::poll_store
 //! [`Broker::handle_store_done`]: crate::Broker::handle_store_done
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use beckon_proto::CallError;
+
+use crate::NameMap;
 
 /// A p2p message kept for its recipient until the recipient acknowledges it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,9 +296,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Memory {
-    attrs: HashMap<Key, BTreeMap<String, String>>,
-    queues: HashMap<Key, BTreeMap<u64, StoredMessage>>,
-    windows: HashMap<Key, u64>,
+    attrs: NameMap<Key, BTreeMap<String, String>>,
+    queues: NameMap<Key, BTreeMap<u64, StoredMessage>>,
+    windows: NameMap<Key, u64>,
     /// Above every position ever stored.
     next_position: u64,
 }

@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use crate::offline::OfflineLedger;
 use crate::session::Session;
 use crate::shrink::{shrink_deque, shrink_heap, shrink_map};
 use crate::store::{Store, StoreError, StoreOp};
-use crate::{ConnId, SessionId};
+use crate::{ConnId, NameMap, SessionId};
 use storage::{Storage, Then};
 
 mod admin;
@@ -187,7 +187,7 @@ struct Conn {
 #[derive(Debug)]
 struct AppState {
     config: Arc<AppConfig>,
-    online: HashMap<Arc<str>, SessionId>,
+    online: NameMap<Arc<str>, SessionId>,
 }
 
 /// Who sent the request being handled.
@@ -230,7 +230,7 @@ pub struct Broker<S> {
     /// offers no protection against chosen keys is safe here (and is on every frame's path).
     conns: FxHashMap<ConnId, Conn>,
     sessions: FxHashMap<SessionId, Session>,
-    apps: HashMap<String, AppState>,
+    apps: NameMap<String, AppState>,
     next_session: u64,
     next_message: u64,
     channels: Channels,
@@ -271,7 +271,7 @@ impl<S: Store> Broker<S> {
             epoch_unix_ms,
             conns: FxHashMap::default(),
             sessions: FxHashMap::default(),
-            apps: HashMap::new(),
+            apps: NameMap::default(),
             next_session: 1,
             next_message: 0,
             channels: Channels::default(),

@@ -1,10 +1,11 @@
 //! Broker configuration: the apps it serves and the session protocol's knobs.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use beckon_proto::Limits;
 use beckon_token::Secret;
+
+use crate::NameMap;
 
 /// How offline p2p messages are kept (SPEC §6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl AppConfig {
 /// Which apps the broker serves.
 #[derive(Clone, Debug, Default)]
 pub struct Apps {
-    configured: HashMap<String, AppConfig>,
+    configured: NameMap<String, AppConfig>,
     /// When set, any App ID that is not configured is served with this template: the
     /// zero-config development mode. Never use it in production.
     pub development: Option<AppConfig>,
@@ -143,7 +144,7 @@ impl Apps {
     /// The zero-config development mode: any App ID, any token, `_no_need_token` allowed.
     pub fn development() -> Self {
         Self {
-            configured: HashMap::new(),
+            configured: NameMap::default(),
             development: Some(AppConfig::development("")),
         }
     }

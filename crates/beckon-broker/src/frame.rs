@@ -6,7 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encoded_len_varint, key_len};
 
 use beckon_proto::codec;
 use beckon_proto::pb::server_frame;
@@ -108,16 +108,57 @@ impl EventBody {
         if scratch.capacity() - scratch.len() < MAX_HEAD {
             scratch.reserve(HEAD_CHUNK);
         }
-        encode_key(SERVER_FRAME_EVENT_FIELD, WireType::LengthDelimited, scratch);
-        encode_varint(inner_len as u64, scratch);
-        encode_key(EVENT_SEQ_FIELD, WireType::Varint, scratch);
-        encode_varint(seq, scratch);
-        encode_key(self.field as u32, WireType::LengthDelimited, scratch);
-        encode_varint(body_len as u64, scratch);
+        // Written on the stack and appended in one piece: prost's writers would append to the
+        // `BytesMut` a byte at a time, each a call and a `memcpy`.
+        let mut head = Head::default();
+        head.key(SERVER_FRAME_EVENT_FIELD, WireType::LengthDelimited);
+        head.varint(inner_len as u64);
+        head.key(EVENT_SEQ_FIELD, WireType::Varint);
+        head.varint(seq);
+        head.key(self.field as u32, WireType::LengthDelimited);
+        head.varint(body_len as u64);
+        scratch.extend_from_slice(head.bytes());
         OutFrame {
             head: scratch.split().freeze(),
             body: self.bytes.clone(),
         }
+    }
+}
+
+/// A frame head being written: at most three keys and three varints.
+struct Head {
+    buf: [u8; MAX_HEAD],
+    len: usize,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Self {
+            buf: [0; MAX_HEAD],
+            len: 0,
+        }
+    }
+}
+
+impl Head {
+    /// A protobuf varint (LEB128), as `prost::encoding::encode_varint` writes it.
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.buf[self.len] = (value as u8) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.buf[self.len] = value as u8;
+        self.len += 1;
+    }
+
+    /// A field's key, as `prost::encoding::encode_key` writes it.
+    fn key(&mut self, field: u32, wire_type: WireType) {
+        self.varint(u64::from(field << 3 | wire_type as u32));
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 

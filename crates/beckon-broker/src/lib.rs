@@ -105,3 +105,9 @@ pub struct ConnId(pub u64);
 /// A session, named by the broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
+
+/// A map keyed by names a client chooses (App IDs, account names). Its hash is foldhash, a
+/// fast hash keyed with a random seed per map: unlike the `FxHashMap`s keyed by the broker's
+/// own ids, a client cannot compute keys that collide, yet it costs a fraction of SipHash on
+/// the short strings of every p2p message's path.
+pub(crate) type NameMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

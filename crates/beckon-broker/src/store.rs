@@ -12,13 +12,15 @@
 //! [`Broker::poll_store`]: crate::Broker::poll_store
 //! [`Broker::handle_store_done`]: crate::Broker::handle_store_done
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use beckon_proto::CallError;
+
+use crate::NameMap;
 
 /// A p2p message kept for its recipient until the recipient acknowledges it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,9 +296,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Memory {
-    attrs: HashMap<Key, BTreeMap<String, String>>,
-    queues: HashMap<Key, BTreeMap<u64, StoredMessage>>,
-    windows: HashMap<Key, u64>,
+    attrs: NameMap<Key, BTreeMap<String, String>>,
+    queues: NameMap<Key, BTreeMap<u64, StoredMessage>>,
+    windows: NameMap<Key, u64>,
     /// Above every position ever stored.
     next_position: u64,
 }
@@ -340,7 +342,9 @@ impl Memory {
             .unwrap_or_default()
     }
 
-    fn run(&mut self, op: &StoreOp) -> StoreAnswer {
+    /// Carries out one operation. It is taken by value: its strings become the keys and its
+    /// message the record, with nothing copied.
+    fn run(&mut self, op: StoreOp) -> StoreAnswer {
         match op {
             StoreOp::PutMessage {
                 app,
@@ -349,14 +353,14 @@ impl Memory {
                 message,
                 limit,
             } => {
-                let q = self.queues.entry(key(app, account)).or_default();
+                let q = self.queues.entry((app, account)).or_default();
                 if let Some(l) = limit {
                     let bytes: usize = q.values().map(StoredMessage::size).sum();
                     if q.len() >= l.messages || bytes.saturating_add(message.size()) > l.bytes {
                         return StoreAnswer::Full;
                     }
                 }
-                q.insert(*position, message.clone());
+                q.insert(position, message);
                 self.next_position = self.next_position.max(position.saturating_add(1));
                 StoreAnswer::Done
             }
@@ -365,9 +369,9 @@ impl Memory {
                 account,
                 position,
             } => {
-                let k = key(app, account);
+                let k = (app, account);
                 if let Some(q) = self.queues.get_mut(&k) {
-                    q.remove(position);
+                    q.remove(&position);
                     if q.is_empty() {
                         self.queues.remove(&k);
                         crate::shrink::shrink_map(&mut self.queues);
@@ -382,18 +386,18 @@ impl Memory {
                 value,
                 max_attrs,
             } => {
-                let k = key(app, account);
+                let k = (app, account);
                 match value {
                     Some(v) => {
                         let attrs = self.attrs.entry(k).or_default();
-                        if !attrs.contains_key(name) && attrs.len() >= *max_attrs {
+                        if !attrs.contains_key(&name) && attrs.len() >= max_attrs {
                             return StoreAnswer::Full;
                         }
-                        attrs.insert(name.clone(), v.clone());
+                        attrs.insert(name, v);
                     }
                     None => {
                         if let Some(attrs) = self.attrs.get_mut(&k) {
-                            attrs.remove(name);
+                            attrs.remove(&name);
                             if attrs.is_empty() {
                                 self.attrs.remove(&k);
                                 crate::shrink::shrink_map(&mut self.attrs);
@@ -405,10 +409,10 @@ impl Memory {
             }
             StoreOp::Attr { app, account, name } => StoreAnswer::Attr(
                 self.attrs
-                    .get(&key(app, account))
-                    .and_then(|m| m.get(name).cloned()),
+                    .get(&(app, account))
+                    .and_then(|m| m.get(&name).cloned()),
             ),
-            StoreOp::Attrs { app, account } => StoreAnswer::Attrs(self.attrs_of(app, account)),
+            StoreOp::Attrs { app, account } => StoreAnswer::Attrs(self.attrs_of(&app, &account)),
             StoreOp::Messages {
                 app,
                 account,
@@ -416,13 +420,13 @@ impl Memory {
                 max_count,
                 max_bytes,
             } => {
-                let Some(q) = self.queues.get(&key(app, account)) else {
+                let Some(q) = self.queues.get(&(app, account)) else {
                     return StoreAnswer::Messages {
                         messages: Vec::new(),
                         more: false,
                     };
                 };
-                let mut portion = Portion::new(*max_count, *max_bytes);
+                let mut portion = Portion::new(max_count, max_bytes);
                 for (position, m) in q.range(after.saturating_add(1)..) {
                     if !portion.take(*position, m.clone()) {
                         break;
@@ -435,7 +439,7 @@ impl Memory {
                 account,
                 until_ms,
             } => {
-                self.windows.insert(key(app, account), *until_ms);
+                self.windows.insert((app, account), until_ms);
                 StoreAnswer::Done
             }
         }
@@ -494,7 +498,7 @@ impl Store for MemoryStore {
                 .into_iter()
                 .map(|b| StoreDone {
                     id: b.id,
-                    answers: Ok(b.ops.iter().map(|op| Ok(m.run(op))).collect()),
+                    answers: Ok(b.ops.into_iter().map(|op| Ok(m.run(op))).collect()),
                 })
                 .collect()
         })

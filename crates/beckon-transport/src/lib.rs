@@ -204,9 +204,12 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Queues one frame whose payload is `head` followed by `body`.
     pub async fn write_frame(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
         if self.buf.capacity() == 0 {
-            // A batch usually holds several frames: start it with room for as many as the last.
+            // A batch usually holds several frames: start it with room for twice as many as the
+            // last, so that a batch a little deeper than the last is not copied into a buffer
+            // twice the size halfway through.
             let room = self
                 .last_batch
+                .saturating_mul(2)
                 .clamp(WRITE_BATCH_START, WRITE_HIGH_WATER + 1024);
             self.buf.reserve((4 + head.len() + body.len()).max(room));
         }

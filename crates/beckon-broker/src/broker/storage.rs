@@ -31,6 +31,9 @@ pub(super) struct Storage {
     ops: Vec<StoreOp>,
     then: Vec<Then>,
     handed_out: VecDeque<(u64, Vec<Then>)>,
+    /// How many operations recent batches held: the larger of the last batch and half the
+    /// previous hint, so a burst's room is given back a few batches after it.
+    room: usize,
     /// The position the next accepted message gets (positions start at 1).
     next_position: u64,
     /// Accounts a graceful shutdown found online → the end of their restart window (Unix ms).
@@ -44,6 +47,7 @@ impl Default for Storage {
             ops: Vec::new(),
             then: Vec::new(),
             handed_out: VecDeque::new(),
+            room: 0,
             next_position: 1,
             windows: HashMap::new(),
         }
@@ -144,6 +148,7 @@ impl<S: Store> Broker<S> {
         }
         let id = st.next_batch;
         st.next_batch += 1;
+        st.room = (st.room / 2).max(st.ops.len());
         st.handed_out.push_back((id, std::mem::take(&mut st.then)));
         Some(StoreBatch {
             id,
@@ -192,8 +197,16 @@ impl<S: Store> Broker<S> {
     // ---- inside the broker -------------------------------------------------------------------
 
     pub(super) fn store_op(&mut self, op: StoreOp, then: Then) {
-        self.storage.ops.push(op);
-        self.storage.then.push(then);
+        let st = &mut self.storage;
+        if st.ops.capacity() == 0 {
+            // A batch starts with room for twice what recent batches held: a busy broker's
+            // batches hold hundreds of operations, and growing them by doubling copies each
+            // one again and again. Nothing is reserved while there is nothing to store.
+            st.ops.reserve(st.room * 2);
+            st.then.reserve(st.room * 2);
+        }
+        st.ops.push(op);
+        st.then.push(then);
     }
 
     /// The position the next message accepted gets.
@@ -277,7 +290,7 @@ impl<S: Store> Broker<S> {
         let rescan = s.inbox.rescan;
         let op = StoreOp::Messages {
             app: s.app.app_id.clone(),
-            account: s.account.to_string(),
+            account: String::from(&*s.account),
             after: rescan.unwrap_or(s.inbox.cursor),
             max_count: (c.max_unacked_events / 2).saturating_sub(events).max(1),
             max_bytes: (c.max_unacked_bytes / 2).saturating_sub(bytes).max(1),
@@ -635,7 +648,7 @@ impl<S: Store> Broker<S> {
         let max_attrs = me.app.max_user_attrs;
         let op = StoreOp::SetAttr {
             app: me.app.app_id.clone(),
-            account: me.account.to_string(),
+            account: String::from(&*me.account),
             name: name.to_owned(),
             value,
             max_attrs,

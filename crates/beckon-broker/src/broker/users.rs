@@ -67,7 +67,7 @@ impl<S: Store> Broker<S> {
     pub(super) fn send_instant(&mut self, me: &Caller, m: pb::SendInstantMessage) -> CallResult {
         validate::instant_message(&me.app.limits, &m.account, &m.msg, &m.msg_id)?;
         let message = StoredMessage {
-            sender: me.account.to_string(),
+            sender: String::from(&*me.account),
             msg: m.msg,
             // Set from the message's position once it is accepted.
             server_msg_id: 0,

@@ -356,6 +356,15 @@ impl TestServer {
         self.first().local_addr()
     }
 
+    /// Each node's statistics, in node order (one entry outside cluster mode).
+    pub async fn node_stats(&self) -> Vec<BrokerStats> {
+        let mut all = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            all.push(node.handle.stats().await);
+        }
+        all
+    }
+
     /// The Redis the nodes share, in cluster mode.
     pub fn redis(&self) -> Option<&Redis> {
         self.redis.as_ref()

@@ -212,6 +212,41 @@ impl Redis {
         format!("redis://{}", self.addr)
     }
 
+    /// One command; its reply's first line (a bulk string's value instead of its length).
+    pub async fn cmd(&self, args: &[&str]) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+        }
+        stream.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let mut lines = text.split("\r\n");
+            let first = lines.next().unwrap_or_default().to_owned();
+            if !text.contains("\r\n") {
+                continue;
+            }
+            if first.starts_with('$') && first != "$-1" {
+                if let Some(value) = lines.next()
+                    && text.matches("\r\n").count() >= 2
+                {
+                    return Ok(value.to_owned());
+                }
+                continue;
+            }
+            return Ok(first);
+        }
+    }
+
     /// Stops it (at once; it keeps nothing).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -10,12 +10,21 @@
 //! certificate, and [`config`] makes SDK configurations that trust it. `cargo xtask test` runs
 //! the suite once per scheme.
 //!
+//! With `BECKON_TEST_CLUSTER=N` ([`cluster_nodes`]), every [`TestServer`] is a cluster instead:
+//! a `redis-server` of its own ([`Redis`]) and N nodes in cluster mode on it, with the same apps
+//! and secret; [`TestServer::url`] hands the nodes' URLs out in turn, so consecutive clients of
+//! a test land on different nodes. A test that cannot hold across nodes returns early through
+//! [`skip_in_cluster`], which says so and why. `cargo xtask test` runs the suite once more that
+//! way, over TCP with three nodes.
+//!
 //! Everything here talks over real sockets through the public SDK; nothing reaches into the
 //! server's or the client's internals.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use beckon_broker::{AppConfig, Apps, BrokerConfig, BrokerStats};
 use beckon_sdk::{Callbacks, Config, Event, EventStream, Instance};
-use beckon_server::{Server, ServerConfig, ServerHandle};
+use beckon_server::{ClusterConfig, Server, ServerConfig, ServerHandle};
 use beckon_token::{Privileges, TokenClaims};
 use beckon_transport::{
     ClientTls, Endpoint, FrameRx, FrameTx, Listener, ListenerConfig, Scheme, ServerTls,
@@ -106,12 +115,171 @@ pub fn any_port(scheme: Scheme) -> Endpoint {
         .expect("a loopback URL")
 }
 
+// ---- cluster mode ---------------------------------------------------------------------------------
+
+/// How many cluster nodes each [`TestServer`] is: `BECKON_TEST_CLUSTER` (a number), 0 (a single
+/// server, not in cluster mode) when unset.
+///
+/// # Panics
+///
+/// When the variable is not a number.
+pub fn cluster_nodes() -> usize {
+    static NODES: OnceLock<usize> = OnceLock::new();
+    *NODES.get_or_init(|| match std::env::var("BECKON_TEST_CLUSTER") {
+        Err(_) => 0,
+        Ok(s) if s.is_empty() => 0,
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("BECKON_TEST_CLUSTER={s:?}: expected a number of nodes")),
+    })
+}
+
+/// Whether the suite runs in cluster mode ([`cluster_nodes`] is not 0).
+pub fn cluster_mode() -> bool {
+    cluster_nodes() > 0
+}
+
+/// In cluster mode, reports that the calling test is skipped and why, and returns `true` (the
+/// test then returns at once); otherwise returns `false`. The report goes straight to the
+/// standard error, past the test harness's output capture, so a skip is never silent:
+/// `skipped in cluster mode: <test>: <reason>`.
+pub fn skip_in_cluster(reason: &str) -> bool {
+    if !cluster_mode() {
+        return false;
+    }
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "skipped in cluster mode: {test}: {reason}"
+    );
+    true
+}
+
+/// A `redis-server` on a free 127.0.0.1 port, persistence off, killed when dropped: the
+/// cluster tests' and cluster mode's shared state.
+///
+/// The binary is `BECKON_REDIS_SERVER`, else `redis-server` on `PATH`.
+#[derive(Debug)]
+pub struct Redis {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Redis {
+    /// Starts one on a free port and waits until it accepts connections.
+    pub async fn start() -> Redis {
+        Self::start_on(unused_addr()).await
+    }
+
+    /// Starts one on `addr` and waits until it accepts connections.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be started, or does not listen within [`TIMEOUT`].
+    pub async fn start_on(addr: SocketAddr) -> Redis {
+        let bin = std::env::var("BECKON_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {bin:?} ({e}): the cluster tests need redis-server on PATH \
+                     (or BECKON_REDIS_SERVER); .ci/run installs it"
+                )
+            });
+        let redis = Redis { child, addr };
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server on {addr} did not listen within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        redis
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// One command; its reply's first line (a bulk string's value instead of its length).
+    pub async fn cmd(&self, args: &[&str]) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+        }
+        stream.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let mut lines = text.split("\r\n");
+            let first = lines.next().unwrap_or_default().to_owned();
+            if !text.contains("\r\n") {
+                continue;
+            }
+            if first.starts_with('$') && first != "$-1" {
+                if let Some(value) = lines.next()
+                    && text.matches("\r\n").count() >= 2
+                {
+                    return Ok(value.to_owned());
+                }
+                continue;
+            }
+            return Ok(first);
+        }
+    }
+
+    /// Stops it (at once; it keeps nothing).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 // ---- server -------------------------------------------------------------------------------------
 
 /// A Beckon server on 127.0.0.1 serving [`APP_ID`], [`OTHER_APP_ID`] and [`DEV_APP_ID`], and no
 /// other App ID, over every scheme; [`url`](Self::url) is that of [`scheme`].
+///
+/// In cluster mode ([`cluster_nodes`]) it is that many nodes on a [`Redis`] of their own, each
+/// configured the same way; [`url`](Self::url) and [`url_of`](Self::url_of) name the nodes in
+/// turn, [`stats`](Self::stats) adds theirs up, and the rest (addresses, the operator listener)
+/// is the first node's. A test that makes its server a cluster node itself
+/// ([`ServerConfig::set_cluster`]) gets just that node.
 #[derive(Debug)]
 pub struct TestServer {
+    nodes: Vec<Node>,
+    /// Which node [`url`](Self::url) names next.
+    next: AtomicUsize,
+    redis: Option<Redis>,
+}
+
+#[derive(Debug)]
+struct Node {
     handle: ServerHandle,
     url: String,
 }
@@ -144,49 +312,97 @@ impl TestServer {
             ..ServerConfig::development()
         };
         tweak(&mut config);
-        let handle = Server::spawn(config)
-            .await
-            .expect("the test server binds 127.0.0.1:0");
-        let url = handle.endpoints()[0].to_string();
-        Self { handle, url }
+        if !cluster_mode() || config.cluster.is_some() {
+            return Self {
+                nodes: vec![Node::spawn(config).await],
+                next: AtomicUsize::new(0),
+                redis: None,
+            };
+        }
+        let redis = Redis::start().await;
+        let mut nodes = Vec::with_capacity(cluster_nodes());
+        for i in 0..cluster_nodes() {
+            let mut config = config.clone();
+            config.set_cluster(Some(ClusterConfig {
+                node_id: format!("node-{i}"),
+                ..ClusterConfig::new(&redis.url()).expect("a redis URL")
+            }));
+            nodes.push(Node::spawn(config).await);
+        }
+        Self {
+            nodes,
+            next: AtomicUsize::new(0),
+            redis: Some(redis),
+        }
     }
 
-    /// The URL of [`scheme`], e.g. `quic://127.0.0.1:<port>`.
+    fn first(&self) -> &ServerHandle {
+        &self.nodes[0].handle
+    }
+
+    /// The node [`url`](Self::url) names next (always the only one outside cluster mode).
+    fn next_node(&self) -> &Node {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.nodes[i % self.nodes.len()]
+    }
+
+    /// The URL of [`scheme`], e.g. `quic://127.0.0.1:<port>`; in cluster mode, of the next node.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.next_node().url
     }
 
-    /// The URL of `scheme`'s listener.
+    /// The URL of `scheme`'s listener; in cluster mode, of the next node.
     ///
     /// # Panics
     ///
     /// When the server does not listen on `scheme` (a test that changed `listen`).
     pub fn url_of(&self, scheme: Scheme) -> String {
-        self.handle
+        self.next_node()
+            .handle
             .endpoint(scheme)
             .unwrap_or_else(|| panic!("the test server does not listen on {scheme}"))
             .to_string()
     }
 
-    /// Every listener's URL, [`scheme`]'s first.
+    /// Every listener's URL, [`scheme`]'s first (the first node's, in cluster mode).
     pub fn endpoints(&self) -> &[Endpoint] {
-        self.handle.endpoints()
+        self.first().endpoints()
     }
 
     /// The operator listener's base URL (`http://127.0.0.1:PORT`), when the test configured
-    /// one (`config.admin`).
+    /// one (`config.admin`); the first node's, in cluster mode.
     pub fn admin_url(&self) -> Option<String> {
-        self.handle.admin_addr().map(|a| format!("http://{a}"))
+        self.first().admin_addr().map(|a| format!("http://{a}"))
     }
 
-    /// Reloads the configuration file the test named in `config.config_file`.
+    /// Reloads the configuration file the test named in `config.config_file` (on every node:
+    /// the first error, else the first node's report).
     pub async fn reload(&self) -> Result<beckon_broker::admin::ReloadReport, String> {
-        self.handle.reload().await
+        let mut first = None;
+        for node in &self.nodes {
+            let report = node.handle.reload().await?;
+            first.get_or_insert(report);
+        }
+        Ok(first.expect("at least one node"))
     }
 
-    /// The address of the [`url`](Self::url) listener.
+    /// The address of the [`url`](Self::url) listener (the first node's, in cluster mode).
     pub fn addr(&self) -> SocketAddr {
-        self.handle.local_addr()
+        self.first().local_addr()
+    }
+
+    /// Each node's statistics, in node order (one entry outside cluster mode).
+    pub async fn node_stats(&self) -> Vec<BrokerStats> {
+        let mut all = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            all.push(node.handle.stats().await);
+        }
+        all
+    }
+
+    /// The Redis the nodes share, in cluster mode.
+    pub fn redis(&self) -> Option<&Redis> {
+        self.redis.as_ref()
     }
 
     /// A valid token for `account` of [`APP_ID`], good for an hour.
@@ -200,8 +416,13 @@ impl TestServer {
         mint_token_with(APP_ID, CERT, account, unix_now() + 3600, Privileges::SERVER)
     }
 
+    /// The broker's statistics; in cluster mode, every node's added up.
     pub async fn stats(&self) -> BrokerStats {
-        self.handle.stats().await
+        let mut sum = BrokerStats::default();
+        for node in &self.nodes {
+            add_stats(&mut sum, &node.handle.stats().await);
+        }
+        sum
     }
 
     /// Polls the statistics until `done` holds; returns them. Panics after [`TIMEOUT`] with
@@ -225,8 +446,80 @@ impl TestServer {
     }
 
     pub async fn shutdown(self) {
-        self.handle.shutdown().await;
+        for node in self.nodes {
+            node.handle.shutdown().await;
+        }
     }
+}
+
+impl Node {
+    async fn spawn(config: ServerConfig) -> Node {
+        let handle = Server::spawn(config)
+            .await
+            .expect("the test server binds 127.0.0.1:0");
+        let url = handle.endpoints()[0].to_string();
+        Node { handle, url }
+    }
+}
+
+/// Adds `more` to `sum`, field by field.
+fn add_stats(sum: &mut BrokerStats, more: &BrokerStats) {
+    let BrokerStats {
+        connections,
+        sessions,
+        logins,
+        login_failures,
+        kicks,
+        messages_delivered,
+        messages_stored,
+        slow_consumer_disconnects,
+        resumes,
+        grace_expiries,
+        overflows,
+        channel_deliveries,
+        channels_expired,
+        call_timeouts,
+        offline_expired,
+        store_errors,
+        replayed_events,
+        stored_delivered,
+        calls_accepted,
+        calls_refused,
+        calls_ended,
+        calls_failed,
+        admin_kicks,
+        admin_messages,
+        logins_refused,
+        legacy_logins,
+        channels_evicted,
+    } = *more;
+    sum.connections += connections;
+    sum.sessions += sessions;
+    sum.logins += logins;
+    sum.login_failures += login_failures;
+    sum.kicks += kicks;
+    sum.messages_delivered += messages_delivered;
+    sum.messages_stored += messages_stored;
+    sum.slow_consumer_disconnects += slow_consumer_disconnects;
+    sum.resumes += resumes;
+    sum.grace_expiries += grace_expiries;
+    sum.overflows += overflows;
+    sum.channel_deliveries += channel_deliveries;
+    sum.channels_expired += channels_expired;
+    sum.call_timeouts += call_timeouts;
+    sum.offline_expired += offline_expired;
+    sum.store_errors += store_errors;
+    sum.replayed_events += replayed_events;
+    sum.stored_delivered += stored_delivered;
+    sum.calls_accepted += calls_accepted;
+    sum.calls_refused += calls_refused;
+    sum.calls_ended += calls_ended;
+    sum.calls_failed += calls_failed;
+    sum.admin_kicks += admin_kicks;
+    sum.admin_messages += admin_messages;
+    sum.logins_refused += logins_refused;
+    sum.legacy_logins += legacy_logins;
+    sum.channels_evicted += channels_evicted;
 }
 
 /// The apps of [`TestServer`]: two with certificates, one development app, no template for

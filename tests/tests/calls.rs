@@ -561,6 +561,11 @@ async fn answers_to_unknown_calls_and_bad_invitations_fail_locally() {
 
 #[tokio::test]
 async fn phone_invitations_go_through_a_registered_gateway() {
+    if beckon_tests::skip_in_cluster(
+        "telephony gateway registration is refused with 1001 in cluster mode (docs/cluster.md)",
+    ) {
+        return;
+    }
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice").await;
 
@@ -637,6 +642,11 @@ async fn phone_invitations_go_through_a_registered_gateway() {
 
 #[tokio::test]
 async fn a_gateway_carrying_one_call_may_answer_without_dest_num() {
+    if beckon_tests::skip_in_cluster(
+        "telephony gateway registration is refused with 1001 in cluster mode (docs/cluster.md)",
+    ) {
+        return;
+    }
     let server = TestServer::start().await;
     let mut alice = logged_in(&server, "alice").await;
     let mut gw = privileged(&server, "gateway").await;

@@ -4,123 +4,28 @@
 //! `redis-server` must be installed (`.ci/run` installs it); without it these tests fail
 //! with a message that says so.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use beckon_sdk::Event;
 use beckon_server::{ClusterConfig, ClusterUrl, Server, ServerConfig};
-use beckon_tests::{TIMEOUT, TestServer, User, unused_addr};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use beckon_tests::{Redis, TIMEOUT, TestServer, User, unused_addr};
 
-/// A `redis-server` of the test's own, killed when dropped.
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        Self::start_on(unused_addr()).await
-    }
-
-    async fn start_on(addr: SocketAddr) -> Redis {
-        let bin = std::env::var("BECKON_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {bin:?} ({e}): the cluster tests need redis-server on PATH \
-                     (or BECKON_REDIS_SERVER); .ci/run installs it"
-                )
-            });
-        let redis = Redis { child, addr };
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            if let Ok(pong) = redis.cmd(&["PING"]).await
-                && pong == "+PONG"
-            {
-                return redis;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server on {addr} did not answer PING within {TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// Waits until `account`'s presence entry names node `node` (a claim reaches Redis just
+/// after the login answer).
+async fn await_claim(redis: &Redis, account: &str, node: &str) {
+    let app = beckon_tests::APP_ID;
+    let key = format!("beckon:presence:{{{}:{app}:{account}}}", app.len());
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let entry = redis.cmd(&["GET", &key]).await.expect("redis answers");
+        if entry.starts_with(&format!("{node}/")) {
+            return;
         }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}", self.addr)
-    }
-
-    /// One command; its reply's first line (a bulk string's value instead of its length).
-    async fn cmd(&self, args: &[&str]) -> std::io::Result<String> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            let mut lines = text.split("\r\n");
-            let first = lines.next().unwrap_or_default().to_owned();
-            if !text.contains("\r\n") {
-                continue;
-            }
-            if first.starts_with('$') && first != "$-1" {
-                if let Some(value) = lines.next()
-                    && text.matches("\r\n").count() >= 2
-                {
-                    return Ok(value.to_owned());
-                }
-                continue;
-            }
-            return Ok(first);
-        }
-    }
-
-    /// Waits until `account`'s presence entry names node `node` (a claim reaches Redis just
-    /// after the login answer).
-    async fn await_claim(&self, account: &str, node: &str) {
-        let app = beckon_tests::APP_ID;
-        let key = format!("beckon:presence:{{{}:{app}:{account}}}", app.len());
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            let entry = self.cmd(&["GET", &key]).await.expect("redis answers");
-            if entry.starts_with(&format!("{node}/")) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{account} is not claimed by node {node}: {entry}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{account} is not claimed by node {node}: {entry}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -159,14 +64,14 @@ async fn a_login_on_another_node_kicks_the_first_session() {
     let (a, b) = (start_node(&redis, "a").await, start_node(&redis, "b").await);
     let mut first = User::new(a.url(), "alice");
     first.login(&a).await;
-    redis.await_claim("alice", "a").await;
+    await_claim(&redis, "alice", "a").await;
     let mut second = User::new(b.url(), "alice");
     second.login(&b).await;
     first.expect_next(Event::Logout { ecode: 103 }).await;
     assert_eq!(first.sdk.get_status(), 0);
     assert_eq!(second.sdk.get_status(), 2);
     // And back: a login on the first node kicks the session on the second.
-    redis.await_claim("alice", "b").await;
+    await_claim(&redis, "alice", "b").await;
     let mut third = User::new(a.url(), "alice");
     third.login(&a).await;
     second.expect_next(Event::Logout { ecode: 103 }).await;
@@ -444,7 +349,7 @@ async fn probes_report_redis_and_the_node_recovers_when_it_returns() {
     assert_eq!(body["status"], "degraded", "{body}");
 
     // Redis returns on the same address: the node is ready again by itself.
-    let _redis = Redis::start_on(redis.addr).await;
+    let _redis = Redis::start_on(redis.addr()).await;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let (status, body) = probe("/readyz").await;

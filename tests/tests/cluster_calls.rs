@@ -6,67 +6,19 @@
 //! with a message that says so. Call timers are configured in seconds here, so no test waits
 //! the production 60 s or 20 s.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use beckon_broker::AppConfig;
 use beckon_sdk::Event;
 use beckon_server::ClusterConfig;
-use beckon_tests::{TIMEOUT, TestServer, User, test_apps_with, unused_addr};
-use tokio::net::TcpStream;
-
-/// A `redis-server` of the test's own, killed when dropped.
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let addr = unused_addr();
-        let bin = std::env::var("BECKON_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {bin:?} ({e}): the cluster tests need redis-server on PATH \
-                     (or BECKON_REDIS_SERVER); .ci/run installs it"
-                )
-            });
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        while TcpStream::connect(addr).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server on {addr} did not listen within {TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Redis { child, addr }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use beckon_tests::{Redis, TestServer, User, test_apps_with};
 
 async fn start_node(redis: &Redis, id: &str, app: fn(&mut AppConfig)) -> TestServer {
     let cluster = ClusterConfig {
         node_id: id.to_owned(),
         node_ttl: Duration::from_millis(1_500),
         redis_timeout: Duration::from_millis(500),
-        ..ClusterConfig::new(&format!("redis://{}", redis.addr)).expect("a redis URL")
+        ..ClusterConfig::new(&redis.url()).expect("a redis URL")
     };
     TestServer::start_with(move |c| {
         c.set_cluster(Some(cluster));

@@ -5,87 +5,18 @@
 //! `redis-server` must be installed (`.ci/run` installs it); without it these tests fail
 //! with a message that says so.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use beckon_sdk::Event;
 use beckon_server::ClusterConfig;
-use beckon_tests::{TIMEOUT, TestServer, User, unused_addr};
-
-/// A `redis-server` of the test's own, killed when dropped.
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let addr = unused_addr();
-        let bin = std::env::var("BECKON_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {bin:?} ({e}): the cluster tests need redis-server on PATH \
-                     (or BECKON_REDIS_SERVER); .ci/run installs it"
-                )
-            });
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server on {addr} did not listen within {TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Redis { child, addr }
-    }
-
-    /// One command; its reply's first line (a bulk string's length, not its value).
-    async fn cmd(&self, args: &[&str]) -> String {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("redis answers");
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream
-            .write_all(req.as_bytes())
-            .await
-            .expect("redis answers");
-        let mut line = String::new();
-        tokio::io::BufReader::new(stream)
-            .read_line(&mut line)
-            .await
-            .expect("redis answers");
-        line.trim_end().to_owned()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use beckon_tests::{Redis, TIMEOUT, TestServer, User};
 
 async fn start_node(redis: &Redis, id: &str) -> TestServer {
     let cluster = ClusterConfig {
         node_id: id.to_owned(),
         node_ttl: Duration::from_millis(1_500),
         redis_timeout: Duration::from_millis(500),
-        ..ClusterConfig::new(&format!("redis://{}", redis.addr)).expect("a redis URL")
+        ..ClusterConfig::new(&redis.url()).expect("a redis URL")
     };
     TestServer::start_with(move |c| c.set_cluster(Some(cluster))).await
 }
@@ -424,10 +355,13 @@ async fn a_dead_nodes_members_are_taken_out_and_the_others_hear_them_leave() {
         "keeper",
         "live-node/4567/8",
     ];
-    assert_eq!(redis.cmd(&set).await, ":2");
+    assert_eq!(redis.cmd(&set).await.expect("redis answers"), ":2");
     let add = ["ZADD", &members, "100", "ghost", "101", "keeper"];
-    assert_eq!(redis.cmd(&add).await, ":2");
-    let live = redis.cmd(&["SET", "beckon:node:{live-node}", "4567"]).await;
+    assert_eq!(redis.cmd(&add).await.expect("redis answers"), ":2");
+    let live = redis
+        .cmd(&["SET", "beckon:node:{live-node}", "4567"])
+        .await
+        .expect("redis answers");
     assert_eq!(live, "+OK");
     alice
         .expect_eq(is_member_event, left("room", "ghost"))
@@ -450,7 +384,10 @@ async fn channels_work_again_after_the_subscriptions_are_cut() {
     alice
         .expect_eq(is_member_event, joined("room", "bob"))
         .await;
-    let killed = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    let killed = redis
+        .cmd(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await
+        .expect("redis answers");
     assert!(killed.starts_with(':'), "{killed}");
     // Each node subscribes again, to its channels too: a message gets through again.
     let deadline = tokio::time::Instant::now() + TIMEOUT;
@@ -537,19 +474,22 @@ async fn an_emptied_channels_attributes_live_out_its_ttl_in_redis() {
     let app = beckon_tests::APP_ID;
     let attrs = format!("beckon:chan:{{{}:{app}:room}}:attrs", app.len());
     assert_eq!(
-        redis.cmd(&["PTTL", &attrs]).await,
+        redis.cmd(&["PTTL", &attrs]).await.expect("redis answers"),
         ":-1",
         "kept while it has members"
     );
     alice.leave("room").await;
-    let ttl: i64 = (redis.cmd(&["PTTL", &attrs]).await)
+    let ttl: i64 = (redis.cmd(&["PTTL", &attrs]).await.expect("redis answers"))
         .trim_start_matches(':')
         .parse()
         .expect("a number");
     assert!((1..=60_000).contains(&ttl), "{ttl}");
     // A member on the other node: kept again, and handed the attribute.
     bob.join("room").await;
-    assert_eq!(redis.cmd(&["PTTL", &attrs]).await, ":-1");
+    assert_eq!(
+        redis.cmd(&["PTTL", &attrs]).await.expect("redis answers"),
+        ":-1"
+    );
     let ev = bob
         .expect(|e| matches!(e, Event::ChannelAttrUpdated { .. }))
         .await;
@@ -596,7 +536,7 @@ async fn a_member_list_larger_than_one_answer_is_refused_with_1005() {
         zadd.push(n.clone());
     }
     let args: Vec<&str> = zadd.iter().map(String::as_str).collect();
-    assert_eq!(redis.cmd(&args).await, ":20000");
+    assert_eq!(redis.cmd(&args).await.expect("redis answers"), ":20000");
     let (err, resp) = alice
         .signal("channel_query_userlist_all", r#"{"name":"crowd"}"#)
         .await;

@@ -382,3 +382,18 @@ async fn two_instances_in_one_process_are_independent() {
     bob.expect_none(50, |e| matches!(e, Event::Logout { .. }))
         .await;
 }
+
+#[tokio::test]
+async fn consecutive_logins_land_on_different_nodes_in_cluster_mode() {
+    let (server, users) = server_with(["alice", "bob", "carol"]).await;
+    let nodes = beckon_tests::cluster_nodes().max(1);
+    let mut want = vec![0; nodes];
+    for i in 0..users.len() {
+        want[i % nodes] += 1;
+    }
+    let sessions: Vec<usize> = (server.node_stats().await)
+        .iter()
+        .map(|s| s.sessions)
+        .collect();
+    assert_eq!(sessions, want, "sessions per node");
+}

@@ -80,6 +80,13 @@ async fn messages_go_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_arrive_once_in_order() {
+    if beckon_tests::skip_in_cluster(
+        "it pipelines 10,000 sends to an account on another node; a node waits for at most \
+         4,096 presence answers at once and refuses the sends beyond them with 1001 \
+         (MAX_PENDING_QUERIES, docs/cluster.md)",
+    ) {
+        return;
+    }
     const N: usize = 10_000;
     let (server, [mut alice, mut bob]) = server_with(["alice", "bob"]).await;
 

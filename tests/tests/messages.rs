@@ -81,9 +81,9 @@ async fn messages_go_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_arrive_once_in_order() {
     if beckon_tests::skip_in_cluster(
-        "it pipelines 10,000 sends to an account on another node; a node waits for at most \
-         4,096 presence answers at once and refuses the sends beyond them with 1001 \
-         (MAX_PENDING_QUERIES, docs/cluster.md)",
+        "it pipelines 10,000 sends to an account on another node faster than the cluster \
+         locates it; a session may have at most 4,096 sends waiting for that answer and the \
+         sends beyond are refused with 1001 (MAX_WAITING_SENDS_PER_SESSION, docs/cluster.md)",
     ) {
         return;
     }

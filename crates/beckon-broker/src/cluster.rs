@@ -246,6 +246,21 @@ pub const MAX_PENDING_CHANNEL_OPS_PER_SESSION: usize = 64;
 /// is refused, so clients asking faster than the cluster answers cannot grow the table.
 pub const MAX_PENDING_QUERIES: usize = 4_096;
 
+/// Presence questions one session may have asked at once (its `queryUserStatus`, and its
+/// messages to accounts whose location nobody is asking yet): beyond it they are refused, so
+/// one client cannot take the node's whole [`MAX_PENDING_QUERIES`] from the others.
+pub const MAX_PENDING_QUERIES_PER_SESSION: usize = 256;
+
+/// Messages one session may have waiting for the cluster to locate their recipients: beyond it
+/// its sends to accounts not on this node are refused, so one client cannot take the node's
+/// whole [`MAX_WAITING_SENDS`].
+pub const MAX_WAITING_SENDS_PER_SESSION: usize = 4_096;
+
+/// Messages waiting for the cluster to locate their recipients, over the node: messages to one
+/// recipient share one question (they wait behind it in order), so this bounds the messages
+/// themselves, not the questions.
+pub const MAX_WAITING_SENDS: usize = 16_384;
+
 /// What the caller hears when a request needs something this node cannot do cluster-wide.
 pub(crate) fn not_cluster_wide(what: &str) -> beckon_proto::CallError {
     beckon_proto::CallError::failed(format!(

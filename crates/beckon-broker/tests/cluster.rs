@@ -81,6 +81,9 @@ struct Cluster {
     /// Whether channel operations wait in `held_channel_ops` (the cluster does not answer).
     hold_channel_ops: bool,
     held_channel_ops: Vec<(usize, ClusterOut)>,
+    /// Whether presence questions wait in `held_status` unanswered (a slow Redis).
+    hold_status: bool,
+    held_status: Vec<(usize, ClusterOut)>,
     /// Channel events published, and those each node received.
     publishes: usize,
     received: Vec<usize>,
@@ -136,6 +139,8 @@ impl Cluster {
             chans: HashMap::new(),
             hold_channel_ops: false,
             held_channel_ops: Vec::new(),
+            hold_status: false,
+            held_status: Vec::new(),
             publishes: 0,
             received: vec![0; n],
         }
@@ -192,6 +197,7 @@ impl Cluster {
                     self.presence.remove(&key);
                 }
             }
+            ClusterOut::Status { .. } if self.hold_status => self.held_status.push((node, out)),
             ClusterOut::Status {
                 query,
                 app,
@@ -265,6 +271,15 @@ impl Cluster {
                 self.nodes[node].broker.handle_cluster(answer, now);
             }
         }
+    }
+
+    /// Answers the held presence questions, in order.
+    fn release_status(&mut self) {
+        self.hold_status = false;
+        for (node, out) in std::mem::take(&mut self.held_status) {
+            self.carry_out(node, out);
+        }
+        self.route();
     }
 
     /// Carries out the held call signals, in order.
@@ -2585,4 +2600,121 @@ fn channel_operations_waiting_for_the_cluster_are_bounded_per_node() {
     assert_eq!(refused, sessions * PER_SESSION - MAX);
     c.release_held();
     assert_eq!(c.nodes[0].broker.cluster_channel_ops(), 0);
+}
+
+#[test]
+fn messages_to_one_account_share_one_question_and_one_session_cannot_take_the_table() {
+    use beckon_broker::cluster::{MAX_PENDING_QUERIES_PER_SESSION, MAX_WAITING_SENDS_PER_SESSION};
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(0, 3, "carol");
+    c.login(1, 2, "bob");
+    c.hold_status = true;
+    // Alice pipelines more messages to bob than a session may have waiting, while the cluster
+    // is slow to say where bob is.
+    let total = MAX_WAITING_SENDS_PER_SESSION + 20;
+    let first = c.next_request;
+    for i in 0..total {
+        let id = c.next_request;
+        c.next_request += 1;
+        let n = &mut c.nodes[0];
+        let frame = wire::request_frame(id, wire::send_instant("bob", &format!("m{i}")));
+        n.broker.handle_frame(ConnId(1), &frame, n.now);
+    }
+    c.route();
+    // One question for all of them.
+    let asked = (c.held_status.iter())
+        .filter(|(_, o)| matches!(o, ClusterOut::Status { account, .. } if account == "bob"))
+        .count();
+    assert_eq!(asked, 1, "messages to one account wait behind one question");
+    let frames: Vec<_> = c.take(0, 1);
+    let refused: Vec<u64> = (first..first + total as u64)
+        .filter(|id| wire::reply_in(&frames, *id).is_some_and(|r| r.code == 1001))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        20,
+        "beyond the session's bound, refused at once"
+    );
+    let r = wire::reply_in(&frames, refused[0]).expect("a reply");
+    assert!(
+        r.message.contains("this session has too many"),
+        "{}",
+        r.message
+    );
+    // Another session of the node is not refused: its question is asked.
+    let id = c.next_request;
+    c.next_request += 1;
+    let n = &mut c.nodes[0];
+    let op = Op::QueryUserStatus(pb::QueryUserStatus {
+        account: "bob".into(),
+    });
+    n.broker
+        .handle_frame(ConnId(3), &wire::request_frame(id, op), n.now);
+    c.route();
+    assert!(
+        wire::reply_in(&c.take(0, 3), id).is_none(),
+        "waits for the cluster"
+    );
+    assert_eq!(c.held_status.len(), 2);
+    // The answers come: every waiting message goes to bob, in order, once; carol hears.
+    c.release_status();
+    assert!(wire::reply_in(&c.take(0, 3), id).is_some_and(|r| r.code == 0 && online(&r)));
+    let replies = c.take(0, 1);
+    let accepted = (first..first + total as u64)
+        .filter(|id| wire::reply_in(&replies, *id).is_some_and(|r| r.code == 0))
+        .count();
+    assert_eq!(accepted, MAX_WAITING_SENDS_PER_SESSION);
+    c.ack(0, 1);
+    let got: Vec<String> = messages_in(&c.take(1, 2))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    let expected: Vec<String> = (0..total)
+        .map(|i| format!("m{i}"))
+        .filter(|m| {
+            !refused
+                .iter()
+                .any(|id| *id == first + m[1..].parse::<u64>().unwrap())
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // Nothing is left waiting: the session may send again.
+    assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
+    send(&mut c, 0, 1, "bob", "after");
+
+    // Questions about many accounts: a session may have a bounded number asked at once.
+    c.hold_status = true;
+    let first = c.next_request;
+    for i in 0..MAX_PENDING_QUERIES_PER_SESSION + 5 {
+        let id = c.next_request;
+        c.next_request += 1;
+        let n = &mut c.nodes[0];
+        let op = Op::QueryUserStatus(pb::QueryUserStatus {
+            account: format!("nobody{i}"),
+        });
+        n.broker
+            .handle_frame(ConnId(1), &wire::request_frame(id, op), n.now);
+    }
+    c.route();
+    assert_eq!(c.held_status.len(), MAX_PENDING_QUERIES_PER_SESSION);
+    let frames = c.take(0, 1);
+    let refused = (first..c.next_request)
+        .filter(|id| wire::reply_in(&frames, *id).is_some_and(|r| r.code == 1001))
+        .count();
+    assert_eq!(refused, 5);
+    // Carol's question is still asked.
+    let reply_id = c.next_request;
+    c.next_request += 1;
+    let n = &mut c.nodes[0];
+    let op = Op::QueryUserStatus(pb::QueryUserStatus {
+        account: "bob".into(),
+    });
+    n.broker
+        .handle_frame(ConnId(3), &wire::request_frame(reply_id, op), n.now);
+    c.route();
+    assert_eq!(c.held_status.len(), MAX_PENDING_QUERIES_PER_SESSION + 1);
+    c.release_status();
+    assert!(wire::reply_in(&c.take(0, 3), reply_id).is_some_and(|r| r.code == 0));
+    assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
 }

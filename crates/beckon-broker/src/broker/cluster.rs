@@ -12,7 +12,10 @@ use super::storage::{Answered, Via};
 use super::{Broker, Caller, EndReason};
 use crate::SessionId;
 use crate::admin::RequestKind;
-use crate::cluster::{ClusterIn, ClusterOut, MAX_PENDING_QUERIES, not_cluster_wide};
+use crate::cluster::{
+    ClusterIn, ClusterOut, MAX_PENDING_QUERIES, MAX_PENDING_QUERIES_PER_SESSION, MAX_WAITING_SENDS,
+    MAX_WAITING_SENDS_PER_SESSION, not_cluster_wide,
+};
 use crate::config::AppConfig;
 use crate::invoke::Function;
 use crate::store::{Store, StoredMessage};
@@ -23,6 +26,39 @@ pub(super) struct ClusterState {
     pub(super) outputs: VecDeque<ClusterOut>,
     next_query: u64,
     queries: HashMap<u64, Pending>,
+    /// The question under way for each (app, account) that messages wait on: later messages
+    /// to that account wait behind it, in order, rather than asking again.
+    locating: HashMap<(String, String), u64>,
+    /// Per session: the questions it asked (`MAX_PENDING_QUERIES_PER_SESSION`) and its
+    /// messages waiting for answers (`MAX_WAITING_SENDS_PER_SESSION`).
+    per_session: HashMap<SessionId, (usize, usize)>,
+    /// Messages waiting for a question's answer, over the node (`MAX_WAITING_SENDS`).
+    waiting_sends: usize,
+}
+
+impl ClusterState {
+    /// Whether `sid` may ask one more question (`asks`) and have one more message waiting
+    /// (`sends`).
+    fn session_has_room(&self, sid: SessionId, asks: bool, sends: bool) -> bool {
+        let (q, m) = self.per_session.get(&sid).copied().unwrap_or((0, 0));
+        (!asks || q < MAX_PENDING_QUERIES_PER_SESSION)
+            && (!sends || m < MAX_WAITING_SENDS_PER_SESSION)
+    }
+
+    /// Counts a question (`asks`) and a waiting message (`sends`) of `sid`; `add` false takes
+    /// them off again.
+    fn count(&mut self, sid: SessionId, asks: bool, sends: bool, add: bool) {
+        let entry = self.per_session.entry(sid).or_insert((0, 0));
+        let (dq, dm) = (usize::from(asks), usize::from(sends));
+        if add {
+            *entry = (entry.0 + dq, entry.1 + dm);
+        } else {
+            *entry = (entry.0.saturating_sub(dq), entry.1.saturating_sub(dm));
+        }
+        if *entry == (0, 0) {
+            self.per_session.remove(&sid);
+        }
+    }
 }
 
 /// A request whose answer waits for the cluster.
@@ -35,12 +71,14 @@ enum Pending {
         via: Via,
         tally: Option<(Arc<AppConfig>, RequestKind)>,
     },
-    /// `messageInstantSend` to an account without a session here: sent once the cluster
-    /// says it has none elsewhere either.
+    /// `messageInstantSend`s to an account without a session here, in the order they came:
+    /// sent once the cluster says where it is.
     Send {
-        me: Caller,
+        app: String,
         recipient: String,
-        message: StoredMessage,
+        /// The session whose message asked the question.
+        asker: SessionId,
+        sends: VecDeque<(Caller, StoredMessage)>,
     },
 }
 
@@ -91,6 +129,7 @@ impl<S: Store> Broker<S> {
                         via,
                         tally,
                     }) => {
+                        self.cluster.count(sid, true, false, false);
                         let result = online.map(Answered::Status);
                         if let Some((app, kind)) = tally {
                             let code = result.as_ref().map_or_else(|e| e.code.code(), |_| 0);
@@ -99,10 +138,19 @@ impl<S: Store> Broker<S> {
                         self.finish_request(sid, request, via, result);
                     }
                     Some(Pending::Send {
-                        me,
+                        app,
                         recipient,
-                        message,
-                    }) => self.send_after_status(&me, recipient, message, online),
+                        asker,
+                        sends,
+                    }) => {
+                        self.cluster.locating.remove(&(app, recipient.clone()));
+                        self.cluster.waiting_sends -= sends.len();
+                        self.cluster.count(asker, true, false, false);
+                        for (me, message) in sends {
+                            self.cluster.count(me.sid, false, true, false);
+                            self.send_after_status(&me, recipient.clone(), message, online.clone());
+                        }
+                    }
                 }
             }
             ClusterIn::ChannelDone { .. }
@@ -195,6 +243,13 @@ impl<S: Store> Broker<S> {
                 "too many presence queries are waiting for the cluster; try again later",
             ));
         }
+        if !self.cluster.session_has_room(me.sid, true, false) {
+            return Err(CallError::failed(
+                "this session has too many presence queries waiting for the cluster; try \
+                 again later",
+            ));
+        }
+        self.cluster.count(me.sid, true, false, true);
         let pending = Pending::Status {
             sid: me.sid,
             request: me.request,
@@ -225,21 +280,50 @@ impl<S: Store> Broker<S> {
         recipient: &str,
         message: &StoredMessage,
     ) -> CallResult<bool> {
-        if !self.config.cluster || self.is_online(&me.app.app_id, recipient) {
+        if !self.config.cluster {
             return Ok(false);
         }
-        if self.cluster.queries.len() >= MAX_PENDING_QUERIES {
+        let key = (me.app.app_id.clone(), recipient.to_owned());
+        let under_way = self.cluster.locating.get(&key).copied();
+        if under_way.is_none() && self.is_online(&me.app.app_id, recipient) {
+            return Ok(false);
+        }
+        if self.cluster.waiting_sends >= MAX_WAITING_SENDS
+            || (under_way.is_none() && self.cluster.queries.len() >= MAX_PENDING_QUERIES)
+        {
             return Err(CallError::failed(
                 "too many messages are waiting for the cluster to locate their recipients; \
                  try again later",
             ));
         }
+        let asks = under_way.is_none();
+        if !self.cluster.session_has_room(me.sid, asks, true) {
+            return Err(CallError::failed(
+                "this session has too many messages waiting for the cluster to locate their \
+                 recipients; try again later",
+            ));
+        }
+        self.cluster.count(me.sid, asks, true, true);
+        self.cluster.waiting_sends += 1;
+        let send = (me.clone(), message.clone());
+        // A message to an account whose location is being asked waits behind the messages
+        // already waiting for it, even if the account has logged in here meanwhile: messages
+        // from one sender keep their order.
+        if let Some(Pending::Send { sends, .. }) =
+            under_way.and_then(|query| self.cluster.queries.get_mut(&query))
+        {
+            sends.push_back(send);
+            return Ok(true);
+        }
         let pending = Pending::Send {
-            me: me.clone(),
+            app: me.app.app_id.clone(),
             recipient: recipient.to_owned(),
-            message: message.clone(),
+            asker: me.sid,
+            sends: VecDeque::from([send]),
         };
         self.ask_status(&me.app.app_id, recipient, pending);
+        let query = self.cluster.next_query;
+        self.cluster.locating.insert(key, query);
         Ok(true)
     }
 

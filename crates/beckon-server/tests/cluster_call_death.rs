@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use beckon_proto::pb::{self, call_event::Kind, client_frame, event, request::Op, server_frame};
@@ -17,59 +14,13 @@ use beckon_server::{ClusterConfig, Server, ServerConfig};
 
 use common::Client;
 use common::process::{ServerProcess, TempDir, TempFile};
+use common::redis::Redis;
 
 /// How long a node counts as alive after its last refresh, in this test.
 const NODE_TTL: Duration = Duration::from_millis(1_500);
 
 /// How long the test waits for what it expects, at most.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): this test needs it on PATH")
-            });
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
-        // Owned by the guard from here on, which kills and waits for it whatever happens.
-        let redis = Redis { child, addr };
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let pong = TcpStream::connect(addr).and_then(|mut s| {
-                s.write_all(b"PING\r\n")?;
-                let mut buf = [0u8; 7];
-                s.read_exact(&mut buf)?;
-                Ok(buf)
-            });
-            if matches!(pong, Ok(b) if &b == b"+PONG\r\n") {
-                return redis;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Sends request `id` carrying `op`.
 async fn request(client: &mut Client, id: u64, op: Op) {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod process;
+pub(crate) mod redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;

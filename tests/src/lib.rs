@@ -20,6 +20,8 @@
 //! Everything here talks over real sockets through the public SDK; nothing reaches into the
 //! server's or the client's internals.
 
+pub mod call_events;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;

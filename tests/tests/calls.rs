@@ -11,97 +11,10 @@ use serde_json::{Value, json};
 
 use beckon_broker::GATEWAY_REGISTER;
 use beckon_sdk::{CallId, Event};
+use beckon_tests::call_events::*;
 use beckon_tests::{TestServer, User, all_logged_in, logged_in, server_with};
 
 // ---- the events, with the arguments the seeds give them ---------------------------------------
-
-fn received(channel: &str, account: &str, extra: &str) -> Event {
-    Event::InviteReceived {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: extra.into(),
-    }
-}
-
-fn received_by_peer(channel: &str, account: &str) -> Event {
-    Event::InviteReceivedByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-    }
-}
-
-fn accepted(channel: &str, account: &str, extra: &str) -> Event {
-    Event::InviteAcceptedByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: extra.into(),
-    }
-}
-
-fn refused(channel: &str, account: &str, extra: &str) -> Event {
-    Event::InviteRefusedByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: extra.into(),
-    }
-}
-
-fn failed(channel: &str, account: &str, ecode: i32, extra: &str) -> Event {
-    Event::InviteFailed {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        ecode,
-        extra: extra.into(),
-    }
-}
-
-fn end_by_peer(channel: &str, account: &str) -> Event {
-    Event::InviteEndByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: String::new(),
-    }
-}
-
-fn end_by_myself(channel: &str, account: &str) -> Event {
-    Event::InviteEndByMyself {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-    }
-}
-
-fn dtmf(channel: &str, account: &str, digits: &str) -> Event {
-    Event::InviteMsg {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        msg_type: "DTMF".into(),
-        msg_data: digits.into(),
-        extra: String::new(),
-    }
-}
-
-fn is_call_event(e: &Event) -> bool {
-    use Event::*;
-    matches!(
-        e,
-        InviteReceived { .. }
-            | InviteReceivedByPeer { .. }
-            | InviteAcceptedByPeer { .. }
-            | InviteRefusedByPeer { .. }
-            | InviteFailed { .. }
-            | InviteEndByPeer { .. }
-            | InviteEndByMyself { .. }
-            | InviteMsg { .. }
-    )
-}
 
 /// The next call callback of `u`: `want` but for its `extra`, which is JSON equal to `extra`.
 async fn expect_call_json(u: &mut User, want: Event, extra: Value) {

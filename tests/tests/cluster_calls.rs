@@ -11,6 +11,7 @@ use std::time::Duration;
 use beckon_broker::AppConfig;
 use beckon_sdk::Event;
 use beckon_server::ClusterConfig;
+use beckon_tests::call_events::*;
 use beckon_tests::{Redis, TestServer, User, test_apps_with};
 
 async fn start_node(redis: &Redis, id: &str, app: fn(&mut AppConfig)) -> TestServer {
@@ -47,94 +48,6 @@ async fn alice_on_a_bob_on_b(
 fn defaults(_: &mut AppConfig) {}
 
 // ---- the events ---------------------------------------------------------------------------------
-
-fn received(channel: &str, account: &str, extra: &str) -> Event {
-    Event::InviteReceived {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: extra.into(),
-    }
-}
-
-fn received_by_peer(channel: &str, account: &str) -> Event {
-    Event::InviteReceivedByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-    }
-}
-
-fn accepted(channel: &str, account: &str, extra: &str) -> Event {
-    Event::InviteAcceptedByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: extra.into(),
-    }
-}
-
-fn refused(channel: &str, account: &str, extra: &str) -> Event {
-    Event::InviteRefusedByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: extra.into(),
-    }
-}
-
-fn failed(channel: &str, account: &str, ecode: i32, extra: &str) -> Event {
-    Event::InviteFailed {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        ecode,
-        extra: extra.into(),
-    }
-}
-
-fn end_by_peer(channel: &str, account: &str) -> Event {
-    Event::InviteEndByPeer {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        extra: String::new(),
-    }
-}
-
-fn end_by_myself(channel: &str, account: &str) -> Event {
-    Event::InviteEndByMyself {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-    }
-}
-
-fn dtmf(channel: &str, account: &str, digits: &str) -> Event {
-    Event::InviteMsg {
-        channel: channel.into(),
-        account: account.into(),
-        uid: 0,
-        msg_type: "DTMF".into(),
-        msg_data: digits.into(),
-        extra: String::new(),
-    }
-}
-
-fn is_call_event(e: &Event) -> bool {
-    use Event::*;
-    matches!(
-        e,
-        InviteReceived { .. }
-            | InviteReceivedByPeer { .. }
-            | InviteAcceptedByPeer { .. }
-            | InviteRefusedByPeer { .. }
-            | InviteFailed { .. }
-            | InviteEndByPeer { .. }
-            | InviteEndByMyself { .. }
-            | InviteMsg { .. }
-    )
-}
 
 /// The next call callback of `u`, which must be `want`.
 async fn expect_call(u: &mut User, want: Event) {

@@ -622,6 +622,299 @@ async fn a_node_killed_under_p2p_load_loses_no_acknowledged_message() {
     );
 }
 
+// ---- 1b. a node killed under a channel load ---------------------------------------------------
+
+/// What became of one channel message, by its text (`<sender>#<seq>`, unique per message).
+#[derive(Debug, Default, Clone)]
+struct ChanFate {
+    acked: bool,
+    failed: Option<i32>,
+    /// Deliveries, by receiving member.
+    delivered: HashMap<String, u32>,
+}
+
+/// Every message of a channel load, and the leaves the members heard.
+#[derive(Debug, Default)]
+struct ChanLedger {
+    messages: HashMap<String, ChanFate>,
+    /// The last sequence number each (sender, receiver) delivered.
+    last_seq: HashMap<(String, String), u64>,
+    /// Deliveries out of per-sender order, by receiver.
+    reordered: HashMap<String, u32>,
+    /// (receiver, account who left, when since the load started) of each `onChannelUserLeaved`.
+    leaves: Vec<(String, String, Duration)>,
+    /// (account, code) of each `onLogout` or `onChannelLeaved`.
+    ended: Vec<(String, String, i32)>,
+}
+
+type SharedChan = Arc<Mutex<ChanLedger>>;
+
+fn chan_lock(l: &SharedChan) -> std::sync::MutexGuard<'_, ChanLedger> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn chan_record(l: &SharedChan, me: &str, sent: &HashMap<String, String>, ev: Event, t: Duration) {
+    let mut l = chan_lock(l);
+    match ev {
+        Event::MessageSendSuccess { message_id } => {
+            if let Some(text) = sent.get(&message_id) {
+                l.messages.entry(text.clone()).or_default().acked = true;
+            }
+        }
+        Event::MessageSendError { message_id, ecode } => {
+            if let Some(text) = sent.get(&message_id) {
+                l.messages.entry(text.clone()).or_default().failed = Some(ecode);
+            }
+        }
+        Event::MessageChannelReceive { account, msg, .. } => {
+            let seq = msg
+                .rsplit_once('#')
+                .and_then(|(_, s)| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            let last = l.last_seq.entry((account, me.to_owned())).or_insert(seq);
+            let reordered = seq < *last;
+            *last = (*last).max(seq);
+            if reordered {
+                *l.reordered.entry(me.to_owned()).or_default() += 1;
+            }
+            *(l.messages.entry(msg).or_default().delivered)
+                .entry(me.to_owned())
+                .or_default() += 1;
+        }
+        Event::ChannelUserLeaved { account, .. } => l.leaves.push((me.to_owned(), account, t)),
+        Event::ChannelLeaved { ecode, .. } => l.ended.push((me.to_owned(), "left".into(), ecode)),
+        Event::Logout { ecode } => l.ended.push((me.to_owned(), "logout".into(), ecode)),
+        _ => {}
+    }
+}
+
+/// Three node processes on one Redis, two members of one channel on each, every member sending
+/// channel messages at a steady pace; one node is killed with SIGKILL in the middle. Its
+/// clients have no other URL, so its members stay gone. Channel messages are not stored: the
+/// promise (SPEC §5) is to the members that stay connected — every message acknowledged to a
+/// sender on a surviving node reaches every surviving member (all joined throughout) once, in
+/// its sender's order. The surviving members hear the dead node's members leave once the
+/// cluster takes the node for dead (its registration expires, then a sweep takes them out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_channel_load_keeps_the_promise_to_surviving_members() {
+    let _serial = SERIAL.lock().await;
+    let redis = Redis::start();
+    let url = redis.url();
+    let nodes: Vec<NodeProcess> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|id| NodeProcess::start(&url, id))
+        .collect();
+    let urls: Vec<String> = nodes.iter().map(NodeProcess::url).collect();
+
+    // m<i> is on node i % 3; m2 and m5 are on the node that dies.
+    const MEMBERS: usize = 6;
+    const COUNT: u64 = 60;
+    // 6 × 20/s: under the channel's 200/s and the per-user 60/s.
+    const PACE: Duration = Duration::from_millis(50);
+    const CHANNEL: &str = "load";
+    let dead = |i: usize| i % 3 == 2;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let account = format!("m{i}");
+        let (sdk, mut events) = logged_in(&urls[i % 3], &[], &account).await;
+        sdk.channel_join(CHANNEL);
+        let ev = expect(&mut events, "a join", |e| {
+            matches!(
+                e,
+                Event::ChannelJoined { .. } | Event::ChannelJoinFailed { .. }
+            )
+        })
+        .await;
+        assert!(
+            matches!(ev, Event::ChannelJoined { .. }),
+            "{account}: {ev:?}"
+        );
+        members.push((account, sdk, events));
+    }
+    // Every member hears the last join (so each node's replica holds all six).
+    for (account, _, events) in members.iter_mut().take(MEMBERS - 1) {
+        let last = format!("m{}", MEMBERS - 1);
+        expect(
+            events,
+            account,
+            |e| matches!(e, Event::ChannelUserJoined { account, .. } if *account == last),
+        )
+        .await;
+    }
+
+    let ledger = SharedChan::default();
+    let (stop_tx, stop) = watch::channel(false);
+    let started = Instant::now();
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|(account, sdk, mut events)| {
+            let ledger = ledger.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let mut sent: HashMap<String, String> = HashMap::new();
+                let mut tick = tokio::time::interval(PACE);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut seq = 0;
+                loop {
+                    tokio::select! {
+                        ev = events.next() => match ev {
+                            Some(ev) => chan_record(&ledger, &account, &sent, ev, started.elapsed()),
+                            None => return,
+                        },
+                        _ = tick.tick(), if seq < COUNT => {
+                            let text = format!("{account}#{seq}");
+                            chan_lock(&ledger).messages.insert(text.clone(), ChanFate::default());
+                            let id = sdk.message_channel_send(CHANNEL, &text, "");
+                            sent.insert(id, text);
+                            seq += 1;
+                        }
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Kill node 2 about 40 % into the load.
+    tokio::time::sleep(PACE * (COUNT as u32) * 2 / 5).await;
+    nodes[2].process.signal("KILL");
+    let killed = started.elapsed();
+
+    let survivors: Vec<String> = (0..MEMBERS)
+        .filter(|i| !dead(*i))
+        .map(|i| format!("m{i}"))
+        .collect();
+    let gone: Vec<String> = (0..MEMBERS)
+        .filter(|i| dead(*i))
+        .map(|i| format!("m{i}"))
+        .collect();
+    let from_survivor = |text: &str| survivors.iter().any(|s| text.starts_with(&format!("{s}#")));
+    // Settled: every survivor's message has an outcome and, when acknowledged, reached every
+    // survivor; and every survivor heard every dead member leave.
+    let settled = |l: &ChanLedger| {
+        let messages = l.messages.iter().filter(|(t, _)| from_survivor(t));
+        let sent = messages.clone().count() == survivors.len() * COUNT as usize;
+        let done = messages.clone().all(|(_, f)| {
+            f.failed.is_some() || (f.acked && survivors.iter().all(|s| f.delivered.contains_key(s)))
+        });
+        let left = survivors.iter().all(|s| {
+            gone.iter()
+                .all(|g| l.leaves.iter().any(|(r, a, _)| r == s && a == g))
+        });
+        sent && done && left
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !settled(&chan_lock(&ledger)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A little longer for late duplicates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let l = chan_lock(&ledger);
+    // Per sender: sent, acknowledged, failed.
+    let mut report = Vec::new();
+    for i in 0..MEMBERS {
+        let s = format!("m{i}");
+        let mine = || {
+            l.messages
+                .iter()
+                .filter(|(t, _)| t.starts_with(&format!("{s}#")))
+        };
+        report.push(format!(
+            "sender {s}{}: sent {}, acknowledged {}, failed {}, no outcome {}",
+            if dead(i) { " (dead node)" } else { "" },
+            mine().count(),
+            mine().filter(|(_, f)| f.acked).count(),
+            mine().filter(|(_, f)| f.failed.is_some()).count(),
+            mine()
+                .filter(|(_, f)| !f.acked && f.failed.is_none())
+                .count(),
+        ));
+    }
+    // Per receiving survivor: delivered, duplicated, and lost of the survivors' acknowledged
+    // messages and of the dead senders' acknowledged ones.
+    let mut lost_from_survivors = 0;
+    let mut duplicated = 0;
+    for r in &survivors {
+        let got = |f: &ChanFate| f.delivered.get(r).copied().unwrap_or(0);
+        let delivered = l.messages.values().filter(|f| got(f) > 0).count();
+        let dups: u32 = l.messages.values().map(|f| got(f).saturating_sub(1)).sum();
+        let lost_s = (l.messages.iter())
+            .filter(|(t, f)| from_survivor(t) && f.acked && got(f) == 0)
+            .count();
+        let lost_d = (l.messages.iter())
+            .filter(|(t, f)| !from_survivor(t) && f.acked && got(f) == 0)
+            .count();
+        lost_from_survivors += lost_s;
+        duplicated += dups;
+        report.push(format!(
+            "receiver {r}: delivered {delivered}, duplicated {dups}, out of order {}, lost \
+             (acknowledged to a surviving sender) {lost_s}, not delivered (acknowledged to a \
+             dead node's sender) {lost_d}",
+            l.reordered.get(r).copied().unwrap_or(0)
+        ));
+    }
+    for g in &gone {
+        let got = l
+            .messages
+            .values()
+            .filter(|f| f.delivered.contains_key(g))
+            .count();
+        report.push(format!(
+            "receiver {g} (dead node): delivered {got} before the kill"
+        ));
+    }
+    let failed_delivered = (l.messages.values())
+        .filter(|f| f.failed.is_some() && !f.delivered.is_empty())
+        .count();
+    // When each survivor heard each dead member leave, after the kill.
+    let leave_after: Vec<String> = (l.leaves.iter())
+        .filter(|(r, a, _)| survivors.contains(r) && gone.contains(a))
+        .map(|(r, a, t)| format!("{r} heard {a} leave +{:?}", t.saturating_sub(killed)))
+        .collect();
+    eprintln!(
+        "node death under channel load: node n2 killed {killed:?} into the load (node TTL \
+         {NODE_TTL:?});\n  {}\n  failed yet delivered somewhere: {failed_delivered}\n  \
+         leaves after the kill: {leave_after:?}",
+        report.join("\n  ")
+    );
+    assert_eq!(
+        lost_from_survivors, 0,
+        "acknowledged, not delivered to a survivor"
+    );
+    assert_eq!(duplicated, 0, "delivered more than once to a survivor");
+    assert!(
+        survivors.iter().all(|r| !l.reordered.contains_key(r)),
+        "out of per-sender order: {:?}",
+        l.reordered
+    );
+    for s in &survivors {
+        let mine = (l.messages.iter()).filter(|(t, _)| t.starts_with(&format!("{s}#")));
+        assert_eq!(mine.clone().count(), COUNT as usize, "{s} sent all");
+        assert!(
+            mine.clone().all(|(_, f)| f.acked || f.failed.is_some()),
+            "{s}: a message with no outcome"
+        );
+    }
+    for s in &survivors {
+        for g in &gone {
+            assert!(
+                l.leaves.iter().any(|(r, a, _)| r == s && a == g),
+                "{s} never heard {g} leave"
+            );
+        }
+    }
+    assert!(
+        (l.ended.iter()).all(|(a, _, _)| gone.contains(a)),
+        "a survivor left or logged out: {:?}",
+        l.ended
+    );
+}
+
 // ---- 2. Redis restarted under load ------------------------------------------------------------
 
 /// Two nodes on one Redis that keeps every answered write (appendonly, fsync always); clients

@@ -1,6 +1,6 @@
 //! Cluster mode under faults, end to end through the Rust SDK: a node killed with SIGKILL in
-//! the middle of a paced p2p load, a Redis restart in the middle of one, and nodes on a
-//! three-master Redis Cluster.
+//! the middle of a paced p2p load and of a paced channel load, a Redis restart in the middle
+//! of a p2p load, and nodes on a three-master Redis Cluster (p2p and channels).
 //!
 //! The loads count every message: sent, acknowledged (`onMessageSendSuccess`), failed
 //! (`onMessageSendError`), delivered, duplicated, and lost (acknowledged but never delivered).
@@ -1084,9 +1084,156 @@ fn start_redis_cluster() -> (Vec<Redis>, String) {
     (masters, url)
 }
 
-/// Two nodes on a three-master Redis Cluster: presence, kicks, p2p and stored messages work
-/// across nodes whichever slots the accounts' keys hash to. (Channels, whose members span
-/// slots, are not cluster-wide yet: they get their test here when they are.)
+/// Which of the masters serves `key` (the others answer MOVED).
+fn master_of(masters: &[Redis], key: &str) -> usize {
+    (masters.iter())
+        .position(|m| m.cmd(&["EXISTS", key]).is_ok_and(|r| r.starts_with(':')))
+        .unwrap_or_else(|| panic!("no master serves {key}"))
+}
+
+/// One channel with members on both nodes: `alice` (node a) joins, then `bob` (node b), then
+/// `carol` (node b) after an attribute is set; each hears the others' joins, gets the member
+/// list and the attributes, every message reaches every member once, and the leaves are heard.
+async fn channel_round(ch: &str, mut m: [(&Instance, &mut EventStream); 3]) {
+    let names = ["alice", "bob", "carol"];
+    async fn join(sdk: &Instance, ev: &mut EventStream, ch: &str, who: &str) -> Vec<String> {
+        sdk.channel_join(ch);
+        let got = expect(ev, who, |e| {
+            matches!(e, Event::ChannelJoined { channel } | Event::ChannelJoinFailed { channel, .. } if channel == ch)
+        })
+        .await;
+        assert!(
+            matches!(got, Event::ChannelJoined { .. }),
+            "{who} in {ch}: {got:?}"
+        );
+        match expect(
+            ev,
+            "a member list",
+            |e| matches!(e, Event::ChannelUserList { channel, .. } if channel == ch),
+        )
+        .await
+        {
+            Event::ChannelUserList { mut accounts, .. } => {
+                accounts.sort();
+                accounts
+            }
+            _ => unreachable!(),
+        }
+    }
+    async fn heard_join(ev: &mut EventStream, ch: &str, who: &str) {
+        expect(ev, "a join event", |e| {
+            matches!(e, Event::ChannelUserJoined { channel, account, .. } if channel == ch && account == who)
+        })
+        .await;
+    }
+    async fn attr(ev: &mut EventStream, ch: &str, value: &str) {
+        expect(ev, "an attribute", |e| {
+            matches!(e, Event::ChannelAttrUpdated { channel, name, value: v, kind } if channel == ch && name == "topic" && v == value && kind == "update")
+        })
+        .await;
+    }
+    async fn message(ev: &mut EventStream, ch: &str, from: &str, text: &str, to: &str) {
+        expect(ev, &format!("{to}: {from}'s message in {ch}"), |e| {
+            matches!(e, Event::MessageChannelReceive { channel, account, msg, .. } if channel == ch && account == from && msg == text)
+        })
+        .await;
+    }
+
+    assert_eq!(join(m[0].0, m[0].1, ch, "alice").await, ["alice"]);
+    assert_eq!(join(m[1].0, m[1].1, ch, "bob").await, ["alice", "bob"]);
+    heard_join(m[0].1, ch, "bob").await;
+
+    // An attribute set on node a reaches the member on node b.
+    let topic = format!("topic of {ch}");
+    m[0].0.channel_set_attr(ch, "topic", &topic);
+    attr(m[0].1, ch, &topic).await;
+    attr(m[1].1, ch, &topic).await;
+
+    // A joiner on node b gets the member list and the attribute; both others hear it.
+    assert_eq!(
+        join(m[2].0, m[2].1, ch, "carol").await,
+        ["alice", "bob", "carol"]
+    );
+    attr(m[2].1, ch, &topic).await;
+    heard_join(m[0].1, ch, "carol").await;
+    heard_join(m[1].1, ch, "carol").await;
+    m[1].0.channel_query_user_num(ch);
+    let got = expect(
+        m[1].1,
+        "a count",
+        |e| matches!(e, Event::ChannelQueryUserNumResult { channel, .. } if channel == ch),
+    )
+    .await;
+    assert!(
+        matches!(
+            got,
+            Event::ChannelQueryUserNumResult {
+                ecode: 0,
+                num: 3,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+
+    // A message from each node reaches all three members, the sender included (its own copy
+    // may come before or after its acknowledgement).
+    for (from, sender) in [(0, "alice"), (1, "bob")] {
+        let text = format!("{sender} to {ch}");
+        let id = m[from].0.message_channel_send(ch, &text, "");
+        let (mut outcome, mut own) = (None, false);
+        while outcome.is_none() || !own {
+            let got = expect(m[from].1, &format!("{sender}'s send in {ch}"), |e| {
+                matches!(e, Event::MessageSendSuccess { message_id } | Event::MessageSendError { message_id, .. } if *message_id == id)
+                    || matches!(e, Event::MessageChannelReceive { channel, msg, .. } if channel == ch && *msg == text)
+            })
+            .await;
+            match got {
+                Event::MessageChannelReceive { .. } => {
+                    assert!(!own, "{sender} got its message twice");
+                    own = true;
+                }
+                other => outcome = Some(other),
+            }
+        }
+        assert!(
+            matches!(outcome, Some(Event::MessageSendSuccess { .. })),
+            "{outcome:?}"
+        );
+        for (i, (_, ev)) in m.iter_mut().enumerate() {
+            if i != from {
+                message(ev, ch, sender, &text, names[i]).await;
+            }
+        }
+    }
+
+    // Leaves, heard on both nodes.
+    m[0].0.channel_leave(ch);
+    expect(
+        m[0].1,
+        "alice's leave",
+        |e| matches!(e, Event::ChannelLeaved { channel, .. } if channel == ch),
+    )
+    .await;
+    for (_, ev) in m.iter_mut().skip(1) {
+        expect(ev, "alice's leave event", |e| {
+            matches!(e, Event::ChannelUserLeaved { channel, account, .. } if channel == ch && account == "alice")
+        })
+        .await;
+    }
+    for (i, (sdk, ev)) in m.iter_mut().enumerate().skip(1) {
+        sdk.channel_leave(ch);
+        expect(
+            ev,
+            names[i],
+            |e| matches!(e, Event::ChannelLeaved { channel, .. } if channel == ch),
+        )
+        .await;
+    }
+}
+
+/// Two nodes on a three-master Redis Cluster: presence, kicks, p2p, stored messages and
+/// channels work across nodes whichever slots the accounts' and the channels' keys hash to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_a_redis_cluster() {
     let _serial = SERIAL.lock().await;
@@ -1148,7 +1295,7 @@ async fn two_nodes_on_a_redis_cluster() {
     })
     .await;
     assert!(matches!(ev, Event::MessageSendSuccess { .. }), "{ev:?}");
-    let (_carol, mut carol_ev) = logged_in(&url_b, &[], "carol").await;
+    let (carol, mut carol_ev) = logged_in(&url_b, &[], "carol").await;
     let got = expect(&mut carol_ev, "carol's stored message", |e| {
         matches!(e, Event::MessageInstantReceive { .. })
     })
@@ -1157,6 +1304,39 @@ async fn two_nodes_on_a_redis_cluster() {
         matches!(&got, Event::MessageInstantReceive { account, msg, .. } if account == "alice" && msg == "hi carol"),
         "{got:?}"
     );
+
+    // Channels whose keys lie on other masters than the accounts' (and on different masters
+    // from one another): joins, member lists, counts, attributes and messages across nodes.
+    let accounts_master = master_of(
+        &masters,
+        &format!("beckon:presence:{{{}:{APP}:alice}}", APP.len()),
+    );
+    let mut channels: Vec<(String, usize)> = Vec::new();
+    for k in 0..100 {
+        let ch = format!("room{k}");
+        let key = format!("beckon:chan:{{{}:{APP}:{ch}}}:members", APP.len());
+        let m = master_of(&masters, &key);
+        if channels.iter().all(|(_, other)| *other != m) {
+            channels.push((ch, m));
+        }
+    }
+    // One channel per master: two of them on other masters than alice's keys.
+    assert_eq!(channels.len(), 3, "channels on every master: {channels:?}");
+    assert!(channels.iter().any(|(_, m)| *m != accounts_master));
+    eprintln!(
+        "redis cluster: alice's keys on master {accounts_master}; channels on masters {channels:?}"
+    );
+    for (ch, _) in &channels {
+        channel_round(
+            ch,
+            [
+                (&alice, &mut alice_ev),
+                (&bob, &mut bob_ev),
+                (&carol, &mut carol_ev),
+            ],
+        )
+        .await;
+    }
 
     // A login on the other node kicks the first session (103).
     let (second, _second_ev) = logged_in(&url_b, &[], "alice").await;

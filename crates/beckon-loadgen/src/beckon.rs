@@ -596,9 +596,12 @@ mod tests {
 
         let publisher = Seat::of(Role::FanoutPublisher);
         assert_eq!((publisher.joins, publisher.to), (true, Some(To::Channel)));
+        assert_eq!(publisher.node, 0);
+        // Members go round the nodes: with N nodes, member i is on node i % N.
         let members: HashSet<String> = (0..10)
-            .map(|i| Seat::of(Role::FanoutMember(i)))
-            .inspect(|m| assert!(m.joins && m.to.is_none()))
+            .map(|i| (i, Seat::of(Role::FanoutMember(i))))
+            .inspect(|(i, m)| assert!(m.joins && m.to.is_none() && m.node == *i))
+            .map(|(_, m)| m)
             .map(|m| m.account)
             .collect();
         assert_eq!(members.len(), 10);

@@ -218,7 +218,8 @@ fn run(
                 println!(
                     "- cluster-N: N beckon-server nodes in cluster mode on one redis-server \
                      ({}, persistence off), clients spread over the nodes (every p2p pair \
-                     spans two nodes when N > 1); CPU and memory are the nodes' and \
+                     spans two nodes when N > 1, fan-out members go round the nodes, the \
+                     publisher on the first); CPU and memory are the nodes' and \
                      redis-server's together; all pinned like beckon",
                     version_of(&bin)
                 );

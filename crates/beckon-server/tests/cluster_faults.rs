@@ -1,6 +1,6 @@
 //! Cluster mode under faults, end to end through the Rust SDK: a node killed with SIGKILL in
-//! the middle of a paced p2p load, a Redis restart in the middle of one, and nodes on a
-//! three-master Redis Cluster.
+//! the middle of a paced p2p load and of a paced channel load, a Redis restart in the middle
+//! of a p2p load, and nodes on a three-master Redis Cluster (p2p and channels).
 //!
 //! The loads count every message: sent, acknowledged (`onMessageSendSuccess`), failed
 //! (`onMessageSendError`), delivered, duplicated, and lost (acknowledged but never delivered).
@@ -622,6 +622,299 @@ async fn a_node_killed_under_p2p_load_loses_no_acknowledged_message() {
     );
 }
 
+// ---- 1b. a node killed under a channel load ---------------------------------------------------
+
+/// What became of one channel message, by its text (`<sender>#<seq>`, unique per message).
+#[derive(Debug, Default, Clone)]
+struct ChanFate {
+    acked: bool,
+    failed: Option<i32>,
+    /// Deliveries, by receiving member.
+    delivered: HashMap<String, u32>,
+}
+
+/// Every message of a channel load, and the leaves the members heard.
+#[derive(Debug, Default)]
+struct ChanLedger {
+    messages: HashMap<String, ChanFate>,
+    /// The last sequence number each (sender, receiver) delivered.
+    last_seq: HashMap<(String, String), u64>,
+    /// Deliveries out of per-sender order, by receiver.
+    reordered: HashMap<String, u32>,
+    /// (receiver, account who left, when since the load started) of each `onChannelUserLeaved`.
+    leaves: Vec<(String, String, Duration)>,
+    /// (account, code) of each `onLogout` or `onChannelLeaved`.
+    ended: Vec<(String, String, i32)>,
+}
+
+type SharedChan = Arc<Mutex<ChanLedger>>;
+
+fn chan_lock(l: &SharedChan) -> std::sync::MutexGuard<'_, ChanLedger> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn chan_record(l: &SharedChan, me: &str, sent: &HashMap<String, String>, ev: Event, t: Duration) {
+    let mut l = chan_lock(l);
+    match ev {
+        Event::MessageSendSuccess { message_id } => {
+            if let Some(text) = sent.get(&message_id) {
+                l.messages.entry(text.clone()).or_default().acked = true;
+            }
+        }
+        Event::MessageSendError { message_id, ecode } => {
+            if let Some(text) = sent.get(&message_id) {
+                l.messages.entry(text.clone()).or_default().failed = Some(ecode);
+            }
+        }
+        Event::MessageChannelReceive { account, msg, .. } => {
+            let seq = msg
+                .rsplit_once('#')
+                .and_then(|(_, s)| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            let last = l.last_seq.entry((account, me.to_owned())).or_insert(seq);
+            let reordered = seq < *last;
+            *last = (*last).max(seq);
+            if reordered {
+                *l.reordered.entry(me.to_owned()).or_default() += 1;
+            }
+            *(l.messages.entry(msg).or_default().delivered)
+                .entry(me.to_owned())
+                .or_default() += 1;
+        }
+        Event::ChannelUserLeaved { account, .. } => l.leaves.push((me.to_owned(), account, t)),
+        Event::ChannelLeaved { ecode, .. } => l.ended.push((me.to_owned(), "left".into(), ecode)),
+        Event::Logout { ecode } => l.ended.push((me.to_owned(), "logout".into(), ecode)),
+        _ => {}
+    }
+}
+
+/// Three node processes on one Redis, two members of one channel on each, every member sending
+/// channel messages at a steady pace; one node is killed with SIGKILL in the middle. Its
+/// clients have no other URL, so its members stay gone. Channel messages are not stored: the
+/// promise (SPEC §5) is to the members that stay connected — every message acknowledged to a
+/// sender on a surviving node reaches every surviving member (all joined throughout) once, in
+/// its sender's order. The surviving members hear the dead node's members leave once the
+/// cluster takes the node for dead (its registration expires, then a sweep takes them out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_channel_load_keeps_the_promise_to_surviving_members() {
+    let _serial = SERIAL.lock().await;
+    let redis = Redis::start();
+    let url = redis.url();
+    let nodes: Vec<NodeProcess> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|id| NodeProcess::start(&url, id))
+        .collect();
+    let urls: Vec<String> = nodes.iter().map(NodeProcess::url).collect();
+
+    // m<i> is on node i % 3; m2 and m5 are on the node that dies.
+    const MEMBERS: usize = 6;
+    const COUNT: u64 = 60;
+    // 6 × 20/s: under the channel's 200/s and the per-user 60/s.
+    const PACE: Duration = Duration::from_millis(50);
+    const CHANNEL: &str = "load";
+    let dead = |i: usize| i % 3 == 2;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        let account = format!("m{i}");
+        let (sdk, mut events) = logged_in(&urls[i % 3], &[], &account).await;
+        sdk.channel_join(CHANNEL);
+        let ev = expect(&mut events, "a join", |e| {
+            matches!(
+                e,
+                Event::ChannelJoined { .. } | Event::ChannelJoinFailed { .. }
+            )
+        })
+        .await;
+        assert!(
+            matches!(ev, Event::ChannelJoined { .. }),
+            "{account}: {ev:?}"
+        );
+        members.push((account, sdk, events));
+    }
+    // Every member hears the last join (so each node's replica holds all six).
+    for (account, _, events) in members.iter_mut().take(MEMBERS - 1) {
+        let last = format!("m{}", MEMBERS - 1);
+        expect(
+            events,
+            account,
+            |e| matches!(e, Event::ChannelUserJoined { account, .. } if *account == last),
+        )
+        .await;
+    }
+
+    let ledger = SharedChan::default();
+    let (stop_tx, stop) = watch::channel(false);
+    let started = Instant::now();
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|(account, sdk, mut events)| {
+            let ledger = ledger.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let mut sent: HashMap<String, String> = HashMap::new();
+                let mut tick = tokio::time::interval(PACE);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut seq = 0;
+                loop {
+                    tokio::select! {
+                        ev = events.next() => match ev {
+                            Some(ev) => chan_record(&ledger, &account, &sent, ev, started.elapsed()),
+                            None => return,
+                        },
+                        _ = tick.tick(), if seq < COUNT => {
+                            let text = format!("{account}#{seq}");
+                            chan_lock(&ledger).messages.insert(text.clone(), ChanFate::default());
+                            let id = sdk.message_channel_send(CHANNEL, &text, "");
+                            sent.insert(id, text);
+                            seq += 1;
+                        }
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Kill node 2 about 40 % into the load.
+    tokio::time::sleep(PACE * (COUNT as u32) * 2 / 5).await;
+    nodes[2].process.signal("KILL");
+    let killed = started.elapsed();
+
+    let survivors: Vec<String> = (0..MEMBERS)
+        .filter(|i| !dead(*i))
+        .map(|i| format!("m{i}"))
+        .collect();
+    let gone: Vec<String> = (0..MEMBERS)
+        .filter(|i| dead(*i))
+        .map(|i| format!("m{i}"))
+        .collect();
+    let from_survivor = |text: &str| survivors.iter().any(|s| text.starts_with(&format!("{s}#")));
+    // Settled: every survivor's message has an outcome and, when acknowledged, reached every
+    // survivor; and every survivor heard every dead member leave.
+    let settled = |l: &ChanLedger| {
+        let messages = l.messages.iter().filter(|(t, _)| from_survivor(t));
+        let sent = messages.clone().count() == survivors.len() * COUNT as usize;
+        let done = messages.clone().all(|(_, f)| {
+            f.failed.is_some() || (f.acked && survivors.iter().all(|s| f.delivered.contains_key(s)))
+        });
+        let left = survivors.iter().all(|s| {
+            gone.iter()
+                .all(|g| l.leaves.iter().any(|(r, a, _)| r == s && a == g))
+        });
+        sent && done && left
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !settled(&chan_lock(&ledger)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A little longer for late duplicates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let l = chan_lock(&ledger);
+    // Per sender: sent, acknowledged, failed.
+    let mut report = Vec::new();
+    for i in 0..MEMBERS {
+        let s = format!("m{i}");
+        let mine = || {
+            l.messages
+                .iter()
+                .filter(|(t, _)| t.starts_with(&format!("{s}#")))
+        };
+        report.push(format!(
+            "sender {s}{}: sent {}, acknowledged {}, failed {}, no outcome {}",
+            if dead(i) { " (dead node)" } else { "" },
+            mine().count(),
+            mine().filter(|(_, f)| f.acked).count(),
+            mine().filter(|(_, f)| f.failed.is_some()).count(),
+            mine()
+                .filter(|(_, f)| !f.acked && f.failed.is_none())
+                .count(),
+        ));
+    }
+    // Per receiving survivor: delivered, duplicated, and lost of the survivors' acknowledged
+    // messages and of the dead senders' acknowledged ones.
+    let mut lost_from_survivors = 0;
+    let mut duplicated = 0;
+    for r in &survivors {
+        let got = |f: &ChanFate| f.delivered.get(r).copied().unwrap_or(0);
+        let delivered = l.messages.values().filter(|f| got(f) > 0).count();
+        let dups: u32 = l.messages.values().map(|f| got(f).saturating_sub(1)).sum();
+        let lost_s = (l.messages.iter())
+            .filter(|(t, f)| from_survivor(t) && f.acked && got(f) == 0)
+            .count();
+        let lost_d = (l.messages.iter())
+            .filter(|(t, f)| !from_survivor(t) && f.acked && got(f) == 0)
+            .count();
+        lost_from_survivors += lost_s;
+        duplicated += dups;
+        report.push(format!(
+            "receiver {r}: delivered {delivered}, duplicated {dups}, out of order {}, lost \
+             (acknowledged to a surviving sender) {lost_s}, not delivered (acknowledged to a \
+             dead node's sender) {lost_d}",
+            l.reordered.get(r).copied().unwrap_or(0)
+        ));
+    }
+    for g in &gone {
+        let got = l
+            .messages
+            .values()
+            .filter(|f| f.delivered.contains_key(g))
+            .count();
+        report.push(format!(
+            "receiver {g} (dead node): delivered {got} before the kill"
+        ));
+    }
+    let failed_delivered = (l.messages.values())
+        .filter(|f| f.failed.is_some() && !f.delivered.is_empty())
+        .count();
+    // When each survivor heard each dead member leave, after the kill.
+    let leave_after: Vec<String> = (l.leaves.iter())
+        .filter(|(r, a, _)| survivors.contains(r) && gone.contains(a))
+        .map(|(r, a, t)| format!("{r} heard {a} leave +{:?}", t.saturating_sub(killed)))
+        .collect();
+    eprintln!(
+        "node death under channel load: node n2 killed {killed:?} into the load (node TTL \
+         {NODE_TTL:?});\n  {}\n  failed yet delivered somewhere: {failed_delivered}\n  \
+         leaves after the kill: {leave_after:?}",
+        report.join("\n  ")
+    );
+    assert_eq!(
+        lost_from_survivors, 0,
+        "acknowledged, not delivered to a survivor"
+    );
+    assert_eq!(duplicated, 0, "delivered more than once to a survivor");
+    assert!(
+        survivors.iter().all(|r| !l.reordered.contains_key(r)),
+        "out of per-sender order: {:?}",
+        l.reordered
+    );
+    for s in &survivors {
+        let mine = (l.messages.iter()).filter(|(t, _)| t.starts_with(&format!("{s}#")));
+        assert_eq!(mine.clone().count(), COUNT as usize, "{s} sent all");
+        assert!(
+            mine.clone().all(|(_, f)| f.acked || f.failed.is_some()),
+            "{s}: a message with no outcome"
+        );
+    }
+    for s in &survivors {
+        for g in &gone {
+            assert!(
+                l.leaves.iter().any(|(r, a, _)| r == s && a == g),
+                "{s} never heard {g} leave"
+            );
+        }
+    }
+    assert!(
+        (l.ended.iter()).all(|(a, _, _)| gone.contains(a)),
+        "a survivor left or logged out: {:?}",
+        l.ended
+    );
+}
+
 // ---- 2. Redis restarted under load ------------------------------------------------------------
 
 /// Two nodes on one Redis that keeps every answered write (appendonly, fsync always); clients
@@ -791,9 +1084,156 @@ fn start_redis_cluster() -> (Vec<Redis>, String) {
     (masters, url)
 }
 
-/// Two nodes on a three-master Redis Cluster: presence, kicks, p2p and stored messages work
-/// across nodes whichever slots the accounts' keys hash to. (Channels, whose members span
-/// slots, are not cluster-wide yet: they get their test here when they are.)
+/// Which of the masters serves `key` (the others answer MOVED).
+fn master_of(masters: &[Redis], key: &str) -> usize {
+    (masters.iter())
+        .position(|m| m.cmd(&["EXISTS", key]).is_ok_and(|r| r.starts_with(':')))
+        .unwrap_or_else(|| panic!("no master serves {key}"))
+}
+
+/// One channel with members on both nodes: `alice` (node a) joins, then `bob` (node b), then
+/// `carol` (node b) after an attribute is set; each hears the others' joins, gets the member
+/// list and the attributes, every message reaches every member once, and the leaves are heard.
+async fn channel_round(ch: &str, mut m: [(&Instance, &mut EventStream); 3]) {
+    let names = ["alice", "bob", "carol"];
+    async fn join(sdk: &Instance, ev: &mut EventStream, ch: &str, who: &str) -> Vec<String> {
+        sdk.channel_join(ch);
+        let got = expect(ev, who, |e| {
+            matches!(e, Event::ChannelJoined { channel } | Event::ChannelJoinFailed { channel, .. } if channel == ch)
+        })
+        .await;
+        assert!(
+            matches!(got, Event::ChannelJoined { .. }),
+            "{who} in {ch}: {got:?}"
+        );
+        match expect(
+            ev,
+            "a member list",
+            |e| matches!(e, Event::ChannelUserList { channel, .. } if channel == ch),
+        )
+        .await
+        {
+            Event::ChannelUserList { mut accounts, .. } => {
+                accounts.sort();
+                accounts
+            }
+            _ => unreachable!(),
+        }
+    }
+    async fn heard_join(ev: &mut EventStream, ch: &str, who: &str) {
+        expect(ev, "a join event", |e| {
+            matches!(e, Event::ChannelUserJoined { channel, account, .. } if channel == ch && account == who)
+        })
+        .await;
+    }
+    async fn attr(ev: &mut EventStream, ch: &str, value: &str) {
+        expect(ev, "an attribute", |e| {
+            matches!(e, Event::ChannelAttrUpdated { channel, name, value: v, kind } if channel == ch && name == "topic" && v == value && kind == "update")
+        })
+        .await;
+    }
+    async fn message(ev: &mut EventStream, ch: &str, from: &str, text: &str, to: &str) {
+        expect(ev, &format!("{to}: {from}'s message in {ch}"), |e| {
+            matches!(e, Event::MessageChannelReceive { channel, account, msg, .. } if channel == ch && account == from && msg == text)
+        })
+        .await;
+    }
+
+    assert_eq!(join(m[0].0, m[0].1, ch, "alice").await, ["alice"]);
+    assert_eq!(join(m[1].0, m[1].1, ch, "bob").await, ["alice", "bob"]);
+    heard_join(m[0].1, ch, "bob").await;
+
+    // An attribute set on node a reaches the member on node b.
+    let topic = format!("topic of {ch}");
+    m[0].0.channel_set_attr(ch, "topic", &topic);
+    attr(m[0].1, ch, &topic).await;
+    attr(m[1].1, ch, &topic).await;
+
+    // A joiner on node b gets the member list and the attribute; both others hear it.
+    assert_eq!(
+        join(m[2].0, m[2].1, ch, "carol").await,
+        ["alice", "bob", "carol"]
+    );
+    attr(m[2].1, ch, &topic).await;
+    heard_join(m[0].1, ch, "carol").await;
+    heard_join(m[1].1, ch, "carol").await;
+    m[1].0.channel_query_user_num(ch);
+    let got = expect(
+        m[1].1,
+        "a count",
+        |e| matches!(e, Event::ChannelQueryUserNumResult { channel, .. } if channel == ch),
+    )
+    .await;
+    assert!(
+        matches!(
+            got,
+            Event::ChannelQueryUserNumResult {
+                ecode: 0,
+                num: 3,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+
+    // A message from each node reaches all three members, the sender included (its own copy
+    // may come before or after its acknowledgement).
+    for (from, sender) in [(0, "alice"), (1, "bob")] {
+        let text = format!("{sender} to {ch}");
+        let id = m[from].0.message_channel_send(ch, &text, "");
+        let (mut outcome, mut own) = (None, false);
+        while outcome.is_none() || !own {
+            let got = expect(m[from].1, &format!("{sender}'s send in {ch}"), |e| {
+                matches!(e, Event::MessageSendSuccess { message_id } | Event::MessageSendError { message_id, .. } if *message_id == id)
+                    || matches!(e, Event::MessageChannelReceive { channel, msg, .. } if channel == ch && *msg == text)
+            })
+            .await;
+            match got {
+                Event::MessageChannelReceive { .. } => {
+                    assert!(!own, "{sender} got its message twice");
+                    own = true;
+                }
+                other => outcome = Some(other),
+            }
+        }
+        assert!(
+            matches!(outcome, Some(Event::MessageSendSuccess { .. })),
+            "{outcome:?}"
+        );
+        for (i, (_, ev)) in m.iter_mut().enumerate() {
+            if i != from {
+                message(ev, ch, sender, &text, names[i]).await;
+            }
+        }
+    }
+
+    // Leaves, heard on both nodes.
+    m[0].0.channel_leave(ch);
+    expect(
+        m[0].1,
+        "alice's leave",
+        |e| matches!(e, Event::ChannelLeaved { channel, .. } if channel == ch),
+    )
+    .await;
+    for (_, ev) in m.iter_mut().skip(1) {
+        expect(ev, "alice's leave event", |e| {
+            matches!(e, Event::ChannelUserLeaved { channel, account, .. } if channel == ch && account == "alice")
+        })
+        .await;
+    }
+    for (i, (sdk, ev)) in m.iter_mut().enumerate().skip(1) {
+        sdk.channel_leave(ch);
+        expect(
+            ev,
+            names[i],
+            |e| matches!(e, Event::ChannelLeaved { channel, .. } if channel == ch),
+        )
+        .await;
+    }
+}
+
+/// Two nodes on a three-master Redis Cluster: presence, kicks, p2p, stored messages and
+/// channels work across nodes whichever slots the accounts' and the channels' keys hash to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_a_redis_cluster() {
     let _serial = SERIAL.lock().await;
@@ -855,7 +1295,7 @@ async fn two_nodes_on_a_redis_cluster() {
     })
     .await;
     assert!(matches!(ev, Event::MessageSendSuccess { .. }), "{ev:?}");
-    let (_carol, mut carol_ev) = logged_in(&url_b, &[], "carol").await;
+    let (carol, mut carol_ev) = logged_in(&url_b, &[], "carol").await;
     let got = expect(&mut carol_ev, "carol's stored message", |e| {
         matches!(e, Event::MessageInstantReceive { .. })
     })
@@ -864,6 +1304,39 @@ async fn two_nodes_on_a_redis_cluster() {
         matches!(&got, Event::MessageInstantReceive { account, msg, .. } if account == "alice" && msg == "hi carol"),
         "{got:?}"
     );
+
+    // Channels whose keys lie on other masters than the accounts' (and on different masters
+    // from one another): joins, member lists, counts, attributes and messages across nodes.
+    let accounts_master = master_of(
+        &masters,
+        &format!("beckon:presence:{{{}:{APP}:alice}}", APP.len()),
+    );
+    let mut channels: Vec<(String, usize)> = Vec::new();
+    for k in 0..100 {
+        let ch = format!("room{k}");
+        let key = format!("beckon:chan:{{{}:{APP}:{ch}}}:members", APP.len());
+        let m = master_of(&masters, &key);
+        if channels.iter().all(|(_, other)| *other != m) {
+            channels.push((ch, m));
+        }
+    }
+    // One channel per master: two of them on other masters than alice's keys.
+    assert_eq!(channels.len(), 3, "channels on every master: {channels:?}");
+    assert!(channels.iter().any(|(_, m)| *m != accounts_master));
+    eprintln!(
+        "redis cluster: alice's keys on master {accounts_master}; channels on masters {channels:?}"
+    );
+    for (ch, _) in &channels {
+        channel_round(
+            ch,
+            [
+                (&alice, &mut alice_ev),
+                (&bob, &mut bob_ev),
+                (&carol, &mut carol_ev),
+            ],
+        )
+        .await;
+    }
 
     // A login on the other node kicks the first session (103).
     let (second, _second_ev) = logged_in(&url_b, &[], "alice").await;

@@ -635,6 +635,22 @@ fn ok_done<T>(node: &Node, r: Result<T, String>) -> Result<ChannelAnswer, (Error
     answered(node, r).map(|_| ChannelAnswer::Done)
 }
 
+/// The sink of the node's subscription connection, waiting up to one command's timeout for it
+/// while it is being made (a node that has just started, or a reconnect under way), so a join
+/// in that moment is not refused.
+async fn subscription(node: &Node) -> Option<PubSubSink> {
+    let deadline = tokio::time::Instant::now() + node.config.redis_timeout;
+    loop {
+        if let Some(sink) = node.subscriptions.sink() {
+            return Some(sink);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Subscribes the node to the channel's topic (if it is not yet), then writes the membership;
 /// the answer itself arrives on the subscription.
 async fn join(
@@ -649,7 +665,7 @@ async fn join(
     let subs = &node.subscriptions;
     let had = subs.members(&topic);
     if had.is_none() {
-        let Some(mut sink) = subs.sink() else {
+        let Some(mut sink) = subscription(node).await else {
             return Err((
                 ErrorCode::GeneralFailed,
                 "this node's subscription to the cluster's Redis is down; try again later".into(),

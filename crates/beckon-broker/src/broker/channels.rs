@@ -345,8 +345,15 @@ impl<S: Store> Broker<S> {
         Ok(())
     }
 
-    /// `messageChannelSend` and `messageChannelSendForce` (`force`, server privilege).
-    pub(super) fn channel_send(&mut self, me: &Caller, m: pb::SendChannelMessage) -> CallResult {
+    /// What a channel message must pass on one node and in cluster mode alike: its fields,
+    /// the server privilege for `force`, else membership (`is_member`), and the sender's
+    /// per-user rate (counted when it passes).
+    pub(super) fn may_send_channel_message(
+        &mut self,
+        me: &Caller,
+        m: &pb::SendChannelMessage,
+        is_member: bool,
+    ) -> CallResult {
         let app = &me.app;
         validate::channel_message(&app.limits, &m.channel, &m.msg, &m.msg_id)?;
         if m.force {
@@ -356,10 +363,7 @@ impl<S: Store> Broker<S> {
                     "messageChannelSendForce needs the server privilege",
                 ));
             }
-        } else if !self
-            .channels
-            .is_member(&app.app_id, &m.channel, &me.account)
-        {
+        } else if !is_member {
             return Err(CallError::new(
                 ErrorCode::SendMessageOther,
                 format!("not a member of {}", m.channel),
@@ -374,6 +378,15 @@ impl<S: Store> Broker<S> {
                 format!("at most {per_user} channel messages per second per user"),
             ));
         }
+        Ok(())
+    }
+
+    /// `messageChannelSend` and `messageChannelSendForce` (`force`, server privilege).
+    pub(super) fn channel_send(&mut self, me: &Caller, m: pb::SendChannelMessage) -> CallResult {
+        let app = &me.app;
+        let is_member = (self.channels).is_member(&app.app_id, &m.channel, &me.account);
+        self.may_send_channel_message(me, &m, is_member)?;
+        let now = self.now;
         let Some(c) = self.channels.get_mut(&app.app_id, &m.channel) else {
             return Ok(()); // A forced message to a channel nobody is in reaches nobody.
         };

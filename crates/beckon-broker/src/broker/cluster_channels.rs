@@ -510,29 +510,9 @@ impl<S: Store> Broker<S> {
     /// members hands it to them. Answered once the cluster has taken it.
     fn cluster_send(&mut self, me: &Caller, m: pb::SendChannelMessage) -> CallResult {
         let app = me.app.clone();
-        validate::channel_message(&app.limits, &m.channel, &m.msg, &m.msg_id)?;
-        if m.force {
-            if !me.privileged {
-                return Err(CallError::new(
-                    ErrorCode::SendMessageOther,
-                    "messageChannelSendForce needs the server privilege",
-                ));
-            }
-        } else if !(self.cluster_channels).is_member(&app.app_id, &m.channel, &me.account) {
-            return Err(CallError::new(
-                ErrorCode::SendMessageOther,
-                format!("not a member of {}", m.channel),
-            ));
-        }
-        let (now, per_user) = (self.now, app.channel_messages_per_user);
-        if let Some(s) = self.sessions.get_mut(&me.sid)
-            && !s.channel_messages.allow(now, per_user)
-        {
-            return Err(CallError::new(
-                ErrorCode::SendMessageRateLimit,
-                format!("at most {per_user} channel messages per second per user"),
-            ));
-        }
+        let is_member = (self.cluster_channels).is_member(&app.app_id, &m.channel, &me.account);
+        self.may_send_channel_message(me, &m, is_member)?;
+        let now = self.now;
         if let Some(r) = self.cluster_channels.replica_mut(&app.app_id, &m.channel) {
             let limit =
                 (r.limit(channel_attr::SENDMSG_LIMIT)).unwrap_or(app.channel_messages_per_channel);

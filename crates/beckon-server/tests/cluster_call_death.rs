@@ -10,11 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use beckon_proto::pb::{self, call_event::Kind, client_frame, event, request::Op, server_frame};
-use beckon_server::{ClusterConfig, Server, ServerConfig};
 
 use common::Client;
-use common::process::{ServerProcess, TempDir, TempFile};
-use common::redis::Redis;
+use common::redis::DoomedPair;
 
 /// How long a node counts as alive after its last refresh, in this test.
 const NODE_TTL: Duration = Duration::from_millis(1_500);
@@ -62,26 +60,11 @@ async fn await_call(client: &mut Client, kind: Kind, patience: Duration) -> pb::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() {
-    let redis = Redis::start();
-    let url = format!("redis://{}", redis.addr);
-    let toml = format!(
-        "development = true\nlisten = \"tcp://127.0.0.1:0\"\n[cluster]\nurl = \"{url}\"\n\
-         node_id = \"doomed\"\nnode_ttl_ms = {}\nredis_timeout_ms = 500\n",
-        NODE_TTL.as_millis()
-    );
-    let file = TempFile::new("cluster.toml", &toml);
-    let home = TempDir::new("cluster-home");
-    let doomed = ServerProcess::start(&["--config", file.path_str()], home.path());
-
-    let mut config = ServerConfig::development();
-    config.listen = vec!["tcp://127.0.0.1:0".parse().expect("a URL")];
-    config.set_cluster(Some(ClusterConfig {
-        node_id: "survivor".into(),
-        node_ttl: NODE_TTL,
-        redis_timeout: Duration::from_millis(500),
-        ..ClusterConfig::new(&url).expect("a URL")
-    }));
-    let survivor = Server::spawn(config).await.expect("the survivor starts");
+    let DoomedPair {
+        doomed,
+        survivor,
+        keep: _keep,
+    } = DoomedPair::start(NODE_TTL).await;
 
     let mut alice = Client::connect(doomed.addr).await;
     alice

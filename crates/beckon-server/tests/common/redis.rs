@@ -5,6 +5,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use beckon_server::{ClusterConfig, Server, ServerConfig, ServerHandle};
+
+use super::process::{ServerProcess, TempDir, TempFile};
+
 /// How long the server may take to answer its first `PING`.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -52,5 +56,54 @@ impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Two cluster nodes on a Redis of their own: `doomed`, a separate process the test may kill
+/// with SIGKILL (node id "doomed"), and `survivor`, in this process (node id "survivor").
+pub(crate) struct DoomedPair {
+    pub(crate) doomed: ServerProcess,
+    pub(crate) survivor: ServerHandle,
+    /// What must outlive the nodes: their Redis and the doomed node's files.
+    pub(crate) keep: Keep,
+}
+
+/// Redis and files the nodes of a [`DoomedPair`] need while they run.
+pub(crate) struct Keep {
+    _files: (TempFile, TempDir),
+    _redis: Redis,
+}
+
+impl DoomedPair {
+    /// Starts both, with `node_ttl` as their registrations' time to live.
+    pub(crate) async fn start(node_ttl: Duration) -> DoomedPair {
+        let redis = Redis::start();
+        let url = format!("redis://{}", redis.addr);
+        let toml = format!(
+            "development = true\nlisten = \"tcp://127.0.0.1:0\"\n[cluster]\nurl = \"{url}\"\n\
+             node_id = \"doomed\"\nnode_ttl_ms = {}\nredis_timeout_ms = 500\n",
+            node_ttl.as_millis()
+        );
+        let file = TempFile::new("cluster.toml", &toml);
+        let home = TempDir::new("cluster-home");
+        let doomed = ServerProcess::start(&["--config", file.path_str()], home.path());
+
+        let mut config = ServerConfig::development();
+        config.listen = vec!["tcp://127.0.0.1:0".parse().expect("a URL")];
+        config.set_cluster(Some(ClusterConfig {
+            node_id: "survivor".into(),
+            node_ttl,
+            redis_timeout: Duration::from_millis(500),
+            ..ClusterConfig::new(&url).expect("a URL")
+        }));
+        let survivor = Server::spawn(config).await.expect("the survivor starts");
+        DoomedPair {
+            doomed,
+            survivor,
+            keep: Keep {
+                _files: (file, home),
+                _redis: redis,
+            },
+        }
     }
 }

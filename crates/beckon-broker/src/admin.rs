@@ -4,7 +4,9 @@
 //! The broker is single-writer, so an admin request is an input like a frame: the driver hands
 //! [`AdminCall`] to [`Broker::admin`](crate::Broker::admin) on the task that owns the broker
 //! and gets the answer back at once; outputs it caused (a kick frame, a delivered message) are
-//! drained as after any input. The caller proves itself with a SignalingToken carrying the
+//! drained as after any input. In cluster mode an answer may wait for the cluster (a message to
+//! an account on no session here): [`AdminResponse::Waiting`] names it, and
+//! [`Broker::poll_admin`](crate::Broker::poll_admin) hands it over once it is known. The caller proves itself with a SignalingToken carrying the
 //! `server` privilege for the app it names (SPEC §10), checked by the broker against the app's
 //! current certificate, so a certificate rotated by a reload takes effect for admins too.
 
@@ -83,14 +85,24 @@ pub enum AdminRequest {
 /// The answer to an [`AdminRequest`] of the same name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminResponse {
-    Authorized { account: String },
+    Authorized {
+        account: String,
+    },
     Accounts(Page<String>),
     Account(AccountInfo),
     Kicked,
     Channels(Page<ChannelSummary>),
     Channel(ChannelInfo),
     Sent(Sent),
-    Token { token: String, expires_at: u64 },
+    Token {
+        token: String,
+        expires_at: u64,
+    },
+    /// The answer waits for the cluster (cluster mode only): it comes later from
+    /// [`Broker::poll_admin`](crate::Broker::poll_admin) with this `id`.
+    Waiting {
+        id: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -605,8 +605,8 @@ fn in_cluster_mode_node_local_admin_requests_are_refused() {
         AdminRequest::Kick {
             account: "alice".into(),
         },
-        AdminRequest::SendMessage {
-            to: "alice".into(),
+        AdminRequest::SendChannelMessage {
+            channel: "room".into(),
             text: "hi".into(),
         },
         AdminRequest::Channel {

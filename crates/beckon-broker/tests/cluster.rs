@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use beckon_broker::{
-    Apps, Broker, BrokerConfig, ChannelAnswer, ChannelEvent, ChannelOp, ClusterIn, ClusterOut,
-    ConnId, MemoryStore, Recovered, Store, StoreBatch, StoreDone, StoreError, StoreOp,
-    StoredMessage,
+    AdminCall, AdminError, AdminRequest, AdminResponse, Apps, Broker, BrokerConfig, ChannelAnswer,
+    ChannelEvent, ChannelOp, ClusterIn, ClusterOut, ConnId, MemoryStore, Recovered, Store,
+    StoreBatch, StoreDone, StoreError, StoreOp, StoredMessage,
 };
 use beckon_proto::ErrorCode;
 use beckon_proto::pb::{self, request::Op, server_frame};
@@ -2716,5 +2716,171 @@ fn messages_to_one_account_share_one_question_and_one_session_cannot_take_the_ta
     assert_eq!(c.held_status.len(), MAX_PENDING_QUERIES_PER_SESSION + 1);
     c.release_status();
     assert!(wire::reply_in(&c.take(0, 3), reply_id).is_some_and(|r| r.code == 0));
+    assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
+}
+
+// ---- the admin API --------------------------------------------------------------------------
+
+/// A token of the app with the server privilege (development mode checks no signature).
+fn admin_token() -> String {
+    beckon_token::mint(
+        b"any certificate",
+        &beckon_token::TokenClaims {
+            app_id: APP.into(),
+            account: "ops".into(),
+            issued_at: 1_700_000_000,
+            expires_at: 1_800_000_000,
+            privileges: beckon_token::Privileges::SERVER,
+        },
+    )
+}
+
+impl Cluster {
+    /// Runs an admin request on `node`; when its answer waits for the cluster, routes until it
+    /// comes.
+    fn admin(&mut self, node: usize, request: AdminRequest) -> Result<AdminResponse, AdminError> {
+        let first = self.admin_now(node, request);
+        self.route();
+        let frames = wire::drain(&mut self.nodes[node].broker);
+        self.keep(node, &frames);
+        match first {
+            Ok(AdminResponse::Waiting { id }) => self.admin_answer(node, id).expect("an answer"),
+            other => other,
+        }
+    }
+
+    /// Hands an admin request to `node` and returns what it answers at once.
+    fn admin_now(
+        &mut self,
+        node: usize,
+        request: AdminRequest,
+    ) -> Result<AdminResponse, AdminError> {
+        let call = AdminCall {
+            app_id: APP.into(),
+            token: admin_token(),
+            request,
+        };
+        let now = self.nodes[node].now;
+        self.nodes[node].broker.admin(call, now)
+    }
+
+    /// The waiting admin answer `id` of `node`, if it has come.
+    fn admin_answer(&mut self, node: usize, id: u64) -> Option<Result<AdminResponse, AdminError>> {
+        let mut found = None;
+        while let Some((got, answer)) = self.nodes[node].broker.poll_admin() {
+            assert!(found.is_none() || got != id, "answered twice");
+            if got == id {
+                found = Some(answer);
+            }
+        }
+        found
+    }
+}
+
+fn admin_message(to: &str, text: &str) -> AdminRequest {
+    AdminRequest::SendMessage {
+        to: to.into(),
+        text: text.into(),
+    }
+}
+
+fn sent(answer: Result<AdminResponse, AdminError>) -> beckon_broker::admin::Sent {
+    match answer {
+        Ok(AdminResponse::Sent(s)) => s,
+        other => panic!("not sent: {other:?}"),
+    }
+}
+
+#[test]
+fn an_admin_message_reaches_its_recipient_on_any_node_or_offline() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+
+    // On this node: answered at once, delivered at once.
+    let s = sent(c.admin_now(0, admin_message("alice", "hi alice")));
+    assert!(s.online && s.server_msg_id != 0, "{s:?}");
+    let got = messages_in(&c.take(0, 1));
+    assert_eq!(got, vec![("ops".into(), "hi alice".into(), false)]);
+
+    // On the other node: the answer waits for the cluster, then the message crosses over.
+    let s = sent(c.admin(0, admin_message("bob", "hi bob")));
+    assert!(s.online && s.server_msg_id != 0, "{s:?}");
+    assert_eq!(s.recipients, 1);
+    let got = messages_in(&c.take(1, 2));
+    assert_eq!(got, vec![("ops".into(), "hi bob".into(), false)]);
+    c.ack(1, 2);
+    assert!(c.nodes[1].broker.store().messages(APP, "bob").is_empty());
+
+    // Offline everywhere: stored, handed over at the next login on any node.
+    let s = sent(c.admin(0, admin_message("carol", "hi carol")));
+    assert!(!s.online && s.server_msg_id != 0, "{s:?}");
+    assert_eq!(s.recipients, 0);
+    let frames = c.login_frames(1, 3, "carol");
+    let got = messages_in(&frames);
+    assert_eq!(got, vec![("ops".into(), "hi carol".into(), true)]);
+    assert_eq!(c.nodes[0].broker.stats().admin_messages, 3);
+}
+
+#[test]
+fn an_admin_message_waits_for_the_cluster_and_is_refused_when_it_cannot_answer() {
+    let mut c = Cluster::new(2);
+    c.login(1, 2, "bob");
+
+    // Nothing is answered while the cluster has not said where bob is.
+    c.hold_status = true;
+    let first = c.admin_now(0, admin_message("bob", "one"));
+    let Ok(AdminResponse::Waiting { id }) = first else {
+        panic!("not waiting: {first:?}");
+    };
+    c.route();
+    assert!(c.admin_answer(0, id).is_none());
+    c.hold_status = false;
+    for (node, out) in std::mem::take(&mut c.held_status) {
+        c.carry_out(node, out);
+    }
+    let s = sent(
+        c.admin_answer(0, id)
+            .expect("answered once the cluster did"),
+    );
+    assert!(s.online, "{s:?}");
+    let got = messages_in(&c.take(1, 2));
+    assert_eq!(got, vec![("ops".into(), "one".into(), false)]);
+
+    // Redis unreachable: refused with 1001 and the reason; nothing stored.
+    c.reachable = false;
+    let e = c
+        .admin(0, admin_message("erin", "hi"))
+        .expect_err("refused");
+    assert_eq!(e.code, ErrorCode::GeneralFailed, "{e:?}");
+    assert!(e.message.contains("Redis is unreachable"), "{e:?}");
+    assert!(c.nodes[0].broker.store().messages(APP, "erin").is_empty());
+    assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
+    assert_eq!(c.nodes[0].broker.poll_admin(), None);
+}
+
+#[test]
+fn admin_messages_waiting_for_the_cluster_are_bounded() {
+    let mut c = Cluster::new(2);
+    c.hold_status = true;
+    let limit = beckon_broker::cluster::MAX_PENDING_QUERIES_PER_SESSION;
+    for i in 0..limit {
+        let first = c.admin_now(0, admin_message(&format!("user{i}"), "hi"));
+        assert!(
+            matches!(first, Ok(AdminResponse::Waiting { .. })),
+            "{i}: {first:?}"
+        );
+    }
+    let e = (c.admin_now(0, admin_message("one_more", "hi"))).expect_err("beyond the bound");
+    assert_eq!(e.code, ErrorCode::GeneralFailed, "{e:?}");
+    assert!(e.message.contains("try again later"), "{e:?}");
+    c.route();
+    c.release_status();
+    let mut answers = 0;
+    while let Some((_, answer)) = c.nodes[0].broker.poll_admin() {
+        assert!(!sent(answer).online);
+        answers += 1;
+    }
+    assert_eq!(answers, limit);
     assert_eq!(c.nodes[0].broker.cluster_queries(), 0);
 }

@@ -447,6 +447,8 @@ fn render(r: AdminResponse) -> Value {
         AdminResponse::Token { token, expires_at } => {
             json!({ "token": token, "expires_at": expires_at })
         }
+        // The broker loop waits for the answer itself; none reaches the listener.
+        AdminResponse::Waiting { id } => json!({ "waiting": id.to_string() }),
     }
 }
 

@@ -37,7 +37,7 @@ impl<S: Store> Broker<S> {
         let (app, account) = self.authorize(&call.app_id, &call.token, now)?;
         let me = Caller {
             // No session: the handlers a system sender reaches never look one up.
-            sid: SessionId(0),
+            sid: super::cluster::ADMIN_SID,
             app,
             account: Arc::from(account),
             privileged: true,
@@ -49,9 +49,7 @@ impl<S: Store> Broker<S> {
                 AdminRequest::Accounts(_) | AdminRequest::Account { .. } => Some("accounts"),
                 AdminRequest::Kick { .. } => Some("kicking an account"),
                 AdminRequest::Channels(_) | AdminRequest::Channel { .. } => Some("channels"),
-                AdminRequest::SendMessage { .. } | AdminRequest::SendChannelMessage { .. } => {
-                    Some("sending messages")
-                }
+                AdminRequest::SendChannelMessage { .. } => Some("sending channel messages"),
                 _ => None,
             };
             if let Some(what) = node_local {
@@ -269,7 +267,20 @@ impl<S: Store> Broker<S> {
             msg: text,
             msg_id: "admin".into(),
         };
-        self.send_instant(me, m)?;
+        if self.config.cluster {
+            // In a cluster the recipient may be on another node: the message waits for the
+            // cluster to say where, as a session's does, and so does the answer.
+            let id = self.next_admin_id();
+            let me = Caller {
+                request: id,
+                ..me.clone()
+            };
+            if self.send_instant_held(&me, m)? {
+                return Ok(AdminResponse::Waiting { id });
+            }
+        } else {
+            self.send_instant(me, m)?;
+        }
         self.stats.admin_messages += 1;
         Ok(AdminResponse::Sent(Sent {
             server_msg_id: self.p2p_message_id(before),

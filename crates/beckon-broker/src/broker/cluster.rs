@@ -11,7 +11,7 @@ use beckon_proto::{CallError, CallResult};
 use super::storage::{Answered, Via};
 use super::{Broker, Caller, EndReason};
 use crate::SessionId;
-use crate::admin::RequestKind;
+use crate::admin::{AdminError, AdminResponse, RequestKind, Sent};
 use crate::cluster::{
     ClusterIn, ClusterOut, MAX_PENDING_QUERIES, MAX_PENDING_QUERIES_PER_SESSION, MAX_WAITING_SENDS,
     MAX_WAITING_SENDS_PER_SESSION, not_cluster_wide,
@@ -34,6 +34,10 @@ pub(super) struct ClusterState {
     per_session: HashMap<SessionId, (usize, usize)>,
     /// Messages waiting for a question's answer, over the node (`MAX_WAITING_SENDS`).
     waiting_sends: usize,
+    /// The last id given to an admin answer that waits for the cluster.
+    next_admin: u64,
+    /// Admin answers that waited for the cluster, ready for the driver, by id.
+    admin_answers: VecDeque<(u64, Result<AdminResponse, AdminError>)>,
 }
 
 impl ClusterState {
@@ -60,6 +64,9 @@ impl ClusterState {
         }
     }
 }
+
+/// The session id of an admin's requests: no session has it (they are numbered from 1).
+pub(super) const ADMIN_SID: SessionId = SessionId(0);
 
 /// A request whose answer waits for the cluster.
 #[derive(Debug)]
@@ -89,6 +96,21 @@ impl<S: Store> Broker<S> {
     #[must_use]
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
         self.cluster.outputs.pop_front()
+    }
+
+    /// The next admin answer that waited for the cluster: the `id` its request was answered
+    /// [`AdminResponse::Waiting`] with, and the answer. Drain it after every input, beside
+    /// [`poll_cluster`](Self::poll_cluster). Always `None` unless
+    /// [`BrokerConfig::cluster`](crate::BrokerConfig::cluster) is set.
+    #[must_use]
+    pub fn poll_admin(&mut self) -> Option<(u64, Result<AdminResponse, AdminError>)> {
+        self.cluster.admin_answers.pop_front()
+    }
+
+    /// An id for an admin answer that will wait for the cluster.
+    pub(super) fn next_admin_id(&mut self) -> u64 {
+        self.cluster.next_admin += 1;
+        self.cluster.next_admin
     }
 
     /// Presence questions waiting for the cluster's answer.
@@ -337,10 +359,28 @@ impl<S: Store> Broker<S> {
         online: CallResult<bool>,
     ) {
         let local = self.is_online(&me.app.app_id, &recipient);
+        let reached = local || matches!(online, Ok(true));
+        let before = self.next_position();
         let outcome = match online {
             Ok(online) => self.accept_message(me, recipient, message, online && !local),
             Err(e) => Err(e),
         };
+        if me.sid == ADMIN_SID {
+            // An admin's message: its answer, which waited for this, goes to the driver.
+            let answer = match outcome {
+                Ok(()) => {
+                    self.stats.admin_messages += 1;
+                    Ok(AdminResponse::Sent(Sent {
+                        server_msg_id: self.p2p_message_id(before),
+                        online: reached,
+                        recipients: usize::from(reached),
+                    }))
+                }
+                Err(e) => Err(AdminError::from(e)),
+            };
+            self.cluster.admin_answers.push_back((me.request, answer));
+            return;
+        }
         if let Err(e) = outcome {
             if let Some(kind) = me.kind {
                 self.tally_request(&me.app.app_id, kind, e.code.code());

@@ -65,6 +65,16 @@ impl<S: Store> Broker<S> {
     /// `messageInstantSend`: accepted into the store (write-ahead) and handed to the
     /// recipient's session, or kept for it; answered once stored.
     pub(super) fn send_instant(&mut self, me: &Caller, m: pb::SendInstantMessage) -> CallResult {
+        self.send_instant_held(me, m).map(|_| ())
+    }
+
+    /// As [`send_instant`](Self::send_instant); `Ok(true)` when the message waits for the
+    /// cluster to say where its recipient is.
+    pub(super) fn send_instant_held(
+        &mut self,
+        me: &Caller,
+        m: pb::SendInstantMessage,
+    ) -> CallResult<bool> {
         validate::instant_message(&me.app.limits, &m.account, &m.msg, &m.msg_id)?;
         let message = StoredMessage {
             sender: String::from(&*me.account),
@@ -74,9 +84,10 @@ impl<S: Store> Broker<S> {
             sent_at_ms: self.unix_ms(self.now),
         };
         if self.cluster_holds_message(me, &m.account, &message)? {
-            return Ok(()); // Sent once the cluster says where the recipient is.
+            return Ok(true); // Sent once the cluster says where the recipient is.
         }
-        self.accept_message(me, m.account, message, false)
+        self.accept_message(me, m.account, message, false)?;
+        Ok(false)
     }
 
     /// Hands a p2p message to a session; its record stays in the store until acknowledged.

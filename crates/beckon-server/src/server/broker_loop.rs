@@ -118,6 +118,9 @@ pub(super) struct BrokerLoop {
     counters: Option<LoopCounters>,
     /// Where cluster operations go, in cluster mode.
     cluster: Option<ClusterSender>,
+    /// Admin requests whose answers wait for the cluster, by the broker's id for them (as
+    /// many as the broker lets wait: its tables of questions are bounded).
+    admin_waiting: FxHashMap<u64, oneshot::Sender<Result<AdminResponse, AdminError>>>,
 }
 
 impl BrokerLoop {
@@ -171,6 +174,7 @@ impl BrokerLoop {
             slow_consumers: 0,
             counters,
             cluster,
+            admin_waiting: FxHashMap::default(),
         })
     }
 
@@ -417,9 +421,14 @@ impl BrokerLoop {
                 stats.slow_consumer_disconnects += self.slow_consumers;
                 let _ = reply.send(stats);
             }
-            Input::Admin { call, reply } => {
-                let _ = reply.send(self.broker.admin(call, now()));
-            }
+            Input::Admin { call, reply } => match self.broker.admin(call, now()) {
+                Ok(AdminResponse::Waiting { id }) => {
+                    self.admin_waiting.insert(id, reply);
+                }
+                answer => {
+                    let _ = reply.send(answer);
+                }
+            },
             Input::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -464,6 +473,11 @@ impl BrokerLoop {
     }
 
     fn drain_outputs(&mut self) {
+        while let Some((id, answer)) = self.broker.poll_admin() {
+            if let Some(reply) = self.admin_waiting.remove(&id) {
+                let _ = reply.send(answer);
+            }
+        }
         while let Some(out) = self.broker.poll_cluster() {
             if let Some(cluster) = &self.cluster {
                 cluster.send(out);

@@ -124,6 +124,79 @@ async fn what_is_not_cluster_wide_yet_fails_with_1001() {
     assert_eq!(err, "1001", "{resp}");
     let why = resp["error"].as_str().unwrap_or_default();
     assert!(why.contains("cluster mode"), "{resp}");
+
+    // The admin API's accounts, kick, channels and channel messages.
+    let admin = a.admin_url().expect("an admin listener");
+    let token = a.server_token("ops");
+    let app = beckon_tests::APP_ID;
+    let http = reqwest::Client::new();
+    let refused = [
+        ("GET", format!("/v1/apps/{app}/accounts")),
+        ("GET", format!("/v1/apps/{app}/accounts/alice")),
+        ("POST", format!("/v1/apps/{app}/accounts/bob/kick")),
+        ("GET", format!("/v1/apps/{app}/channels")),
+        ("GET", format!("/v1/apps/{app}/channels/room")),
+        ("POST", format!("/v1/apps/{app}/channels/room/messages")),
+    ];
+    for (method, path) in refused {
+        let url = format!("{admin}{path}");
+        let req = match method {
+            "GET" => http.get(url),
+            _ => http.post(url).json(&serde_json::json!({ "text": "hi" })),
+        };
+        let r = req.bearer_auth(&token).send().await.expect("answered");
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.expect("JSON");
+        assert_eq!(status, 409, "{path}: {body}");
+        assert_eq!(body["code"], 1001, "{path}: {body}");
+        let why = body["message"].as_str().unwrap_or_default();
+        assert!(why.contains("cluster mode"), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn an_admin_message_reaches_its_recipient_on_any_node() {
+    let (redis, a, b, mut alice, mut bob) = alice_on_a_bob_on_b().await;
+    await_claim(&redis, "bob", "b").await;
+    let admin = a.admin_url().expect("an admin listener");
+    let token = a.server_token("ops");
+    let app = beckon_tests::APP_ID;
+    let http = reqwest::Client::new();
+    let send = |to: &str, text: &str| {
+        let url = format!("{admin}/v1/apps/{app}/accounts/{to}/messages");
+        let req = http.post(url).bearer_auth(&token);
+        let body = serde_json::json!({ "text": text });
+        async move {
+            let r = req.json(&body).send().await.expect("answered");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("JSON");
+            (status, body)
+        }
+    };
+    // On the admin's node, on the other node, and offline everywhere.
+    let (status, body) = send("alice", "hi alice").await;
+    assert_eq!(
+        (status, &body["online"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
+    alice.expect_message("ops", "hi alice").await;
+    let (status, body) = send("bob", "hi bob").await;
+    assert_eq!(
+        (status, &body["online"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
+    bob.expect_message("ops", "hi bob").await;
+    let (status, body) = send("carol", "hi carol").await;
+    assert_eq!(
+        (status, &body["online"]),
+        (200, &serde_json::json!(false)),
+        "{body}"
+    );
+    let mut carol = User::new(b.url(), "carol");
+    carol.login(&b).await;
+    carol.expect_message("ops", "hi carol").await;
 }
 
 #[tokio::test]

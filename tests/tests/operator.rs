@@ -283,7 +283,7 @@ async fn a_scripted_scenario_shows_exact_counters() {
 #[tokio::test]
 async fn every_endpoint_refuses_bad_tokens() {
     if beckon_tests::skip_in_cluster(
-        "it expects the admin API's accounts, kick and message endpoints to answer; they are \
+        "it expects the admin API's accounts, kick and channel endpoints to answer; they are \
          refused with 1001 in cluster mode",
     ) {
         return;
@@ -416,7 +416,8 @@ async fn every_endpoint_refuses_bad_tokens() {
 #[tokio::test]
 async fn the_admin_api_lists_kicks_sends_and_mints() {
     if beckon_tests::skip_in_cluster(
-        "the admin API's accounts, kick and message sending are refused with 1001 in cluster mode",
+        "the admin API's accounts, kick, channels and channel messages are refused with 1001 in \
+         cluster mode (its p2p messages are tested on nodes in tests/cluster.rs)",
     ) {
         return;
     }
@@ -593,7 +594,7 @@ async fn the_admin_api_lists_kicks_sends_and_mints() {
 async fn the_openapi_document_matches_the_routes_and_each_answers() {
     if beckon_tests::skip_in_cluster(
         "it expects every documented route to answer as documented; the admin API's accounts, \
-         kick and message endpoints are refused with 1001 in cluster mode",
+         kick and channel endpoints are refused with 1001 in cluster mode",
     ) {
         return;
     }

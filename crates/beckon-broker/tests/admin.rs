@@ -592,16 +592,18 @@ proptest::proptest! {
 }
 
 #[test]
-fn in_cluster_mode_node_local_admin_requests_are_refused() {
+fn in_cluster_mode_what_is_not_cluster_wide_yet_is_refused() {
     let now = Instant::now();
     let mut config = BrokerConfig::new(apps(CERT), [3; 32]);
     config.cluster = true;
     let mut b = Broker::new(config, MemoryStore::new(), now, NOW_UNIX * 1000);
     login(&mut b, ConnId(1), "alice", now);
     let requests = [
+        AdminRequest::Accounts(page(None, 10)),
         AdminRequest::Account {
             account: "alice".into(),
         },
+        AdminRequest::Channels(page(None, 10)),
         AdminRequest::Kick {
             account: "alice".into(),
         },

@@ -1529,6 +1529,80 @@ fn an_accepted_call_ends_when_the_other_sides_node_dies() {
 }
 
 #[test]
+fn a_ringing_invitation_fails_when_the_callees_node_dies() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.take(0, 1);
+    // Alive: the checks change nothing.
+    c.advance(Duration::from_secs(25));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    // bob's node dies: bob reads offline everywhere. Within a check, long before the
+    // invitation's timeout, alice hears that bob is offline (703), as when he logs out.
+    c.presence.remove(&(APP.into(), "bob".into()));
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_ringing_invitation_the_callees_node_no_longer_has_fails() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.take(0, 1);
+    // bob refuses, and the refusal never reaches alice's node.
+    c.drop_signals = true;
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", false)).code, 0);
+    c.drop_signals = false;
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+    // alice's node asks bob's whether it still has the invitation: it does not, so it fails
+    // for alice, and bob hears nothing more.
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )]
+    );
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_ringing_invitation_is_not_failed_by_checks_that_cannot_ask() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.take(0, 1);
+    c.reachable = false;
+    c.advance(Duration::from_secs(25));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    // Redis back: it still rings, and times out as before.
+    c.reachable = true;
+    c.advance(Duration::from_secs(36));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InviteTimeout.code()
+        )]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+}
+
+#[test]
 fn an_accepted_call_the_other_node_no_longer_has_ends() {
     let mut c = two_callers();
     ringing(&mut c);

@@ -1947,6 +1947,42 @@ fn ev(
     (kind, channel.into(), who.into(), text.into())
 }
 
+/// (channels, channel members) in the metrics' gauges of `node`.
+fn channel_gauges(c: &Cluster, node: usize) -> (usize, usize) {
+    let snap = c.nodes[node].broker.snapshot();
+    let label = beckon_broker::admin::DEVELOPMENT_APP_LABEL;
+    snap.gauges
+        .get(label)
+        .map_or((0, 0), |g| (g.channels, g.channel_members))
+}
+
+#[test]
+fn each_nodes_channel_gauges_count_its_replicas_and_its_own_members() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.login(1, 4, "dave");
+    assert_eq!(channel_gauges(&c, 0), (0, 0));
+    c.join(0, 1, "room");
+    c.join(1, 2, "room");
+    c.join(1, 3, "room");
+    c.join(1, 4, "hall");
+    // "room" counts on both nodes; its members are split between them.
+    assert_eq!(channel_gauges(&c, 0), (1, 1));
+    assert_eq!(channel_gauges(&c, 1), (2, 3));
+    assert_eq!(c.request(1, 2, wire::leave("room")).code, 0);
+    assert_eq!(channel_gauges(&c, 1), (2, 2));
+    assert_eq!(c.request(1, 3, wire::leave("room")).code, 0);
+    c.route();
+    assert_eq!(channel_gauges(&c, 0), (1, 1));
+    assert_eq!(
+        channel_gauges(&c, 1),
+        (1, 1),
+        "no member of room is left here"
+    );
+}
+
 #[test]
 fn channel_members_counts_and_join_events_span_the_nodes() {
     let mut c = Cluster::new(2);

@@ -325,8 +325,11 @@ pub struct AppGauges {
     pub sessions: usize,
     /// Of those, the ones waiting in grace without a connection.
     pub sessions_in_grace: usize,
+    /// Channels; on a cluster node, the channels this node has members of (a channel with
+    /// members on several nodes counts on each).
     pub channels: usize,
-    /// Memberships summed over the app's channels.
+    /// Memberships summed over the app's channels; on a cluster node, this node's members
+    /// only (the sum over the nodes is the cluster's).
     pub channel_members: usize,
 }
 

@@ -48,6 +48,9 @@ pub(crate) struct Call {
     /// In cluster mode, for an invitation waiting for a callee that is on no node: when the
     /// wait ends (`deadline` is then the next time the cluster is asked again).
     pub(crate) cluster_wait: Option<Instant>,
+    /// In cluster mode, for a ringing invitation whose callee is on another node: when it
+    /// times out (`deadline` is then the next check that the callee's node still has it).
+    pub(crate) ring_until: Option<Instant>,
 }
 
 impl Call {
@@ -188,6 +191,7 @@ impl Calls {
         call.state = CallState::Ringing;
         call.deadline = Some(deadline);
         call.cluster_wait = None;
+        call.ring_until = None;
         let extra = std::mem::take(&mut call.extra);
         self.extra_bytes -= extra.len();
         Some((call, extra))
@@ -198,12 +202,20 @@ impl Calls {
         if let Some(c) = self.by_id.get_mut(&id) {
             c.state = CallState::Accepted;
             c.deadline = None;
+            c.ring_until = None;
         }
     }
 
     /// The call with this key, if any.
     pub(crate) fn id(&self, key: &CallKey) -> Option<u64> {
         self.by_key.get(key).copied()
+    }
+
+    /// Sets when a ringing invitation to another node times out (see `Call::ring_until`).
+    pub(crate) fn set_ring_until(&mut self, id: u64, until: Option<Instant>) {
+        if let Some(c) = self.by_id.get_mut(&id) {
+            c.ring_until = until;
+        }
     }
 
     /// Sets a call's deadline.
@@ -370,6 +382,7 @@ mod tests {
             deadline: None,
             gateway: gateway.map(str::to_owned),
             cluster_wait: None,
+            ring_until: None,
         }
     }
 

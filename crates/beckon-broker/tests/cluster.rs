@@ -1529,6 +1529,80 @@ fn an_accepted_call_ends_when_the_other_sides_node_dies() {
 }
 
 #[test]
+fn a_ringing_invitation_fails_when_the_callees_node_dies() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.take(0, 1);
+    // Alive: the checks change nothing.
+    c.advance(Duration::from_secs(25));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    // bob's node dies: bob reads offline everywhere. Within a check, long before the
+    // invitation's timeout, alice hears that bob is offline (703), as when he logs out.
+    c.presence.remove(&(APP.into(), "bob".into()));
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_ringing_invitation_the_callees_node_no_longer_has_fails() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.take(0, 1);
+    // bob refuses, and the refusal never reaches alice's node.
+    c.drop_signals = true;
+    assert_eq!(c.request(1, 2, answer("room", "alice", "", false)).code, 0);
+    c.drop_signals = false;
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    assert_eq!(c.nodes[1].broker.calls_in_progress(), 0);
+    // alice's node asks bob's whether it still has the invitation: it does not, so it fails
+    // for alice, and bob hears nothing more.
+    c.advance(Duration::from_secs(11));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InvitePeerOffline.code()
+        )]
+    );
+    assert!(call_kinds(&mut c, 1, 2).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+}
+
+#[test]
+fn a_ringing_invitation_is_not_failed_by_checks_that_cannot_ask() {
+    let mut c = two_callers();
+    ringing(&mut c);
+    c.take(0, 1);
+    c.reachable = false;
+    c.advance(Duration::from_secs(25));
+    assert!(call_kinds(&mut c, 0, 1).is_empty());
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 1);
+    // Redis back: it still rings, and times out as before.
+    c.reachable = true;
+    c.advance(Duration::from_secs(36));
+    assert_eq!(
+        call_kinds(&mut c, 0, 1),
+        [(
+            CallKind::Failed,
+            "bob".into(),
+            ErrorCode::InviteTimeout.code()
+        )]
+    );
+    assert_eq!(c.nodes[0].broker.calls_in_progress(), 0);
+}
+
+#[test]
 fn an_accepted_call_the_other_node_no_longer_has_ends() {
     let mut c = two_callers();
     ringing(&mut c);
@@ -1871,6 +1945,42 @@ fn ev(
     text: &str,
 ) -> (&'static str, String, String, String) {
     (kind, channel.into(), who.into(), text.into())
+}
+
+/// (channels, channel members) in the metrics' gauges of `node`.
+fn channel_gauges(c: &Cluster, node: usize) -> (usize, usize) {
+    let snap = c.nodes[node].broker.snapshot();
+    let label = beckon_broker::admin::DEVELOPMENT_APP_LABEL;
+    snap.gauges
+        .get(label)
+        .map_or((0, 0), |g| (g.channels, g.channel_members))
+}
+
+#[test]
+fn each_nodes_channel_gauges_count_its_replicas_and_its_own_members() {
+    let mut c = Cluster::new(2);
+    c.login(0, 1, "alice");
+    c.login(1, 2, "bob");
+    c.login(1, 3, "carol");
+    c.login(1, 4, "dave");
+    assert_eq!(channel_gauges(&c, 0), (0, 0));
+    c.join(0, 1, "room");
+    c.join(1, 2, "room");
+    c.join(1, 3, "room");
+    c.join(1, 4, "hall");
+    // "room" counts on both nodes; its members are split between them.
+    assert_eq!(channel_gauges(&c, 0), (1, 1));
+    assert_eq!(channel_gauges(&c, 1), (2, 3));
+    assert_eq!(c.request(1, 2, wire::leave("room")).code, 0);
+    assert_eq!(channel_gauges(&c, 1), (2, 2));
+    assert_eq!(c.request(1, 3, wire::leave("room")).code, 0);
+    c.route();
+    assert_eq!(channel_gauges(&c, 0), (1, 1));
+    assert_eq!(
+        channel_gauges(&c, 1),
+        (1, 1),
+        "no member of room is left here"
+    );
 }
 
 #[test]

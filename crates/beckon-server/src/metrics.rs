@@ -215,13 +215,13 @@ pub(crate) fn render(snap: &LoopSnapshot, timings: Option<&StoreTimings>) -> Str
     gauges(
         &mut reg,
         "channels",
-        "Channels (with members, or empty and waiting out their TTL)",
+        "Channels (with members, or empty and waiting out their TTL); in cluster mode, the channels this node has members of",
         per_app(&|g| g.channels),
     );
     gauges(
         &mut reg,
         "channel_members",
-        "Channel memberships, summed over channels",
+        "Channel memberships, summed over channels; in cluster mode, this node's members",
         per_app(&|g| g.channel_members),
     );
     let by_scheme = |values: &dyn Fn(usize) -> usize| {

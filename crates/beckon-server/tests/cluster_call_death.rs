@@ -1,7 +1,8 @@
 //! A cluster node killed with SIGKILL in the middle of an accepted call: the other side's call
 //! ends (`onInviteEndByPeer`) once the dead node's registration expires (`node_ttl_ms`) and
 //! the next check of the call finds no one there (every 10 s), with nothing sent by the dead
-//! node.
+//! node. Likewise a ringing invitation whose callee's node is killed fails for its caller
+//! (703), long before its timeout.
 //!
 //! Needs `redis-server` (`.ci/run` installs it); without it the test fails saying so.
 
@@ -58,22 +59,9 @@ async fn await_call(client: &mut Client, kind: Kind, patience: Duration) -> pb::
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() {
-    let DoomedPair {
-        doomed,
-        survivor,
-        keep: _keep,
-    } = DoomedPair::start(NODE_TTL).await;
-
-    let mut alice = Client::connect(doomed.addr).await;
-    alice
-        .login_ok("demo", "alice", beckon_proto::NO_TOKEN)
-        .await;
-    let mut bob = Client::connect(survivor.local_addr()).await;
-    bob.login_ok("demo", "bob", beckon_proto::NO_TOKEN).await;
-
-    // bob's claim reaches Redis just after his login answer: alice invites until it rings.
+/// alice invites bob until the invitation rings (bob's claim reaches Redis just after his
+/// login answer); returns the invitation bob received.
+async fn ring(alice: &mut Client, bob: &mut Client) -> pb::CallEvent {
     let mut id = 0;
     let ringing = Instant::now();
     loop {
@@ -83,7 +71,7 @@ async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() 
             account: "bob".into(),
             extra: String::new(),
         });
-        request(&mut alice, id, invite).await;
+        request(alice, id, invite).await;
         let reply = loop {
             match alice.recv().await.expect("the session goes on") {
                 server_frame::Kind::Event(pb::Event {
@@ -99,8 +87,27 @@ async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() 
         assert!(ringing.elapsed() < PATIENCE, "bob never rang: {reply:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let received = await_call(&mut bob, Kind::Received, PATIENCE).await;
+    let received = await_call(bob, Kind::Received, PATIENCE).await;
     assert_eq!(received.account, "alice");
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() {
+    let DoomedPair {
+        doomed,
+        survivor,
+        keep: _keep,
+    } = DoomedPair::start(NODE_TTL).await;
+
+    let mut alice = Client::connect(doomed.addr).await;
+    alice
+        .login_ok("demo", "alice", beckon_proto::NO_TOKEN)
+        .await;
+    let mut bob = Client::connect(survivor.local_addr()).await;
+    bob.login_ok("demo", "bob", beckon_proto::NO_TOKEN).await;
+
+    let received = ring(&mut alice, &mut bob).await;
     let accept = Op::InviteAccept(pb::InviteAnswer {
         channel: received.channel.clone(),
         account: "alice".into(),
@@ -119,6 +126,42 @@ async fn an_accepted_call_ends_for_the_survivor_when_the_other_node_is_killed() 
     eprintln!(
         "bob's call ended {:?} after alice's node was killed (node TTL {NODE_TTL:?}, a check \
          every 10 s)",
+        killed.elapsed()
+    );
+    survivor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ringing_invitation_fails_for_its_caller_when_the_callees_node_is_killed() {
+    let DoomedPair {
+        doomed,
+        survivor,
+        keep: _keep,
+    } = DoomedPair::start(NODE_TTL).await;
+
+    let mut alice = Client::connect(survivor.local_addr()).await;
+    alice
+        .login_ok("demo", "alice", beckon_proto::NO_TOKEN)
+        .await;
+    let mut bob = Client::connect(doomed.addr).await;
+    bob.login_ok("demo", "bob", beckon_proto::NO_TOKEN).await;
+    let received = ring(&mut alice, &mut bob).await;
+
+    doomed.signal("KILL");
+    let killed = Instant::now();
+    // The invitation's timeout is 60 s: only the checks end it within the patience.
+    let failed = await_call(&mut alice, Kind::Failed, PATIENCE).await;
+    assert_eq!(
+        (failed.account.as_str(), failed.channel, failed.code),
+        (
+            "bob",
+            received.channel,
+            beckon_proto::ErrorCode::InvitePeerOffline.code()
+        )
+    );
+    eprintln!(
+        "alice's invitation failed {:?} after bob's node was killed (node TTL {NODE_TTL:?}, a \
+         check every 10 s)",
         killed.elapsed()
     );
     survivor.shutdown().await;

@@ -451,7 +451,10 @@ impl<S: Store> Broker<S> {
                 }
             }
         }
-        for (app, channels, members) in self.channels.per_app() {
+        // In cluster mode a node's channels are its replicas: the channels it has members
+        // of, with its own members of them.
+        let replicas = self.cluster_channels.per_app();
+        for (app, channels, members) in self.channels.per_app().chain(replicas) {
             let g = gauges.entry(self.app_label(app).to_owned()).or_default();
             g.channels += channels;
             g.channel_members += members;

@@ -130,6 +130,7 @@ impl<S: Store> Broker<S> {
             deadline: None,
             gateway: None,
             cluster_wait: None,
+            ring_until: None,
         };
         if extra.flag(EXTRA_PHONE) {
             let gateway = (self.calls.gateway(&app.app_id))

@@ -197,12 +197,14 @@ impl<S: Store> Broker<S> {
 
     /// An accepted call whose other side is on another node is checked on every
     /// [`CALL_PROBE_INTERVAL`]: a call has no deadline once accepted, and nothing else would
-    /// end it if the other side's node died.
+    /// end it if the other side's node died. So is a ringing invitation whose callee's node has
+    /// it (`ring_until` set), until it times out, so that it fails when that node dies.
     pub(super) fn cluster_watch(&mut self, id: u64) {
         let Some(call) = self.calls.get(id) else {
             return;
         };
-        if !self.config.cluster || call.state != CallState::Accepted {
+        let ringing = call.state == CallState::Ringing && call.ring_until.is_some();
+        if !self.config.cluster || !(call.state == CallState::Accepted || ringing) {
             return;
         }
         let other = if self.session_of(&call.key.app, &call.key.caller).is_some() {
@@ -213,7 +215,10 @@ impl<S: Store> Broker<S> {
         if self.session_of(&call.key.app, other).is_some() {
             return; // Both sides are here: their sessions' ends end the call.
         }
-        let at = self.now + CALL_PROBE_INTERVAL;
+        let mut at = self.now + CALL_PROBE_INTERVAL;
+        if let Some(until) = call.ring_until.filter(|u| *u < at) {
+            at = until;
+        }
         self.calls.set_deadline(id, Some(at));
         self.arm(at, TimerKey::Call(id));
     }
@@ -227,7 +232,8 @@ impl<S: Store> Broker<S> {
         if call.deadline.is_none_or(|d| d > now) {
             return false;
         }
-        if call.state == CallState::Accepted {
+        let ringing = call.state == CallState::Ringing && call.ring_until.is_some_and(|u| u > now);
+        if call.state == CallState::Accepted || ringing {
             self.probe(id);
             return true;
         }
@@ -251,11 +257,13 @@ impl<S: Store> Broker<S> {
         true
     }
 
-    /// Asks the node of an accepted call's other side whether it still has the call.
+    /// Asks the node of an accepted call's other side (or of a ringing invitation's callee)
+    /// whether it still has the call.
     fn probe(&mut self, id: u64) {
         let Some(call) = self.calls.get(id) else {
             return;
         };
+        let ring_until = call.ring_until;
         let (app, channel) = (call.key.app.clone(), call.key.channel.clone());
         let (caller, callee) = (call.key.caller.clone(), call.key.callee.clone());
         let here_caller = self.session_of(&app, &caller).is_some();
@@ -264,9 +272,13 @@ impl<S: Store> Broker<S> {
         } else {
             (caller, callee)
         };
-        self.calls.set_deadline(id, None);
+        self.calls.set_deadline(id, ring_until);
         if self.session_of(&app, &to).is_some() {
-            return; // Both sides are here now.
+            // Both sides are here now: a ringing invitation still times out.
+            if let Some(until) = ring_until {
+                self.arm(until, TimerKey::Call(id));
+            }
+            return;
         }
         let asking = (self.cluster_calls.flights.values()).any(|f| {
             f.signal.msg_type == PROBE
@@ -362,6 +374,9 @@ impl<S: Store> Broker<S> {
                     // The invitation travels with the signal; the call keeps no `extra`.
                     self.calls.ring(id, now + timeout);
                     self.arm(now + timeout, TimerKey::Call(id));
+                    // The callee's node has it: checked until it times out.
+                    self.calls.set_ring_until(id, Some(now + timeout));
+                    self.cluster_watch(id);
                 }
                 Ok(())
             }
@@ -529,6 +544,7 @@ impl<S: Store> Broker<S> {
             deadline: None,
             gateway: None,
             cluster_wait: None,
+            ring_until: None,
         };
         let id = self.add_call(call);
         self.ring(id, self.now);

@@ -211,6 +211,15 @@ impl ClusterChannels {
         }
     }
 
+    /// (app, replicas, local members) in every app: this node's share of the channels, for
+    /// the metrics' gauges.
+    pub(super) fn per_app(&self) -> impl Iterator<Item = (&str, usize, usize)> {
+        (self.replicas.iter()).map(|(app, channels)| {
+            let members = channels.values().map(|r| r.members.len()).sum();
+            (app.as_str(), channels.len(), members)
+        })
+    }
+
     fn take(&mut self, query: u64) -> Option<Pending> {
         let p = self.pending.remove(&query)?;
         let sid = p.waiting().sid;
